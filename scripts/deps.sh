@@ -1,0 +1,16 @@
+#!/bin/sh
+# Installs the Debian packages wmesh needs to build, test and run its demo, if any are missing.
+set -eu
+PKGS="build-essential pkg-config libmosquitto-dev mosquitto mosquitto-clients libcurl4-openssl-dev \
+libjansson-dev libmicrohttpd-dev libssl-dev attr curl"
+[ "${1:-}" = "--extra" ] && PKGS="$PKGS clang libclang-rt-14-dev nginx-light valgrind"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -q >&2
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing >&2

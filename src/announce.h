@@ -1,0 +1,47 @@
+/* announce.h: one announcement of a file version, independent of its wire format. */
+#ifndef WMESH_ANNOUNCE_H
+#define WMESH_ANNOUNCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "integrity.h"
+
+enum wm_format {
+    WM_FORMAT_V03 = 0, /* JSON object: pubTime, baseUrl, relPath, integrity|identity, ... */
+    WM_FORMAT_ARRAY,   /* the seed's JSON array: [pubTime, baseUrl, relPath, {headers}] */
+    WM_FORMAT_WNM,     /* WIS2 notification message (GeoJSON feature) */
+};
+
+enum wm_content_encoding { WM_CONTENT_NONE = 0, WM_CONTENT_UTF8, WM_CONTENT_BASE64 };
+
+struct wm_json; /* see json.h */
+
+/* Everything an announcement says that wmesh acts on. Strings and buffers are owned by the
+ * announcement and freed by announce_free(). */
+struct announce {
+    int64_t pubtime_ns;     /* UTC, nanoseconds since the epoch */
+    int pubtime_digits;     /* fraction digits as received (0..9), kept when re-encoding */
+    char *base_url;         /* as received; may end in '/' */
+    char *rel_path;         /* as received; may start with '/'; see tree_clean_relpath() */
+    char *retrieve_path;    /* optional (v03 retrievePath/retPath): overrides rel_path in the URL */
+    struct wm_checksum sum; /* the announced checksum */
+    bool sum_is_identity;   /* the v03 key was "identity" (sr3) rather than "integrity" */
+    int64_t size;           /* announced size in bytes, -1 when unknown */
+    enum wm_content_encoding content_encoding; /* WM_CONTENT_NONE: no inline content */
+    unsigned char *content; /* decoded inline bytes (content_len of them), NULL when none */
+    size_t content_len;
+    enum wm_format format;  /* the format it arrived in */
+    struct wm_json *extra;  /* a JSON object of every field (array: header) not interpreted,
+                               forwarded unchanged when re-encoding; may be NULL */
+};
+
+/* Returns a new zeroed announcement (size -1), or NULL with errno set. */
+struct announce *announce_new(void);
+/* Frees *a and everything it owns, then sets *a to NULL. Accepts NULL and *a == NULL. */
+void announce_free(struct announce **a);
+/* Deep copy; NULL on allocation failure. */
+struct announce *announce_clone(const struct announce *a);
+
+#endif

@@ -1,0 +1,11 @@
+/* cli.h: the wmesh subcommands. Each parses its own arguments and returns the exit status. */
+#ifndef WMESH_CLI_H
+#define WMESH_CLI_H
+
+int cmd_peer(int argc, char **argv);
+int cmd_post(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_sub(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif
