@@ -4,6 +4,7 @@
 #ifndef WMESH_TREE_H
 #define WMESH_TREE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -18,15 +19,27 @@ struct tree;
 /* Opens (creating if needed) the tree at dir and empties its temporary directory.
  * Returns NULL with errno set on failure. The caller owns the result. */
 struct tree *tree_open(const char *dir);
+/* Opens an existing tree without touching its temporary directory: for tools (post, serve)
+ * that may run beside a peer working in the same tree. NULL with errno set on failure. */
+struct tree *tree_attach(const char *dir);
 /* Closes *t and sets it to NULL. */
 void tree_close(struct tree **t);
 int tree_dirfd(const struct tree *t);
 const char *tree_path(const struct tree *t);
+/* Whether tree_tmp_commit fsyncs the file before the rename and its directory after it
+ * (default true). Turning it off trades crash safety for speed (benchmarks, tmpfs). */
+void tree_set_sync(struct tree *t, bool sync);
 
 /* Normalises an announced relPath into a path relative to the tree: leading '/' and repeated
  * '/' dropped, "." components dropped. Refuses (WM_ERR_UNSAFE) "..", components starting with
  * '.', NUL bytes, control characters, a trailing '/', empty result, or percent-encoded forms of
- * any of these ("%2e%2e", "%2f"); WM_ERR_TOOBIG when longer than outlen-1 or PATH_MAX. */
+ * any of these ("%2e%2e", "%2f"); WM_ERR_TOOBIG when longer than outlen-1 or PATH_MAX.
+ * The relPath is a URL path piece, so it is percent-decoded once, component by component,
+ * before any check; out gets the DECODED form, i.e. the names as they are on disk ("a%20b" ->
+ * "a b"). A '%' not followed by two hex digits is kept as is. An encoded '/' ("%2F") or NUL
+ * ("%00") is always refused, as is a final "." component (it names a directory). Bytes >= 0x80
+ * (UTF-8 names) and backslashes are kept. A component over NAME_MAX bytes is WM_ERR_TOOBIG.
+ * On any failure out is set to "". */
 enum wm_err tree_clean_relpath(const char *rel_path, char *out, size_t outlen);
 
 /* A file being written before it joins the tree. */
@@ -39,7 +52,10 @@ struct tree_tmp {
 enum wm_err tree_tmp_create(struct tree *t, struct tree_tmp *tmp);
 /* Records sum in the file's xattr, creates the parent directories of clean_rel (refusing
  * symlinks), and renames the file over clean_rel atomically. Closes tmp->fd. On failure the
- * temporary file is removed. clean_rel must come from tree_clean_relpath(). */
+ * temporary file is removed. clean_rel must come from tree_clean_relpath().
+ * sum may be NULL (or WM_SUM_NONE) to record nothing. Without xattr support the sum is skipped
+ * (logged once at debug). Errors: WM_ERR_UNSAFE for a symlink or special file in the way,
+ * WM_ERR_EXISTS for a regular file where a directory is needed or a directory at clean_rel. */
 enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel,
                             const struct wm_checksum *sum);
 /* Closes and removes the temporary file. */
@@ -53,7 +69,10 @@ enum wm_err tree_lookup(struct tree *t, const char *clean_rel, struct wm_checksu
 enum wm_err tree_checksum(struct tree *t, const char *clean_rel, enum wm_sum method,
                           struct wm_checksum *out);
 /* Opens a stored regular file read-only for serving; *size gets its length. Refuses
- * directories, symlinks, dot-files and anything in WM_TREE_TMPDIR. */
+ * directories, symlinks, dot-files and anything in WM_TREE_TMPDIR.
+ * The caller owns *fd (close it). Symlinks and dot-files give WM_ERR_UNSAFE; absent names,
+ * directories and other non-regular files WM_ERR_NOTFOUND. tree_lookup and tree_checksum
+ * refuse the same way. Safe to call from several threads at once. */
 enum wm_err tree_open_file(struct tree *t, const char *clean_rel, int *fd, off_t *size);
 
 #endif

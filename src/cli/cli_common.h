@@ -1,0 +1,12 @@
+/* cli_common.h: small helpers shared by the subcommands' argument handling. */
+#ifndef WMESH_CLI_COMMON_H
+#define WMESH_CLI_COMMON_H
+
+#include "announce.h"
+
+/* NULL for NULL or "none", else text. */
+const char *cli_none_to_null(const char *text);
+/* "v03" or "array" (and later "wnm"); prints a reason and returns -1 otherwise. */
+int cli_parse_format(const char *text, enum wm_format *out);
+
+#endif

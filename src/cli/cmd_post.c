@@ -1,0 +1,171 @@
+/* cmd_post.c: `wmesh post`: announce files already in a tree (what the demo's mesh_pub.py did). */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "cli_common.h"
+#include "codec.h"
+#include "log.h"
+#include "loop.h"
+#include "mqtt.h"
+#include "options.h"
+#include "tree.h"
+
+static const struct option_spec specs[] = {
+    {"post-broker", OPT_STRING, false, "URL", NULL, "broker to announce on (required)"},
+    {"post-base-url", OPT_STRING, false, "URL", NULL, "where the tree is served (required)"},
+    {"dir", OPT_STRING, false, "DIR", NULL, "the tree the files are in (required)"},
+    {"post-format", OPT_STRING, false, "v03|array", "v03", "message format"},
+    {"integrity", OPT_STRING, false, "METHOD", "sha512", "checksum: sha512, sha256, md5, ..."},
+    {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level"},
+    {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange"},
+    {"timeout", OPT_NUMBER, false, "S", "30", "give up when the broker has not acknowledged"},
+    {NULL, 0, false, NULL, NULL, NULL},
+};
+
+#define USAGE "wmesh post --post-broker URL --post-base-url URL --dir DIR [options] FILE..."
+
+struct post {
+    struct loop *loop;
+    struct mqtt_link *link;
+    bool refused;
+};
+
+static void on_published(void *arg, struct mqtt_link *link, int mid)
+{
+    struct post *p = arg;
+    (void)mid;
+    if (mqtt_pending(link) == 0) loop_stop(p->loop);
+}
+
+static void on_disconnect(void *arg, struct mqtt_link *link)
+{
+    (void)arg;
+    (void)link;
+}
+
+static void on_timeout(void *arg)
+{
+    struct post *p = arg;
+    loop_stop(p->loop);
+}
+
+/* relPath of path inside root: the part after root, with '%' escaped because relPath is in URL
+ * form. Returns -1 when path is not inside root. */
+static int relpath_of(const char *root, const char *path, char *out, size_t outlen)
+{
+    size_t rlen = strlen(root);
+    if (strncmp(path, root, rlen) != 0 || path[rlen] != '/') return -1;
+    size_t j = 0;
+    for (const char *c = path + rlen + 1; *c; c++) {
+        if (j + 4 > outlen) return -1;
+        if (*c == '%') {
+            memcpy(out + j, "%25", 3);
+            j += 3;
+        } else {
+            out[j++] = *c;
+        }
+    }
+    out[j] = '\0';
+    return j ? 0 : -1;
+}
+
+/* Builds, encodes and queues the announcement of one file. */
+static int post_file(struct post *p, struct options *o, struct tree *t, const char *root,
+                     const char *file, enum wm_format fmt, enum wm_sum method)
+{
+    char real[PATH_MAX], rel[PATH_MAX], clean[PATH_MAX], topic[1024];
+    if (!realpath(file, real) || relpath_of(root, real, rel, sizeof rel) != 0 ||
+        tree_clean_relpath(rel, clean, sizeof clean) != WM_OK) {
+        log_error("%s: not a file inside %s", file, root);
+        return -1;
+    }
+    struct announce *a = announce_new();
+    char *text = NULL;
+    size_t len;
+    enum wm_err e = WM_ERR_NOMEM;
+    struct stat st;
+    if (!a || stat(real, &st) != 0) goto done;
+    a->pubtime_ns = loop_wall_ns();
+    a->pubtime_digits = 6;
+    a->size = st.st_size;
+    a->base_url = strdup(options_get(o, "post-base-url"));
+    a->rel_path = strdup(rel);
+    if (!a->base_url || !a->rel_path) goto done;
+    if ((e = tree_checksum(t, clean, method, &a->sum)) ||
+        (e = codec_encode(a, fmt, &text, &len)) ||
+        (e = codec_topic(options_get(o, "exchange"), options_get(o, "topic-prefix"), rel, topic,
+                         sizeof topic)) ||
+        (e = mqtt_publish(p->link, topic, text, len, NULL)))
+        goto done;
+    log_info("posted %s", rel);
+done:
+    if (e != WM_OK) log_error("%s: %s", file, wm_strerror(e));
+    free(text);
+    announce_free(&a);
+    return e == WM_OK ? 0 : -1;
+}
+
+static int post_all(struct post *p, struct options *o, const char *const *files, size_t nfiles)
+{
+    enum wm_format fmt;
+    enum wm_sum method = integrity_method_from_name(options_get(o, "integrity"));
+    if (cli_parse_format(options_get(o, "post-format"), &fmt) != 0) return 2;
+    if (!integrity_is_digest(method) && method != WM_SUM_MD5NAME) {
+        fprintf(stderr, "wmesh post: unknown --integrity %s\n", options_get(o, "integrity"));
+        return 2;
+    }
+    struct tree *t = tree_attach(options_get(o, "dir"));
+    if (!t) {
+        fprintf(stderr, "wmesh post: cannot open %s: %s\n", options_get(o, "dir"), strerror(errno));
+        return 1;
+    }
+    int failed = 0;
+    for (size_t i = 0; i < nfiles; i++)
+        if (post_file(p, o, t, tree_path(t), files[i], fmt, method) != 0) failed++;
+    tree_close(&t);
+    return failed ? 1 : 0;
+}
+
+int cmd_post(int argc, char **argv)
+{
+    bool help;
+    struct options *o = options_parse(USAGE, specs, argc, argv, &help);
+    if (!o) return help ? 0 : 2;
+    size_t nfiles;
+    const char *const *files = options_positionals(o, &nfiles);
+    int rc = 2;
+    struct post p = {0};
+    double timeout;
+    if (!options_get(o, "post-broker") || !options_get(o, "post-base-url") ||
+        !options_get(o, "dir") || nfiles == 0 || options_number(o, "timeout", 30, &timeout)) {
+        options_usage(USAGE, specs);
+        goto done;
+    }
+    p.loop = loop_new();
+    struct mqtt_options mo = {.url = options_get(o, "post-broker")};
+    struct mqtt_callbacks cb = {.on_published = on_published, .on_disconnect = on_disconnect};
+    enum wm_err e;
+    if (!p.loop || !(p.link = mqtt_link_new(p.loop, &mo, &cb, &p, &e))) {
+        fprintf(stderr, "wmesh post: cannot use broker: %s\n", wm_strerror(WM_ERR_INVAL));
+        goto done;
+    }
+    rc = post_all(&p, o, files, nfiles);
+    if (mqtt_pending(p.link) > 0) {
+        loop_timer_add(p.loop, (int64_t)(timeout * 1000), on_timeout, &p);
+        loop_run(p.loop);
+    }
+    if (mqtt_pending(p.link) > 0) {
+        log_error("broker did not acknowledge %d announcement(s)", mqtt_pending(p.link));
+        rc = 1;
+    }
+done:
+    mqtt_link_free(&p.link);
+    loop_free(&p.loop);
+    options_free(&o);
+    return rc;
+}

@@ -1,0 +1,123 @@
+/* cmd_sub.c: `wmesh sub`: print each announcement a broker delivers, decoded, with its lag. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "codec.h"
+#include "log.h"
+#include "loop.h"
+#include "mqtt.h"
+#include "options.h"
+
+static const struct option_spec specs[] = {
+    {"broker", OPT_STRING, false, "URL", NULL, "broker to listen to (required)"},
+    {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level"},
+    {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange"},
+    {"subtopic", OPT_STRING, true, "S", "#", "subscribe to <exchange>/<prefix>/S"},
+    {"count", OPT_NUMBER, false, "N", "0", "exit after N announcements (0: never)"},
+    {NULL, 0, false, NULL, NULL, NULL},
+};
+
+#define USAGE "wmesh sub --broker URL [--subtopic S ...] [--count N]"
+
+struct sub {
+    struct loop *loop;
+    long seen, count;
+};
+
+static const char *format_name(enum wm_format f)
+{
+    switch (f) {
+    case WM_FORMAT_V03: return "v03";
+    case WM_FORMAT_ARRAY: return "array";
+    case WM_FORMAT_WNM: return "wnm";
+    }
+    return "?";
+}
+
+static void print_announcement(const struct announce *a)
+{
+    char when[64], sum[128];
+    codec_pubtime_format(a->pubtime_ns, a->pubtime_digits, true, when, sizeof when);
+    if (integrity_value_format(&a->sum, sum, sizeof sum) != WM_OK) snprintf(sum, sizeof sum, "?");
+    double lag = (double)(loop_wall_ns() - a->pubtime_ns) / 1e9;
+    const char *sep = a->base_url[0] && a->base_url[strlen(a->base_url) - 1] == '/' ? "" : "/";
+    printf("%s lag=%.3fs %s %s%s%s %s=%s", when, lag, format_name(a->format), a->base_url, sep,
+           a->rel_path[0] == '/' ? a->rel_path + 1 : a->rel_path,
+           integrity_method_name(a->sum.method), sum);
+    if (a->size >= 0) printf(" size=%lld", (long long)a->size);
+    if (a->content) printf(" inline=%zu", a->content_len);
+    putchar('\n');
+    fflush(stdout);
+}
+
+static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg *msg)
+{
+    struct sub *s = arg;
+    (void)link;
+    struct announce *a = NULL;
+    char why[200];
+    if (codec_decode(msg->payload, msg->len, &a, why, sizeof why) == WM_OK) {
+        print_announcement(a);
+        announce_free(&a);
+    } else {
+        printf("undecodable message on %s: %s\n", msg->topic, why);
+        fflush(stdout);
+    }
+    if (s->count > 0 && ++s->seen >= s->count) loop_stop(s->loop);
+}
+
+static void on_signal(void *arg)
+{
+    loop_stop(arg);
+}
+
+int cmd_sub(int argc, char **argv)
+{
+    bool help;
+    struct options *o = options_parse(USAGE, specs, argc, argv, &help);
+    if (!o) return help ? 0 : 2;
+    struct sub s = {0};
+    struct mqtt_link *link = NULL;
+    size_t nsub = 0;
+    const char **subtopics = options_get_all(o, "subtopic", &nsub);
+    char **topics = calloc(nsub ? nsub : 1, sizeof *topics);
+    double count;
+    int rc = 2;
+    if (!options_get(o, "broker") || options_number(o, "count", 0, &count) || !subtopics ||
+        !topics) {
+        options_usage(USAGE, specs);
+        goto done;
+    }
+    s.count = (long)count;
+    for (size_t i = 0; i < nsub; i++) {
+        const char *prefix = options_get(o, "topic-prefix");
+        size_t n = strlen(options_get(o, "exchange")) + strlen(prefix) + strlen(subtopics[i]) + 3;
+        if (!(topics[i] = malloc(n))) goto done;
+        snprintf(topics[i], n, "%s/%s%s%s", options_get(o, "exchange"), prefix, prefix[0] ? "/" : "",
+                 subtopics[i]);
+    }
+    s.loop = loop_new();
+    struct mqtt_options mo = {.url = options_get(o, "broker"),
+                              .subscriptions = (const char *const *)topics,
+                              .nsubscriptions = nsub};
+    struct mqtt_callbacks cb = {.on_message = on_message};
+    enum wm_err e = WM_ERR_NOMEM;
+    if (!s.loop || !(link = mqtt_link_new(s.loop, &mo, &cb, &s, &e))) {
+        fprintf(stderr, "wmesh sub: %s\n", wm_strerror(e));
+        goto done;
+    }
+    loop_on_signal(s.loop, SIGINT, on_signal, s.loop);
+    loop_on_signal(s.loop, SIGTERM, on_signal, s.loop);
+    rc = loop_run(s.loop) == WM_OK ? 0 : 1;
+done:
+    mqtt_link_free(&link);
+    loop_free(&s.loop);
+    for (size_t i = 0; topics && i < nsub; i++) free(topics[i]);
+    free(topics);
+    free(subtopics);
+    options_free(&o);
+    return rc;
+}

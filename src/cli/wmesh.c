@@ -1,0 +1,37 @@
+/* wmesh.c: the wmesh program: dispatches to a subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *what;
+} commands[] = {
+    {"peer", cmd_peer, "run a mesh peer: subscribe, download, store, re-announce, serve"},
+    {"post", cmd_post, "announce files already in a tree"},
+    {"serve", cmd_serve, "serve a tree read-only over HTTP"},
+    {"sub", cmd_sub, "print the announcements of a broker"},
+    {"demo", cmd_demo, "run a three-peer mesh on this machine and check it"},
+};
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: wmesh COMMAND [OPTIONS]   (wmesh COMMAND --help for its options)\n\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(stderr, "  %-6s %s\n", commands[i].name, commands[i].what);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage();
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "wmesh: unknown command \"%s\"\n", argv[1]);
+    usage();
+    return 2;
+}

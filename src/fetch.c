@@ -1,0 +1,315 @@
+/* fetch.c: the only file that includes <curl/curl.h>: event-driven downloads on the loop. */
+#include "fetch.h"
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "loop.h"
+
+struct transfer {
+    CURL *easy;
+    fetch_data_fn data;
+    fetch_done_fn done;
+    void *arg;
+    int64_t bytes;
+    bool aborted_by_caller;
+    char errbuf[CURL_ERROR_SIZE];
+    struct transfer *next; /* free list */
+};
+
+struct fetcher {
+    struct loop *loop;
+    CURLM *multi;
+    struct loop_timer *timer;
+    struct fetch_options opts;
+    size_t active;
+    struct transfer *spare; /* finished transfers kept for reuse */
+    size_t nspare;
+};
+
+static bool global_init_done;
+
+static enum wm_err global_init(void)
+{
+    if (global_init_done) return WM_OK;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return WM_ERR_LIB;
+    global_init_done = true;
+    return WM_OK;
+}
+
+static void check_done(struct fetcher *f);
+
+static void on_socket_event(void *arg, int fd, unsigned events)
+{
+    struct fetcher *f = arg;
+    int mask = 0, running = 0;
+    if (events & LOOP_READ) mask |= CURL_CSELECT_IN;
+    if (events & LOOP_WRITE) mask |= CURL_CSELECT_OUT;
+    if (events & LOOP_ERROR) mask |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(f->multi, fd, mask, &running);
+    check_done(f);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct fetcher *f = userp;
+    (void)easy;
+    (void)socketp;
+    if (what == CURL_POLL_REMOVE) {
+        loop_unwatch(f->loop, s);
+        return 0;
+    }
+    unsigned ev = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev |= LOOP_READ;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev |= LOOP_WRITE;
+    return loop_watch(f->loop, s, ev, on_socket_event, f) == WM_OK ? 0 : -1;
+}
+
+static void on_timeout(void *arg)
+{
+    struct fetcher *f = arg;
+    int running = 0;
+    f->timer = NULL;
+    curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(f);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct fetcher *f = userp;
+    (void)multi;
+    loop_timer_cancel(f->loop, &f->timer);
+    if (timeout_ms >= 0) f->timer = loop_timer_add(f->loop, timeout_ms, on_timeout, f);
+    return 0;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct transfer *t = userdata;
+    size_t n = size * nmemb;
+    t->bytes += (int64_t)n;
+    if (t->data && t->data(t->arg, ptr, n) != 0) {
+        t->aborted_by_caller = true;
+        return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
+    }
+    return n;
+}
+
+static enum wm_err map_curl(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK: return WM_OK;
+    case CURLE_OUT_OF_MEMORY: return WM_ERR_NOMEM;
+    case CURLE_FILESIZE_EXCEEDED: return WM_ERR_TOOBIG;
+    case CURLE_WRITE_ERROR: return WM_ERR_IO;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT: return WM_ERR_INVAL;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE: return WM_ERR_CONN;
+    default: return WM_ERR_PROTOCOL;
+    }
+}
+
+static void recycle(struct fetcher *f, struct transfer *t)
+{
+    if (f->nspare >= 64) {
+        curl_easy_cleanup(t->easy);
+        free(t);
+        return;
+    }
+    t->next = f->spare;
+    f->spare = t;
+    f->nspare++;
+}
+
+static void finish(struct fetcher *f, CURLMsg *msg)
+{
+    struct transfer *t = NULL;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+    long status = 0;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+    CURLcode rc = msg->data.result;
+    curl_multi_remove_handle(f->multi, msg->easy_handle);
+    f->active--;
+    enum wm_err err = map_curl(rc);
+    const char *why = rc == CURLE_OK ? "" : (t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+    if (t->aborted_by_caller) why = "aborted by receiver";
+    if (err == WM_OK && status != 200) err = WM_ERR_PROTOCOL;
+    t->done(t->arg, err, status, why);
+    recycle(f, t);
+}
+
+static void check_done(struct fetcher *f)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(f->multi, &left)))
+        if (msg->msg == CURLMSG_DONE) finish(f, msg);
+}
+
+struct fetcher *fetch_new(struct loop *loop, const struct fetch_options *opts)
+{
+    if (!loop || global_init() != WM_OK) return NULL;
+    struct fetcher *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->loop = loop;
+    if (opts) f->opts = *opts;
+    if (!f->opts.connect_timeout_ms) f->opts.connect_timeout_ms = 10000;
+    if (!f->opts.low_speed_time_s) f->opts.low_speed_time_s = 30;
+    if (!f->opts.max_per_host) f->opts.max_per_host = 8;
+    if (!f->opts.max_total) f->opts.max_total = 64;
+    f->multi = curl_multi_init();
+    if (!f->multi) {
+        free(f);
+        return NULL;
+    }
+    curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
+    curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
+    curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)f->opts.max_per_host);
+    curl_multi_setopt(f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)f->opts.max_total);
+    curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)f->opts.max_total);
+    return f;
+}
+
+void fetch_free(struct fetcher **fp)
+{
+    if (!fp || !*fp) return;
+    struct fetcher *f = *fp;
+    loop_timer_cancel(f->loop, &f->timer);
+    while (f->spare) {
+        struct transfer *t = f->spare;
+        f->spare = t->next;
+        curl_easy_cleanup(t->easy);
+        free(t);
+    }
+    curl_multi_cleanup(f->multi);
+    free(f);
+    *fp = NULL;
+}
+
+/* Options every transfer gets: only http(s), also after redirects, and timeouts that catch
+ * servers that stall instead of failing. */
+static void set_common_options(CURL *e, const struct fetch_options *o)
+{
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->low_speed_time_s);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "wmesh/0.1");
+    if (o->max_size > 0) curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_size);
+}
+
+static struct transfer *take_transfer(struct fetcher *f)
+{
+    struct transfer *t = f->spare;
+    if (t) {
+        f->spare = t->next;
+        f->nspare--;
+        curl_easy_reset(t->easy);
+        CURL *keep = t->easy;
+        memset(t, 0, sizeof *t);
+        t->easy = keep;
+        return t;
+    }
+    t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->easy = curl_easy_init();
+    if (!t->easy) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+enum wm_err fetch_start(struct fetcher *f, const char *url, fetch_data_fn data, fetch_done_fn done,
+                        void *arg)
+{
+    if (!f || !url || !done) return WM_ERR_INVAL;
+    struct transfer *t = take_transfer(f);
+    if (!t) return WM_ERR_NOMEM;
+    t->data = data;
+    t->done = done;
+    t->arg = arg;
+    set_common_options(t->easy, &f->opts);
+    curl_easy_setopt(t->easy, CURLOPT_URL, url);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
+    if (curl_multi_add_handle(f->multi, t->easy) != CURLM_OK) {
+        recycle(f, t);
+        return WM_ERR_LIB;
+    }
+    f->active++;
+    return WM_OK;
+}
+
+size_t fetch_active(const struct fetcher *f)
+{
+    return f ? f->active : 0;
+}
+
+struct buffer {
+    char *data;
+    size_t len, cap;
+    bool overflow;
+};
+
+static size_t buffer_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct buffer *b = userdata;
+    size_t n = size * nmemb;
+    if (b->len + n > b->cap) {
+        b->overflow = true;
+        return 0;
+    }
+    char *grown = realloc(b->data, b->len + n + 1);
+    if (!grown) return 0;
+    b->data = grown;
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+enum wm_err fetch_get_buffer(const char *url, size_t cap, char **body, size_t *len,
+                             long *http_status)
+{
+    if (!url || !body || global_init() != WM_OK) return WM_ERR_INVAL;
+    CURL *e = curl_easy_init();
+    if (!e) return WM_ERR_NOMEM;
+    struct fetch_options o = {.connect_timeout_ms = 5000, .low_speed_time_s = 10};
+    struct buffer b = {.cap = cap};
+    set_common_options(e, &o);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buffer_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+    CURLcode rc = curl_easy_perform(e);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    if (http_status) *http_status = status;
+    if (rc != CURLE_OK) {
+        free(b.data);
+        return b.overflow ? WM_ERR_TOOBIG : map_curl(rc);
+    }
+    if (!b.data && !(b.data = calloc(1, 1))) return WM_ERR_NOMEM;
+    *body = b.data;
+    if (len) *len = b.len;
+    return WM_OK;
+}

@@ -1,0 +1,56 @@
+/* metrics.h: the peer's counters, updated by the loop thread and read by the HTTP threads,
+ * rendered in the Prometheus text format. */
+#ifndef WMESH_METRICS_H
+#define WMESH_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum wm_reject {
+    WM_REJECT_MALFORMED = 0, /* not a message we can decode */
+    WM_REJECT_TOO_BIG,       /* over the message size limit */
+    WM_REJECT_UNSAFE_PATH,   /* relPath would leave the tree or names a forbidden file */
+    WM_REJECT_LAG,           /* older than --lag-drop */
+    WM_REJECT_FILTER,        /* refused by --accept/--reject */
+    WM_REJECT_URL,           /* download URL not http(s) */
+    WM_REJECT_COUNT
+};
+
+#define WM_LAG_BUCKETS 12
+#define WM_MAX_BROKERS 32
+
+struct metrics_broker {
+    char label[128];
+    atomic_uint_fast64_t received;
+    atomic_int connected;
+};
+
+struct metrics {
+    atomic_uint_fast64_t downloads;
+    atomic_uint_fast64_t download_bytes;
+    atomic_uint_fast64_t inlined;
+    atomic_uint_fast64_t duplicates;
+    atomic_uint_fast64_t download_errors;
+    atomic_uint_fast64_t integrity_failures;
+    atomic_uint_fast64_t published;
+    atomic_uint_fast64_t rejected[WM_REJECT_COUNT];
+    atomic_int_fast64_t queue_depth;        /* announcements admitted, not yet finished */
+    atomic_int_fast64_t last_message_ns;    /* wall clock of the last message received */
+    atomic_uint_fast64_t lag_bucket[WM_LAG_BUCKETS + 1]; /* last one is +Inf */
+    atomic_uint_fast64_t lag_sum_us;
+    atomic_uint_fast64_t lag_max_us;
+    size_t nbrokers;
+    struct metrics_broker brokers[WM_MAX_BROKERS];
+};
+
+/* Zeroes m. */
+void metrics_init(struct metrics *m);
+/* Registers a broker label (copied) and returns its index, or -1 when full. */
+int metrics_add_broker(struct metrics *m, const char *label);
+void metrics_observe_lag(struct metrics *m, double seconds);
+const char *metrics_reject_name(enum wm_reject r);
+/* Renders the Prometheus text exposition; the caller frees the result. NULL on no memory. */
+char *metrics_render(const struct metrics *m, size_t *len);
+
+#endif

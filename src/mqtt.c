@@ -1,0 +1,318 @@
+/* mqtt.c: the only file that includes <mosquitto.h>: broker links driven by our event loop. */
+#include "mqtt.h"
+
+#include <errno.h>
+#include <mosquitto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "loop.h"
+#include "url.h"
+
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 30000
+#define MISC_INTERVAL_MS 1000
+
+struct mqtt_link {
+    struct loop *loop;
+    struct mosquitto *mosq;
+    struct mqtt_callbacks cb;
+    void *arg;
+    struct wm_url url;
+    char label[256];
+    char **subs;
+    size_t nsubs;
+    int keepalive_s;
+    int fd;               /* the socket we watch, -1 when none */
+    unsigned watched;     /* events asked of the loop for fd */
+    bool connected;       /* CONNACK accepted */
+    bool ever_connected;
+    bool closing;
+    int64_t backoff_ms;
+    int pending;          /* QoS 1 publishes not yet acknowledged */
+    struct loop_timer *reconnect_timer;
+    struct loop_timer *misc_timer;
+};
+
+static void schedule_reconnect(struct mqtt_link *l);
+
+static int lib_init_once(void)
+{
+    static bool done;
+    if (done) return MOSQ_ERR_SUCCESS;
+    done = true;
+    return mosquitto_lib_init();
+}
+
+static void unwatch_socket(struct mqtt_link *l)
+{
+    if (l->fd >= 0) loop_unwatch(l->loop, l->fd);
+    l->fd = -1;
+    l->watched = 0;
+}
+
+static void on_socket(void *arg, int fd, unsigned events)
+{
+    struct mqtt_link *l = arg;
+    (void)fd;
+    int rc = MOSQ_ERR_SUCCESS;
+    if (events & (LOOP_READ | LOOP_ERROR)) rc = mosquitto_loop_read(l->mosq, 1);
+    if (rc == MOSQ_ERR_SUCCESS && (events & LOOP_WRITE) && l->fd >= 0)
+        rc = mosquitto_loop_write(l->mosq, 1);
+    /* A failed read or write has already closed the socket and called on_disconnect. */
+    if (rc != MOSQ_ERR_SUCCESS && l->fd >= 0 && mosquitto_socket(l->mosq) < 0) {
+        unwatch_socket(l);
+        l->connected = false;
+        schedule_reconnect(l);
+    }
+}
+
+static void update_watch(struct mqtt_link *l)
+{
+    int fd = mosquitto_socket(l->mosq);
+    if (fd < 0) {
+        if (l->fd >= 0) unwatch_socket(l);
+        return;
+    }
+    if (fd != l->fd) {
+        unwatch_socket(l);
+        l->fd = fd;
+    }
+    unsigned want = LOOP_READ | (mosquitto_want_write(l->mosq) ? LOOP_WRITE : 0);
+    if (want != l->watched && loop_watch(l->loop, fd, want, on_socket, l) == WM_OK)
+        l->watched = want;
+}
+
+/* Before the loop sleeps: send what callbacks queued (PUBACKs, publishes) in one go. */
+static void flush_hook(void *arg)
+{
+    struct mqtt_link *l = arg;
+    if (l->fd >= 0 && mosquitto_want_write(l->mosq)) {
+        int rc = mosquitto_loop_write(l->mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS && mosquitto_socket(l->mosq) < 0) {
+            unwatch_socket(l);
+            l->connected = false;
+            schedule_reconnect(l);
+            return;
+        }
+    }
+    update_watch(l);
+}
+
+static void on_misc_timer(void *arg)
+{
+    struct mqtt_link *l = arg;
+    l->misc_timer = loop_timer_add(l->loop, MISC_INTERVAL_MS, on_misc_timer, l);
+    if (l->fd >= 0) mosquitto_loop_misc(l->mosq);
+}
+
+static void start_connect(void *arg)
+{
+    struct mqtt_link *l = arg;
+    l->reconnect_timer = NULL;
+    if (l->closing) return;
+    int rc = l->ever_connected ? mosquitto_reconnect_async(l->mosq)
+                               : mosquitto_connect_async(l->mosq, l->url.host, l->url.port,
+                                                         l->keepalive_s);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        log_warn("broker %s: connect failed: %s", l->label,
+                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        schedule_reconnect(l);
+        return;
+    }
+    l->ever_connected = true; /* from now on reconnect_async keeps the session's messages */
+    update_watch(l);
+}
+
+static void schedule_reconnect(struct mqtt_link *l)
+{
+    if (l->closing || l->reconnect_timer) return;
+    /* Exponential backoff with +-25% jitter, so peers that lost one broker together do not
+     * all return at the same instant. */
+    int64_t base = l->backoff_ms ? l->backoff_ms : BACKOFF_MIN_MS;
+    int64_t jitter = base / 4 ? (int64_t)(random() % (base / 2 + 1)) - base / 4 : 0;
+    l->reconnect_timer = loop_timer_add(l->loop, base + jitter, start_connect, l);
+    l->backoff_ms = base * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : base * 2;
+}
+
+static void cb_connect(struct mosquitto *m, void *arg, int rc)
+{
+    struct mqtt_link *l = arg;
+    if (rc != 0) {
+        log_error("broker %s: connection refused: %s", l->label, mosquitto_connack_string(rc));
+        return; /* the library drops the connection; on_disconnect schedules the retry */
+    }
+    l->connected = true;
+    l->backoff_ms = 0;
+    log_info("broker %s: connected", l->label);
+    for (size_t i = 0; i < l->nsubs; i++) {
+        int src = mosquitto_subscribe(m, NULL, l->subs[i], 1);
+        if (src != MOSQ_ERR_SUCCESS)
+            log_error("broker %s: subscribe %s: %s", l->label, l->subs[i], mosquitto_strerror(src));
+    }
+    if (l->cb.on_connect) l->cb.on_connect(l->arg, l, false);
+}
+
+static void cb_disconnect(struct mosquitto *m, void *arg, int rc)
+{
+    struct mqtt_link *l = arg;
+    (void)m;
+    bool was = l->connected;
+    l->connected = false;
+    unwatch_socket(l);
+    if (l->closing) return;
+    if (was) log_warn("broker %s: disconnected (%s)", l->label, mosquitto_strerror(rc));
+    if (l->cb.on_disconnect) l->cb.on_disconnect(l->arg, l);
+    schedule_reconnect(l);
+}
+
+static void cb_message(struct mosquitto *m, void *arg, const struct mosquitto_message *msg)
+{
+    struct mqtt_link *l = arg;
+    (void)m;
+    if (!l->cb.on_message) return;
+    struct mqtt_msg mm = {.topic = msg->topic,
+                          .payload = msg->payload,
+                          .len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0,
+                          .qos = msg->qos,
+                          .retain = msg->retain};
+    l->cb.on_message(l->arg, l, &mm);
+}
+
+static void cb_publish(struct mosquitto *m, void *arg, int mid)
+{
+    struct mqtt_link *l = arg;
+    (void)m;
+    if (l->pending > 0) l->pending--;
+    if (l->cb.on_published) l->cb.on_published(l->arg, l, mid);
+}
+
+static void cb_log(struct mosquitto *m, void *arg, int level, const char *str)
+{
+    struct mqtt_link *l = arg;
+    (void)m;
+    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) log_debug("broker %s: %s", l->label, str);
+}
+
+static enum wm_err copy_subscriptions(struct mqtt_link *l, const struct mqtt_options *o)
+{
+    if (o->nsubscriptions == 0) return WM_OK;
+    l->subs = calloc(o->nsubscriptions, sizeof *l->subs);
+    if (!l->subs) return WM_ERR_NOMEM;
+    for (size_t i = 0; i < o->nsubscriptions; i++) {
+        l->subs[i] = strdup(o->subscriptions[i]);
+        if (!l->subs[i]) return WM_ERR_NOMEM;
+        l->nsubs++;
+    }
+    return WM_OK;
+}
+
+static enum wm_err configure(struct mqtt_link *l, const struct mqtt_options *o)
+{
+    bool clean = o->client_id ? o->clean_session : true;
+    l->mosq = mosquitto_new(o->client_id, clean, l);
+    if (!l->mosq) return errno == ENOMEM ? WM_ERR_NOMEM : WM_ERR_INVAL;
+    mosquitto_threaded_set(l->mosq, true); /* packets are queued, never written in callbacks */
+    mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    mosquitto_int_option(l->mosq, MOSQ_OPT_SEND_MAXIMUM, o->max_inflight ? o->max_inflight : 1000);
+    mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    if (l->url.user && mosquitto_username_pw_set(l->mosq, l->url.user, l->url.password))
+        return WM_ERR_NOMEM;
+    if (strcmp(l->url.scheme, "mqtts") == 0) {
+        /* Verify against the system's CA store by default. */
+        if (mosquitto_tls_set(l->mosq, NULL, "/etc/ssl/certs", NULL, NULL, NULL) !=
+            MOSQ_ERR_SUCCESS)
+            return WM_ERR_LIB;
+    } else if (strcmp(l->url.scheme, "mqtt") != 0) {
+        return WM_ERR_INVAL;
+    }
+    mosquitto_connect_callback_set(l->mosq, cb_connect);
+    mosquitto_disconnect_callback_set(l->mosq, cb_disconnect);
+    mosquitto_message_callback_set(l->mosq, cb_message);
+    mosquitto_publish_callback_set(l->mosq, cb_publish);
+    mosquitto_log_callback_set(l->mosq, cb_log);
+    return WM_OK;
+}
+
+struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_options *o,
+                                const struct mqtt_callbacks *cb, void *arg, enum wm_err *err)
+{
+    enum wm_err e = WM_ERR_INVAL;
+    struct mqtt_link *l = NULL;
+    if (!loop || !o || !o->url || !cb) goto fail;
+    e = WM_ERR_NOMEM;
+    if (lib_init_once() != MOSQ_ERR_SUCCESS || !(l = calloc(1, sizeof *l))) goto fail;
+    l->loop = loop;
+    l->cb = *cb;
+    l->arg = arg;
+    l->fd = -1;
+    l->keepalive_s = o->keepalive_s ? o->keepalive_s : 30;
+    e = url_parse(o->url, &l->url);
+    if (e) goto fail;
+    snprintf(l->label, sizeof l->label, "%s%s%s:%d", l->url.user ? l->url.user : "",
+             l->url.user ? "@" : "", l->url.host, l->url.port);
+    if ((e = copy_subscriptions(l, o)) || (e = configure(l, o))) goto fail;
+    if ((e = loop_add_hook(loop, flush_hook, l))) goto fail;
+    l->misc_timer = loop_timer_add(loop, MISC_INTERVAL_MS, on_misc_timer, l);
+    l->reconnect_timer = loop_timer_add(loop, 0, start_connect, l);
+    if (err) *err = WM_OK;
+    return l;
+fail:
+    if (err) *err = e;
+    mqtt_link_free(&l);
+    return NULL;
+}
+
+void mqtt_link_free(struct mqtt_link **lp)
+{
+    if (!lp || !*lp) return;
+    struct mqtt_link *l = *lp;
+    l->closing = true;
+    loop_timer_cancel(l->loop, &l->reconnect_timer);
+    loop_timer_cancel(l->loop, &l->misc_timer);
+    if (l->mosq) {
+        if (l->connected) {
+            mosquitto_disconnect(l->mosq);
+            mosquitto_loop_write(l->mosq, 1);
+        }
+        unwatch_socket(l);
+        mosquitto_destroy(l->mosq);
+    }
+    loop_remove_hook(l->loop, flush_hook, l);
+    for (size_t i = 0; i < l->nsubs; i++) free(l->subs[i]);
+    free(l->subs);
+    url_clear(&l->url);
+    free(l);
+    *lp = NULL;
+}
+
+enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
+                         int *mid)
+{
+    if (!l || !topic || len > 268435455u) return WM_ERR_INVAL;
+    int rc = mosquitto_publish(l->mosq, mid, topic, (int)len, payload, 1, false);
+    switch (rc) {
+    case MOSQ_ERR_SUCCESS: l->pending++; return WM_OK;
+    case MOSQ_ERR_NOMEM: return WM_ERR_NOMEM;
+    case MOSQ_ERR_PAYLOAD_SIZE:
+    case MOSQ_ERR_OVERSIZE_PACKET: return WM_ERR_TOOBIG;
+    default: return WM_ERR_INVAL;
+    }
+}
+
+bool mqtt_connected(const struct mqtt_link *l)
+{
+    return l && l->connected;
+}
+
+const char *mqtt_label(const struct mqtt_link *l)
+{
+    return l ? l->label : "";
+}
+
+int mqtt_pending(const struct mqtt_link *l)
+{
+    return l ? l->pending : 0;
+}

@@ -1,0 +1,58 @@
+/* mqtt.h: one broker link (libmosquitto) driven by the event loop: connect, reconnect with
+ * backoff, subscribe, publish at QoS 1. libmosquitto only queues packets; they leave in a loop
+ * hook, after every earlier hook (such as a journal sync) has run. */
+#ifndef WMESH_MQTT_H
+#define WMESH_MQTT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+struct loop;
+struct mqtt_link;
+
+struct mqtt_msg {
+    const char *topic;
+    const void *payload;
+    size_t len;
+    int qos;
+    bool retain;
+};
+
+/* Callbacks run in the loop thread. payload and topic are only valid during the call. */
+struct mqtt_callbacks {
+    void (*on_message)(void *arg, struct mqtt_link *link, const struct mqtt_msg *msg);
+    void (*on_connect)(void *arg, struct mqtt_link *link, bool session_present);
+    void (*on_disconnect)(void *arg, struct mqtt_link *link);
+    void (*on_published)(void *arg, struct mqtt_link *link, int mid);
+};
+
+struct mqtt_options {
+    const char *url;           /* mqtt[s]://user:pass@host:port */
+    const char *client_id;     /* NULL: random id and a clean session */
+    bool clean_session;        /* false keeps a persistent session (with a client_id) */
+    int keepalive_s;           /* 0: 30 */
+    const char *const *subscriptions; /* topic filters subscribed at QoS 1 on every connect */
+    size_t nsubscriptions;
+    int max_inflight;          /* outgoing QoS 1 messages awaiting PUBACK; 0: 1000 */
+};
+
+/* Creates a link and starts connecting. Options are copied. The caller owns the link. */
+struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_options *opts,
+                                const struct mqtt_callbacks *cb, void *arg, enum wm_err *err);
+/* Disconnects cleanly (flushing what it can) and frees *link, setting it to NULL. */
+void mqtt_link_free(struct mqtt_link **link);
+
+/* Queues a QoS 1 publish; *mid (may be NULL) identifies it in on_published. Messages published
+ * while disconnected are sent after the next connect. */
+enum wm_err mqtt_publish(struct mqtt_link *link, const char *topic, const void *payload,
+                         size_t len, int *mid);
+
+bool mqtt_connected(const struct mqtt_link *link);
+/* "user@host:port", for logs and metric labels; never the password. */
+const char *mqtt_label(const struct mqtt_link *link);
+/* Messages queued for the broker and not yet acknowledged. */
+int mqtt_pending(const struct mqtt_link *link);
+
+#endif

@@ -1,0 +1,45 @@
+/* options.h: long options ("--name value" or "--name=value") described by a table, so every
+ * subcommand parses, validates and documents its options the same way. */
+#ifndef WMESH_OPTIONS_H
+#define WMESH_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+enum option_kind { OPT_STRING, OPT_NUMBER, OPT_FLAG };
+
+struct option_spec {
+    const char *name;     /* without the leading "--" */
+    enum option_kind kind;
+    bool repeatable;
+    const char *metavar;  /* e.g. "URL"; NULL for flags */
+    const char *def;      /* default shown in --help and returned by options_get; may be NULL */
+    const char *help;
+};
+
+struct options;
+
+/* Parses argv (argv[0] is the subcommand name) against specs (ended by a {NULL} entry).
+ * Arguments that are not options are kept as positionals. On error returns NULL and prints a
+ * one-line reason on stderr. "--help" prints the usage and sets *help. The caller owns the
+ * result; argv and specs must outlive it. */
+struct options *options_parse(const char *usage, const struct option_spec *specs, int argc,
+                              char **argv, bool *help);
+void options_free(struct options **o);
+
+/* The last value given for name, else its default, else NULL. */
+const char *options_get(const struct options *o, const char *name);
+/* Every value given for a repeatable option (else its default); *n gets the count. The array
+ * is new and the caller frees it with free(); the strings stay owned by argv and specs. */
+const char **options_get_all(const struct options *o, const char *name, size_t *n);
+bool options_flag(const struct options *o, const char *name);
+/* The value as a number (seconds, counts); def when absent. WM_ERR_INVAL if not a number. */
+enum wm_err options_number(const struct options *o, const char *name, double def, double *out);
+const char *const *options_positionals(const struct options *o, size_t *n);
+
+/* Prints usage and every option with its default. */
+void options_usage(const char *usage, const struct option_spec *specs);
+
+#endif

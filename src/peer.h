@@ -1,0 +1,39 @@
+/* peer.h: the mesh peer daemon: subscribe upstream, fetch what is missing, store, re-announce. */
+#ifndef WMESH_PEER_H
+#define WMESH_PEER_H
+
+#include <stddef.h>
+
+#include "announce.h"
+#include "error.h"
+
+struct filter;
+
+/* Everything the peer needs; strings are borrowed and must outlive peer_run(). */
+struct peer_config {
+    const char *name;                /* for logs; NULL: none */
+    const char *dir;                 /* the tree */
+    const char *state_dir;           /* NULL: <dir>/../.wmesh-state is not assumed; unused now */
+    const char *const *brokers;      /* upstream broker URLs */
+    size_t nbrokers;
+    const char *post_broker;         /* NULL: do not announce */
+    const char *post_base_url;       /* baseUrl of our re-announcements */
+    const char *http_listen;         /* NULL: no embedded HTTP server */
+    const char *client_id;           /* NULL: derived from the host name and the tree */
+    const char *exchange;
+    const char *topic_prefix;
+    const char *const *subtopics;
+    size_t nsubtopics;
+    enum wm_format post_format;
+    const struct filter *filter;     /* NULL: accept everything */
+    double lag_warn_s;               /* <= 0: never warn */
+    double lag_drop_s;               /* <= 0: never drop */
+    size_t max_message;              /* bytes; larger payloads are refused */
+    int max_downloads;               /* concurrent downloads */
+};
+
+/* Runs the peer until SIGINT or SIGTERM. Returns 0 on a clean stop, non-zero when it could not
+ * start (the reason is logged). */
+int peer_run(const struct peer_config *cfg);
+
+#endif

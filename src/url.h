@@ -1,0 +1,35 @@
+/* url.h: broker and download URLs: parsing, redaction for logs, and joining baseUrl + relPath. */
+#ifndef WMESH_URL_H
+#define WMESH_URL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+/* A parsed "scheme://[user[:password]@]host[:port][/path]". All strings owned by the struct
+ * and freed by url_clear(); user and password are percent-decoded. */
+struct wm_url {
+    char *scheme; /* lower case: mqtt, mqtts, ws, http, https, ... */
+    char *user;   /* NULL when absent */
+    char *password;
+    char *host;   /* without brackets for IPv6 literals */
+    int port;     /* the scheme's default when absent (mqtt 1883, mqtts 8883, http 80, https 443) */
+    char *path;   /* "" or starting with '/' */
+};
+
+enum wm_err url_parse(const char *text, struct wm_url *out);
+void url_clear(struct wm_url *u);
+/* Writes "scheme://user@host:port" (never the password) into out. */
+void url_redact(const char *text, char *out, size_t outlen);
+
+/* Download URL: base and rel joined by exactly one '/', characters not allowed in a URL path
+ * (space, controls, '#', '?', '"', '<', '>', '\\', '^', '`', '{', '|', '}', non-ASCII bytes)
+ * percent-encoded in rel. '%' is left alone: relPath is already in URL form. Returns a new string
+ * (caller frees) or NULL. */
+char *url_join(const char *base, const char *rel);
+
+/* True when text starts with http:// or https:// (case-insensitive). */
+bool url_is_http(const char *text);
+
+#endif
