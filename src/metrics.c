@@ -88,7 +88,7 @@ static void counter(struct out *o, const char *name, const char *help, uint64_t 
 
 static void gauge(struct out *o, const char *name, const char *help, double v)
 {
-    emit(o, "# HELP %s %s\n# TYPE %s gauge\n%s %.9g\n", name, help, name, name, v);
+    emit(o, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
 }
 
 /* Label values are broker labels we made ourselves, but escape them as the format asks. */

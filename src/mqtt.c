@@ -294,11 +294,17 @@ enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *pay
     if (!l || !topic || len > 268435455u) return WM_ERR_INVAL;
     int rc = mosquitto_publish(l->mosq, mid, topic, (int)len, payload, 1, false);
     switch (rc) {
-    case MOSQ_ERR_SUCCESS: l->pending++; return WM_OK;
+    case MOSQ_ERR_SUCCESS:
+    case MOSQ_ERR_NO_CONN:
+        /* Not connected: libmosquitto has queued the message and sends it after CONNACK. */
+        l->pending++;
+        return WM_OK;
     case MOSQ_ERR_NOMEM: return WM_ERR_NOMEM;
     case MOSQ_ERR_PAYLOAD_SIZE:
     case MOSQ_ERR_OVERSIZE_PACKET: return WM_ERR_TOOBIG;
-    default: return WM_ERR_INVAL;
+    default:
+        log_warn("broker %s: publish on %s: %s", l->label, topic, mosquitto_strerror(rc));
+        return WM_ERR_INVAL;
     }
 }
 

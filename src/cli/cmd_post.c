@@ -88,6 +88,7 @@ static int post_file(struct post *p, struct options *o, struct tree *t, const ch
     char *text = NULL;
     size_t len;
     enum wm_err e = WM_ERR_NOMEM;
+    const char *step = "stat";
     struct stat st;
     if (!a || stat(real, &st) != 0) goto done;
     a->pubtime_ns = loop_wall_ns();
@@ -96,15 +97,19 @@ static int post_file(struct post *p, struct options *o, struct tree *t, const ch
     a->base_url = strdup(options_get(o, "post-base-url"));
     a->rel_path = strdup(rel);
     if (!a->base_url || !a->rel_path) goto done;
-    if ((e = tree_checksum(t, clean, method, &a->sum)) ||
-        (e = codec_encode(a, fmt, &text, &len)) ||
-        (e = codec_topic(options_get(o, "exchange"), options_get(o, "topic-prefix"), rel, topic,
-                         sizeof topic)) ||
-        (e = mqtt_publish(p->link, topic, text, len, NULL)))
+    step = "checksum";
+    if ((e = tree_checksum(t, clean, method, &a->sum))) goto done;
+    step = "encode";
+    if ((e = codec_encode(a, fmt, &text, &len))) goto done;
+    step = "topic";
+    if ((e = codec_topic(options_get(o, "exchange"), options_get(o, "topic-prefix"), rel, topic,
+                         sizeof topic)))
         goto done;
+    step = "publish";
+    if ((e = mqtt_publish(p->link, topic, text, len, NULL))) goto done;
     log_info("posted %s", rel);
 done:
-    if (e != WM_OK) log_error("%s: %s", file, wm_strerror(e));
+    if (e != WM_OK) log_error("%s: %s: %s", file, step, wm_strerror(e));
     free(text);
     announce_free(&a);
     return e == WM_OK ? 0 : -1;
@@ -119,14 +124,15 @@ static int post_all(struct post *p, struct options *o, const char *const *files,
         fprintf(stderr, "wmesh post: unknown --integrity %s\n", options_get(o, "integrity"));
         return 2;
     }
-    struct tree *t = tree_attach(options_get(o, "dir"));
+    char root[PATH_MAX];
+    struct tree *t = realpath(options_get(o, "dir"), root) ? tree_attach(root) : NULL;
     if (!t) {
         fprintf(stderr, "wmesh post: cannot open %s: %s\n", options_get(o, "dir"), strerror(errno));
         return 1;
     }
     int failed = 0;
     for (size_t i = 0; i < nfiles; i++)
-        if (post_file(p, o, t, tree_path(t), files[i], fmt, method) != 0) failed++;
+        if (post_file(p, o, t, root, files[i], fmt, method) != 0) failed++;
     tree_close(&t);
     return failed ? 1 : 0;
 }
