@@ -1,0 +1,660 @@
+/* tree.c: the served file tree: relPath cleaning, symlink-free resolution beneath the tree's
+ * directory descriptor, temporary files, atomic commits and the checksum cached in an xattr. */
+#include "tree.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<linux/openat2.h>) && defined(SYS_openat2)
+#include <linux/openat2.h>
+#define HAVE_OPENAT2 1
+#endif
+#endif
+
+#include "codec.h"
+#include "log.h"
+
+/* Room for {"method": "sha3-512", "value": <88 base64 characters>} or an opaque value of
+ * WM_SUM_MAX_LEN bytes escaped as JSON, with plenty to spare. */
+#define SUM_TEXT_MAX 512
+/* Leftovers in the temporary directory are ours, so they are shallow; the cap only stops a
+ * planted deep hierarchy from exhausting descriptors. */
+#define EMPTY_MAX_DEPTH 16
+
+struct tree {
+    int dirfd;            /* the tree's root, opened once; every path is resolved beneath it */
+    int tmpfd;            /* WM_TREE_TMPDIR */
+    char *path;           /* as given to tree_open */
+    bool sync;            /* fsync files and directories on commit */
+    atomic_ulong counter; /* makes temporary names unique within the process */
+};
+
+/* Set once the kernel has said ENOSYS to openat2: later lookups walk components directly. */
+static atomic_bool openat2_missing;
+static atomic_bool xattr_unsupported_noted;
+
+static enum wm_err err_from_errno(int e)
+{
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR:
+        return WM_ERR_NOTFOUND;
+    case ELOOP:
+    case EXDEV:
+        return WM_ERR_UNSAFE; /* a symlink, or an escape attempt refused by the kernel */
+    case ENOMEM:
+        return WM_ERR_NOMEM;
+    case ENAMETOOLONG:
+        return WM_ERR_TOOBIG;
+    case EEXIST:
+        return WM_ERR_EXISTS;
+    default:
+        return WM_ERR_IO;
+    }
+}
+
+static void close_keep_errno(int fd)
+{
+    int saved = errno;
+    close(fd);
+    errno = saved;
+}
+
+/* ---- relPath cleaning ---- */
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads one component from *p, up to a literal '/' or the end, percent-decoding it into comp
+ * (NAME_MAX + 1 bytes). Decoding comes before every check so that an encoded "..", NUL or
+ * control character is judged by what it will be on disk. */
+static enum wm_err next_component(const char **p, char *comp, size_t *len)
+{
+    const char *s = *p;
+    size_t n = 0;
+    while (*s && *s != '/') {
+        unsigned char c = (unsigned char)*s++;
+        int hi = c == '%' ? hex_value(s[0]) : -1;
+        int lo = hi >= 0 ? hex_value(s[1]) : -1;
+        if (lo >= 0) {
+            c = (unsigned char)(hi * 16 + lo);
+            s += 2;
+            /* An encoded '/' has no faithful form on disk, and NUL would cut the name. */
+            if (c == '\0' || c == '/') return WM_ERR_UNSAFE;
+        }
+        if (c < 0x20 || c == 0x7f) return WM_ERR_UNSAFE;
+        if (n == NAME_MAX) return WM_ERR_TOOBIG;
+        comp[n++] = (char)c;
+    }
+    comp[n] = '\0';
+    *len = n;
+    *p = s;
+    return WM_OK;
+}
+
+static enum wm_err append_component(char *out, size_t outlen, size_t *used, const char *comp,
+                                    size_t n)
+{
+    size_t sep = *used ? 1 : 0;
+    size_t need = *used + sep + n; /* without the NUL */
+    if (need >= outlen || need >= PATH_MAX) return WM_ERR_TOOBIG;
+    if (sep) out[(*used)++] = '/';
+    memcpy(out + *used, comp, n);
+    *used += n;
+    out[*used] = '\0';
+    return WM_OK;
+}
+
+static enum wm_err clean_into(const char *rel_path, char *out, size_t outlen)
+{
+    size_t inlen = strlen(rel_path);
+    /* A trailing '/' names a directory, never a file version. */
+    if (inlen > 0 && rel_path[inlen - 1] == '/') return WM_ERR_UNSAFE;
+    char comp[NAME_MAX + 1];
+    size_t used = 0;
+    bool last_is_dot = false;
+    const char *p = rel_path;
+    while (*p) {
+        if (*p == '/') {
+            p++;
+            continue;
+        }
+        size_t n = 0;
+        enum wm_err err = next_component(&p, comp, &n);
+        if (err != WM_OK) return err;
+        last_is_dot = strcmp(comp, ".") == 0;
+        if (last_is_dot) continue;
+        /* "..", dot-files and WM_TREE_TMPDIR all start with '.'. */
+        if (comp[0] == '.') return WM_ERR_UNSAFE;
+        err = append_component(out, outlen, &used, comp, n);
+        if (err != WM_OK) return err;
+    }
+    /* A final "." names a directory, like a trailing '/'. */
+    if (used == 0 || last_is_dot) return WM_ERR_UNSAFE;
+    return WM_OK;
+}
+
+enum wm_err tree_clean_relpath(const char *rel_path, char *out, size_t outlen)
+{
+    if (!rel_path || !out || outlen == 0) return WM_ERR_INVAL;
+    out[0] = '\0';
+    enum wm_err err = clean_into(rel_path, out, outlen);
+    if (err != WM_OK) out[0] = '\0';
+    return err;
+}
+
+/* True when rel has the shape tree_clean_relpath() gives. Checked again at every entry point
+ * so that what reaches the filesystem never depends on each caller having cleaned it. */
+static bool rel_is_clean(const char *rel)
+{
+    if (!rel || !*rel || strnlen(rel, PATH_MAX) >= PATH_MAX) return false;
+    size_t comp = 0;
+    for (const char *p = rel;; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '/' || c == '\0') {
+            if (comp == 0 || comp > NAME_MAX) return false;
+            if (c == '\0') return true;
+            comp = 0;
+            continue;
+        }
+        if (c < 0x20 || c == 0x7f) return false;
+        if (comp == 0 && c == '.') return false;
+        comp++;
+    }
+}
+
+/* ---- resolution beneath the root ---- */
+
+/* O_DIRECTORY|O_NOFOLLOW on a symlink fails with ENOTDIR; make it ELOOP, as openat2 says,
+ * so that callers can tell a planted link from a file in the way. */
+static void note_symlink(int fd, const char *name)
+{
+    struct stat st;
+    if (errno != ENOTDIR) return;
+    if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+        errno = ELOOP;
+    else
+        errno = ENOTDIR;
+}
+
+/* The portable way: one openat per component, none of them following a symlink. Safe only
+ * because rel has no ".." component (rel_is_clean). */
+static int walk_open(int dirfd, const char *rel, int flags)
+{
+    char comp[NAME_MAX + 1];
+    int fd = dirfd;
+    const char *p = rel;
+    for (const char *slash; (slash = strchr(p, '/')) != NULL; p = slash + 1) {
+        size_t n = (size_t)(slash - p);
+        if (n == 0 || n > NAME_MAX) {
+            if (fd != dirfd) close(fd);
+            errno = EINVAL;
+            return -1;
+        }
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) note_symlink(fd, comp);
+        if (fd != dirfd) close_keep_errno(fd);
+        if (next < 0) return -1;
+        fd = next;
+    }
+    int out = openat(fd, p, flags | O_NOFOLLOW | O_CLOEXEC);
+    if (fd != dirfd) close_keep_errno(fd);
+    return out;
+}
+
+/* Opens rel beneath dirfd without following any symlink (ELOOP when one is in the way).
+ * flags must not include O_CREAT. Returns the descriptor or -1 with errno set. */
+static int open_beneath(int dirfd, const char *rel, int flags)
+{
+#ifdef HAVE_OPENAT2
+    if (!atomic_load(&openat2_missing)) {
+        struct open_how how = {
+            .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+            .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        for (int tries = 0; tries < 4; tries++) {
+            long fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
+            if (fd >= 0) return (int)fd;
+            /* EAGAIN: a concurrent rename made the kernel unsure; asking again is the fix. */
+            if (errno != EAGAIN) break;
+        }
+        if (errno != ENOSYS) return -1;
+        atomic_store(&openat2_missing, true);
+        log_debug("tree: openat2 unavailable, resolving paths component by component");
+    }
+#endif
+    return walk_open(dirfd, rel, flags);
+}
+
+/* Why name in fd could not be entered as a directory. */
+static enum wm_err in_the_way(int fd, const char *name)
+{
+    int saved = errno;
+    struct stat st;
+    if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
+        errno = saved;
+        return S_ISREG(st.st_mode) ? WM_ERR_EXISTS : WM_ERR_UNSAFE;
+    }
+    errno = saved;
+    return saved == ELOOP ? WM_ERR_UNSAFE : WM_ERR_IO;
+}
+
+/* Opens directory name inside fd, creating it (0755) when absent. */
+static enum wm_err enter_dir(int fd, const char *name, int *out)
+{
+    /* A few rounds because another process may create or remove it between our calls. */
+    for (int tries = 0; tries < 3; tries++) {
+        int d = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (d >= 0) {
+            *out = d;
+            return WM_OK;
+        }
+        if (errno != ENOENT) return in_the_way(fd, name);
+        if (mkdirat(fd, name, 0755) < 0 && errno != EEXIST) return err_from_errno(errno);
+    }
+    return WM_ERR_IO;
+}
+
+/* Opens (creating as needed) the directory path dir, relative to dirfd, one component at a
+ * time. dir is modified in place. *out is a new descriptor. */
+static enum wm_err make_dirs(int dirfd, char *dir, int *out)
+{
+    int fd = dirfd;
+    char *p = dir;
+    for (;;) {
+        char *slash = strchr(p, '/');
+        if (slash) *slash = '\0';
+        int next = -1;
+        enum wm_err err = enter_dir(fd, p, &next);
+        if (fd != dirfd) close_keep_errno(fd);
+        if (err != WM_OK) return err;
+        fd = next;
+        if (!slash) break;
+        p = slash + 1;
+    }
+    *out = fd;
+    return WM_OK;
+}
+
+/* Opens the directory that holds rel's last component, creating missing parents. *pfd is
+ * t->dirfd for a top-level name (not to be closed) or a new descriptor; *last points into rel. */
+static enum wm_err open_parent(struct tree *t, const char *rel, int *pfd, const char **last)
+{
+    const char *slash = strrchr(rel, '/');
+    *pfd = t->dirfd;
+    *last = slash ? slash + 1 : rel;
+    if (!slash) return WM_OK;
+    char dir[PATH_MAX];
+    size_t n = (size_t)(slash - rel);
+    memcpy(dir, rel, n);
+    dir[n] = '\0';
+    /* The common case, parents already there, costs one system call. */
+    int fd = open_beneath(t->dirfd, dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        *pfd = fd;
+        return WM_OK;
+    }
+    if (errno == EXDEV) return WM_ERR_UNSAFE;
+    /* Missing parts or something in the way: the walk creates the former, names the latter. */
+    return make_dirs(t->dirfd, dir, pfd);
+}
+
+static void close_parent(const struct tree *t, int pfd)
+{
+    if (pfd >= 0 && pfd != t->dirfd) close_keep_errno(pfd);
+}
+
+/* Opens a clean rel as a regular file for reading; *st gets its status. Non-blocking so that a
+ * FIFO planted in the tree cannot hang the caller. */
+static enum wm_err open_regular(struct tree *t, const char *rel, int *out, struct stat *st)
+{
+    if (!rel_is_clean(rel)) return WM_ERR_UNSAFE;
+    int fd = open_beneath(t->dirfd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return err_from_errno(errno);
+    if (fstat(fd, st) < 0) {
+        close_keep_errno(fd);
+        return WM_ERR_IO;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return WM_ERR_NOTFOUND;
+    }
+    *out = fd;
+    return WM_OK;
+}
+
+/* ---- the checksum xattr ---- */
+
+static void note_no_xattr(void)
+{
+    if (!atomic_exchange(&xattr_unsupported_noted, true))
+        log_debug("tree: extended attributes unsupported here; checksums are not cached");
+}
+
+static enum wm_err store_sum(int fd, const struct wm_checksum *sum)
+{
+    char text[SUM_TEXT_MAX];
+    enum wm_err err = codec_sum_to_json(sum, text, sizeof text);
+    if (err != WM_OK) return err;
+    if (fsetxattr(fd, WM_XATTR_SUM, text, strlen(text), 0) == 0) return WM_OK;
+    if (errno == ENOTSUP) {
+        note_no_xattr();
+        return WM_OK;
+    }
+    return WM_ERR_IO;
+}
+
+static enum wm_err load_sum(int fd, struct wm_checksum *out)
+{
+    char text[SUM_TEXT_MAX];
+    ssize_t n = fgetxattr(fd, WM_XATTR_SUM, text, sizeof text - 1);
+    if (n < 0) {
+        if (errno == ENOTSUP) note_no_xattr();
+        /* Absent, unsupported or oversized (ERANGE): the file is there, its checksum is not. */
+        if (errno == ENODATA || errno == ENOTSUP || errno == ERANGE) return WM_ERR_NOSUM;
+        return WM_ERR_IO;
+    }
+    text[n] = '\0';
+    /* Never trust what is on disk: unparsable text is the same as none. */
+    struct wm_checksum sum;
+    if (codec_sum_from_json(text, (size_t)n, &sum) != WM_OK) return WM_ERR_NOSUM;
+    *out = sum;
+    return WM_OK;
+}
+
+/* ---- opening and closing ---- */
+
+/* mkdir -p for the root, which comes from the configuration and is trusted. */
+static int make_root(const char *dir)
+{
+    char path[PATH_MAX];
+    size_t len = strlen(dir);
+    if (len >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(path, dir, len + 1);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(path, 0755) < 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+static void empty_dir(int fd, int depth);
+
+/* Removes name inside fd whatever it is, descending into directories up to a depth. */
+static void remove_entry(int fd, const char *name, int depth)
+{
+    if (unlinkat(fd, name, 0) == 0) return;
+    if (errno != EISDIR || depth >= EMPTY_MAX_DEPTH) goto fail;
+    int sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub < 0) goto fail;
+    empty_dir(sub, depth + 1);
+    close(sub);
+    if (unlinkat(fd, name, AT_REMOVEDIR) == 0) return;
+fail:
+    log_warn("tree: cannot remove leftover %s/%s: %s", WM_TREE_TMPDIR, name, strerror(errno));
+}
+
+/* Removes everything inside the directory fd (which stays open and owned by the caller). */
+static void empty_dir(int fd, int depth)
+{
+    /* fdopendir takes over its descriptor, so give it one of its own. */
+    int copy = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (copy < 0) return;
+    DIR *d = fdopendir(copy);
+    if (!d) {
+        close(copy);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        remove_entry(fd, e->d_name, depth);
+    }
+    closedir(d);
+}
+
+static int open_tmpdir(struct tree *t)
+{
+    if (mkdirat(t->dirfd, WM_TREE_TMPDIR, 0700) < 0 && errno != EEXIST) return -1;
+    /* O_NOFOLLOW: a symlink planted in its place makes the open fail rather than send our
+     * temporary files elsewhere. */
+    t->tmpfd = openat(t->dirfd, WM_TREE_TMPDIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (t->tmpfd < 0) return -1;
+    if (fchmod(t->tmpfd, 0700) < 0)
+        log_warn("tree: cannot set mode 0700 on %s/%s: %s", t->path, WM_TREE_TMPDIR,
+                 strerror(errno));
+    return 0;
+}
+
+static int close_half_open(struct tree **t, int saved_errno)
+{
+    tree_close(t);
+    return saved_errno;
+}
+
+static struct tree *open_tree(const char *dir, bool empty_tmp)
+{
+    if (!dir || !*dir) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct tree *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->dirfd = -1;
+    t->tmpfd = -1;
+    t->sync = true;
+    atomic_init(&t->counter, 0);
+    t->path = strdup(dir);
+    if (!t->path) goto fail;
+    if (make_root(dir) < 0) goto fail;
+    t->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (t->dirfd < 0) goto fail;
+    if (open_tmpdir(t) < 0) goto fail;
+    if (empty_tmp) empty_dir(t->tmpfd, 0);
+    return t;
+fail:
+    /* The caller wants the errno of what failed, not of the clean-up. */
+    errno = close_half_open(&t, errno);
+    return NULL;
+}
+
+struct tree *tree_open(const char *dir)
+{
+    return open_tree(dir, true);
+}
+
+struct tree *tree_attach(const char *dir)
+{
+    return open_tree(dir, false);
+}
+
+void tree_close(struct tree **t)
+{
+    if (!t || !*t) return;
+    if ((*t)->tmpfd >= 0) close((*t)->tmpfd);
+    if ((*t)->dirfd >= 0) close((*t)->dirfd);
+    free((*t)->path);
+    free(*t);
+    *t = NULL;
+}
+
+int tree_dirfd(const struct tree *t)
+{
+    return t ? t->dirfd : -1;
+}
+
+const char *tree_path(const struct tree *t)
+{
+    return t ? t->path : NULL;
+}
+
+void tree_set_sync(struct tree *t, bool sync)
+{
+    if (t) t->sync = sync;
+}
+
+/* ---- temporary files and commits ---- */
+
+static uint32_t random32(void)
+{
+    uint32_t r;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) return r;
+    /* Uniqueness comes from pid and counter; this part only makes names hard to guess. */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint32_t)now.tv_nsec ^ (uint32_t)now.tv_sec;
+}
+
+enum wm_err tree_tmp_create(struct tree *t, struct tree_tmp *tmp)
+{
+    if (!tmp) return WM_ERR_INVAL;
+    tmp->fd = -1;
+    tmp->name[0] = '\0';
+    if (!t) return WM_ERR_INVAL;
+    for (int tries = 0; tries < 8; tries++) {
+        unsigned long n = atomic_fetch_add(&t->counter, 1);
+        snprintf(tmp->name, sizeof tmp->name, "tmp.%ld.%lu.%08" PRIx32, (long)getpid(), n,
+                 random32());
+        int fd =
+            openat(t->tmpfd, tmp->name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            tmp->fd = fd;
+            return WM_OK;
+        }
+        if (errno != EEXIST) break;
+    }
+    int saved = errno;
+    tmp->name[0] = '\0';
+    errno = saved;
+    return err_from_errno(saved) == WM_ERR_NOMEM ? WM_ERR_NOMEM : WM_ERR_IO;
+}
+
+void tree_tmp_discard(struct tree *t, struct tree_tmp *tmp)
+{
+    if (!tmp) return;
+    int saved = errno;
+    if (tmp->fd >= 0) close(tmp->fd);
+    tmp->fd = -1;
+    /* The name must stay inside the temporary directory whatever the caller did to it. */
+    bool sane = memchr(tmp->name, '\0', sizeof tmp->name) && !strchr(tmp->name, '/');
+    if (t && sane && tmp->name[0] && tmp->name[0] != '.') unlinkat(t->tmpfd, tmp->name, 0);
+    tmp->name[0] = '\0';
+    errno = saved;
+}
+
+/* Makes the renamed entry durable. The file is already visible by then, so a failure is only
+ * logged: a rename lost in a crash costs one download again, never a wrong file. */
+static void sync_dir(const struct tree *t, int pfd, const char *rel)
+{
+    if (!t->sync || fsync(pfd) == 0) return;
+    /* Some filesystems cannot sync a directory descriptor. */
+    if (errno == EINVAL || errno == EROFS) return;
+    log_warn("tree: cannot sync the directory of %s: %s", rel, strerror(errno));
+}
+
+enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel,
+                            const struct wm_checksum *sum)
+{
+    if (!t || !tmp || tmp->fd < 0) return WM_ERR_INVAL;
+    enum wm_err err = WM_ERR_UNSAFE;
+    int pfd = -1;
+    const char *last = NULL;
+    if (!rel_is_clean(clean_rel)) goto fail;
+    if (sum && sum->method != WM_SUM_NONE && (err = store_sum(tmp->fd, sum)) != WM_OK) goto fail;
+    /* Content before name: after a crash the xattr must never vouch for missing bytes. */
+    if (t->sync && fsync(tmp->fd) < 0) {
+        err = WM_ERR_IO;
+        goto fail;
+    }
+    err = open_parent(t, clean_rel, &pfd, &last);
+    if (err != WM_OK) goto fail;
+    if (renameat(t->tmpfd, tmp->name, pfd, last) < 0) {
+        /* A directory at the destination is never replaced by a file. */
+        bool dir = errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST;
+        err = dir ? WM_ERR_EXISTS : err_from_errno(errno);
+        goto fail;
+    }
+    close(tmp->fd);
+    tmp->fd = -1;
+    tmp->name[0] = '\0';
+    sync_dir(t, pfd, clean_rel);
+    close_parent(t, pfd);
+    return WM_OK;
+fail:
+    close_parent(t, pfd);
+    tree_tmp_discard(t, tmp);
+    return err;
+}
+
+/* ---- lookups ---- */
+
+enum wm_err tree_lookup(struct tree *t, const char *clean_rel, struct wm_checksum *stored)
+{
+    if (!t || !clean_rel || !stored) return WM_ERR_INVAL;
+    int fd = -1;
+    struct stat st;
+    enum wm_err err = open_regular(t, clean_rel, &fd, &st);
+    if (err != WM_OK) return err;
+    err = load_sum(fd, stored);
+    close(fd);
+    return err;
+}
+
+enum wm_err tree_checksum(struct tree *t, const char *clean_rel, enum wm_sum method,
+                          struct wm_checksum *out)
+{
+    if (!t || !clean_rel || !out) return WM_ERR_INVAL;
+    int fd = -1;
+    struct stat st;
+    enum wm_err err = open_regular(t, clean_rel, &fd, &st);
+    if (err != WM_OK) return err;
+    const char *slash = strrchr(clean_rel, '/');
+    err = integrity_of_fd(method, slash ? slash + 1 : clean_rel, fd, out);
+    /* The xattr is on the inode just read, even if the name was replaced meanwhile. Failing
+     * to cache costs a rehash later, not a wrong answer now. */
+    if (err == WM_OK && store_sum(fd, out) != WM_OK)
+        log_debug("tree: cannot cache the checksum of %s: %s", clean_rel, strerror(errno));
+    close(fd);
+    return err;
+}
+
+enum wm_err tree_open_file(struct tree *t, const char *clean_rel, int *fd, off_t *size)
+{
+    if (!fd) return WM_ERR_INVAL;
+    *fd = -1;
+    if (!t || !clean_rel) return WM_ERR_INVAL;
+    struct stat st;
+    enum wm_err err = open_regular(t, clean_rel, fd, &st);
+    if (err != WM_OK) return err;
+    if (size) *size = st.st_size;
+    return WM_OK;
+}

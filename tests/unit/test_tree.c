@@ -1,0 +1,535 @@
+/* test_tree.c: relPath cleaning, temporary files, commits, xattr checksums and the refusal of
+ * symlinks, dot-files and temporary files, with openat2 and with the component walk. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "tree.h"
+
+static char base[64];     /* the mkdtemp directory holding everything below */
+static char root[128];    /* the tree */
+static char outside[128]; /* a directory outside the tree that must stay empty */
+
+/* ---- helpers ---- */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void join(char *out, size_t outlen, const char *dir, const char *rel)
+{
+    int n = snprintf(out, outlen, "%s/%s", dir, rel);
+    if (n < 0 || (size_t)n >= outlen) {
+        fprintf(stderr, "path too long: %s/%s\n", dir, rel);
+        exit(1);
+    }
+}
+
+static int write_path(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* Reads a whole small file into out; returns its length or -1. */
+static ssize_t read_fd(int fd, char *out, size_t outlen)
+{
+    size_t used = 0;
+    ssize_t n;
+    while (used + 1 < outlen && (n = read(fd, out + used, outlen - 1 - used)) > 0)
+        used += (size_t)n;
+    out[used] = '\0';
+    return (ssize_t)used;
+}
+
+static ssize_t read_path(const char *path, char *out, size_t outlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read_fd(fd, out, outlen);
+    close(fd);
+    return n;
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) n++;
+    closedir(d);
+    return n;
+}
+
+static void md5_of_hello(struct wm_checksum *sum)
+{
+    static const unsigned char digest[16] = {0x5d, 0x41, 0x40, 0x2a, 0xbc, 0x4b, 0x2a, 0x76,
+                                             0xb9, 0x71, 0x9d, 0x91, 0x10, 0x17, 0xc5, 0x92};
+    memset(sum, 0, sizeof *sum);
+    sum->method = WM_SUM_MD5;
+    sum->len = sizeof digest;
+    memcpy(sum->value, digest, sizeof digest);
+}
+
+static void assert_same_sum(const struct wm_checksum *a, const struct wm_checksum *b)
+{
+    ASSERT_EQ_INT(a->method, b->method);
+    ASSERT_EQ_INT(a->len, b->len);
+    ASSERT_EQ_MEM(a->value, b->value, a->len < sizeof a->value ? a->len : sizeof a->value);
+}
+
+/* Writes text into a new temporary file and commits it at rel. */
+static enum wm_err put(struct tree *t, const char *rel, const char *text,
+                       const struct wm_checksum *sum)
+{
+    struct tree_tmp tmp;
+    enum wm_err err = tree_tmp_create(t, &tmp);
+    if (err != WM_OK) return err;
+    if (write(tmp.fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+        tree_tmp_discard(t, &tmp);
+        return WM_ERR_IO;
+    }
+    return tree_tmp_commit(t, &tmp, rel, sum);
+}
+
+/* ---- tree_clean_relpath ---- */
+
+struct clean_case {
+    const char *in;
+    enum wm_err err;
+    const char *out; /* expected on WM_OK */
+};
+
+static const struct clean_case clean_cases[] = {
+    {"a/b.txt", WM_OK, "a/b.txt"},
+    {"/a/b", WM_OK, "a/b"},
+    {"//a//b", WM_OK, "a/b"},
+    {"///a", WM_OK, "a"},
+    {"./a/./b", WM_OK, "a/b"},
+    {"%2e/a", WM_OK, "a"},
+    {"/20190120/WIS/CA/CMC/UpperAir/04/UANT01_CWAO_200445___15103.txt", WM_OK,
+     "20190120/WIS/CA/CMC/UpperAir/04/UANT01_CWAO_200445___15103.txt"},
+    {"a%20b", WM_OK, "a b"},
+    {"50%25off", WM_OK, "50%off"},
+    {"100%", WM_OK, "100%"},
+    {"a%zzb", WM_OK, "a%zzb"},
+    {"a%4", WM_OK, "a%4"},
+    {"a\\b", WM_OK, "a\\b"},
+    {"a\\..\\b", WM_OK, "a\\..\\b"},
+    {"a..b/c.", WM_OK, "a..b/c."},
+    {"a b/c+d~e", WM_OK, "a b/c+d~e"},
+    {"donn\303\251es/\303\251t\303\251.txt", WM_OK, "donn\303\251es/\303\251t\303\251.txt"},
+    {"\xe6\x97\xa5\xe6\x9c\xac/%E5%A4%A9.bufr", WM_OK,
+     "\xe6\x97\xa5\xe6\x9c\xac/\xe5\xa4\xa9.bufr"},
+    {"..", WM_ERR_UNSAFE, NULL},
+    {"../a", WM_ERR_UNSAFE, NULL},
+    {"a/../b", WM_ERR_UNSAFE, NULL},
+    {"a/b/..", WM_ERR_UNSAFE, NULL},
+    {"/../../etc/passwd", WM_ERR_UNSAFE, NULL},
+    {"%2e%2e", WM_ERR_UNSAFE, NULL},
+    {"%2e%2e/x", WM_ERR_UNSAFE, NULL},
+    {"%2E%2e/x", WM_ERR_UNSAFE, NULL},
+    {"a/.%2E/b", WM_ERR_UNSAFE, NULL},
+    {"..%2fx", WM_ERR_UNSAFE, NULL},
+    {"..%2Fx", WM_ERR_UNSAFE, NULL},
+    {"a%2F..%2Fb", WM_ERR_UNSAFE, NULL},
+    {"a%2fb", WM_ERR_UNSAFE, NULL},
+    {"a%00b", WM_ERR_UNSAFE, NULL},
+    {"a\001b", WM_ERR_UNSAFE, NULL},
+    {"a\tb", WM_ERR_UNSAFE, NULL},
+    {"a\nb", WM_ERR_UNSAFE, NULL},
+    {"a\x7f", WM_ERR_UNSAFE, NULL},
+    {"a%0Ab", WM_ERR_UNSAFE, NULL},
+    {"a%1fb", WM_ERR_UNSAFE, NULL},
+    {".hidden", WM_ERR_UNSAFE, NULL},
+    {"a/.hidden/b", WM_ERR_UNSAFE, NULL},
+    {"%2ehidden", WM_ERR_UNSAFE, NULL},
+    {"...", WM_ERR_UNSAFE, NULL},
+    {".wmesh-tmp/x", WM_ERR_UNSAFE, NULL},
+    {"/.wmesh-tmp/tmp.1.2.3", WM_ERR_UNSAFE, NULL},
+    {"", WM_ERR_UNSAFE, NULL},
+    {"/", WM_ERR_UNSAFE, NULL},
+    {"//", WM_ERR_UNSAFE, NULL},
+    {".", WM_ERR_UNSAFE, NULL},
+    {"./.", WM_ERR_UNSAFE, NULL},
+    {"a/", WM_ERR_UNSAFE, NULL},
+    {"a/b/", WM_ERR_UNSAFE, NULL},
+    {"a/.", WM_ERR_UNSAFE, NULL},
+};
+
+static void test_clean_table(void)
+{
+    char out[PATH_MAX];
+    for (size_t i = 0; i < sizeof clean_cases / sizeof clean_cases[0]; i++) {
+        const struct clean_case *c = &clean_cases[i];
+        snprintf(out, sizeof out, "junk");
+        enum wm_err err = tree_clean_relpath(c->in, out, sizeof out);
+        if (err != c->err) fprintf(stderr, "case %zu: \"%s\"\n", i, c->in);
+        ASSERT_EQ_INT(err, c->err);
+        ASSERT_EQ_STR(out, c->out ? c->out : "");
+    }
+}
+
+static void test_clean_lengths(void)
+{
+    char in[3 * 300 + 1], out[PATH_MAX];
+    memset(in, 'x', NAME_MAX);
+    in[NAME_MAX] = '\0';
+    ASSERT_EQ_INT(tree_clean_relpath(in, out, sizeof out), WM_OK);
+    ASSERT_EQ_INT(strlen(out), NAME_MAX);
+    in[NAME_MAX] = 'x';
+    in[NAME_MAX + 1] = '\0';
+    ASSERT_EQ_INT(tree_clean_relpath(in, out, sizeof out), WM_ERR_TOOBIG);
+    ASSERT_EQ_STR(out, "");
+
+    /* The limit applies to the decoded name: 255 "%78" is 765 bytes of input but "x" * 255. */
+    for (int i = 0; i < NAME_MAX; i++)
+        memcpy(in + 3 * i, "%78", 3);
+    in[3 * NAME_MAX] = '\0';
+    ASSERT_EQ_INT(tree_clean_relpath(in, out, sizeof out), WM_OK);
+    ASSERT_EQ_INT(strlen(out), NAME_MAX);
+
+    /* Twenty-one components of 200 bytes make more than PATH_MAX. */
+    static char long_path[21 * 201 + 1];
+    for (int i = 0; i < 21; i++) {
+        memset(long_path + 201 * i, 'y', 200);
+        long_path[201 * i + 200] = '/';
+    }
+    long_path[21 * 201 - 1] = '\0';
+    ASSERT_EQ_INT(tree_clean_relpath(long_path, out, sizeof out), WM_ERR_TOOBIG);
+
+    ASSERT_EQ_INT(tree_clean_relpath("/abcdef", out, 7), WM_OK);
+    ASSERT_EQ_STR(out, "abcdef");
+    ASSERT_EQ_INT(tree_clean_relpath("/abcdef", out, 6), WM_ERR_TOOBIG);
+    ASSERT_EQ_INT(tree_clean_relpath(NULL, out, sizeof out), WM_ERR_INVAL);
+    ASSERT_EQ_INT(tree_clean_relpath("a", NULL, 0), WM_ERR_INVAL);
+    ASSERT_EQ_INT(tree_clean_relpath("a", out, 0), WM_ERR_INVAL);
+}
+
+/* ---- the tree ---- */
+
+static void test_open_empties_tmpdir(void)
+{
+    char path[PATH_MAX], sub[PATH_MAX];
+    join(path, sizeof path, root, WM_TREE_TMPDIR);
+    ASSERT_EQ_INT(mkdir(root, 0755), 0);
+    ASSERT_EQ_INT(mkdir(path, 0755), 0);
+    join(sub, sizeof sub, path, "tmp.leftover");
+    ASSERT_EQ_INT(write_path(sub, "partial"), 0);
+    join(sub, sizeof sub, path, "olddir");
+    ASSERT_EQ_INT(mkdir(sub, 0755), 0);
+    join(sub, sizeof sub, path, "olddir/f");
+    ASSERT_EQ_INT(write_path(sub, "x"), 0);
+
+    struct tree *t = tree_open(root);
+    ASSERT_TRUE(t != NULL);
+    ASSERT_EQ_INT(count_entries(path), 0);
+    struct stat st;
+    ASSERT_EQ_INT(lstat(path, &st), 0);
+    ASSERT_EQ_INT(st.st_mode & 07777, 0700);
+    ASSERT_TRUE(tree_dirfd(t) >= 0);
+    ASSERT_EQ_STR(tree_path(t), root);
+    tree_close(&t);
+    ASSERT_TRUE(t == NULL);
+    tree_close(&t);
+
+    /* A missing root is created, parents included. */
+    join(path, sizeof path, base, "new/deeper/tree");
+    t = tree_open(path);
+    ASSERT_TRUE(t != NULL);
+    tree_close(&t);
+    ASSERT_TRUE(tree_open("") == NULL);
+}
+
+static void test_tmp_names_unique(struct tree *t)
+{
+    struct tree_tmp tmps[50];
+    int ok = 1;
+    for (int i = 0; i < 50; i++) {
+        ASSERT_EQ_INT(tree_tmp_create(t, &tmps[i]), WM_OK);
+        for (int j = 0; j < i; j++)
+            if (strcmp(tmps[i].name, tmps[j].name) == 0) ok = 0;
+    }
+    ASSERT_TRUE(ok);
+    char path[PATH_MAX];
+    join(path, sizeof path, root, WM_TREE_TMPDIR);
+    ASSERT_EQ_INT(count_entries(path), 50);
+    for (int i = 0; i < 50; i++)
+        tree_tmp_discard(t, &tmps[i]);
+    ASSERT_EQ_INT(count_entries(path), 0);
+    ASSERT_EQ_INT(tmps[0].fd, -1);
+}
+
+static void test_commit_and_lookup(struct tree *t)
+{
+    struct wm_checksum sum, got;
+    md5_of_hello(&sum);
+    ASSERT_EQ_INT(put(t, "x/y/z/hello.txt", "hello", &sum), WM_OK);
+
+    char path[PATH_MAX], text[512];
+    join(path, sizeof path, root, "x/y/z/hello.txt");
+    ASSERT_EQ_INT(read_path(path, text, sizeof text), 5);
+    ASSERT_EQ_STR(text, "hello");
+    ssize_t n = lgetxattr(path, WM_XATTR_SUM, text, sizeof text - 1);
+    ASSERT_TRUE(n > 0);
+    text[n > 0 ? n : 0] = '\0';
+    ASSERT_TRUE(strstr(text, "value") != NULL);
+    join(path, sizeof path, root, "x/y");
+    struct stat st;
+    ASSERT_EQ_INT(lstat(path, &st), 0);
+    ASSERT_TRUE(S_ISDIR(st.st_mode));
+    ASSERT_EQ_INT(st.st_mode & 0777, 0755 & ~022);
+
+    memset(&got, 0, sizeof got);
+    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/hello.txt", &got), WM_OK);
+    assert_same_sum(&got, &sum);
+    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/absent", &got), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/hello.txt/below", &got), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_lookup(t, "x/y", &got), WM_ERR_NOTFOUND);
+
+    /* Present without a checksum, or with a checksum that does not parse. */
+    ASSERT_EQ_INT(put(t, "nosum.bin", "data", NULL), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "nosum.bin", &got), WM_ERR_NOSUM);
+    join(path, sizeof path, root, "nosum.bin");
+    ASSERT_EQ_INT(lsetxattr(path, WM_XATTR_SUM, "{not json", 9, 0), 0);
+    ASSERT_EQ_INT(tree_lookup(t, "nosum.bin", &got), WM_ERR_NOSUM);
+}
+
+static void test_commit_replaces(struct tree *t)
+{
+    struct wm_checksum sum, got;
+    md5_of_hello(&sum);
+    ASSERT_EQ_INT(put(t, "r/file", "old content", NULL), WM_OK);
+    char path[PATH_MAX], text[64];
+    join(path, sizeof path, root, "r/file");
+    /* A reader that opened the old version keeps reading it whole: the rename is atomic. */
+    int old = open(path, O_RDONLY | O_CLOEXEC);
+    ASSERT_TRUE(old >= 0);
+    ASSERT_EQ_INT(put(t, "r/file", "hello", &sum), WM_OK);
+    ASSERT_EQ_INT(read_path(path, text, sizeof text), 5);
+    ASSERT_EQ_STR(text, "hello");
+    ASSERT_EQ_INT(read_fd(old, text, sizeof text), 11);
+    ASSERT_EQ_STR(text, "old content");
+    close(old);
+    ASSERT_EQ_INT(tree_lookup(t, "r/file", &got), WM_OK);
+    assert_same_sum(&got, &sum);
+    /* A top-level name works too. */
+    ASSERT_EQ_INT(put(t, "top", "hello", &sum), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "top", &got), WM_OK);
+}
+
+static void assert_tmpdir_empty(void)
+{
+    char path[PATH_MAX];
+    join(path, sizeof path, root, WM_TREE_TMPDIR);
+    ASSERT_EQ_INT(count_entries(path), 0);
+}
+
+static void test_commit_refusals(struct tree *t)
+{
+    char path[PATH_MAX];
+    /* tree/a -> outside: writing a/b must not land in outside. */
+    join(path, sizeof path, root, "a");
+    ASSERT_EQ_INT(symlink(outside, path), 0);
+    ASSERT_EQ_INT(put(t, "a/b", "evil", NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(put(t, "a/c/d", "evil", NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(count_entries(outside), 0);
+    assert_tmpdir_empty();
+
+    /* A deeper symlink, below a real directory. */
+    join(path, sizeof path, root, "deep");
+    ASSERT_EQ_INT(mkdir(path, 0755), 0);
+    join(path, sizeof path, root, "deep/link");
+    ASSERT_EQ_INT(symlink(outside, path), 0);
+    ASSERT_EQ_INT(put(t, "deep/link/x", "evil", NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(count_entries(outside), 0);
+
+    /* A regular file where a directory is needed, and a directory at the destination. */
+    ASSERT_EQ_INT(put(t, "plain", "f", NULL), WM_OK);
+    ASSERT_EQ_INT(put(t, "plain/x", "f", NULL), WM_ERR_EXISTS);
+    ASSERT_EQ_INT(put(t, "deep", "f", NULL), WM_ERR_EXISTS);
+    join(path, sizeof path, root, "deep");
+    struct stat st;
+    ASSERT_EQ_INT(lstat(path, &st), 0);
+    ASSERT_TRUE(S_ISDIR(st.st_mode));
+
+    /* Paths that tree_clean_relpath would never give. */
+    ASSERT_EQ_INT(put(t, "../escape", "f", NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(put(t, "/etc/x", "f", NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(put(t, ".wmesh-tmp/x", "f", NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(put(t, "a//b", "f", NULL), WM_ERR_UNSAFE);
+    assert_tmpdir_empty();
+
+    /* Replacing a symlink at the destination replaces the link, not its target. */
+    char target[PATH_MAX];
+    join(target, sizeof target, outside, "victim");
+    join(path, sizeof path, root, "lastlink");
+    ASSERT_EQ_INT(symlink(target, path), 0);
+    ASSERT_EQ_INT(put(t, "lastlink", "mine", NULL), WM_OK);
+    ASSERT_EQ_INT(count_entries(outside), 0);
+    ASSERT_EQ_INT(lstat(path, &st), 0);
+    ASSERT_TRUE(S_ISREG(st.st_mode));
+}
+
+static void test_lookup_and_open_refusals(struct tree *t)
+{
+    struct wm_checksum sum, got;
+    md5_of_hello(&sum);
+    ASSERT_EQ_INT(put(t, "real.txt", "hello", &sum), WM_OK);
+    char path[PATH_MAX], target[PATH_MAX];
+    join(path, sizeof path, root, "ln.txt");
+    join(target, sizeof target, root, "real.txt");
+    ASSERT_EQ_INT(symlink(target, path), 0);
+    ASSERT_EQ_INT(tree_lookup(t, "ln.txt", &got), WM_ERR_UNSAFE);
+    join(path, sizeof path, root, "rel.txt");
+    ASSERT_EQ_INT(symlink("real.txt", path), 0);
+    ASSERT_EQ_INT(tree_lookup(t, "rel.txt", &got), WM_ERR_UNSAFE);
+
+    int fd = -1;
+    off_t size = -1;
+    ASSERT_EQ_INT(tree_open_file(t, "real.txt", &fd, &size), WM_OK);
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_EQ_INT(size, 5);
+    if (fd >= 0) close(fd);
+    ASSERT_EQ_INT(tree_open_file(t, "ln.txt", &fd, &size), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(fd, -1);
+    ASSERT_EQ_INT(tree_open_file(t, "a/b", &fd, &size), WM_ERR_UNSAFE); /* through a link */
+    ASSERT_EQ_INT(tree_open_file(t, "deep", &fd, &size), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_open_file(t, "missing", &fd, &size), WM_ERR_NOTFOUND);
+
+    /* Dot-files and temporary files exist on disk but are never handed out. */
+    join(path, sizeof path, root, ".secret");
+    ASSERT_EQ_INT(write_path(path, "s"), 0);
+    ASSERT_EQ_INT(tree_open_file(t, ".secret", &fd, &size), WM_ERR_UNSAFE);
+    struct tree_tmp tmp;
+    ASSERT_EQ_INT(tree_tmp_create(t, &tmp), WM_OK);
+    char rel[PATH_MAX];
+    join(rel, sizeof rel, WM_TREE_TMPDIR, tmp.name);
+    ASSERT_EQ_INT(tree_open_file(t, rel, &fd, &size), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_lookup(t, rel, &got), WM_ERR_UNSAFE);
+    tree_tmp_discard(t, &tmp);
+
+    /* A FIFO must be refused without blocking. */
+    join(path, sizeof path, root, "fifo");
+    ASSERT_EQ_INT(mkfifo(path, 0644), 0);
+    ASSERT_EQ_INT(tree_open_file(t, "fifo", &fd, &size), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_lookup(t, "fifo", &got), WM_ERR_NOTFOUND);
+}
+
+static void test_checksum(struct tree *t)
+{
+    struct wm_checksum expect, got, again;
+    md5_of_hello(&expect);
+    ASSERT_EQ_INT(put(t, "sums/h.txt", "hello", NULL), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/h.txt", &got), WM_ERR_NOSUM);
+    memset(&got, 0, sizeof got);
+    ASSERT_EQ_INT(tree_checksum(t, "sums/h.txt", WM_SUM_MD5, &got), WM_OK);
+    assert_same_sum(&got, &expect);
+    memset(&again, 0, sizeof again);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/h.txt", &again), WM_OK);
+    assert_same_sum(&again, &expect);
+    ASSERT_EQ_INT(tree_checksum(t, "ln.txt", WM_SUM_MD5, &got), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_checksum(t, "sums/none", WM_SUM_MD5, &got), WM_ERR_NOTFOUND);
+}
+
+/* Makes openat2 fail with ENOSYS for the rest of the process, as old kernels and some
+ * container filters do, so that the component walk is exercised too. */
+static int forbid_openat2(void)
+{
+#ifdef SYS_openat2
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof filter / sizeof filter[0], .filter = filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+#else
+    return -1;
+#endif
+}
+
+static void test_without_openat2(struct tree *t)
+{
+    if (forbid_openat2() < 0) {
+        fprintf(stderr, "seccomp unavailable (%s): component walk not tested\n", strerror(errno));
+        return;
+    }
+    struct wm_checksum sum, got;
+    md5_of_hello(&sum);
+    ASSERT_EQ_INT(put(t, "walk/one/two.txt", "hello", &sum), WM_OK);
+    ASSERT_EQ_INT(put(t, "walk/one/three.txt", "hello", &sum), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "walk/one/two.txt", &got), WM_OK);
+    assert_same_sum(&got, &sum);
+    ASSERT_EQ_INT(put(t, "a/b", "evil", NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(put(t, "deep/link/x", "evil", NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(count_entries(outside), 0);
+    ASSERT_EQ_INT(tree_lookup(t, "ln.txt", &got), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_lookup(t, "a/x", &got), WM_ERR_UNSAFE);
+    int fd = -1;
+    off_t size = 0;
+    ASSERT_EQ_INT(tree_open_file(t, "walk/one/two.txt", &fd, &size), WM_OK);
+    if (fd >= 0) close(fd);
+    ASSERT_EQ_INT(tree_open_file(t, "deep/link/victim", &fd, &size), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_open_file(t, "walk/one", &fd, &size), WM_ERR_NOTFOUND);
+    assert_tmpdir_empty();
+}
+
+int main(void)
+{
+    umask(022);
+    snprintf(base, sizeof base, "/tmp/wmesh-tree-XXXXXX");
+    if (!mkdtemp(base)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    join(root, sizeof root, base, "tree");
+    join(outside, sizeof outside, base, "outside");
+    mkdir(outside, 0755);
+
+    test_clean_table();
+    test_clean_lengths();
+    test_open_empties_tmpdir();
+    struct tree *t = tree_open(root);
+    ASSERT_TRUE(t != NULL);
+    if (t) {
+        tree_set_sync(t, true);
+        test_tmp_names_unique(t);
+        test_commit_and_lookup(t);
+        test_commit_replaces(t);
+        test_commit_refusals(t);
+        test_lookup_and_open_refusals(t);
+        test_checksum(t);
+        test_without_openat2(t);
+        tree_close(&t);
+    }
+    rm_rf(base);
+    return TEST_REPORT();
+}
