@@ -37,14 +37,21 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIB := $(BUILD)/libwmesh.a
 PROG := $(BUILD)/wmesh
 
-.PHONY: all check demo bench fuzz deps _all _check _demo _bench unit integration clean format \
-        format-check install
+.PHONY: all check demo bench fuzz deps deps-extra _all _check _demo _bench _fuzz unit integration \
+        fuzz-smoke clean format format-check install
 
-all check demo bench: deps
+all demo: deps
+	@$(MAKE) --no-print-directory _$@
+
+# Tests, benchmarks and fuzzing also want clang's sanitizer runtimes, nginx and valgrind.
+check bench fuzz: deps-extra
 	@$(MAKE) --no-print-directory _$@
 
 deps:
 	@sh scripts/deps.sh
+
+deps-extra:
+	@sh scripts/deps.sh --extra
 
 _all: $(PROG)
 
@@ -72,13 +79,41 @@ unit: $(UNIT_BIN)
 integration: $(PROG)
 	@WMESH=$(abspath $(PROG)) sh tests/integration/run.sh $(TESTS)
 
-_check: $(PROG) unit integration
+_check: $(PROG) unit integration fuzz-smoke
 
 _demo: $(PROG)
 	$(PROG) demo
 
 _bench: $(PROG)
 	@WMESH=$(abspath $(PROG)) sh bench/run.sh
+
+# libFuzzer harnesses (tests/fuzz/fuzz_<name>.c, seeds in tests/fuzz/corpus/<name>/), built with
+# clang over the core sources. `make fuzz FUZZ_TIME=600` fuzzes longer; check runs a short pass.
+FUZZ_TIME ?= 60
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+
+build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(wildcard src/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(PKG_LIBS) -lpthread
+
+_fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do n=$${f##*/fuzz_}; mkdir -p build/fuzz/corpus-$$n; \
+	  echo "== $$f for $(FUZZ_TIME) s"; \
+	  $$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 build/fuzz/corpus-$$n \
+	      tests/fuzz/corpus/$$n 2>build/fuzz/$$n.log || { tail -50 build/fuzz/$$n.log; exit 1; }; \
+	  grep -E "stat::number_of_executed_units|stat::new_units_added" build/fuzz/$$n.log; \
+	done
+
+# A short fuzzing pass for `make check` when clang's fuzzer runtime is present.
+fuzz-smoke:
+	@if command -v clang >/dev/null && [ -d /usr/lib/llvm-14/lib/clang ] && \
+	    ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory _fuzz FUZZ_TIME=$${FUZZ_SMOKE_TIME:-15}; \
+	else echo "fuzz-smoke: skipped (clang or libclang-rt-14-dev missing)"; fi
 
 format:
 	clang-format -i src/*.[ch] src/cli/*.[ch] tests/unit/*.[ch]

@@ -1,0 +1,68 @@
+/* announce.c: life cycle of the format-independent announcement struct. */
+#include "announce.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+struct announce *announce_new(void)
+{
+    struct announce *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->size = -1;
+    return a;
+}
+
+void announce_free(struct announce **a)
+{
+    if (!a || !*a) return;
+    struct announce *x = *a;
+    free(x->base_url);
+    free(x->rel_path);
+    free(x->retrieve_path);
+    free(x->content);
+    wm_json_free(&x->extra);
+    free(x);
+    *a = NULL;
+}
+
+/* strdup that treats NULL as "nothing to copy"; false only on allocation failure. */
+static bool dup_opt(const char *s, char **out)
+{
+    *out = NULL;
+    if (!s) return true;
+    *out = strdup(s);
+    return *out != NULL;
+}
+
+struct announce *announce_clone(const struct announce *a)
+{
+    if (!a) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct announce *c = announce_new();
+    if (!c) return NULL;
+    *c = *a;
+    c->base_url = c->rel_path = c->retrieve_path = NULL;
+    c->content = NULL;
+    c->extra = NULL;
+    if (!dup_opt(a->base_url, &c->base_url) || !dup_opt(a->rel_path, &c->rel_path) ||
+        !dup_opt(a->retrieve_path, &c->retrieve_path))
+        goto fail;
+    if (a->content) {
+        /* One spare NUL byte, as the codecs allocate, so UTF-8 content can be used as text. */
+        c->content = malloc(a->content_len + 1);
+        if (!c->content) goto fail;
+        memcpy(c->content, a->content, a->content_len);
+        c->content[a->content_len] = '\0';
+    }
+    if (a->extra && !(c->extra = wm_json_copy(a->extra))) goto fail;
+    return c;
+fail:
+    announce_free(&c);
+    errno = ENOMEM;
+    return NULL;
+}

@@ -1,0 +1,446 @@
+/* codec.c: format sniffing and dispatch, pubTime, topics, the xattr checksum form, shared helpers.
+ */
+#include "codec.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec_internal.h"
+#include "json.h"
+
+#define NS_PER_S 1000000000LL
+#define YEAR_MIN 1970
+#define YEAR_MAX 2261 /* int64 nanoseconds since the epoch run out in April 2262 */
+
+/* ---- shared helpers ---- */
+
+void codec_why(char *why, size_t whylen, const char *fmt, ...)
+{
+    if (!why || whylen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+    if (n < 0) why[0] = '\0';
+}
+
+enum wm_err codec_check_string(const struct wm_json *v, const char *name, const char **s,
+                               size_t *len, char *why, size_t whylen)
+{
+    if (!v) {
+        codec_why(why, whylen, "%s missing", name);
+        return WM_ERR_INVAL;
+    }
+    size_t n = 0;
+    const char *text = wm_json_string(v, &n);
+    if (!text) {
+        codec_why(why, whylen, "%s must be a string", name);
+        return WM_ERR_INVAL;
+    }
+    if (n == 0) {
+        codec_why(why, whylen, "%s is empty", name);
+        return WM_ERR_INVAL;
+    }
+    if (strlen(text) != n) {
+        codec_why(why, whylen, "%s contains a NUL character", name);
+        return WM_ERR_INVAL;
+    }
+    if (n > CODEC_MAX_FIELD) {
+        codec_why(why, whylen, "%s longer than %d bytes", name, CODEC_MAX_FIELD);
+        return WM_ERR_TOOBIG;
+    }
+    *s = text;
+    if (len) *len = n;
+    return WM_OK;
+}
+
+enum wm_err codec_take_string(const struct wm_json *v, const char *name, char **out, char *why,
+                              size_t whylen)
+{
+    const char *s;
+    size_t n;
+    enum wm_err err = codec_check_string(v, name, &s, &n, why, whylen);
+    if (err != WM_OK) return err;
+    *out = strndup(s, n);
+    if (!*out) {
+        codec_why(why, whylen, "out of memory");
+        return WM_ERR_NOMEM;
+    }
+    return WM_OK;
+}
+
+enum wm_err codec_take_pubtime(const struct wm_json *v, const char *name, struct announce *a,
+                               char *why, size_t whylen)
+{
+    const char *s;
+    enum wm_err err = codec_check_string(v, name, &s, NULL, why, whylen);
+    if (err != WM_OK) return err;
+    if (codec_pubtime_parse(s, &a->pubtime_ns, &a->pubtime_digits) != WM_OK) {
+        codec_why(why, whylen, "%s is not a UTC time YYYYMMDD[T]HHMMSS[.fraction] (1970-2261)",
+                  name);
+        return WM_ERR_INVAL;
+    }
+    return WM_OK;
+}
+
+enum wm_err codec_set_string(struct wm_json *obj, const char *key, const char *text)
+{
+    if (!text) return WM_ERR_INVAL;
+    struct wm_json *s = wm_json_string_new(text, strlen(text));
+    if (!s) return WM_ERR_INVAL; /* not UTF-8, or out of memory */
+    return wm_json_object_set(obj, key, s);
+}
+
+enum wm_err codec_set_pubtime(struct wm_json *obj, const char *key, const struct announce *a,
+                              bool with_t)
+{
+    char text[48];
+    enum wm_err err =
+        codec_pubtime_format(a->pubtime_ns, a->pubtime_digits, with_t, text, sizeof text);
+    if (err != WM_OK) return err;
+    return codec_set_string(obj, key, text);
+}
+
+bool codec_key_in(const char *key, const char *const *list)
+{
+    for (; list && *list; list++)
+        if (strcmp(key, *list) == 0) return true;
+    return false;
+}
+
+enum wm_err codec_copy_members(const struct wm_json *src, struct wm_json *dst,
+                               const char *const *skip)
+{
+    if (!src) return WM_OK;
+    if (!wm_json_is_object(src)) return WM_ERR_INVAL;
+    void *it = NULL;
+    const char *key;
+    struct wm_json *value;
+    while (wm_json_object_next(src, &it, &key, &value)) {
+        if (codec_key_in(key, skip)) continue;
+        struct wm_json *copy = wm_json_copy(value);
+        if (!copy) return WM_ERR_NOMEM;
+        enum wm_err err = wm_json_object_set(dst, key, copy);
+        if (err != WM_OK) return err;
+    }
+    return WM_OK;
+}
+
+/* ---- decode and encode ---- */
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* A WIS2 notification is a GeoJSON Feature; a v03 message always has relPath. */
+static bool looks_like_wnm(const struct wm_json *root)
+{
+    if (wm_json_object_get(root, "relPath")) return false;
+    const char *type = wm_json_string(wm_json_object_get(root, "type"), NULL);
+    if (type && strcmp(type, "Feature") == 0) return true;
+    return wm_json_object_get(root, "properties") != NULL;
+}
+
+static enum wm_err decode_root(const struct wm_json *root, struct announce *a, char *why,
+                               size_t whylen)
+{
+    if (wm_json_is_array(root)) {
+        a->format = WM_FORMAT_ARRAY;
+        return codec_array_decode(root, a, why, whylen);
+    }
+    if (!wm_json_is_object(root)) {
+        codec_why(why, whylen, "neither a JSON array nor a JSON object");
+        return WM_ERR_FORMAT;
+    }
+    if (looks_like_wnm(root)) {
+        codec_why(why, whylen, "WIS2 notification messages not supported yet");
+        return WM_ERR_FORMAT;
+    }
+    a->format = WM_FORMAT_V03;
+    return codec_v03_decode(root, a, why, whylen);
+}
+
+enum wm_err codec_decode(const char *payload, size_t len, struct announce **out, char *why,
+                         size_t whylen)
+{
+    codec_why(why, whylen, "%s", "");
+    if (!out) return WM_ERR_INVAL;
+    *out = NULL;
+    if (!payload) {
+        codec_why(why, whylen, "no payload");
+        return WM_ERR_INVAL;
+    }
+    if (len > WM_CODEC_MAX_PAYLOAD) {
+        codec_why(why, whylen, "message larger than %d bytes", WM_CODEC_MAX_PAYLOAD);
+        return WM_ERR_TOOBIG;
+    }
+    size_t i = 0;
+    while (i < len && is_blank(payload[i]))
+        i++;
+    if (i == len || (payload[i] != '[' && payload[i] != '{')) {
+        codec_why(why, whylen, "neither a JSON array nor a JSON object");
+        return WM_ERR_FORMAT;
+    }
+    struct wm_json *root = NULL;
+    struct announce *a = NULL;
+    enum wm_err err = wm_json_parse(payload + i, len - i, &root, why, whylen);
+    if (err != WM_OK) goto fail;
+    a = announce_new();
+    if (!a) {
+        err = WM_ERR_NOMEM;
+        goto fail;
+    }
+    err = decode_root(root, a, why, whylen);
+    if (err != WM_OK) goto fail;
+    wm_json_free(&root);
+    *out = a;
+    return WM_OK;
+fail:
+    if (why && whylen && !why[0]) codec_why(why, whylen, "%s", wm_strerror(err));
+    announce_free(&a);
+    wm_json_free(&root);
+    return err;
+}
+
+/* What codec_check_string accepts on the way in. */
+static bool field_ok(const char *s)
+{
+    return s && s[0] && strnlen(s, CODEC_MAX_FIELD + 1) <= CODEC_MAX_FIELD;
+}
+
+enum wm_err codec_encode(const struct announce *a, enum wm_format fmt, char **out, size_t *outlen)
+{
+    if (!out) return WM_ERR_INVAL;
+    *out = NULL;
+    if (!a || !field_ok(a->base_url) || !field_ok(a->rel_path)) return WM_ERR_INVAL;
+    if (a->retrieve_path && !field_ok(a->retrieve_path)) return WM_ERR_INVAL;
+    if (a->extra && !wm_json_is_object(a->extra)) return WM_ERR_INVAL;
+    struct wm_json *root = NULL;
+    enum wm_err err;
+    switch (fmt) {
+    case WM_FORMAT_ARRAY:
+        err = codec_array_encode(a, &root);
+        break;
+    case WM_FORMAT_V03:
+        err = codec_v03_encode(a, &root);
+        break;
+    default:
+        return WM_ERR_FORMAT; /* WIS2 notifications: not yet */
+    }
+    if (err != WM_OK) goto done;
+    /* Never send what no decoder (ours included) would accept. */
+    if (wm_json_depth(root) > WM_JSON_MAX_DEPTH) {
+        err = WM_ERR_TOOBIG;
+        goto done;
+    }
+    size_t n = 0;
+    err = wm_json_dump(root, out, &n);
+    if (err == WM_OK && n > WM_CODEC_MAX_PAYLOAD) {
+        free(*out);
+        *out = NULL;
+        err = WM_ERR_TOOBIG;
+    }
+    if (err == WM_OK && outlen) *outlen = n;
+done:
+    wm_json_free(&root);
+    return err;
+}
+
+/* ---- topics ---- */
+
+/* Appends part to out, one level per non-empty '/'-separated piece, escaping the MQTT
+ * wildcards '+' and '#' (not allowed in a published topic) as %2B and %23. */
+static enum wm_err topic_append(char *out, size_t outlen, size_t *used, const char *part,
+                                size_t partlen)
+{
+    size_t i = 0;
+    while (i < partlen) {
+        while (i < partlen && part[i] == '/')
+            i++;
+        if (i == partlen) break;
+        if (*used > 0) {
+            if (*used + 1 >= outlen) return WM_ERR_TOOBIG;
+            out[(*used)++] = '/';
+        }
+        for (; i < partlen && part[i] != '/'; i++) {
+            const char *piece = part[i] == '+' ? "%2B" : part[i] == '#' ? "%23" : NULL;
+            size_t n = piece ? 3 : 1;
+            if (*used + n >= outlen) return WM_ERR_TOOBIG;
+            if (piece)
+                memcpy(out + *used, piece, n);
+            else
+                out[*used] = part[i];
+            *used += n;
+        }
+    }
+    out[*used] = '\0';
+    return WM_OK;
+}
+
+enum wm_err codec_topic(const char *exchange, const char *prefix, const char *rel_path, char *out,
+                        size_t outlen)
+{
+    if (!exchange || !rel_path || !out || outlen == 0) return WM_ERR_INVAL;
+    if (!prefix) prefix = "";
+    size_t used = 0;
+    out[0] = '\0';
+    const char *slash = strrchr(rel_path, '/');
+    size_t dirlen = slash ? (size_t)(slash - rel_path) : 0;
+    enum wm_err err = topic_append(out, outlen, &used, exchange, strlen(exchange));
+    if (err == WM_OK) err = topic_append(out, outlen, &used, prefix, strlen(prefix));
+    if (err == WM_OK) err = topic_append(out, outlen, &used, rel_path, dirlen);
+    if (err != WM_OK) {
+        out[0] = '\0';
+        return err;
+    }
+    return used > 0 ? WM_OK : WM_ERR_INVAL;
+}
+
+/* ---- pubTime ---- */
+
+/* Reads exactly n decimal digits at *p into *v and advances *p. */
+static bool take_digits(const char **p, int n, int *v)
+{
+    int x = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9') return false;
+        x = x * 10 + (c - '0');
+    }
+    *p += n;
+    *v = x;
+    return true;
+}
+
+static bool is_leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m == 2 && is_leap(y) ? 29 : days[m - 1];
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (y >= 1970). */
+static int64_t days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = y / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The fraction after '.', keeping at most 9 digits; *p ends on the first non-digit. */
+static void take_fraction(const char **p, int64_t *ns, int *digits)
+{
+    int64_t frac = 0;
+    int n = 0;
+    for (; **p >= '0' && **p <= '9'; (*p)++) {
+        if (n == 9) continue; /* beyond nanoseconds: truncated */
+        frac = frac * 10 + (**p - '0');
+        n++;
+    }
+    *digits = n;
+    for (int k = n; k < 9; k++)
+        frac *= 10;
+    *ns = frac;
+}
+
+enum wm_err codec_pubtime_parse(const char *text, int64_t *ns, int *digits)
+{
+    if (!text || !ns) return WM_ERR_INVAL;
+    const char *p = text;
+    int y, mo, d, h, mi, s;
+    if (!take_digits(&p, 4, &y) || !take_digits(&p, 2, &mo) || !take_digits(&p, 2, &d))
+        return WM_ERR_INVAL;
+    if (*p == 'T' || *p == 't') p++;
+    if (!take_digits(&p, 2, &h) || !take_digits(&p, 2, &mi) || !take_digits(&p, 2, &s))
+        return WM_ERR_INVAL;
+    int64_t frac = 0;
+    int nd = 0;
+    if (*p == '.') {
+        p++;
+        take_fraction(&p, &frac, &nd);
+    }
+    if (*p == 'Z' || *p == 'z') p++;
+    if (*p) return WM_ERR_INVAL;
+    if (y < YEAR_MIN || y > YEAR_MAX || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
+        h > 23 || mi > 59 || s > 59)
+        return WM_ERR_INVAL;
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
+    *ns = secs * NS_PER_S + frac;
+    if (digits) *digits = nd;
+    return WM_OK;
+}
+
+enum wm_err codec_pubtime_format(int64_t ns, int digits, bool with_t, char *out, size_t outlen)
+{
+    if (!out || outlen == 0 || ns < 0 || digits < 0 || digits > 9) return WM_ERR_INVAL;
+    time_t secs = (time_t)(ns / NS_PER_S);
+    int64_t frac = ns % NS_PER_S;
+    struct tm tm;
+    if (!gmtime_r(&secs, &tm)) return WM_ERR_INVAL;
+    int n = snprintf(out, outlen, "%04d%02d%02d%s%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, with_t ? "T" : "", tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (n < 0 || (size_t)n >= outlen) return WM_ERR_TOOBIG;
+    if (digits == 0) return WM_OK;
+    for (int k = digits; k < 9; k++)
+        frac /= 10; /* truncate, as the fraction was truncated on input */
+    size_t used = (size_t)n;
+    n = snprintf(out + used, outlen - used, ".%0*lld", digits, (long long)frac);
+    if (n < 0 || (size_t)n >= outlen - used) return WM_ERR_TOOBIG;
+    return WM_OK;
+}
+
+/* ---- the xattr form of a checksum ---- */
+
+enum wm_err codec_sum_to_json(const struct wm_checksum *sum, char *out, size_t outlen)
+{
+    if (!sum || !out || outlen == 0) return WM_ERR_INVAL;
+    char value[2 * WM_SUM_MAX_LEN + 8];
+    enum wm_err err = integrity_value_format(sum, value, sizeof value);
+    if (err != WM_OK) return err;
+    struct wm_json *obj = wm_json_object_new();
+    char *text = NULL;
+    size_t n = 0;
+    if (!obj) return WM_ERR_NOMEM;
+    err = codec_set_string(obj, "method", integrity_method_name(sum->method));
+    if (err == WM_OK) err = codec_set_string(obj, "value", value);
+    if (err == WM_OK) err = wm_json_dump(obj, &text, &n);
+    if (err == WM_OK && n >= outlen) err = WM_ERR_TOOBIG;
+    if (err == WM_OK) memcpy(out, text, n + 1);
+    free(text);
+    wm_json_free(&obj);
+    return err;
+}
+
+enum wm_err codec_sum_from_json(const char *text, size_t len, struct wm_checksum *out)
+{
+    if (!text || !out) return WM_ERR_INVAL;
+    if (len > CODEC_MAX_FIELD) return WM_ERR_TOOBIG;
+    struct wm_json *obj = NULL;
+    enum wm_err err = wm_json_parse(text, len, &obj, NULL, 0);
+    if (err != WM_OK) return err == WM_ERR_NOMEM ? err : WM_ERR_INVAL;
+    const char *method = NULL, *value = NULL;
+    err = codec_check_string(wm_json_object_get(obj, "method"), "method", &method, NULL, NULL, 0);
+    if (err == WM_OK) {
+        /* random and arbitrary values may be empty strings: only require a string here. */
+        size_t vlen = 0;
+        value = wm_json_string(wm_json_object_get(obj, "value"), &vlen);
+        if (!value || strlen(value) != vlen) err = WM_ERR_INVAL;
+    }
+    if (err == WM_OK) {
+        enum wm_sum m = integrity_method_from_name(method);
+        err = m == WM_SUM_NONE ? WM_ERR_METHOD : integrity_value_parse(m, value, out);
+    }
+    wm_json_free(&obj);
+    return err;
+}

@@ -1,0 +1,544 @@
+/* integrity.c: checksum methods, streaming digests over OpenSSL EVP, base64 and hex. */
+#include "integrity.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#define READ_CHUNK (64 * 1024)
+#define RANDOM_BYTES 8     /* a fresh "random" value is this many bytes, in hex */
+#define VALUE_TEXT_MAX 256 /* longest digest text (whitespace removed) we try to decode */
+
+struct method_info {
+    enum wm_sum method;
+    const char *name;
+    char letter;
+    size_t len;
+};
+
+static const struct method_info methods[] = {
+    {WM_SUM_MD5, "md5", 'd', 16},
+    {WM_SUM_SHA256, "sha256", 0, 32},
+    {WM_SUM_SHA384, "sha384", 0, 48},
+    {WM_SUM_SHA512, "sha512", 's', 64},
+    {WM_SUM_SHA3_256, "sha3-256", 0, 32},
+    {WM_SUM_SHA3_384, "sha3-384", 0, 48},
+    {WM_SUM_SHA3_512, "sha3-512", 0, 64},
+    {WM_SUM_MD5NAME, "md5name", 'n', 16},
+    {WM_SUM_COD, "cod", 'z', 0},
+    {WM_SUM_RANDOM, "random", '0', 0},
+    {WM_SUM_ARBITRARY, "arbitrary", 'a', 0},
+};
+
+#define N_METHODS (sizeof methods / sizeof methods[0])
+
+static const struct method_info *info_of(enum wm_sum method)
+{
+    for (size_t i = 0; i < N_METHODS; i++)
+        if (methods[i].method == method) return &methods[i];
+    return NULL;
+}
+
+const char *integrity_method_name(enum wm_sum method)
+{
+    const struct method_info *mi = info_of(method);
+    return mi ? mi->name : "none";
+}
+
+enum wm_sum integrity_method_from_name(const char *name)
+{
+    if (!name) return WM_SUM_NONE;
+    for (size_t i = 0; i < N_METHODS; i++)
+        if (strcasecmp(methods[i].name, name) == 0) return methods[i].method;
+    return WM_SUM_NONE;
+}
+
+char integrity_method_letter(enum wm_sum method)
+{
+    const struct method_info *mi = info_of(method);
+    return mi ? mi->letter : 0;
+}
+
+enum wm_sum integrity_method_from_letter(char letter)
+{
+    if (letter == 0) return WM_SUM_NONE;
+    for (size_t i = 0; i < N_METHODS; i++)
+        if (methods[i].letter == letter) return methods[i].method;
+    return WM_SUM_NONE;
+}
+
+size_t integrity_digest_len(enum wm_sum method)
+{
+    const struct method_info *mi = info_of(method);
+    return mi ? mi->len : 0;
+}
+
+bool integrity_is_digest(enum wm_sum method)
+{
+    /* MD5NAME has a digest length but checks the name, never the content. */
+    return method != WM_SUM_MD5NAME && integrity_digest_len(method) > 0;
+}
+
+bool integrity_equal(const struct wm_checksum *a, const struct wm_checksum *b)
+{
+    if (!a || !b || a->method != b->method) return false;
+    if (a->method == WM_SUM_COD) return a->cod_method == b->cod_method;
+    if (a->len != b->len || a->len > WM_SUM_MAX_LEN) return false;
+    return memcmp(a->value, b->value, a->len) == 0;
+}
+
+/* ---- streaming digests ---- */
+
+struct integrity_ctx {
+    EVP_MD_CTX *md;            /* NULL when result is already known (md5name, opaque) */
+    bool failed;               /* an EVP call failed during update */
+    struct wm_checksum result; /* method of the digest computed; value when md is NULL */
+};
+
+static const EVP_MD *evp_of(enum wm_sum method)
+{
+    switch (method) {
+    case WM_SUM_MD5:
+    case WM_SUM_MD5NAME:
+        return EVP_md5();
+    case WM_SUM_SHA256:
+        return EVP_sha256();
+    case WM_SUM_SHA384:
+        return EVP_sha384();
+    case WM_SUM_SHA512:
+        return EVP_sha512();
+    case WM_SUM_SHA3_256:
+        return EVP_sha3_256();
+    case WM_SUM_SHA3_384:
+        return EVP_sha3_384();
+    case WM_SUM_SHA3_512:
+        return EVP_sha3_512();
+    default:
+        return NULL;
+    }
+}
+
+static const char *basename_of(const char *name)
+{
+    const char *slash = strrchr(name, '/');
+    return slash ? slash + 1 : name;
+}
+
+static bool md5name_into(const char *name, struct wm_checksum *out)
+{
+    const char *base = basename_of(name);
+    unsigned int n = 0;
+    if (!EVP_Digest(base, strlen(base), out->value, &n, EVP_md5(), NULL)) return false;
+    out->len = n;
+    return true;
+}
+
+/* A fresh random token: hex text, so that it travels as-is in both formats. */
+static bool random_into(struct wm_checksum *out)
+{
+    unsigned char raw[RANDOM_BYTES];
+    if (RAND_bytes(raw, (int)sizeof raw) != 1) return false;
+    if (integrity_hex_encode(raw, sizeof raw, (char *)out->value, sizeof out->value) != WM_OK)
+        return false;
+    out->len = 2 * sizeof raw;
+    return true;
+}
+
+/* Fills ctx for methods whose result does not depend on the content. */
+static bool begin_known(struct integrity_ctx *ctx, const struct wm_checksum *like, const char *name)
+{
+    switch (like->method) {
+    case WM_SUM_MD5NAME:
+        if (!name) return false;
+        return md5name_into(name, &ctx->result);
+    case WM_SUM_RANDOM:
+        /* Forwarders keep the token they were given, otherwise loops would never end. */
+        if (like->len == 0) return random_into(&ctx->result);
+        /* fall through */
+    case WM_SUM_ARBITRARY:
+        if (like->len > WM_SUM_MAX_LEN) return false;
+        memcpy(ctx->result.value, like->value, like->len);
+        ctx->result.len = like->len;
+        return true;
+    default:
+        return false;
+    }
+}
+
+struct integrity_ctx *integrity_begin(const struct wm_checksum *like, const char *name)
+{
+    if (!like) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct integrity_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return NULL;
+    enum wm_sum method = like->method == WM_SUM_COD ? like->cod_method : like->method;
+    ctx->result.method = method;
+    if (like->method != WM_SUM_COD && !integrity_is_digest(method)) {
+        if (begin_known(ctx, like, name)) return ctx;
+        goto invalid;
+    }
+    if (!integrity_is_digest(method)) goto invalid;
+    ctx->md = EVP_MD_CTX_new();
+    if (!ctx->md) goto nomem;
+    if (EVP_DigestInit_ex(ctx->md, evp_of(method), NULL) != 1) goto invalid;
+    return ctx;
+invalid:
+    integrity_abort(&ctx);
+    errno = EINVAL;
+    return NULL;
+nomem:
+    integrity_abort(&ctx);
+    errno = ENOMEM;
+    return NULL;
+}
+
+void integrity_update(struct integrity_ctx *ctx, const void *data, size_t len)
+{
+    if (!ctx || !ctx->md || len == 0) return;
+    if (!data || EVP_DigestUpdate(ctx->md, data, len) != 1) ctx->failed = true;
+}
+
+enum wm_err integrity_finish(struct integrity_ctx **ctx, struct wm_checksum *out)
+{
+    if (!ctx || !*ctx) return WM_ERR_INVAL;
+    struct integrity_ctx *c = *ctx;
+    enum wm_err err = c->failed ? WM_ERR_LIB : WM_OK;
+    if (err == WM_OK && c->md) {
+        unsigned int n = 0;
+        if (EVP_DigestFinal_ex(c->md, c->result.value, &n) != 1) err = WM_ERR_LIB;
+        c->result.len = n;
+    }
+    if (err == WM_OK && out) *out = c->result;
+    integrity_abort(ctx);
+    return out ? err : WM_ERR_INVAL;
+}
+
+void integrity_abort(struct integrity_ctx **ctx)
+{
+    if (!ctx || !*ctx) return;
+    EVP_MD_CTX_free((*ctx)->md);
+    free(*ctx);
+    *ctx = NULL;
+}
+
+static enum wm_err begin_for(enum wm_sum method, const char *name, struct integrity_ctx **ctx)
+{
+    /* An arbitrary tag or a cod placeholder cannot be computed from content alone. */
+    if (method == WM_SUM_ARBITRARY || method == WM_SUM_COD) return WM_ERR_METHOD;
+    struct wm_checksum like = {.method = method};
+    *ctx = integrity_begin(&like, name);
+    if (*ctx) return WM_OK;
+    return errno == ENOMEM ? WM_ERR_NOMEM : WM_ERR_METHOD;
+}
+
+enum wm_err integrity_of_buffer(enum wm_sum method, const char *name, const void *data, size_t len,
+                                struct wm_checksum *out)
+{
+    if (!out || (!data && len)) return WM_ERR_INVAL;
+    struct integrity_ctx *ctx = NULL;
+    enum wm_err err = begin_for(method, name, &ctx);
+    if (err != WM_OK) return err;
+    integrity_update(ctx, data, len);
+    return integrity_finish(&ctx, out);
+}
+
+enum wm_err integrity_of_fd(enum wm_sum method, const char *name, int fd, struct wm_checksum *out)
+{
+    if (!out || fd < 0) return WM_ERR_INVAL;
+    struct integrity_ctx *ctx = NULL;
+    enum wm_err err = begin_for(method, name, &ctx);
+    if (err != WM_OK) return err;
+    if (!ctx->md) return integrity_finish(&ctx, out); /* the content does not matter */
+    unsigned char *buf = malloc(READ_CHUNK);
+    if (!buf) {
+        err = WM_ERR_NOMEM;
+        goto fail;
+    }
+    off_t off = 0;
+    for (;;) {
+        ssize_t n = pread(fd, buf, READ_CHUNK, off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            err = WM_ERR_IO;
+            goto fail;
+        }
+        if (n == 0) break;
+        integrity_update(ctx, buf, (size_t)n);
+        off += n;
+    }
+    free(buf);
+    return integrity_finish(&ctx, out);
+fail:
+    free(buf);
+    integrity_abort(&ctx);
+    return err;
+}
+
+/* ---- base64 and hex ---- */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static int b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+enum wm_err integrity_base64_encode(const unsigned char *in, size_t len, char *out, size_t outlen)
+{
+    if ((!in && len) || !out) return WM_ERR_INVAL;
+    if (len / 3 >= (SIZE_MAX - 5) / 4 || outlen < (len + 2) / 3 * 4 + 1) return WM_ERR_TOOBIG;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < len) v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < len) v |= in[i + 2];
+        out[o++] = b64_alphabet[(v >> 18) & 63];
+        out[o++] = b64_alphabet[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < len ? b64_alphabet[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return WM_OK;
+}
+
+/* Appends the top n bytes of the 24-bit group v to out. */
+static bool b64_emit(uint32_t v, int n, unsigned char *out, size_t cap, size_t *o)
+{
+    if (cap - *o < (size_t)n) return false;
+    for (int k = 0; k < n; k++)
+        out[(*o)++] = (unsigned char)(v >> (16 - 8 * k));
+    return true;
+}
+
+enum wm_err integrity_base64_decode(const char *in, size_t inlen, unsigned char *out,
+                                    size_t *outlen)
+{
+    if (!in || !outlen || (!out && *outlen)) return WM_ERR_INVAL;
+    size_t cap = *outlen, o = 0;
+    uint32_t group = 0;
+    int q = 0, pad = 0; /* sextets in the current group; '=' seen */
+    for (size_t i = 0; i < inlen; i++) {
+        char c = in[i];
+        if (is_space(c)) continue;
+        if (c == '=') {
+            if (q < 2 || q + ++pad > 4) return WM_ERR_INVAL;
+            continue;
+        }
+        int v = b64_value(c);
+        if (v < 0 || pad) return WM_ERR_INVAL; /* bad character, or data after padding */
+        group = group << 6 | (uint32_t)v;
+        if (++q == 4) {
+            if (!b64_emit(group, 3, out, cap, &o)) return WM_ERR_TOOBIG;
+            q = 0;
+            group = 0;
+        }
+    }
+    if (q == 1) return WM_ERR_INVAL;
+    if (q == 2 && !b64_emit(group << 12, 1, out, cap, &o)) return WM_ERR_TOOBIG;
+    if (q == 3 && !b64_emit(group << 6, 2, out, cap, &o)) return WM_ERR_TOOBIG;
+    *outlen = o;
+    return WM_OK;
+}
+
+enum wm_err integrity_hex_encode(const unsigned char *in, size_t len, char *out, size_t outlen)
+{
+    static const char digits[] = "0123456789abcdef";
+    if ((!in && len) || !out) return WM_ERR_INVAL;
+    if (len >= SIZE_MAX / 2 || outlen < 2 * len + 1) return WM_ERR_TOOBIG;
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+    return WM_OK;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+enum wm_err integrity_hex_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen)
+{
+    if (!in || !outlen || (!out && *outlen)) return WM_ERR_INVAL;
+    size_t cap = *outlen, o = 0;
+    int hi = -1; /* pending high nibble */
+    for (size_t i = 0; i < inlen; i++) {
+        if (is_space(in[i])) continue;
+        int v = hex_value(in[i]);
+        if (v < 0) return WM_ERR_INVAL;
+        if (hi < 0) {
+            hi = v;
+            continue;
+        }
+        if (o == cap) return WM_ERR_TOOBIG;
+        out[o++] = (unsigned char)(hi << 4 | v);
+        hi = -1;
+    }
+    if (hi >= 0) return WM_ERR_INVAL;
+    *outlen = o;
+    return WM_OK;
+}
+
+/* ---- v03 values ---- */
+
+static void set_why(const char **why, const char *text)
+{
+    if (why) *why = text;
+}
+
+static enum wm_err parse_cod(const char *text, struct wm_checksum *out, const char **why)
+{
+    char name[16];
+    size_t n = 0;
+    for (const char *p = text; *p; p++) {
+        if (is_space(*p)) continue;
+        if (n + 1 >= sizeof name) break;
+        name[n++] = *p;
+    }
+    name[n] = '\0';
+    enum wm_sum m =
+        n == 1 ? integrity_method_from_letter(name[0]) : integrity_method_from_name(name);
+    if (!integrity_is_digest(m)) {
+        set_why(why, "cod names no known digest algorithm");
+        return WM_ERR_METHOD;
+    }
+    out->cod_method = m;
+    return WM_OK;
+}
+
+static enum wm_err parse_opaque(const char *text, struct wm_checksum *out, const char **why)
+{
+    size_t len = strlen(text);
+    if (len > WM_SUM_MAX_LEN) {
+        set_why(why, "value longer than 64 bytes");
+        return WM_ERR_TOOBIG;
+    }
+    memcpy(out->value, text, len);
+    out->len = len;
+    return WM_OK;
+}
+
+static bool all_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (hex_value(s[i]) < 0) return false;
+    return true;
+}
+
+static enum wm_err parse_digest(const char *text, struct wm_checksum *out, const char **why)
+{
+    size_t want = integrity_digest_len(out->method);
+    char compact[VALUE_TEXT_MAX];
+    size_t n = 0;
+    for (const char *p = text; *p; p++) {
+        if (is_space(*p)) continue;
+        if (n == sizeof compact) {
+            set_why(why, "value too long for a digest");
+            return WM_ERR_INVAL;
+        }
+        compact[n++] = *p;
+    }
+    unsigned char raw[VALUE_TEXT_MAX];
+    size_t got = sizeof raw;
+    enum wm_err err;
+    /* Hex of a digest is 2*len characters, which as base64 would decode to 1.5*len bytes:
+     * so this length and alphabet can only be hex. */
+    if (n == 2 * want && !all_hex(compact, n)) {
+        set_why(why, "value has the length of hex but is not hex");
+        return WM_ERR_INVAL;
+    }
+    if (n == 2 * want)
+        err = integrity_hex_decode(compact, n, raw, &got);
+    else
+        err = integrity_base64_decode(compact, n, raw, &got);
+    if (err != WM_OK) {
+        set_why(why, "value is neither base64 nor hex");
+        return WM_ERR_INVAL;
+    }
+    if (got != want) {
+        set_why(why, "value length does not match the digest length of the method");
+        return WM_ERR_INVAL;
+    }
+    memcpy(out->value, raw, got);
+    out->len = got;
+    return WM_OK;
+}
+
+enum wm_err integrity_value_parse_why(enum wm_sum method, const char *text, struct wm_checksum *out,
+                                      const char **why)
+{
+    set_why(why, "");
+    if (!text || !out) {
+        set_why(why, "missing value");
+        return WM_ERR_INVAL;
+    }
+    memset(out, 0, sizeof *out);
+    out->method = method;
+    switch (method) {
+    case WM_SUM_COD:
+        return parse_cod(text, out, why);
+    case WM_SUM_RANDOM:
+    case WM_SUM_ARBITRARY:
+        return parse_opaque(text, out, why);
+    default:
+        break;
+    }
+    if (integrity_digest_len(method) == 0) {
+        set_why(why, "unknown checksum method");
+        return WM_ERR_METHOD;
+    }
+    return parse_digest(text, out, why);
+}
+
+enum wm_err integrity_value_parse(enum wm_sum method, const char *text, struct wm_checksum *out)
+{
+    return integrity_value_parse_why(method, text, out, NULL);
+}
+
+enum wm_err integrity_value_format(const struct wm_checksum *sum, char *out, size_t outlen)
+{
+    if (!sum || !out || outlen == 0) return WM_ERR_INVAL;
+    if (sum->len > WM_SUM_MAX_LEN) return WM_ERR_INVAL;
+    int n;
+    switch (sum->method) {
+    case WM_SUM_COD:
+        if (!integrity_is_digest(sum->cod_method)) return WM_ERR_METHOD;
+        n = snprintf(out, outlen, "%s", integrity_method_name(sum->cod_method));
+        break;
+    case WM_SUM_RANDOM:
+    case WM_SUM_ARBITRARY:
+        if (memchr(sum->value, '\0', sum->len)) return WM_ERR_INVAL;
+        n = snprintf(out, outlen, "%.*s", (int)sum->len, (const char *)sum->value);
+        break;
+    default:
+        if (integrity_digest_len(sum->method) == 0) return WM_ERR_METHOD;
+        if (sum->len != integrity_digest_len(sum->method)) return WM_ERR_INVAL;
+        return integrity_base64_encode(sum->value, sum->len, out, outlen);
+    }
+    if (n < 0) return WM_ERR_INVAL;
+    return (size_t)n < outlen ? WM_OK : WM_ERR_TOOBIG;
+}
