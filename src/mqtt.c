@@ -30,6 +30,8 @@ struct mqtt_link {
     bool connected;       /* CONNACK accepted */
     bool ever_connected;
     bool closing;
+    bool paused;          /* not reading: backpressure */
+    bool held;            /* not writing: acknowledgements must wait */
     int64_t backoff_ms;
     int pending;          /* QoS 1 publishes not yet acknowledged */
     struct loop_timer *reconnect_timer;
@@ -53,20 +55,23 @@ static void unwatch_socket(struct mqtt_link *l)
     l->watched = 0;
 }
 
+static void link_lost(struct mqtt_link *l)
+{
+    unwatch_socket(l);
+    l->connected = false;
+    schedule_reconnect(l);
+}
+
+/* Reads only: writes wait for flush_hook, which runs after the hooks added before it (the
+ * journal's sync), so a PUBACK never leaves before what it acknowledges is durable. */
 static void on_socket(void *arg, int fd, unsigned events)
 {
     struct mqtt_link *l = arg;
     (void)fd;
-    int rc = MOSQ_ERR_SUCCESS;
-    if (events & (LOOP_READ | LOOP_ERROR)) rc = mosquitto_loop_read(l->mosq, 1);
-    if (rc == MOSQ_ERR_SUCCESS && (events & LOOP_WRITE) && l->fd >= 0)
-        rc = mosquitto_loop_write(l->mosq, 1);
-    /* A failed read or write has already closed the socket and called on_disconnect. */
-    if (rc != MOSQ_ERR_SUCCESS && l->fd >= 0 && mosquitto_socket(l->mosq) < 0) {
-        unwatch_socket(l);
-        l->connected = false;
-        schedule_reconnect(l);
-    }
+    if (!(events & (LOOP_READ | LOOP_ERROR))) return;
+    int rc = mosquitto_loop_read(l->mosq, 1);
+    /* A failed read has already closed the socket and called on_disconnect. */
+    if (rc != MOSQ_ERR_SUCCESS && l->fd >= 0 && mosquitto_socket(l->mosq) < 0) link_lost(l);
 }
 
 static void update_watch(struct mqtt_link *l)
@@ -80,21 +85,25 @@ static void update_watch(struct mqtt_link *l)
         unwatch_socket(l);
         l->fd = fd;
     }
-    unsigned want = LOOP_READ | (mosquitto_want_write(l->mosq) ? LOOP_WRITE : 0);
-    if (want != l->watched && loop_watch(l->loop, fd, want, on_socket, l) == WM_OK)
+    unsigned want = (l->paused ? 0 : LOOP_READ) |
+                    (!l->held && mosquitto_want_write(l->mosq) ? LOOP_WRITE : 0);
+    if (want == l->watched) return;
+    if (want == 0) {
+        loop_unwatch(l->loop, fd); /* keeps l->fd: the socket is still ours */
+        l->watched = 0;
+    } else if (loop_watch(l->loop, fd, want, on_socket, l) == WM_OK) {
         l->watched = want;
+    }
 }
 
 /* Before the loop sleeps: send what callbacks queued (PUBACKs, publishes) in one go. */
 static void flush_hook(void *arg)
 {
     struct mqtt_link *l = arg;
-    if (l->fd >= 0 && mosquitto_want_write(l->mosq)) {
+    if (l->fd >= 0 && !l->held && mosquitto_want_write(l->mosq)) {
         int rc = mosquitto_loop_write(l->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS && mosquitto_socket(l->mosq) < 0) {
-            unwatch_socket(l);
-            l->connected = false;
-            schedule_reconnect(l);
+            link_lost(l);
             return;
         }
     }
@@ -221,10 +230,14 @@ static enum wm_err configure(struct mqtt_link *l, const struct mqtt_options *o)
     if (l->url.user && mosquitto_username_pw_set(l->mosq, l->url.user, l->url.password))
         return WM_ERR_NOMEM;
     if (strcmp(l->url.scheme, "mqtts") == 0) {
-        /* Verify against the system's CA store by default. */
-        if (mosquitto_tls_set(l->mosq, NULL, "/etc/ssl/certs", NULL, NULL, NULL) !=
-            MOSQ_ERR_SUCCESS)
+        /* Certificates are always verified: against cafile, else the system's store. */
+        int rc = mosquitto_tls_set(l->mosq, o->cafile, o->cafile ? NULL : "/etc/ssl/certs", NULL,
+                                   NULL, NULL);
+        if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_opts_set(l->mosq, 1, NULL, NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            log_error("broker %s: TLS set-up: %s", l->label, mosquitto_strerror(rc));
             return WM_ERR_LIB;
+        }
     } else if (strcmp(l->url.scheme, "mqtt") != 0) {
         return WM_ERR_INVAL;
     }
@@ -306,6 +319,20 @@ enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *pay
         log_warn("broker %s: publish on %s: %s", l->label, topic, mosquitto_strerror(rc));
         return WM_ERR_INVAL;
     }
+}
+
+void mqtt_set_reading(struct mqtt_link *l, bool on)
+{
+    if (!l || l->paused == !on) return;
+    l->paused = !on;
+    update_watch(l);
+}
+
+void mqtt_hold_writes(struct mqtt_link *l, bool hold)
+{
+    if (!l || l->held == hold) return;
+    l->held = hold;
+    update_watch(l);
 }
 
 bool mqtt_connected(const struct mqtt_link *l)

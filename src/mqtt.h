@@ -36,6 +36,7 @@ struct mqtt_options {
     const char *const *subscriptions; /* topic filters subscribed at QoS 1 on every connect */
     size_t nsubscriptions;
     int max_inflight;          /* outgoing QoS 1 messages awaiting PUBACK; 0: 1000 */
+    const char *cafile;        /* mqtts: CA certificates to trust; NULL: the system's store */
 };
 
 /* Creates a link and starts connecting. Options are copied. The caller owns the link. */
@@ -48,6 +49,13 @@ void mqtt_link_free(struct mqtt_link **link);
  * while disconnected are sent after the next connect. */
 enum wm_err mqtt_publish(struct mqtt_link *link, const char *topic, const void *payload,
                          size_t len, int *mid);
+
+/* Stops (false) or resumes (true) reading from the broker: unread announcements stay queued in
+ * the broker's session, which is how a busy peer pushes back instead of buffering without end. */
+void mqtt_set_reading(struct mqtt_link *link, bool on);
+/* While held, nothing is written to the broker (no PUBACK leaves): for when what would be
+ * acknowledged cannot be made durable. */
+void mqtt_hold_writes(struct mqtt_link *link, bool hold);
 
 bool mqtt_connected(const struct mqtt_link *link);
 /* "user@host:port", for logs and metric labels; never the password. */

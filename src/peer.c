@@ -387,7 +387,7 @@ static void reject(struct peer *p, struct announce **a, enum wm_reject r, const 
 static bool already_held(struct peer *p, const char *key, const struct announce *a)
 {
     struct wm_checksum stored;
-    enum wm_err e = tree_lookup(p->tree, key, &stored);
+    enum wm_err e = tree_lookup(p->tree, key, &stored, NULL);
     if (e != WM_OK && e != WM_ERR_NOSUM) return false;
     /* Without a digest to compare, holding the relPath is all we can know. */
     if (!integrity_is_digest(a->sum.method) && a->sum.method != WM_SUM_MD5NAME) return true;

@@ -581,6 +581,14 @@ static void sync_dir(const struct tree *t, int pfd, const char *rel)
     log_warn("tree: cannot sync the directory of %s: %s", rel, strerror(errno));
 }
 
+enum wm_err tree_tmp_set_time(struct tree_tmp *tmp, int64_t ns)
+{
+    if (!tmp || tmp->fd < 0 || ns < 0) return WM_ERR_INVAL;
+    struct timespec times[2] = {{.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000},
+                                {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000}};
+    return futimens(tmp->fd, times) == 0 ? WM_OK : WM_ERR_IO;
+}
+
 enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel,
                             const struct wm_checksum *sum)
 {
@@ -617,13 +625,15 @@ fail:
 
 /* ---- lookups ---- */
 
-enum wm_err tree_lookup(struct tree *t, const char *clean_rel, struct wm_checksum *stored)
+enum wm_err tree_lookup(struct tree *t, const char *clean_rel, struct wm_checksum *stored,
+                        int64_t *mtime_ns)
 {
     if (!t || !clean_rel || !stored) return WM_ERR_INVAL;
     int fd = -1;
     struct stat st;
     enum wm_err err = open_regular(t, clean_rel, &fd, &st);
     if (err != WM_OK) return err;
+    if (mtime_ns) *mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
     err = load_sum(fd, stored);
     close(fd);
     return err;

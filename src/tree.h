@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -58,12 +59,19 @@ enum wm_err tree_tmp_create(struct tree *t, struct tree_tmp *tmp);
  * WM_ERR_EXISTS for a regular file where a directory is needed or a directory at clean_rel. */
 enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel,
                             const struct wm_checksum *sum);
+/* Sets the temporary file's modification time (nanoseconds since the epoch): the peer records
+ * the pubTime of each version it stores there, so a later announcement can tell newer from
+ * older. */
+enum wm_err tree_tmp_set_time(struct tree_tmp *tmp, int64_t ns);
 /* Closes and removes the temporary file. */
 void tree_tmp_discard(struct tree *t, struct tree_tmp *tmp);
 
 /* Looks a regular file up: WM_ERR_NOTFOUND when absent; WM_ERR_NOSUM when present without a
- * readable cached checksum; WM_OK with *stored filled from its xattr otherwise. */
-enum wm_err tree_lookup(struct tree *t, const char *clean_rel, struct wm_checksum *stored);
+ * readable cached checksum; WM_OK with *stored filled from its xattr otherwise. *mtime_ns (may
+ * be NULL) gets the file's modification time whenever the file is present: for files a peer
+ * stored, the pubTime of the version held (see tree_tmp_set_time). */
+enum wm_err tree_lookup(struct tree *t, const char *clean_rel, struct wm_checksum *stored,
+                        int64_t *mtime_ns);
 /* Computes the checksum of a stored file with method (reading it once) and caches it in the
  * xattr. */
 enum wm_err tree_checksum(struct tree *t, const char *clean_rel, enum wm_sum method,

@@ -306,18 +306,18 @@ static void test_commit_and_lookup(struct tree *t)
     ASSERT_EQ_INT(st.st_mode & 0777, 0755 & ~022);
 
     memset(&got, 0, sizeof got);
-    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/hello.txt", &got), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/hello.txt", &got, NULL), WM_OK);
     assert_same_sum(&got, &sum);
-    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/absent", &got), WM_ERR_NOTFOUND);
-    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/hello.txt/below", &got), WM_ERR_NOTFOUND);
-    ASSERT_EQ_INT(tree_lookup(t, "x/y", &got), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/absent", &got, NULL), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/hello.txt/below", &got, NULL), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_lookup(t, "x/y", &got, NULL), WM_ERR_NOTFOUND);
 
     /* Present without a checksum, or with a checksum that does not parse. */
     ASSERT_EQ_INT(put(t, "nosum.bin", "data", NULL), WM_OK);
-    ASSERT_EQ_INT(tree_lookup(t, "nosum.bin", &got), WM_ERR_NOSUM);
+    ASSERT_EQ_INT(tree_lookup(t, "nosum.bin", &got, NULL), WM_ERR_NOSUM);
     join(path, sizeof path, root, "nosum.bin");
     ASSERT_EQ_INT(lsetxattr(path, WM_XATTR_SUM, "{not json", 9, 0), 0);
-    ASSERT_EQ_INT(tree_lookup(t, "nosum.bin", &got), WM_ERR_NOSUM);
+    ASSERT_EQ_INT(tree_lookup(t, "nosum.bin", &got, NULL), WM_ERR_NOSUM);
 }
 
 static void test_commit_replaces(struct tree *t)
@@ -336,11 +336,11 @@ static void test_commit_replaces(struct tree *t)
     ASSERT_EQ_INT(read_fd(old, text, sizeof text), 11);
     ASSERT_EQ_STR(text, "old content");
     close(old);
-    ASSERT_EQ_INT(tree_lookup(t, "r/file", &got), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "r/file", &got, NULL), WM_OK);
     assert_same_sum(&got, &sum);
     /* A top-level name works too. */
     ASSERT_EQ_INT(put(t, "top", "hello", &sum), WM_OK);
-    ASSERT_EQ_INT(tree_lookup(t, "top", &got), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "top", &got, NULL), WM_OK);
 }
 
 static void assert_tmpdir_empty(void)
@@ -405,10 +405,10 @@ static void test_lookup_and_open_refusals(struct tree *t)
     join(path, sizeof path, root, "ln.txt");
     join(target, sizeof target, root, "real.txt");
     ASSERT_EQ_INT(symlink(target, path), 0);
-    ASSERT_EQ_INT(tree_lookup(t, "ln.txt", &got), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_lookup(t, "ln.txt", &got, NULL), WM_ERR_UNSAFE);
     join(path, sizeof path, root, "rel.txt");
     ASSERT_EQ_INT(symlink("real.txt", path), 0);
-    ASSERT_EQ_INT(tree_lookup(t, "rel.txt", &got), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_lookup(t, "rel.txt", &got, NULL), WM_ERR_UNSAFE);
 
     int fd = -1;
     off_t size = -1;
@@ -431,14 +431,14 @@ static void test_lookup_and_open_refusals(struct tree *t)
     char rel[PATH_MAX];
     join(rel, sizeof rel, WM_TREE_TMPDIR, tmp.name);
     ASSERT_EQ_INT(tree_open_file(t, rel, &fd, &size), WM_ERR_UNSAFE);
-    ASSERT_EQ_INT(tree_lookup(t, rel, &got), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_lookup(t, rel, &got, NULL), WM_ERR_UNSAFE);
     tree_tmp_discard(t, &tmp);
 
     /* A FIFO must be refused without blocking. */
     join(path, sizeof path, root, "fifo");
     ASSERT_EQ_INT(mkfifo(path, 0644), 0);
     ASSERT_EQ_INT(tree_open_file(t, "fifo", &fd, &size), WM_ERR_NOTFOUND);
-    ASSERT_EQ_INT(tree_lookup(t, "fifo", &got), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_lookup(t, "fifo", &got, NULL), WM_ERR_NOTFOUND);
 }
 
 static void test_checksum(struct tree *t)
@@ -446,12 +446,12 @@ static void test_checksum(struct tree *t)
     struct wm_checksum expect, got, again;
     md5_of_hello(&expect);
     ASSERT_EQ_INT(put(t, "sums/h.txt", "hello", NULL), WM_OK);
-    ASSERT_EQ_INT(tree_lookup(t, "sums/h.txt", &got), WM_ERR_NOSUM);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/h.txt", &got, NULL), WM_ERR_NOSUM);
     memset(&got, 0, sizeof got);
     ASSERT_EQ_INT(tree_checksum(t, "sums/h.txt", WM_SUM_MD5, &got), WM_OK);
     assert_same_sum(&got, &expect);
     memset(&again, 0, sizeof again);
-    ASSERT_EQ_INT(tree_lookup(t, "sums/h.txt", &again), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/h.txt", &again, NULL), WM_OK);
     assert_same_sum(&again, &expect);
     ASSERT_EQ_INT(tree_checksum(t, "ln.txt", WM_SUM_MD5, &got), WM_ERR_UNSAFE);
     ASSERT_EQ_INT(tree_checksum(t, "sums/none", WM_SUM_MD5, &got), WM_ERR_NOTFOUND);
@@ -476,6 +476,21 @@ static int forbid_openat2(void)
 #endif
 }
 
+/* The pubTime of a stored version is its modification time, read back by tree_lookup. */
+static void test_version_time(struct tree *t)
+{
+    struct tree_tmp tmp;
+    struct wm_checksum sum, got;
+    int64_t when = 1548000000123456789, mtime = 0;
+    ASSERT_EQ_INT(integrity_of_buffer(WM_SUM_SHA512, "v", "v1", 2, &sum), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_create(t, &tmp), WM_OK);
+    ASSERT_EQ_INT(write(tmp.fd, "v1", 2), 2);
+    ASSERT_EQ_INT(tree_tmp_set_time(&tmp, when), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_commit(t, &tmp, "times/v", &sum), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "times/v", &got, &mtime), WM_OK);
+    ASSERT_EQ_INT(mtime, when);
+}
+
 static void test_without_openat2(struct tree *t)
 {
     if (forbid_openat2() < 0) {
@@ -486,13 +501,13 @@ static void test_without_openat2(struct tree *t)
     md5_of_hello(&sum);
     ASSERT_EQ_INT(put(t, "walk/one/two.txt", "hello", &sum), WM_OK);
     ASSERT_EQ_INT(put(t, "walk/one/three.txt", "hello", &sum), WM_OK);
-    ASSERT_EQ_INT(tree_lookup(t, "walk/one/two.txt", &got), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "walk/one/two.txt", &got, NULL), WM_OK);
     assert_same_sum(&got, &sum);
     ASSERT_EQ_INT(put(t, "a/b", "evil", NULL), WM_ERR_UNSAFE);
     ASSERT_EQ_INT(put(t, "deep/link/x", "evil", NULL), WM_ERR_UNSAFE);
     ASSERT_EQ_INT(count_entries(outside), 0);
-    ASSERT_EQ_INT(tree_lookup(t, "ln.txt", &got), WM_ERR_UNSAFE);
-    ASSERT_EQ_INT(tree_lookup(t, "a/x", &got), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_lookup(t, "ln.txt", &got, NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_lookup(t, "a/x", &got, NULL), WM_ERR_UNSAFE);
     int fd = -1;
     off_t size = 0;
     ASSERT_EQ_INT(tree_open_file(t, "walk/one/two.txt", &fd, &size), WM_OK);
@@ -527,6 +542,7 @@ int main(void)
         test_commit_refusals(t);
         test_lookup_and_open_refusals(t);
         test_checksum(t);
+        test_version_time(t);
         test_without_openat2(t);
         tree_close(&t);
     }
