@@ -38,6 +38,7 @@
 #define OWNER_PASS "ownerpw"
 #define GUEST_USER "guest"
 #define GUEST_PASS "guestpw"
+#define SELF "/proc/self/exe" /* this very program, for the peers and `wmesh post` */
 
 /* One site of the mesh: a broker, a peer and the peer's tree. */
 struct node {
@@ -162,10 +163,10 @@ static bool find_program(const char *name, char *out, size_t outlen)
 /* ------------------------------------------------------------------------------------------ */
 /* Child processes */
 
-/* Starts argv[0] with stdout and stderr appended to log, in its own process group (so a Ctrl-C
- * reaches only us and we stop the children in order) and killed if we die. cwd may be NULL.
+/* Runs program path with argv, stdout and stderr appended to log, in its own process group (so a
+ * Ctrl-C reaches only us and we stop the children in order), killed if we die. cwd may be NULL.
  * Returns the pid, or -1. */
-static pid_t spawn(char *const argv[], const char *log, const char *cwd)
+static pid_t spawn(const char *path, char *const argv[], const char *log, const char *cwd)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -178,15 +179,15 @@ static pid_t spawn(char *const argv[], const char *log, const char *cwd)
     int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) _exit(127);
     if (cwd && chdir(cwd) != 0) _exit(127);
-    execv(argv[0], argv);
-    dprintf(2, "demo: cannot run %s: %s\n", argv[0], strerror(errno));
+    execv(path, argv);
+    dprintf(2, "demo: cannot run %s: %s\n", path, strerror(errno));
     _exit(127);
 }
 
-/* Runs argv to completion; true when it exits with status 0. */
-static bool run(char *const argv[], const char *log, const char *cwd)
+/* Runs path to completion; true when it exits with status 0. */
+static bool run(const char *path, char *const argv[], const char *log, const char *cwd)
 {
-    pid_t pid = spawn(argv, log, cwd);
+    pid_t pid = spawn(path, argv, log, cwd);
     if (pid < 0) return false;
     int status;
     while (waitpid(pid, &status, 0) < 0) {
@@ -213,7 +214,8 @@ static void stop_children(pid_t *pids[], size_t n)
     double deadline = now_s() + 5;
     for (;;) {
         bool any = false;
-        for (size_t i = 0; i < n; i++) any |= child_alive(pids[i]);
+        for (size_t i = 0; i < n; i++)
+            any |= child_alive(pids[i]);
         if (!any) return;
         if (now_s() > deadline) break;
         sleep_ms(50);
@@ -280,8 +282,8 @@ static bool broker_accepts(uint16_t port)
     n += put_mqtt_string(pkt + n, "wmesh-demo-probe");
     n += put_mqtt_string(pkt + n, OWNER_USER);
     n += put_mqtt_string(pkt + n, OWNER_PASS);
-    pkt[0] = 0x10;                      /* CONNECT */
-    pkt[1] = (unsigned char)(n - 2);    /* remaining length, under 128 here */
+    pkt[0] = 0x10;                   /* CONNECT */
+    pkt[1] = (unsigned char)(n - 2); /* remaining length, under 128 here */
 
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return false;
@@ -310,16 +312,19 @@ static bool write_broker_config(const struct demo *d, const struct node *nd)
     if (!bformat(passwd, sizeof passwd, "%s/passwd", nd->dir) ||
         !bformat(acl, sizeof acl, "%s/acl", nd->dir) ||
         !bformat(conf, sizeof conf, "%s/mosquitto.conf", nd->dir) ||
-        !bformat(db, sizeof db, "%s/db/", nd->dir) || !bformat(log, sizeof log, "%s/post.log", d->root))
+        !bformat(db, sizeof db, "%s/db/", nd->dir) ||
+        !bformat(log, sizeof log, "%s/setup.log", d->root))
         return false;
     if (mkdir(db, 0755) != 0 && errno != EEXIST) return false;
 
-    char *owner[] = {(char *)d->mosquitto_passwd, "-b", "-c", passwd, OWNER_USER, OWNER_PASS, NULL};
-    char *guest[] = {(char *)d->mosquitto_passwd, "-b", passwd, GUEST_USER, GUEST_PASS, NULL};
-    if (!run(owner, log, NULL) || !run(guest, log, NULL)) return false;
+    char *owner[] = {"mosquitto_passwd", "-b", "-c", passwd, OWNER_USER, OWNER_PASS, NULL};
+    char *guest[] = {"mosquitto_passwd", "-b", passwd, GUEST_USER, GUEST_PASS, NULL};
+    if (!run(d->mosquitto_passwd, owner, log, NULL) || !run(d->mosquitto_passwd, guest, log, NULL))
+        return false;
 
-    if (!bformat(text, sizeof text, "user %s\ntopic readwrite xpublic/#\n\nuser %s\ntopic read xpublic/#\n",
-                OWNER_USER, GUEST_USER) ||
+    if (!bformat(text, sizeof text,
+                 "user %s\ntopic readwrite xpublic/#\n\nuser %s\ntopic read xpublic/#\n",
+                 OWNER_USER, GUEST_USER) ||
         !write_file(acl, text, strlen(text)))
         return false;
 
@@ -327,20 +332,21 @@ static bool write_broker_config(const struct demo *d, const struct node *nd)
      * files: ask it to stay who we are. */
     const struct passwd *pw = getpwuid(geteuid());
     if (!bformat(text, sizeof text,
-                "listener %u 127.0.0.1\n"
-                "allow_anonymous false\n"
-                "password_file %s\n"
-                "acl_file %s\n"
-                "persistence true\n"
-                "persistence_location %s\n"
-                "max_queued_messages 1000000\n"
-                "max_inflight_messages 1000\n"
-                "message_size_limit 500000\n"
-                "upgrade_outgoing_qos true\n"
-                "log_dest stderr\n"
-                "log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S\n"
-                "%s%s\n",
-                (unsigned)nd->mqtt_port, passwd, acl, db, pw ? "user " : "", pw ? pw->pw_name : ""))
+                 "listener %u 127.0.0.1\n"
+                 "allow_anonymous false\n"
+                 "password_file %s\n"
+                 "acl_file %s\n"
+                 "persistence true\n"
+                 "persistence_location %s\n"
+                 "max_queued_messages 1000000\n"
+                 "max_inflight_messages 1000\n"
+                 "message_size_limit 500000\n"
+                 "upgrade_outgoing_qos true\n"
+                 "log_dest stderr\n"
+                 "log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S\n"
+                 "%s%s\n",
+                 (unsigned)nd->mqtt_port, passwd, acl, db, pw ? "user " : "",
+                 pw ? pw->pw_name : ""))
         return false;
     return write_file(conf, text, strlen(text));
 }
@@ -367,8 +373,8 @@ static bool start_broker(struct demo *d, struct node *nd)
         fprintf(stderr, "demo: cannot configure the broker of %s\n", nd->name);
         return false;
     }
-    char *argv[] = {d->mosquitto, "-c", conf, NULL};
-    nd->broker_pid = spawn(argv, log, NULL);
+    char *argv[] = {"mosquitto", "-c", conf, NULL};
+    nd->broker_pid = spawn(d->mosquitto, argv, log, NULL);
     if (nd->broker_pid < 0 || !wait_ready(&nd->broker_pid, nd->mqtt_port, broker_accepts)) {
         fprintf(stderr, "demo: the broker of %s did not start; see %s\n", nd->name, log);
         return false;
@@ -407,8 +413,7 @@ static bool start_peer(struct demo *d, int i)
 {
     struct node *nd = &d->nodes[i];
     const struct node *up1 = &d->nodes[(i + 1) % NODES], *up2 = &d->nodes[(i + 2) % NODES];
-    char state[PATH_MAX], log[PATH_MAX], b1[128], b2[128], post[128], base[64], listen[32],
-        id[32];
+    char state[PATH_MAX], log[PATH_MAX], b1[128], b2[128], post[128], base[64], listen[32], id[32];
     nd->http_port = free_port();
     if (!nd->http_port || !bformat(state, sizeof state, "%s/state", nd->dir) ||
         !bformat(log, sizeof log, "%s/%s.log", d->root, nd->name) ||
@@ -419,10 +424,14 @@ static bool start_peer(struct demo *d, int i)
         !bformat(listen, sizeof listen, "127.0.0.1:%u", (unsigned)nd->http_port) ||
         !bformat(id, sizeof id, "wmesh-demo-%s", nd->name))
         return false;
-    char *argv[] = {"/proc/self/exe", "peer", "--name", (char *)nd->name, "--dir", nd->tree,
-                    "--state-dir", state, "--broker", b1, "--broker", b2, "--post-broker", post,
-                    "--post-base-url", base, "--http-listen", listen, "--client-id", id, NULL};
-    nd->peer_pid = spawn(argv, log, NULL);
+    /* clang-format off */
+    char *argv[] = {"wmesh", "peer", "--name", (char *)nd->name,
+                    "--dir", nd->tree, "--state-dir", state,
+                    "--broker", b1, "--broker", b2,
+                    "--post-broker", post, "--post-base-url", base,
+                    "--http-listen", listen, "--client-id", id, NULL};
+    /* clang-format on */
+    nd->peer_pid = spawn(SELF, argv, log, NULL);
     if (nd->peer_pid < 0 || !wait_ready(&nd->peer_pid, nd->http_port, metrics_answer)) {
         fprintf(stderr, "demo: peer %s did not start; see %s\n", nd->name, log);
         return false;
@@ -439,13 +448,12 @@ static void file_name(struct demo_file *f, size_t n, const char *date)
     static const char *const kinds[][2] = {{"UpperAir", "UANT01"}, {"Surface", "SACN31"},
                                            {"Radar", "RADAR1"},    {"GRIB", "HRPA85"},
                                            {"Marine", "SMVD21"},   {"Aviation", "FTCN31"}};
-    static const char *const centres[ORIGINS][3] = {{"CA", "CMC", "CWAO"},
-                                                    {"US", "NCEP", "KWBC"}};
+    static const char *const centres[ORIGINS][3] = {{"CA", "CMC", "CWAO"}, {"US", "NCEP", "KWBC"}};
     const char *const *kind = kinds[n % (sizeof kinds / sizeof kinds[0])];
     const char *const *centre = centres[f->origin];
     unsigned hour = (unsigned)(n % 24), minute = (unsigned)((n * 7) % 60);
     bformat(f->rel, sizeof f->rel, "%s/WIS/%s/%s/%s/%02u/%s_%s_%.2s%02u%02u___%05zu.txt", date,
-           centre[0], centre[1], kind[0], hour, kind[1], centre[2], date + 6, hour, minute, n);
+            centre[0], centre[1], kind[0], hour, kind[1], centre[2], date + 6, hour, minute, n);
 }
 
 /* Random bytes of a varied size: some empty, many small, the rest up to 64 KiB. */
@@ -473,12 +481,26 @@ static bool make_files(struct demo *d)
     d->files = calloc(d->nfiles, sizeof *d->files);
     if (!d->files) return false;
     for (size_t n = 0; n < d->nfiles; n++) {
+        if (stop_requested) return false;
         struct demo_file *f = &d->files[n];
         f->origin = (int)(n % ORIGINS);
         file_name(f, n + 1, date);
         if (!bformat(path, sizeof path, "%s/%s", d->nodes[f->origin].tree, f->rel) ||
             !fill_file(path, n + 1)) {
             fprintf(stderr, "demo: cannot write %s: %s\n", path, strerror(errno));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* False (and says which) when a peer has exited. */
+static bool peers_alive(struct demo *d)
+{
+    for (int i = 0; i < NODES; i++) {
+        if (!child_alive(&d->nodes[i].peer_pid)) {
+            fprintf(stderr, "demo: peer %s exited; see %s/%s.log\n", d->nodes[i].name, d->root,
+                    d->nodes[i].name);
             return false;
         }
     }
@@ -495,8 +517,8 @@ static bool post_files(struct demo *d, int o)
         !base_url(nd, base, sizeof base) || !bformat(log, sizeof log, "%s/post.log", d->root))
         return false;
     enum { FIXED = 8 };
-    char *argv[FIXED + POST_BATCH + 1] = {"/proc/self/exe", "post", "--post-broker", url,
-                                          "--post-base-url", base, "--dir", nd->tree};
+    char *argv[FIXED + POST_BATCH + 1] = {"wmesh",           "post", "--post-broker", url,
+                                          "--post-base-url", base,   "--dir",         nd->tree};
     size_t n = 0;
     while (n < d->nfiles && !stop_requested) {
         int argc = FIXED;
@@ -504,7 +526,8 @@ static bool post_files(struct demo *d, int o)
             if (d->files[n].origin == o) argv[argc++] = d->files[n].rel;
         if (argc == FIXED) break;
         argv[argc] = NULL;
-        if (!run(argv, log, nd->tree)) {
+        if (!peers_alive(d)) return false;
+        if (!run(SELF, argv, log, nd->tree)) {
             fprintf(stderr, "demo: wmesh post failed at %s; see %s\n", nd->name, log);
             return false;
         }
@@ -530,28 +553,23 @@ static bool wait_for_mesh(struct demo *d)
     double start = now_s(), last_report = start;
     for (;;) {
         size_t held[NODES], total = 0;
-        for (int i = 0; i < NODES; i++) total += held[i] = files_held(d, i);
+        for (int i = 0; i < NODES; i++)
+            total += held[i] = files_held(d, i);
         if (total == NODES * d->nfiles) {
             printf("demo: every peer holds all %zu files after %.1f s\n", d->nfiles,
                    now_s() - start);
             return true;
         }
-        for (int i = 0; i < NODES; i++) {
-            if (!child_alive(&d->nodes[i].peer_pid)) {
-                fprintf(stderr, "demo: peer %s exited\n", d->nodes[i].name);
-                return false;
-            }
-        }
+        if (!peers_alive(d)) return false;
         if (stop_requested || now_s() - start > DEADLINE_S) {
             fprintf(stderr, "demo: %s after %.0f s\n", stop_requested ? "interrupted" : "gave up",
                     now_s() - start);
             return false;
         }
         if (now_s() - last_report >= 2) {
-            printf("demo: waiting: %s %zu/%zu, %s %zu/%zu, %s %zu/%zu\n", d->nodes[0].name,
-                   held[0], d->nfiles, d->nodes[1].name, held[1], d->nfiles, d->nodes[2].name,
-                   held[2], d->nfiles);
-            fflush(stdout);
+            printf("demo: waiting: %s %zu/%zu, %s %zu/%zu, %s %zu/%zu\n", d->nodes[0].name, held[0],
+                   d->nfiles, d->nodes[1].name, held[1], d->nfiles, d->nodes[2].name, held[2],
+                   d->nfiles);
             last_report = now_s();
         }
         sleep_ms(200);
@@ -585,7 +603,8 @@ static size_t count_differences(const struct demo *d)
             if (!bformat(origin, sizeof origin, "%s/%s", d->nodes[f->origin].tree, f->rel) ||
                 !bformat(copy, sizeof copy, "%s/%s", d->nodes[i].tree, f->rel) ||
                 !same_bytes(origin, copy)) {
-                if (bad++ < 5) fprintf(stderr, "demo: %s differs at %s\n", f->rel, d->nodes[i].name);
+                if (bad++ < 5)
+                    fprintf(stderr, "demo: %s differs at %s\n", f->rel, d->nodes[i].name);
             }
         }
     }
@@ -684,7 +703,8 @@ static void cleanup(struct demo *d, bool ok)
     free(d->files);
     d->files = NULL;
     if (!d->root[0]) return;
-    if (d->keep || !ok) {
+    /* A failed run keeps its logs to read; an interrupted one leaves nothing behind. */
+    if (d->keep || (!ok && !stop_requested)) {
         printf("demo: kept %s\n", d->root);
         return;
     }
@@ -693,7 +713,8 @@ static void cleanup(struct demo *d, bool ok)
 
 static const struct option_spec demo_specs[] = {
     {"files", OPT_NUMBER, false, "N", "300", "files to inject, split between AWZZ and BWAC"},
-    {"keep", OPT_FLAG, false, NULL, NULL, "keep the temporary directory (always kept on failure)"},
+    {"keep", OPT_FLAG, false, NULL, NULL,
+     "keep the temporary directory (kept anyway after a failure)"},
     {NULL, 0, false, NULL, NULL, NULL},
 };
 
@@ -701,11 +722,14 @@ static bool parse_args(struct demo *d, int argc, char **argv, int *status)
 {
     bool help = false;
     double files = 0;
-    struct options *o = options_parse("wmesh demo [--files N] [--keep]", demo_specs, argc, argv,
-                                      &help);
+    struct options *o =
+        options_parse("wmesh demo [--files N] [--keep]", demo_specs, argc, argv, &help);
     *status = help ? 0 : 2;
     if (!o) return false;
-    bool ok = !help && options_number(o, "files", 300, &files) == WM_OK;
+    size_t npos;
+    options_positionals(o, &npos);
+    bool ok = !help && npos == 0 && options_number(o, "files", 300, &files) == WM_OK;
+    if (!help && npos > 0) fprintf(stderr, "demo: unexpected argument (see --help)\n");
     if (ok && (files < 1 || files > 100000 || files != (double)(size_t)files)) {
         fprintf(stderr, "demo: --files wants a whole number from 1 to 100000\n");
         ok = false;
@@ -723,28 +747,39 @@ int cmd_demo(int argc, char **argv)
     memset(d, 0, sizeof *d);
     if (!parse_args(d, argc, argv, &status)) return status;
     install_signal_handlers();
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows at once, even through a pipe */
 
     bool ok = setup(d);
-    for (int i = 0; ok && i < NODES; i++) ok = start_broker(d, &d->nodes[i]);
-    if (ok) printf("demo: brokers on ports %u, %u, %u (users owner and guest)\n",
-                   (unsigned)d->nodes[0].mqtt_port, (unsigned)d->nodes[1].mqtt_port,
-                   (unsigned)d->nodes[2].mqtt_port);
-    for (int i = 0; ok && i < NODES; i++) ok = start_peer(d, i);
-    if (ok) printf("demo: peers %s, %s, %s each subscribed to the two others\n",
-                   d->nodes[0].name, d->nodes[1].name, d->nodes[2].name);
+    for (int i = 0; ok && i < NODES; i++)
+        ok = start_broker(d, &d->nodes[i]);
+    if (ok)
+        printf("demo: brokers on ports %u, %u, %u (users owner and guest)\n",
+               (unsigned)d->nodes[0].mqtt_port, (unsigned)d->nodes[1].mqtt_port,
+               (unsigned)d->nodes[2].mqtt_port);
+    for (int i = 0; ok && i < NODES; i++)
+        ok = start_peer(d, i);
+    if (ok)
+        printf("demo: peers %s, %s, %s each subscribed to the two others\n", d->nodes[0].name,
+               d->nodes[1].name, d->nodes[2].name);
     ok = ok && make_files(d);
-    for (int o = 0; ok && o < ORIGINS; o++) ok = post_files(d, o);
-    if (ok) printf("demo: injected %zu files at %s and %s\n", d->nfiles, d->nodes[0].name,
-                   d->nodes[1].name);
-    fflush(stdout);
+    for (int o = 0; ok && o < ORIGINS; o++)
+        ok = post_files(d, o);
+    if (ok)
+        printf("demo: injected %zu files at %s and %s\n", d->nfiles, d->nodes[0].name,
+               d->nodes[1].name);
     ok = ok && wait_for_mesh(d);
 
     size_t bad = ok ? count_differences(d) : 0;
     if (d->files) print_table(d);
     ok = ok && bad == 0 && !stop_requested;
-    if (ok) printf("demo: OK: every peer holds all %zu files with identical bytes\n", d->nfiles);
-    else if (bad) printf("demo: FAILED: %zu copies differ from their original\n", bad);
-    else printf("demo: FAILED\n");
+    if (ok)
+        printf("demo: OK: every peer holds all %zu files with identical bytes\n", d->nfiles);
+    else if (stop_requested)
+        printf("demo: interrupted\n");
+    else if (bad)
+        printf("demo: FAILED: %zu copies differ from their original\n", bad);
+    else
+        printf("demo: FAILED\n");
     cleanup(d, ok);
     return ok ? 0 : 1;
 }

@@ -1,0 +1,55 @@
+#!/bin/bash
+# 10-chain.sh: A -> B -> C. Files posted at A reach C with identical bytes, each downloaded
+# once per peer, and the announcements stop once every peer has every file.
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
+
+N=${N:-200}
+for b in bA bB bC; do
+    start_broker "$b"
+done
+# A only serves and announces what is posted into its tree: it subscribes to nobody.
+mesh_peer A bA
+mesh_peer B bB bA
+mesh_peer C bC bB
+for b in bA bB bC; do
+    start_observer "o$b" "$b"
+done
+
+make_files "$(tree_of A)" "$N" >"$T/list"
+post_files bA "$(base_url A)" "$(tree_of A)" "$T/list"
+note "posted $N files at A"
+
+wait_until 120 all_present "$(tree_of C)" "$T/list" ||
+    fail "C holds $(count_present "$(tree_of C)" "$T/list") of $N files"
+for p in B C; do
+    same_files "$(tree_of A)" "$(tree_of "$p")" "$T/list" || fail "$p: some file differs from A's"
+done
+note "C holds all $N files, identical to A's"
+
+settle A B C
+for p in B C; do
+    [ "$(metric "$p" wmesh_downloads_total)" -eq "$N" ] ||
+        fail "$p downloaded $(metric "$p" wmesh_downloads_total) files, expected $N"
+    [ "$(metric "$p" wmesh_published_total)" -eq "$N" ] ||
+        fail "$p published $(metric "$p" wmesh_published_total) announcements, expected $N"
+    [ "$(metric "$p" wmesh_messages_received_total)" -eq "$N" ] ||
+        fail "$p received $(metric "$p" wmesh_messages_received_total) messages, expected $N"
+    [ "$(metric "$p" wmesh_download_errors_total)" -eq 0 ] || fail "$p had download errors"
+    [ "$(metric "$p" wmesh_lag_seconds_count)" -gt 0 ] || fail "$p measured no lag"
+    once_each "$p" downloaded
+    [ "$(logged "$p" downloaded | wc -l)" -eq "$N" ] || fail "$p logged $(logged "$p" downloaded | wc -l) downloads"
+    [ -z "$(logged "$p" failed)" ] || fail "$p logged failures"
+done
+[ "$(metric A wmesh_downloads_total)" -eq 0 ] || fail "A downloaded what it originated"
+[ "$(metric A wmesh_published_total)" -eq 0 ] || fail "A re-published its own posts"
+note "B and C downloaded and published each file once: $(counters A B C | tr '\n' ';')"
+
+# One announcement per file on each broker: nobody re-announced anything twice.
+for b in bA bB bC; do
+    n=$(observed "o$b" | wc -l)
+    [ "$n" -eq "$N" ] || fail "broker $b carried $n announcements, expected $N"
+done
+for p in A B C; do
+    alive "$p"
+done

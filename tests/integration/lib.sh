@@ -1,0 +1,567 @@
+# lib.sh: helpers sourced by every integration test: temp dir, ports, brokers, peers, polling.
+# shellcheck shell=bash
+#
+# A test starts with:   . "$(dirname "$0")/lib.sh"
+# It then has $T, a fresh temp dir removed on exit once every process started here (and their
+# children, deepest first) has been stopped and waited for; KEEP=1 or KEEP=fail keeps it. Then:
+#   start_broker NAME              mosquitto on a free port, users owner/ownerpw (read-write
+#                                  xpublic/#) and guest/guestpw (read xpublic/#); log $T/NAME.log
+#   broker_url NAME USER           mqtt://USER:USERpw@127.0.0.1:PORT
+#   pub BROKER TOPIC PAYLOAD       one message published by hand as owner
+#   start_peer NAME ARGS...        "$WMESH" peer --name NAME ARGS... (with --http-listen); stderr
+#                                  to $T/NAME.log; returns once its /metrics answers
+#   mesh_peer NAME HOME [UP...] [-- ARGS]  start_peer with its tree in $(tree_of NAME),
+#                                  announcing on broker HOME as owner, reading each UP as guest
+#   start_serve NAME DIR           "$WMESH serve" of DIR at $(base_url NAME)
+#   start_observer NAME BROKER     mosquitto_sub of xpublic/# into $T/NAME.msgs; see observed
+#   post_files BROKER BASEURL DIR LIST [OPT...]  "$WMESH post" of the relPaths in file LIST
+#   make_files DIR N [TAG]         N files with WMO-like names; prints their relPaths
+#   wait_until SECONDS CMD...      polls CMD every 0.1 s; returns 1 after SECONDS
+#   metric PEER NAME, counters PEER..., settle PEER...   read /metrics; wait for quiet
+#   logged PEER DISPOSITION        relPaths of the peer's log lines with that disposition
+#   free_port, track PID, fail MSG (prints every log in $T, exits 1), note MSG
+
+set -eu
+
+LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+: "${WMESH:=$LIB_DIR/../../build/wmesh}"
+export WMESH
+TEST_NAME=$(basename "$0" .sh)
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/wmesh-$TEST_NAME.XXXXXX")
+PIDS=""       # every process started here, in start order
+USED_PORTS="" # ports handed out by free_port, never handed out twice
+
+# ---------------------------------------------------------------------------------------------
+# Processes and clean-up
+
+# Prints the descendants of pid $1, each after its own descendants (from /proc: no procps).
+descendants() {
+    cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$1" '
+        function walk(p,   n, a, i) {
+            n = split(kids[p], a, " ")
+            for (i = 1; i <= n; i++) { walk(a[i]); print a[i] }
+        }
+        { pid = $1; sub(/^.*\) /, ""); kids[$2] = kids[$2] " " pid } # the name may hold spaces
+        END { walk(root) }'
+}
+
+# Sends SIGTERM to the descendants of $1, deepest first, then to $1.
+kill_tree() {
+    local pid
+    for pid in $(descendants "$1") "$1"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+}
+
+# Waits up to 10 s for pid $1 to go, then kills it outright.
+reap() {
+    local i=0
+    while kill -0 "$1" 2>/dev/null && [ "$i" -lt 100 ]; do
+        # A direct child that has exited is a zombie until waited: wait for it.
+        if grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; then
+        echo "lib: pid $1 ignored SIGTERM; killing it" >&2
+        kill -KILL "$1" 2>/dev/null || true
+    fi
+    wait "$1" 2>/dev/null || true
+}
+
+# Stops the processes started here, the most recent first (peers before brokers).
+stop_all() {
+    local pid reversed=""
+    for pid in $PIDS; do
+        reversed="$pid $reversed"
+    done
+    for pid in $reversed; do
+        kill_tree "$pid"
+    done
+    for pid in $reversed; do
+        reap "$pid"
+    done
+    PIDS=""
+}
+
+# Prints the logs in $T that hold a sanitizer report (make SANITIZER=address builds wmesh so).
+sanitizer_reports() {
+    grep -lE 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:' "$T"/*.log 2>/dev/null ||
+        true
+}
+
+cleanup() {
+    local rc=$? f
+    trap - EXIT INT TERM
+    stop_all
+    # Reports written at exit (leaks) only exist now that every process has stopped.
+    for f in $(sanitizer_reports); do
+        printf '%s: FAIL: sanitizer report in %s:\n' "$TEST_NAME" "${f#"$T"/}" >&2
+        grep -A 30 -E 'Sanitizer|runtime error:' "$f" | head -n 60 >&2
+        rc=1
+    done
+    # KEEP=1 keeps the temp dir; KEEP=fail keeps it when the test fails.
+    if [ "${KEEP:-}" = 1 ] || { [ "${KEEP:-}" = fail ] && [ "$rc" -ne 0 ]; }; then
+        echo "lib: kept $T" >&2
+    else
+        rm -rf "$T"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Records a background process for clean-up: call right after starting it with "&".
+track() {
+    PIDS="$PIDS $1"
+}
+
+# Stops one tracked process (and its descendants) now.
+stop_pid() {
+    local pid rest=""
+    kill_tree "$1"
+    reap "$1"
+    for pid in $PIDS; do
+        [ "$pid" = "$1" ] || rest="$rest $pid"
+    done
+    PIDS=$rest
+}
+
+# ---------------------------------------------------------------------------------------------
+# Messages, polling
+
+note() {
+    printf '%s: [%ss] %s\n' "$TEST_NAME" "$SECONDS" "$*" >&2
+}
+
+fail() {
+    local f
+    printf '%s: FAIL: %s\n' "$TEST_NAME" "$*" >&2
+    for f in "$T"/*.log "$T"/*.msgs; do
+        [ -f "$f" ] || continue
+        printf '\n===== %s (last 300 lines) =====\n' "${f#"$T"/}" >&2
+        tail -n 300 "$f" >&2
+    done
+    exit 1
+}
+
+# wait_until SECONDS CMD...: runs CMD every 0.1 s until it succeeds; returns 1 after SECONDS.
+wait_until() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Ports
+
+# True when some socket in /proc/net/tcp{,6} uses local port $1, in any state.
+port_in_use() {
+    local hex
+    hex=$(printf ':%04X ' "$1")
+    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '{ print $2 " " }' | grep -qF "$hex"
+}
+
+free_port() {
+    local port tries=0
+    while [ "$tries" -lt 200 ]; do
+        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        tries=$((tries + 1))
+        case " $USED_PORTS " in *" $port "*) continue ;; esac
+        port_in_use "$port" && continue
+        USED_PORTS="$USED_PORTS $port"
+        echo "$port"
+        return 0
+    done
+    echo "lib: no free port found" >&2
+    return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Brokers
+
+MOSQUITTO=$(command -v mosquitto || true)
+for d in /usr/sbin /usr/local/sbin; do
+    [ -n "$MOSQUITTO" ] || [ ! -x "$d/mosquitto" ] || MOSQUITTO=$d/mosquitto
+done
+
+# Writes the configuration of broker $1 listening on port $2 into $T/$1/.
+write_broker_config() {
+    local dir=$T/$1
+    mkdir -p "$dir/db"
+    mosquitto_passwd -b -c "$dir/passwd" owner ownerpw
+    mosquitto_passwd -b "$dir/passwd" guest guestpw
+    cat >"$dir/acl" <<EOF
+user owner
+topic readwrite xpublic/#
+
+user guest
+topic read xpublic/#
+EOF
+    cat >"$dir/mosquitto.conf" <<EOF
+listener $2 127.0.0.1
+allow_anonymous false
+password_file $dir/passwd
+acl_file $dir/acl
+persistence true
+persistence_location $dir/db/
+max_queued_messages 1000000
+max_inflight_messages 1000
+message_size_limit 500000
+upgrade_outgoing_qos true
+log_dest file $T/$1.log
+log_type error
+log_type warning
+log_type notice
+log_type information
+connection_messages true
+log_timestamp_format %Y-%m-%dT%H:%M:%S
+user $(id -un)
+EOF
+}
+
+# Succeeds once broker $1 accepts an authenticated connection.
+broker_ready() {
+    mosquitto_pub -h 127.0.0.1 -p "$(broker_port "$1")" -u owner -P ownerpw \
+        -i "ready-$1-$$" -t xpublic/ping -n 2>/dev/null
+}
+
+start_broker() {
+    local name=$1 port
+    [ -n "$MOSQUITTO" ] || fail "mosquitto not found (sh scripts/deps.sh installs it)"
+    port=$(free_port)
+    write_broker_config "$name" "$port"
+    echo "$port" >"$T/$name/port"
+    "$MOSQUITTO" -c "$T/$name/mosquitto.conf" >>"$T/$name.log" 2>&1 &
+    track "$!"
+    echo "$!" >"$T/$name/pid"
+    wait_until 10 broker_ready "$name" || fail "broker $name did not start on port $port"
+    note "broker $name on port $port"
+}
+
+broker_port() {
+    cat "$T/$1/port"
+}
+
+# broker_url NAME USER: the URL for USER (owner or guest) on broker NAME.
+broker_url() {
+    echo "mqtt://$2:$2pw@127.0.0.1:$(broker_port "$1")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# wmesh processes
+
+http_port() {
+    cat "$T/$1/http_port"
+}
+
+# base_url NAME: where peer or server NAME serves its tree.
+base_url() {
+    echo "http://127.0.0.1:$(http_port "$1")/data"
+}
+
+metrics_ready() {
+    curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$(http_port "$1")/metrics" 2>/dev/null
+}
+
+# Fails the test when the process recorded for NAME is gone.
+alive() {
+    kill -0 "$(cat "$T/$1/pid")" 2>/dev/null || fail "$1 exited"
+}
+
+# start_peer NAME ARGS...: ARGS must include --http-listen 127.0.0.1:PORT.
+start_peer() {
+    local name=$1 a prev="" port=""
+    shift
+    for a in "$@"; do
+        [ "$prev" = "--http-listen" ] && port=${a##*:}
+        prev=$a
+    done
+    [ -n "$port" ] || fail "start_peer $name: no --http-listen given"
+    mkdir -p "$T/$name"
+    echo "$port" >"$T/$name/http_port"
+    "$WMESH" peer --name "$name" "$@" 2>>"$T/$name.log" &
+    track "$!"
+    echo "$!" >"$T/$name/pid"
+    wait_until 15 metrics_ready "$name" || fail "peer $name did not answer on port $port"
+    note "peer $name on http port $port"
+}
+
+# mesh_peer NAME HOME [UPSTREAM...] [-- EXTRA ARGS...]
+mesh_peer() {
+    local name=$1 home=$2 port
+    local -a args
+    shift 2
+    port=$(free_port)
+    mkdir -p "$T/$name/tree" "$T/$name/state"
+    args=(--dir "$T/$name/tree" --state-dir "$T/$name/state" --client-id "it-$name-$$"
+        --post-broker "$(broker_url "$home" owner)"
+        --post-base-url "http://127.0.0.1:$port/data" --http-listen "127.0.0.1:$port")
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+        args+=(--broker "$(broker_url "$1" guest)")
+        shift
+    done
+    [ $# -gt 0 ] && shift
+    start_peer "$name" "${args[@]}" "$@"
+}
+
+# The tree of a peer made by mesh_peer.
+tree_of() {
+    echo "$T/$1/tree"
+}
+
+# start_serve NAME DIR: serves DIR alone with "wmesh serve".
+start_serve() {
+    local name=$1 dir=$2 port
+    port=$(free_port)
+    mkdir -p "$T/$name"
+    echo "$port" >"$T/$name/http_port"
+    "$WMESH" serve --dir "$dir" --http-listen "127.0.0.1:$port" 2>>"$T/$name.log" &
+    track "$!"
+    echo "$!" >"$T/$name/pid"
+    wait_until 10 curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/" ||
+        fail "server $name did not answer on port $port"
+    note "server $name on port $port"
+}
+
+# start_observer NAME BROKER: records "topic payload" of every xpublic/# message in $T/NAME.msgs.
+start_observer() {
+    local name=$1 broker=$2
+    mkdir -p "$T/$name"
+    : >"$T/$name.msgs"
+    mosquitto_sub -h 127.0.0.1 -p "$(broker_port "$broker")" -u guest -P guestpw \
+        -i "obs-$name-$$" -q 1 -v -t 'xpublic/#' >>"$T/$name.msgs" 2>>"$T/$name.log" &
+    track "$!"
+    echo "$!" >"$T/$name/pid"
+    # Subscribed once a message published now comes back: the guest cannot publish, so
+    # publish as owner on a topic the observer sees and drop those lines later.
+    wait_until 10 observer_ready "$name" "$broker" || fail "observer $name did not subscribe"
+}
+
+observer_ready() {
+    mosquitto_pub -h 127.0.0.1 -p "$(broker_port "$2")" -u owner -P ownerpw -i "obsping-$$" \
+        -t xpublic/ping -m "ping-$1" 2>/dev/null
+    grep -q "^xpublic/ping ping-$1\$" "$T/$1.msgs"
+}
+
+# observed NAME: the messages an observer saw, pings left out.
+observed() {
+    grep -v '^xpublic/ping ' "$T/$1.msgs" || true
+}
+
+# post_files BROKER BASEURL DIR LISTFILE [OPTION...]: announces the files of DIR named in
+# LISTFILE (relPaths) as owner on BROKER. It runs inside DIR, so relPaths are file names too.
+post_files() {
+    local broker=$1 base=$2 dir=$3 list=$4
+    local -a rels
+    shift 4
+    mapfile -t rels <"$list"
+    (cd "$dir" && "$WMESH" post --post-broker "$(broker_url "$broker" owner)" \
+        --post-base-url "$base" --dir "$dir" "$@" "${rels[@]}") \
+        2>>"$T/post.log" || fail "wmesh post failed"
+}
+
+# pub BROKER TOPIC PAYLOAD: publishes one message by hand as owner, QoS 1.
+pub() {
+    mosquitto_pub -h 127.0.0.1 -p "$(broker_port "$1")" -u owner -P ownerpw -i "pub-$$-$RANDOM" \
+        -q 1 -t "$2" -m "$3"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Metrics and logs
+
+# metric PEER NAME: NAME with labels ('x_total{reason="y"}') picks one series; without, the
+# family is summed. Prints 0 when absent.
+metric() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$(http_port "$1")/metrics" |
+        awk -v want="$2" '
+            /^#/ { next }
+            {
+                name = $1; family = name; sub(/\{.*/, "", family)
+                if (name == want || (index(want, "{") == 0 && family == want)) { sum += $2; n++ }
+            }
+            END { if (n == 0) print 0; else printf "%.15g\n", sum }'
+}
+
+# metric_is PEER NAME VALUE: for wait_until.
+metric_is() {
+    [ "$(metric "$1" "$2")" = "$3" ]
+}
+
+# logged PEER DISPOSITION: the relPaths of the peer's log lines with that disposition.
+logged() {
+    awk -v d="$2" '{ for (i = 1; i < NF; i++) if ($i == d) { print $(i + 1); break } }' \
+        "$T/$1.log"
+}
+
+# counters PEER...: one line per peer with its main counters, to compare over time.
+counters() {
+    local p
+    for p in "$@"; do
+        curl -fsS --max-time 5 "http://127.0.0.1:$(http_port "$p")/metrics" | awk -v peer="$p" '
+            BEGIN {
+                n = split("wmesh_messages_received_total wmesh_downloads_total " \
+                    "wmesh_inlined_total wmesh_duplicates_total wmesh_published_total " \
+                    "wmesh_download_errors_total", names, " ")
+            }
+            /^#/ { next }
+            { family = $1; sub(/\{.*/, "", family); sum[family] += $2 }
+            END {
+                line = peer
+                for (i = 1; i <= n; i++) line = line " " (sum[names[i]] + 0)
+                print line
+            }'
+    done
+}
+
+# quiet_for SECONDS PEER...: true when no counter of the peers moves for SECONDS.
+quiet_for() {
+    local before after secs=$1
+    shift
+    before=$(counters "$@")
+    sleep "$secs"
+    after=$(counters "$@")
+    [ "$before" = "$after" ]
+}
+
+# settle PEER...: waits (60 s at most) until the peers have been quiet for 1 s, then checks
+# that nothing moves for 3 s more: re-announcements have stopped.
+settle() {
+    wait_until 60 quiet_for 1 "$@" || fail "the peers never went quiet: $(counters "$@")"
+    quiet_for 3 "$@" || fail "the peers were quiet, then counters moved again"
+}
+
+# logged_has PEER DISPOSITION RELPATH: for wait_until.
+logged_has() {
+    logged "$1" "$2" | grep -qxF "$3"
+}
+
+# observed_has OBSERVER RELPATH: the observer saw an announcement of RELPATH.
+observed_has() {
+    observed "$1" | grep -qF "\"$2\""
+}
+
+# once_each PEER DISPOSITION: fails when a relPath appears twice with DISPOSITION in the log.
+once_each() {
+    local twice
+    twice=$(logged "$1" "$2" | sort | uniq -d)
+    [ -z "$twice" ] || fail "$1 logged '$2' more than once for: $twice"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+# checksum_b64 ALGO FILE: base64 of the raw digest, as v03 carries it (coreutils only).
+checksum_b64() {
+    "${1}sum" "$2" | cut -d' ' -f1 | tr 'a-f' 'A-F' | basenc --base16 -d | base64 -w0
+}
+
+checksum_hex() {
+    "${1}sum" "$2" | cut -d' ' -f1
+}
+
+# v03 pubTime of now: YYYYMMDDTHHMMSS.fraction, UTC.
+pubtime_now() {
+    date -u +%Y%m%dT%H%M%S.%N
+}
+
+# Array-format pubTime of now: YYYYMMDDHHMMSS.fraction, UTC.
+pubtime_now_array() {
+    date -u +%Y%m%d%H%M%S.%N
+}
+
+# topic_of RELPATH: xpublic/v03/post/<directory of relPath>.
+topic_of() {
+    local dir
+    dir=$(dirname "$1")
+    if [ "$dir" = "." ]; then
+        echo "xpublic/v03/post"
+    else
+        echo "xpublic/v03/post/${dir#/}"
+    fi
+}
+
+# make_files DIR N [TAG]: N files with WMO-like names and 0..64 KiB of random bytes under DIR;
+# prints their relPaths. TAG keeps the names of two calls apart. Few forks: it makes hundreds.
+make_files() {
+    local dir=$1 n=$2 tag=${3:-} i day hh mm size rel kind origin sub
+    local -a kinds=(UpperAir/UANT01 Surface/SACN31 Radar/RADAR1 GRIB/HRPA85 Marine/SMVD21
+        Aviation/FTCN31)
+    local -a origins=(CA/CMC/CWAO US/NCEP/KWBC GB/UKMO/EGRR FR/MF/LFPW AU/BOM/AMMC)
+    local -A made=()
+    day=$(date -u +%Y%m%d)
+    for ((i = 1; i <= n; i++)); do
+        printf -v hh '%02d' $((i % 24))
+        printf -v mm '%02d' $(((i * 7) % 60))
+        kind=${kinds[$((i % ${#kinds[@]}))]}
+        origin=${origins[$(((i / 3) % ${#origins[@]}))]}
+        sub=$day/WIS/${origin%/*}/${kind%/*}/$hh
+        printf -v rel '%s/%s_%s_%s%s%s___%s%05d.txt' "$sub" "${kind#*/}" "${origin##*/}" \
+            "${day:6:2}" "$hh" "$mm" "$tag" "$i"
+        case $((i % 10)) in
+        0) size=0 ;;
+        1 | 2 | 3) size=$((RANDOM % 1024 + 1)) ;;
+        *) size=$(((RANDOM * 32768 + RANDOM) % 65536 + 1)) ;;
+        esac
+        if [ -z "${made[$sub]:-}" ]; then
+            mkdir -p "$dir/$sub"
+            made[$sub]=1
+        fi
+        if [ "$size" -eq 0 ]; then
+            : >"$dir/$rel"
+        else
+            head -c "$size" /dev/urandom >"$dir/$rel"
+        fi
+        echo "$rel"
+    done
+}
+
+# same_files REFDIR DIR LISTFILE: true when DIR holds every relPath of LISTFILE with the bytes
+# of REFDIR (compared by SHA-256, two processes instead of one cmp per file).
+same_files() {
+    local sums
+    sums=$(mktemp "$T/sums.XXXXXX")
+    (cd "$1" && xargs -d '\n' sha256sum --) <"$3" >"$sums" || return 1
+    (cd "$2" && sha256sum --quiet --strict -c "$sums") >&2
+}
+
+# count_present DIR LISTFILE: how many relPaths of LISTFILE exist under DIR.
+count_present() {
+    local rel n=0
+    while IFS= read -r rel; do
+        [ -f "$1/$rel" ] && n=$((n + 1))
+    done <"$2"
+    echo "$n"
+}
+
+all_present() {
+    [ "$(count_present "$@")" -eq "$(wc -l <"$2")" ]
+}
+
+# v03_msg BASEURL RELPATH METHOD VALUE [EXTRA]: a v03 announcement made by hand; EXTRA is more
+# JSON members, with their leading comma.
+v03_msg() {
+    printf '{"pubTime": "%s", "baseUrl": "%s", "relPath": "%s", "integrity": {"method": "%s", "value": "%s"}%s}' \
+        "$(pubtime_now)" "$1" "$2" "$3" "$4" "${5:-}"
+}
+
+# array_msg BASEURL RELPATH SUM [EXTRA]: the seed's array format; SUM is "d,<md5 hex>" etc.
+array_msg() {
+    printf '["%s", "%s", "%s", {"sum": "%s"%s}]' "$(pubtime_now_array)" "$1" "$2" "$3" "${4:-}"
+}
+
+# json_str FIELD: the string value of FIELD in the JSON on stdin (our flat messages only).
+json_str() {
+    sed -n 's/.*"'"$1"'"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' | sed 's#\\/#/#g'
+}
+
+[ -x "$WMESH" ] || fail "no wmesh binary at $WMESH (make _all builds it)"
