@@ -73,11 +73,27 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(LIB)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lpthread
 
+# Test helpers: tests/tools/<name>.c become programs, tests/tools/shim_<name>.c LD_PRELOAD shims.
+TOOL_SRC := $(filter-out tests/tools/shim_%.c,$(wildcard tests/tools/*.c))
+SHIM_SRC := $(wildcard tests/tools/shim_*.c)
+TOOLS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%) $(SHIM_SRC:tests/tools/%.c=$(BUILD)/tools/%.so)
+
+$(BUILD)/tools/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< -lpthread
+
+$(BUILD)/tools/%.so: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -fPIC -shared -o $@ $< -ldl
+
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
-integration: $(PROG)
-	@WMESH=$(abspath $(PROG)) sh tests/integration/run.sh $(TESTS)
+integration: $(PROG) $(TOOLS)
+	@WMESH=$(abspath $(PROG)) WMESH_TOOLS=$(abspath $(BUILD)/tools) \
+	    sh tests/integration/run.sh $(TESTS)
 
 _check: $(PROG) unit integration fuzz-smoke
 

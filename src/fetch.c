@@ -15,9 +15,12 @@ struct transfer {
     fetch_done_fn done;
     void *arg;
     int64_t bytes;
+    int64_t max_size;
     bool aborted_by_caller;
+    bool too_big;
     char errbuf[CURL_ERROR_SIZE];
-    struct transfer *next; /* free list */
+    struct transfer *next; /* free list, or the active list */
+    struct transfer *prev; /* active list */
 };
 
 struct fetcher {
@@ -28,7 +31,24 @@ struct fetcher {
     size_t active;
     struct transfer *spare; /* finished transfers kept for reuse */
     size_t nspare;
+    struct transfer *running; /* transfers added to the multi handle */
 };
+
+static void link_running(struct fetcher *f, struct transfer *t)
+{
+    t->prev = NULL;
+    t->next = f->running;
+    if (f->running) f->running->prev = t;
+    f->running = t;
+}
+
+static void unlink_running(struct fetcher *f, struct transfer *t)
+{
+    if (t->prev) t->prev->next = t->next;
+    else f->running = t->next;
+    if (t->next) t->next->prev = t->prev;
+    t->next = t->prev = NULL;
+}
 
 static bool global_init_done;
 
@@ -91,6 +111,11 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     struct transfer *t = userdata;
     size_t n = size * nmemb;
     t->bytes += (int64_t)n;
+    /* curl only enforces MAXFILESIZE when the length is announced; chunked bodies end here. */
+    if (t->max_size > 0 && t->bytes > t->max_size) {
+        t->too_big = true;
+        return 0;
+    }
     if (t->data && t->data(t->arg, ptr, n) != 0) {
         t->aborted_by_caller = true;
         return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
@@ -138,10 +163,15 @@ static void finish(struct fetcher *f, CURLMsg *msg)
     curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
     CURLcode rc = msg->data.result;
     curl_multi_remove_handle(f->multi, msg->easy_handle);
+    unlink_running(f, t);
     f->active--;
     enum wm_err err = map_curl(rc);
     const char *why = rc == CURLE_OK ? "" : (t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
     if (t->aborted_by_caller) why = "aborted by receiver";
+    if (t->too_big) {
+        err = WM_ERR_TOOBIG;
+        why = "larger than the size limit";
+    }
     if (err == WM_OK && status != 200) err = WM_ERR_PROTOCOL;
     t->done(t->arg, err, status, why);
     recycle(f, t);
@@ -186,6 +216,14 @@ void fetch_free(struct fetcher **fp)
     if (!fp || !*fp) return;
     struct fetcher *f = *fp;
     loop_timer_cancel(f->loop, &f->timer);
+    /* Transfers still running are abandoned without their done callbacks. */
+    while (f->running) {
+        struct transfer *t = f->running;
+        unlink_running(f, t);
+        curl_multi_remove_handle(f->multi, t->easy);
+        curl_easy_cleanup(t->easy);
+        free(t);
+    }
     while (f->spare) {
         struct transfer *t = f->spare;
         f->spare = t->next;
@@ -212,6 +250,7 @@ static void set_common_options(CURL *e, const struct fetch_options *o)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "wmesh/0.1");
     if (o->max_size > 0) curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_size);
+    if (o->cafile) curl_easy_setopt(e, CURLOPT_CAINFO, o->cafile);
 }
 
 static struct transfer *take_transfer(struct fetcher *f)
@@ -245,6 +284,7 @@ enum wm_err fetch_start(struct fetcher *f, const char *url, fetch_data_fn data, 
     t->data = data;
     t->done = done;
     t->arg = arg;
+    t->max_size = f->opts.max_size;
     set_common_options(t->easy, &f->opts);
     curl_easy_setopt(t->easy, CURLOPT_URL, url);
     curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, write_cb);
@@ -255,6 +295,7 @@ enum wm_err fetch_start(struct fetcher *f, const char *url, fetch_data_fn data, 
         recycle(f, t);
         return WM_ERR_LIB;
     }
+    link_running(f, t);
     f->active++;
     return WM_OK;
 }

@@ -22,6 +22,7 @@ struct fetch_options {
     int64_t max_size;         /* bytes; 0: unlimited */
     int max_per_host;         /* concurrent connections per host; 0: 8 */
     int max_total;            /* concurrent transfers; 0: 64 */
+    const char *cafile;       /* https: CA certificates to trust; NULL: the system's store */
 };
 
 /* Creates a fetcher driven by loop. The caller owns it; the loop must outlive it. */

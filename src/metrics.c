@@ -37,8 +37,9 @@ void metrics_observe_lag(struct metrics *m, double seconds)
 
 const char *metrics_reject_name(enum wm_reject r)
 {
-    static const char *names[WM_REJECT_COUNT] = {"malformed", "too_big", "unsafe_path",
-                                                 "lag",       "filter",  "url"};
+    static const char *names[WM_REJECT_COUNT] = {"malformed", "too_big", "unsafe_path", "lag",
+                                                 "filter",    "url",     "stale",
+                                                 "unsupported"};
     return (unsigned)r < WM_REJECT_COUNT ? names[r] : "other";
 }
 
@@ -162,6 +163,10 @@ char *metrics_render(const struct metrics *m, size_t *len)
             get(&m->integrity_failures));
     counter(&o, "wmesh_published_total", "Announcements published on the local broker.",
             get(&m->published));
+    counter(&o, "wmesh_retries_total", "Downloads scheduled again after every source failed.",
+            get(&m->retries));
+    gauge(&o, "wmesh_journal_live", "Announcements journaled and not finished.",
+          (double)atomic_load(&m->journal_live));
     gauge(&o, "wmesh_queue_depth", "Announcements admitted and not yet finished.",
           (double)atomic_load(&m->queue_depth));
     gauge(&o, "wmesh_last_message_timestamp_seconds", "When the last announcement arrived.",

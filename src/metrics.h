@@ -14,6 +14,8 @@ enum wm_reject {
     WM_REJECT_LAG,           /* older than --lag-drop */
     WM_REJECT_FILTER,        /* refused by --accept/--reject */
     WM_REJECT_URL,           /* download URL not http(s) */
+    WM_REJECT_STALE,         /* older than the version held or in flight */
+    WM_REJECT_UNSUPPORTED,   /* an operation we do not carry out (fileOp) */
     WM_REJECT_COUNT
 };
 
@@ -34,6 +36,8 @@ struct metrics {
     atomic_uint_fast64_t download_errors;
     atomic_uint_fast64_t integrity_failures;
     atomic_uint_fast64_t published;
+    atomic_uint_fast64_t retries;
+    atomic_int_fast64_t journal_live;       /* announcements journaled and not finished */
     atomic_uint_fast64_t rejected[WM_REJECT_COUNT];
     atomic_int_fast64_t queue_depth;        /* announcements admitted, not yet finished */
     atomic_int_fast64_t last_message_ns;    /* wall clock of the last message received */

@@ -3,6 +3,7 @@
 #define WMESH_PEER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "announce.h"
 #include "error.h"
@@ -13,7 +14,7 @@ struct filter;
 struct peer_config {
     const char *name;                /* for logs; NULL: none */
     const char *dir;                 /* the tree */
-    const char *state_dir;           /* NULL: <dir>/../.wmesh-state is not assumed; unused now */
+    const char *state_dir;           /* journal and seen-cache; NULL: <dir>/.wmesh-state */
     const char *const *brokers;      /* upstream broker URLs */
     size_t nbrokers;
     const char *post_broker;         /* NULL: do not announce */
@@ -30,6 +31,12 @@ struct peer_config {
     double lag_drop_s;               /* <= 0: never drop */
     size_t max_message;              /* bytes; larger payloads are refused */
     int max_downloads;               /* concurrent downloads */
+    double retry_for_s;              /* keep retrying a failed download this long */
+    int64_t max_size;                /* largest file downloaded, bytes; 0: no limit */
+    const char *cafile;              /* CA certificates for mqtts and https; NULL: system's */
+    size_t seen_capacity;            /* seen-cache entries; 0: no cache */
+    double seen_ttl_s;               /* how long a version stays in the seen-cache */
+    size_t max_queue;                /* announcements held before reading pauses */
 };
 
 /* Runs the peer until SIGINT or SIGTERM. Returns 0 on a clean stop, non-zero when it could not

@@ -121,3 +121,11 @@ size_t strmap_count(const struct strmap *m)
 {
     return m->count;
 }
+
+void *strmap_any(const struct strmap *m)
+{
+    if (m->count == 0) return NULL;
+    for (size_t i = 0; i < m->nbuckets; i++)
+        if (m->buckets[i]) return m->buckets[i]->value;
+    return NULL;
+}

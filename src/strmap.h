@@ -18,5 +18,7 @@ enum wm_err strmap_put(struct strmap *m, const char *key, void *value);
 /* Removes key; returns its value or NULL. */
 void *strmap_remove(struct strmap *m, const char *key);
 size_t strmap_count(const struct strmap *m);
+/* Some value in the map, NULL when empty: for draining it. */
+void *strmap_any(const struct strmap *m);
 
 #endif

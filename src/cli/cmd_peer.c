@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "cli_common.h"
+#include "credentials.h"
 #include "filter.h"
 #include "log.h"
 #include "options.h"
@@ -28,12 +29,26 @@ static const struct option_spec specs[] = {
     {"lag-drop", OPT_NUMBER, false, "S", "7200", "drop announcements older than S seconds"},
     {"max-message", OPT_NUMBER, false, "BYTES", "8192", "largest announcement accepted"},
     {"max-downloads", OPT_NUMBER, false, "N", "16", "concurrent downloads"},
+    {"max-size", OPT_NUMBER, false, "BYTES", "0", "largest file downloaded (0: no limit)"},
+    {"retry-for", OPT_NUMBER, false, "S", "3600", "keep retrying a failed download this long"},
+    {"max-queue", OPT_NUMBER, false, "N", "10000", "announcements in hand before reading pauses"},
+    {"seen-capacity", OPT_NUMBER, false, "N", "1000000", "seen-cache entries (0: no cache)"},
+    {"seen-ttl", OPT_NUMBER, false, "S", "86400", "how long the seen-cache remembers a version"},
+    {"credentials", OPT_STRING, false, "FILE", NULL,
+     "passwords for URLs that lack one (default ~/.config/wmesh/credentials.conf if present)"},
+    {"cacert", OPT_STRING, false, "FILE", NULL, "CA certificates for mqtts:// and https://"},
     {"name", OPT_STRING, false, "NAME", NULL, "name shown in log lines"},
     {"verbose", OPT_FLAG, false, NULL, NULL, "log debug messages"},
     {NULL, 0, false, NULL, NULL, NULL},
 };
 
 #define USAGE "wmesh peer --dir DIR --broker URL [--broker URL ...] --post-broker URL|none [options]"
+
+static void free_strings(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++) free(v[i]);
+    free(v);
+}
 
 /* Adds --accept and --reject rules in the order they were given on the command line. */
 static int build_filter(int argc, char **argv, struct filter *f)
@@ -55,9 +70,34 @@ static int build_filter(int argc, char **argv, struct filter *f)
     return 0;
 }
 
+static int numbers(struct options *o, struct peer_config *c)
+{
+    double max_message, max_downloads, max_size, max_queue, seen_capacity;
+    if (options_number(o, "lag-warn", 120, &c->lag_warn_s) ||
+        options_number(o, "lag-drop", 7200, &c->lag_drop_s) ||
+        options_number(o, "max-message", 8192, &max_message) ||
+        options_number(o, "max-downloads", 16, &max_downloads) ||
+        options_number(o, "max-size", 0, &max_size) ||
+        options_number(o, "retry-for", 3600, &c->retry_for_s) ||
+        options_number(o, "max-queue", 10000, &max_queue) ||
+        options_number(o, "seen-capacity", 1000000, &seen_capacity) ||
+        options_number(o, "seen-ttl", 86400, &c->seen_ttl_s) || max_message < 64 ||
+        max_message > 65536 || max_downloads < 1 || max_size < 0 || c->retry_for_s < 0 ||
+        max_queue < 2 || seen_capacity < 0 || seen_capacity > 1e9 || c->seen_ttl_s < 1 ||
+        c->seen_ttl_s > 1e9) {
+        fprintf(stderr, "wmesh peer: a numeric option is out of range (see --help)\n");
+        return -1;
+    }
+    c->max_message = (size_t)max_message;
+    c->max_downloads = (int)max_downloads;
+    c->max_size = (int64_t)max_size;
+    c->max_queue = (size_t)max_queue;
+    c->seen_capacity = (size_t)seen_capacity;
+    return 0;
+}
+
 static int configure(struct options *o, struct peer_config *c)
 {
-    double max_message, max_downloads;
     c->dir = options_get(o, "dir");
     c->post_broker = cli_none_to_null(options_get(o, "post-broker"));
     c->post_base_url = options_get(o, "post-base-url");
@@ -75,18 +115,43 @@ static int configure(struct options *o, struct peer_config *c)
         fprintf(stderr, "wmesh peer: --post-base-url is required to announce or serve\n");
         return -1;
     }
+    c->cafile = options_get(o, "cacert");
     if (cli_parse_format(options_get(o, "post-format"), &c->post_format) != 0) return -1;
-    if (options_number(o, "lag-warn", 120, &c->lag_warn_s) ||
-        options_number(o, "lag-drop", 7200, &c->lag_drop_s) ||
-        options_number(o, "max-message", 8192, &max_message) ||
-        options_number(o, "max-downloads", 16, &max_downloads) || max_message < 64 ||
-        max_downloads < 1) {
-        fprintf(stderr, "wmesh peer: a numeric option is out of range\n");
-        return -1;
+    return numbers(o, c);
+}
+
+/* Loads --credentials, or the default file when it exists. *c stays NULL when there is none. */
+static int load_credentials(struct options *o, struct credentials **c)
+{
+    const char *path = options_get(o, "credentials");
+    char def[4096];
+    const char *home = getenv("HOME");
+    bool explicit = path != NULL;
+    if (!path && home) {
+        snprintf(def, sizeof def, "%s/.config/wmesh/credentials.conf", home);
+        path = def;
     }
-    c->max_message = (size_t)max_message;
-    c->max_downloads = (int)max_downloads;
-    return 0;
+    if (!path) return 0;
+    enum wm_err e;
+    char why[512];
+    *c = credentials_load(path, &e, why, sizeof why);
+    if (*c || (e == WM_ERR_NOTFOUND && !explicit)) return 0;
+    fprintf(stderr, "wmesh peer: credentials: %s\n", why);
+    return -1;
+}
+
+/* The broker URLs with the passwords the credentials file holds for them; the caller frees
+ * each string and the array. */
+static char **resolve_urls(const struct credentials *cred, const char **urls, size_t n)
+{
+    char **out = calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++) {
+        if (!(out[i] = credentials_apply(cred, urls[i]))) {
+            free_strings(out);
+            return NULL;
+        }
+    }
+    return out;
 }
 
 int cmd_peer(int argc, char **argv)
@@ -97,17 +162,26 @@ int cmd_peer(int argc, char **argv)
     struct peer_config c = {0};
     struct filter *f = filter_new();
     const char **brokers = NULL, **subtopics = NULL;
+    char **resolved = NULL, *post = NULL;
+    struct credentials *cred = NULL;
     int rc = 2;
-    if (!f || configure(o, &c) != 0 || build_filter(argc, argv, f) != 0) goto done;
+    if (!f || configure(o, &c) != 0 || build_filter(argc, argv, f) != 0 ||
+        load_credentials(o, &cred) != 0)
+        goto done;
     brokers = options_get_all(o, "broker", &c.nbrokers);
     subtopics = options_get_all(o, "subtopic", &c.nsubtopics);
-    if (!brokers || !subtopics) goto done;
-    c.brokers = brokers;
+    if (!brokers || !subtopics || !(resolved = resolve_urls(cred, brokers, c.nbrokers))) goto done;
+    if (c.post_broker && !(post = credentials_apply(cred, c.post_broker))) goto done;
+    c.post_broker = post;
+    c.brokers = (const char *const *)resolved;
     c.subtopics = subtopics;
     c.filter = f;
     if (options_flag(o, "verbose")) log_set_level(WM_LOG_DEBUG);
     rc = peer_run(&c);
 done:
+    free_strings(resolved);
+    free(post);
+    credentials_free(&cred);
     free(brokers);
     free(subtopics);
     filter_free(&f);

@@ -1,0 +1,678 @@
+/* journal.c: append-only journal of unfinished announcements: CRC32-framed records, batched
+ * fdatasync, torn-tail recovery and streaming compaction. */
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define MAGIC "WMJOURNL"
+#define VERSION 1u
+#define HEADER_SIZE 24u /* magic[8] version[4] first_id[8] crc[4] */
+#define REC_HEAD 16u    /* type[4] len[4] id[8] */
+#define REC_TAIL 4u     /* crc[4] */
+#define REC_ADD 1u
+#define REC_DONE 2u
+#define REC_MAX (REC_HEAD + JOURNAL_RECORD_MAX + REC_TAIL)
+/* Unsynced bytes allowed to pile up while syncs fail; past that, adds are refused. */
+#define PEND_MAX (64u << 20)
+/* A pending buffer larger than this is freed after a sync, so one burst does not pin memory. */
+#define PEND_KEEP (1u << 20)
+/* Read buffer: must hold the largest record; larger means fewer preads while scanning. */
+#define READ_BUF (256u << 10)
+#define COMPACT_FLUSH (256u << 10)
+#define IDSET_MIN_BITS 4u
+#define TMP_SUFFIX ".compact"
+
+/* ---- CRC32 (IEEE 802.3, reflected, as in zlib and PNG) ---- */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+        crc_table[n] = c;
+    }
+}
+
+static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t len)
+{
+    crc = ~crc;
+    while (len--)
+        crc = crc_table[(crc ^ *p++) & 0xffu] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* ---- little-endian fields ---- */
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* ---- the live set: open addressing over ids, linear probing, 0 marks an empty slot ---- */
+
+struct idset {
+    uint64_t *slot;
+    unsigned bits; /* 1 << bits slots */
+    size_t count;
+};
+
+static size_t id_home(uint64_t id, unsigned bits)
+{
+    /* Fibonacci hashing: ids are consecutive, the multiply spreads them over the top bits. */
+    return (size_t)((id * 0x9e3779b97f4a7c15ull) >> (64 - bits));
+}
+
+static size_t id_find(const struct idset *s, uint64_t id)
+{
+    size_t mask = ((size_t)1 << s->bits) - 1;
+    size_t i = id_home(id, s->bits);
+    while (s->slot[i] != 0 && s->slot[i] != id)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static bool idset_has(const struct idset *s, uint64_t id)
+{
+    return s->slot[id_find(s, id)] == id;
+}
+
+static enum wm_err idset_resize(struct idset *s, unsigned bits)
+{
+    uint64_t *fresh = calloc((size_t)1 << bits, sizeof *fresh);
+    if (!fresh) return WM_ERR_NOMEM;
+    struct idset n = {.slot = fresh, .bits = bits, .count = s->count};
+    for (size_t i = 0; s->slot && i < ((size_t)1 << s->bits); i++)
+        if (s->slot[i]) n.slot[id_find(&n, s->slot[i])] = s->slot[i];
+    free(s->slot);
+    *s = n;
+    return WM_OK;
+}
+
+/* Grows at three quarters full: 11 to 21 bytes per live id. */
+static enum wm_err idset_put(struct idset *s, uint64_t id)
+{
+    if ((s->count + 1) * 4 > ((size_t)3 << s->bits)) {
+        enum wm_err err = idset_resize(s, s->bits + 1);
+        if (err != WM_OK) return err;
+    }
+    size_t i = id_find(s, id);
+    if (s->slot[i] == id) return WM_OK;
+    s->slot[i] = id;
+    s->count++;
+    return WM_OK;
+}
+
+/* Backward-shift deletion: no tombstones, so lookups never slow down with churn. */
+static void idset_del(struct idset *s, uint64_t id)
+{
+    size_t mask = ((size_t)1 << s->bits) - 1;
+    size_t i = id_find(s, id);
+    if (s->slot[i] != id) return;
+    for (size_t j = (i + 1) & mask; s->slot[j] != 0; j = (j + 1) & mask) {
+        size_t h = id_home(s->slot[j], s->bits);
+        if (((j - h) & mask) >= ((j - i) & mask)) {
+            s->slot[i] = s->slot[j];
+            i = j;
+        }
+    }
+    s->slot[i] = 0;
+    s->count--;
+    /* Shrink after a burst; a failed shrink only costs memory. */
+    if (s->bits > IDSET_MIN_BITS && s->count * 8 < ((size_t)1 << s->bits))
+        (void)idset_resize(s, s->bits - 1);
+}
+
+/* ---- a growable byte buffer ---- */
+
+struct buf {
+    unsigned char *data;
+    size_t len, cap;
+};
+
+static enum wm_err buf_reserve(struct buf *b, size_t more, size_t max)
+{
+    if (more > max || b->len > max - more) return WM_ERR_TOOBIG;
+    if (b->len + more <= b->cap) return WM_OK;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more)
+        cap *= 2;
+    unsigned char *p = realloc(b->data, cap);
+    if (!p) return WM_ERR_NOMEM;
+    b->data = p;
+    b->cap = cap;
+    return WM_OK;
+}
+
+static void buf_free(struct buf *b)
+{
+    free(b->data);
+    *b = (struct buf){0};
+}
+
+/* Appends one framed record. */
+static enum wm_err buf_record(struct buf *b, uint32_t type, uint64_t id, const void *payload,
+                              size_t len, size_t max)
+{
+    enum wm_err err = buf_reserve(b, REC_HEAD + len + REC_TAIL, max);
+    if (err != WM_OK) return err;
+    unsigned char *p = b->data + b->len;
+    put32(p, type);
+    put32(p + 4, (uint32_t)len);
+    put64(p + 8, id);
+    if (len) memcpy(p + REC_HEAD, payload, len);
+    put32(p + REC_HEAD + len, crc32_update(0, p, REC_HEAD + len));
+    b->len += REC_HEAD + len + REC_TAIL;
+    return WM_OK;
+}
+
+/* ---- reading records back ---- */
+
+enum rd { RD_OK, RD_END, RD_BAD, RD_IO };
+
+struct reader {
+    int fd;
+    unsigned char *buf; /* READ_BUF bytes */
+    size_t pos, len;    /* unread bytes are buf[pos, len) */
+    uint64_t next;      /* file offset of buf[len] */
+    uint64_t end;       /* stop reading here */
+};
+
+struct record {
+    uint32_t type;
+    uint64_t id;
+    const unsigned char *payload; /* inside the reader's buffer, valid until the next read */
+    size_t len;                   /* payload bytes */
+    const unsigned char *raw;     /* the whole framed record */
+    size_t size;
+};
+
+static enum wm_err reader_init(struct reader *r, int fd, uint64_t start, uint64_t end)
+{
+    *r = (struct reader){.fd = fd, .next = start, .end = end};
+    r->buf = malloc(READ_BUF);
+    return r->buf ? WM_OK : WM_ERR_NOMEM;
+}
+
+/* Makes at least need unread bytes available; false at the end of the range or on error. */
+static bool reader_fill(struct reader *r, size_t need, bool *io_error)
+{
+    if (r->len - r->pos >= need) return true;
+    memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+    r->len -= r->pos;
+    r->pos = 0;
+    while (r->len < need && r->next < r->end) {
+        size_t want = READ_BUF - r->len;
+        if (want > r->end - r->next) want = (size_t)(r->end - r->next);
+        ssize_t n = pread(r->fd, r->buf + r->len, want, (off_t)r->next);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            *io_error = n < 0;
+            return false;
+        }
+        r->len += (size_t)n;
+        r->next += (uint64_t)n;
+    }
+    return r->len >= need;
+}
+
+/* Offset in the file of the next unread byte. */
+static uint64_t reader_offset(const struct reader *r)
+{
+    return r->next - (r->len - r->pos);
+}
+
+static enum rd reader_next(struct reader *r, struct record *rec)
+{
+    bool io_error = false;
+    if (!reader_fill(r, REC_HEAD, &io_error)) {
+        if (io_error) return RD_IO;
+        return r->len == r->pos ? RD_END : RD_BAD;
+    }
+    const unsigned char *p = r->buf + r->pos;
+    rec->type = get32(p);
+    rec->len = get32(p + 4);
+    rec->id = get64(p + 8);
+    if (rec->type != REC_ADD && rec->type != REC_DONE) return RD_BAD;
+    if (rec->len > JOURNAL_RECORD_MAX || (rec->type == REC_DONE && rec->len != 0)) return RD_BAD;
+    if (rec->id == 0) return RD_BAD;
+    rec->size = REC_HEAD + rec->len + REC_TAIL;
+    if (!reader_fill(r, rec->size, &io_error)) return io_error ? RD_IO : RD_BAD;
+    p = r->buf + r->pos; /* the fill may have moved the bytes */
+    if (crc32_update(0, p, REC_HEAD + rec->len) != get32(p + REC_HEAD + rec->len)) return RD_BAD;
+    rec->raw = p;
+    rec->payload = p + REC_HEAD;
+    r->pos += rec->size;
+    return RD_OK;
+}
+
+/* ---- the journal ---- */
+
+struct journal {
+    int fd;
+    int dirfd;           /* the journal's directory: renames and its fsync go through it */
+    char *path;          /* for log lines */
+    char *name;          /* basename, relative to dirfd */
+    char *tmpname;       /* compaction's temporary file, beside it */
+    uint64_t next_id;    /* the next id to hand out */
+    uint64_t synced_end; /* file bytes known durable; pending bytes go after them */
+    struct buf pend;     /* records not yet known durable */
+    uint64_t recs;       /* records in the file and the buffer: the compaction policy */
+    struct idset live;
+    bool dir_unsynced; /* a compaction renamed, but the directory fsync failed */
+    bool replaying;
+    bool failing; /* the last sync failed: its error was logged */
+};
+
+static ssize_t write_all(int fd, const unsigned char *p, size_t len, uint64_t off)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+static void header_encode(unsigned char *h, uint64_t first_id)
+{
+    memcpy(h, MAGIC, 8);
+    put32(h + 8, VERSION);
+    put64(h + 12, first_id);
+    put32(h + 20, crc32_update(0, h, 20));
+}
+
+static enum wm_err header_decode(const unsigned char *h, uint64_t *first_id)
+{
+    if (memcmp(h, MAGIC, 8) != 0 || get32(h + 8) != VERSION) return WM_ERR_FORMAT;
+    if (crc32_update(0, h, 20) != get32(h + 20)) return WM_ERR_FORMAT;
+    *first_id = get64(h + 12);
+    return *first_id ? WM_OK : WM_ERR_FORMAT;
+}
+
+static enum wm_err io_fail(const char *what, const struct journal *j)
+{
+    int e = errno;
+    log_error("journal: %s %s: %s", what, j->path, strerror(e));
+    errno = e;
+    return WM_ERR_IO;
+}
+
+/* Splits path into an open directory and copies of the names that live in it. */
+static enum wm_err split_path(struct journal *j, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!*base || strlen(path) >= PATH_MAX) return WM_ERR_INVAL;
+    char dir[PATH_MAX] = ".";
+    if (slash) {
+        size_t dlen = slash == path ? 1 : (size_t)(slash - path); /* "/journal" is in "/" */
+        memcpy(dir, path, dlen);
+        dir[dlen] = '\0';
+    }
+    size_t blen = strlen(base);
+    j->path = strdup(path);
+    j->name = strdup(base);
+    j->tmpname = malloc(blen + sizeof TMP_SUFFIX);
+    if (!j->path || !j->name || !j->tmpname) return WM_ERR_NOMEM;
+    memcpy(j->tmpname, base, blen);
+    memcpy(j->tmpname + blen, TMP_SUFFIX, sizeof TMP_SUFFIX);
+    j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return j->dirfd < 0 ? io_fail("cannot open the directory of", j) : WM_OK;
+}
+
+/* Starts a fresh file: header, fdatasync, and the directory entry made durable. */
+static enum wm_err init_file(struct journal *j)
+{
+    unsigned char h[HEADER_SIZE];
+    header_encode(h, 1);
+    if (ftruncate(j->fd, 0) != 0 || write_all(j->fd, h, sizeof h, 0) < 0 || fsync(j->fd) != 0 ||
+        fsync(j->dirfd) != 0)
+        return io_fail("cannot initialise", j);
+    j->synced_end = HEADER_SIZE;
+    j->next_id = 1;
+    return WM_OK;
+}
+
+/* Drops a torn or corrupt tail, durably, so that new records follow the last good one. */
+static enum wm_err cut_tail(struct journal *j, uint64_t good, uint64_t size)
+{
+    log_warn("journal: %s: torn or corrupt record at offset %llu, dropping its last %llu bytes",
+             j->path, (unsigned long long)good, (unsigned long long)(size - good));
+    /* fsync, not fdatasync: the new size is the point. */
+    if (ftruncate(j->fd, (off_t)good) != 0 || fsync(j->fd) != 0)
+        return io_fail("cannot truncate", j);
+    return WM_OK;
+}
+
+/* Reads every record once to rebuild the live set and find where valid data ends. */
+static enum wm_err scan(struct journal *j, uint64_t size)
+{
+    struct reader r;
+    enum wm_err err = reader_init(&r, j->fd, HEADER_SIZE, size);
+    if (err != WM_OK) return err;
+    struct record rec;
+    enum rd rd;
+    uint64_t max_id = 0;
+    while ((rd = reader_next(&r, &rec)) == RD_OK) {
+        j->recs++;
+        if (rec.id > max_id) max_id = rec.id;
+        if (rec.type == REC_DONE)
+            idset_del(&j->live, rec.id);
+        else if ((err = idset_put(&j->live, rec.id)) != WM_OK)
+            break;
+    }
+    uint64_t good = reader_offset(&r);
+    free(r.buf);
+    if (err != WM_OK) return err;
+    if (rd == RD_IO) return io_fail("cannot read", j);
+    if (max_id >= j->next_id) j->next_id = max_id + 1;
+    j->synced_end = good;
+    return rd == RD_BAD ? cut_tail(j, good, size) : WM_OK;
+}
+
+static enum wm_err load(struct journal *j)
+{
+    struct stat st;
+    if (fstat(j->fd, &st) != 0) return io_fail("cannot stat", j);
+    if (!S_ISREG(st.st_mode)) return WM_ERR_INVAL;
+    uint64_t size = (uint64_t)st.st_size;
+    /* Shorter than a header: a crash while creating it, before any record could exist. */
+    if (size < HEADER_SIZE) {
+        if (size > 0) log_warn("journal: %s: incomplete header, starting afresh", j->path);
+        return init_file(j);
+    }
+    unsigned char h[HEADER_SIZE];
+    ssize_t n = pread(j->fd, h, sizeof h, 0);
+    if (n != (ssize_t)sizeof h) return io_fail("cannot read", j);
+    if (header_decode(h, &j->next_id) != WM_OK) {
+        log_error("journal: %s is not a wmesh journal (bad header)", j->path);
+        return WM_ERR_FORMAT;
+    }
+    return scan(j, size);
+}
+
+static void journal_free(struct journal *j)
+{
+    if (j->fd >= 0) close(j->fd);
+    if (j->dirfd >= 0) close(j->dirfd);
+    free(j->path);
+    free(j->name);
+    free(j->tmpname);
+    free(j->live.slot);
+    buf_free(&j->pend);
+    free(j);
+}
+
+struct journal *journal_open(const char *path, enum wm_err *errp)
+{
+    enum wm_err err = WM_ERR_INVAL;
+    struct journal *j = NULL;
+    if (!path || !*path) goto fail;
+    pthread_once(&crc_once, crc_init);
+    err = WM_ERR_NOMEM;
+    j = calloc(1, sizeof *j);
+    if (!j) goto fail;
+    j->fd = j->dirfd = -1;
+    if ((err = split_path(j, path)) != WM_OK) goto fail;
+    if ((err = idset_resize(&j->live, IDSET_MIN_BITS)) != WM_OK) goto fail;
+    j->fd = openat(j->dirfd, j->name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (j->fd < 0) {
+        err = io_fail("cannot open", j);
+        goto fail;
+    }
+    if (flock(j->fd, LOCK_EX | LOCK_NB) != 0) {
+        err = errno == EWOULDBLOCK ? WM_ERR_EXISTS : WM_ERR_IO;
+        log_error("journal: %s: %s", path,
+                  err == WM_ERR_EXISTS ? "in use by another peer" : strerror(errno));
+        goto fail;
+    }
+    if ((err = load(j)) != WM_OK) goto fail;
+    /* Left by a compaction that a crash interrupted; the journal itself is intact. */
+    (void)unlinkat(j->dirfd, j->tmpname, 0);
+    if (errp) *errp = WM_OK;
+    return j;
+fail:;
+    int e = err == WM_ERR_NOMEM ? ENOMEM : err == WM_ERR_IO ? errno : EINVAL;
+    if (j) journal_free(j);
+    if (errp) *errp = err;
+    errno = e;
+    return NULL;
+}
+
+void journal_close(struct journal **jp)
+{
+    if (!jp || !*jp) return;
+    struct journal *j = *jp;
+    if (journal_sync(j) != WM_OK)
+        log_error("journal: %s: closing with %zu unsynced bytes lost", j->path, j->pend.len);
+    journal_free(j);
+    *jp = NULL;
+}
+
+enum wm_err journal_add(struct journal *j, const void *record, size_t len, uint64_t *id)
+{
+    if (!j || !id || (!record && len)) return WM_ERR_INVAL;
+    if (len > JOURNAL_RECORD_MAX) return WM_ERR_TOOBIG;
+    enum wm_err err = idset_put(&j->live, j->next_id);
+    if (err != WM_OK) return err;
+    err = buf_record(&j->pend, REC_ADD, j->next_id, record, len, PEND_MAX);
+    if (err != WM_OK) {
+        idset_del(&j->live, j->next_id);
+        return err;
+    }
+    j->recs++;
+    *id = j->next_id++;
+    return WM_OK;
+}
+
+enum wm_err journal_done(struct journal *j, uint64_t id)
+{
+    if (!j || id == 0) return WM_ERR_INVAL;
+    if (!idset_has(&j->live, id)) return WM_ERR_NOTFOUND;
+    /* A done is tiny; refusing it at PEND_MAX would only make the caller retry, so it gets a
+     * little headroom beyond the limit that adds face. */
+    enum wm_err err = buf_record(&j->pend, REC_DONE, id, NULL, 0, PEND_MAX + PEND_KEEP);
+    if (err != WM_OK) return err;
+    idset_del(&j->live, id);
+    j->recs++;
+    return WM_OK;
+}
+
+/* Logs the first failure of a run only: the peer retries every loop turn. */
+static enum wm_err sync_fail(struct journal *j, const char *what)
+{
+    int e = errno;
+    if (!j->failing) log_error("journal: %s %s: %s (retrying)", what, j->path, strerror(e));
+    j->failing = true;
+    errno = e;
+    return WM_ERR_IO;
+}
+
+enum wm_err journal_sync(struct journal *j)
+{
+    if (!j) return WM_ERR_INVAL;
+    if (j->pend.len == 0 && !j->dir_unsynced) return WM_OK;
+    /* Every pending byte is written again on each attempt: after a failed write or fdatasync,
+     * pages the kernel holds for this range may be gone or marked clean (Linux), so only a
+     * rewrite followed by a successful fdatasync makes them durable. */
+    if (j->pend.len) {
+        if (write_all(j->fd, j->pend.data, j->pend.len, j->synced_end) < 0)
+            return sync_fail(j, "cannot write");
+        if (fdatasync(j->fd) != 0) return sync_fail(j, "cannot sync");
+        j->synced_end += j->pend.len;
+        j->pend.len = 0;
+        if (j->pend.cap > PEND_KEEP) buf_free(&j->pend);
+    }
+    if (j->dir_unsynced) {
+        if (fsync(j->dirfd) != 0) return sync_fail(j, "cannot sync the directory of");
+        j->dir_unsynced = false;
+    }
+    if (j->failing) log_info("journal: %s: syncing again", j->path);
+    j->failing = false;
+    return WM_OK;
+}
+
+bool journal_dirty(const struct journal *j)
+{
+    return j && (j->pend.len > 0 || j->dir_unsynced);
+}
+
+size_t journal_live(const struct journal *j)
+{
+    return j ? j->live.count : 0;
+}
+
+uint64_t journal_size(const struct journal *j)
+{
+    return j ? j->synced_end + j->pend.len : 0;
+}
+
+enum wm_err journal_replay(struct journal *j,
+                           void (*fn)(void *arg, uint64_t id, const void *record, size_t len),
+                           void *arg)
+{
+    if (!j || !fn || j->replaying) return WM_ERR_INVAL;
+    enum wm_err err = journal_sync(j);
+    if (err != WM_OK) return err;
+    struct reader r;
+    /* Records that fn adds land after synced_end and are not part of this pass. */
+    if ((err = reader_init(&r, j->fd, HEADER_SIZE, j->synced_end)) != WM_OK) return err;
+    j->replaying = true;
+    struct record rec;
+    enum rd rd;
+    while ((rd = reader_next(&r, &rec)) == RD_OK)
+        if (rec.type == REC_ADD && idset_has(&j->live, rec.id))
+            fn(arg, rec.id, rec.len ? rec.payload : NULL, rec.len);
+    j->replaying = false;
+    free(r.buf);
+    if (rd == RD_IO) return io_fail("cannot read", j);
+    if (rd == RD_BAD) {
+        log_error("journal: %s: a record checked at open no longer does", j->path);
+        return WM_ERR_FORMAT;
+    }
+    return WM_OK;
+}
+
+enum wm_err journal_maybe_compact(struct journal *j)
+{
+    if (!j) return WM_ERR_INVAL;
+    if (journal_size(j) < JOURNAL_COMPACT_MIN || j->live.count * 4 > j->recs) return WM_OK;
+    return journal_compact(j);
+}
+
+/* Streams the live adds of the current file into out_fd, flushing every COMPACT_FLUSH bytes.
+ * *size gets the new file's length. */
+static enum wm_err copy_live(struct journal *j, int out_fd, uint64_t *size)
+{
+    struct buf out = {0};
+    struct reader r;
+    enum wm_err err = reader_init(&r, j->fd, HEADER_SIZE, j->synced_end);
+    if (err != WM_OK) return err;
+    if ((err = buf_reserve(&out, COMPACT_FLUSH + REC_MAX, SIZE_MAX)) != WM_OK) goto out;
+    header_encode(out.data, j->next_id);
+    out.len = HEADER_SIZE;
+    uint64_t off = 0;
+    size_t copied = 0;
+    struct record rec;
+    enum rd rd;
+    while ((rd = reader_next(&r, &rec)) == RD_OK) {
+        if (rec.type != REC_ADD || !idset_has(&j->live, rec.id)) continue;
+        memcpy(out.data + out.len, rec.raw, rec.size);
+        out.len += rec.size;
+        copied++;
+        if (out.len < COMPACT_FLUSH) continue;
+        if (write_all(out_fd, out.data, out.len, off) < 0) goto io;
+        off += out.len;
+        out.len = 0;
+    }
+    if (rd == RD_IO) goto io;
+    err = WM_ERR_FORMAT;
+    if (rd == RD_BAD || copied != j->live.count) {
+        log_error("journal: %s: records changed under the journal, not compacting", j->path);
+        goto out;
+    }
+    if (write_all(out_fd, out.data, out.len, off) < 0) goto io;
+    *size = off + out.len;
+    err = WM_OK;
+    goto out;
+io:
+    err = io_fail("cannot compact", j);
+out:
+    free(r.buf);
+    buf_free(&out);
+    return err;
+}
+
+enum wm_err journal_compact(struct journal *j)
+{
+    if (!j || j->replaying) return WM_ERR_INVAL;
+    enum wm_err err = journal_sync(j);
+    if (err != WM_OK) return err;
+    int fd =
+        openat(j->dirfd, j->tmpname, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return io_fail("cannot create the compaction file for", j);
+    uint64_t size = 0;
+    /* Locked before the rename, so the path is never unlocked while we use it. */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        err = io_fail("cannot lock the compaction file for", j);
+        goto fail;
+    }
+    if ((err = copy_live(j, fd, &size)) != WM_OK) goto fail;
+    if (fsync(fd) != 0 || renameat(j->dirfd, j->tmpname, j->dirfd, j->name) != 0) {
+        err = io_fail("cannot complete the compaction of", j);
+        goto fail;
+    }
+    /* From here the new file is the journal, whatever else fails. */
+    close(j->fd);
+    j->fd = fd;
+    j->synced_end = size;
+    j->recs = j->live.count;
+    j->dir_unsynced = true;
+    /* Until the directory is synced a crash may bring the old file back, and records
+     * appended to the new one would be lost; journal_sync retries this fsync. */
+    return journal_sync(j);
+fail:
+    close(fd);
+    (void)unlinkat(j->dirfd, j->tmpname, 0);
+    return err;
+}

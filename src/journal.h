@@ -1,0 +1,95 @@
+/* journal.h: the durable record of admitted announcements that are not finished yet. */
+#ifndef WMESH_JOURNAL_H
+#define WMESH_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* How the peer uses it, all on the event-loop thread:
+ *   journal_add()     in on_message (libmosquitto has only queued the PUBACK by then);
+ *   journal_sync()    once per loop turn, before any socket write, so that one fdatasync covers
+ *                     the whole batch. WM_ERR_IO means "do not acknowledge": the queued PUBACKs
+ *                     must not leave this turn (skip the broker links' writes) and the sync is
+ *                     tried again next turn; nothing journal_add accepted is dropped meanwhile;
+ *   journal_done()    when an announcement is finished (re-announced and acknowledged, or
+ *                     finally refused);
+ *   journal_replay()  at start-up, to finish what a crash left;
+ *   journal_maybe_compact() from a housekeeping timer.
+ *
+ * On disk: a 24-byte header (magic, version, first id, CRC32), then records of 16 bytes
+ * (type, payload length, id; little-endian), the payload, and a CRC32 of all of that. A crash
+ * can only tear the tail: journal_open keeps everything before the first record that is torn
+ * or fails its CRC, truncates the rest and logs one warning. Ids start at 1 and keep
+ * increasing across restarts and compactions (the header remembers where they stand); only
+ * ids never made durable (a crash before their sync) may be handed out again.
+ *
+ * Not thread-safe: one owner, the event loop. */
+
+#define JOURNAL_RECORD_MAX 65536u /* payload bytes in one record */
+
+struct journal;
+
+/* Opens the journal at path, creating the file (mode 0600) when absent; its directory must
+ * exist. Scans the file once to learn the live ids (payloads are not kept in memory) and
+ * truncates a torn tail. Takes an exclusive lock: a second open of the same file, by this or
+ * another process, fails with WM_ERR_EXISTS. Other errors in *err (may be NULL):
+ * WM_ERR_FORMAT (not a journal: wrong magic, version or header CRC), WM_ERR_IO, WM_ERR_NOMEM,
+ * WM_ERR_INVAL. Returns NULL on failure. The caller owns the result (journal_close). */
+struct journal *journal_open(const char *path, enum wm_err *err);
+
+/* Syncs what is buffered (logging an error if that fails: it is then lost), closes and frees
+ * *j, and sets it to NULL. */
+void journal_close(struct journal **j);
+
+/* Buffers an add record holding a copy of record (len <= JOURNAL_RECORD_MAX; record may be
+ * NULL when len is 0) and writes its new id into *id. Not durable until journal_sync returns
+ * WM_OK. Errors: WM_ERR_TOOBIG (len over the limit, or the unsynced buffer over 64 MiB because
+ * syncs keep failing), WM_ERR_NOMEM, WM_ERR_INVAL. On error nothing is recorded. */
+enum wm_err journal_add(struct journal *j, const void *record, size_t len, uint64_t *id);
+
+/* Buffers a done record: id is finished and will not be replayed once this is synced.
+ * WM_ERR_NOTFOUND when id is not live (never added, or already done). */
+enum wm_err journal_done(struct journal *j, uint64_t id);
+
+/* Writes what is buffered and fdatasyncs it. A no-op (no system call) when nothing is
+ * buffered. WM_ERR_IO (errno set) when a write or the fdatasync fails: the caller must then
+ * not acknowledge anything added since the last WM_OK. The buffer is kept, and the next call
+ * rewrites every byte not yet known durable at the same offsets before syncing again (after a
+ * failed fdatasync the kernel may have dropped the dirty pages, so a plain retry could lie). */
+enum wm_err journal_sync(struct journal *j);
+
+/* True when journal_add or journal_done buffered something that is not durable yet. */
+bool journal_dirty(const struct journal *j);
+
+/* Number of live ids: added and not done. */
+size_t journal_live(const struct journal *j);
+
+/* Calls fn(arg, id, record, len) for each live record, in the order they were added, reading
+ * the file as it stands (pending records are synced first). record is valid during the call
+ * only. fn may call journal_done and journal_add (records added then are not replayed), but not
+ * journal_sync, journal_compact or journal_close. Meant for start-up. Errors: WM_ERR_IO, and
+ * WM_ERR_FORMAT when the file changed under us and a record no longer checks. */
+enum wm_err journal_replay(struct journal *j,
+                           void (*fn)(void *arg, uint64_t id, const void *record, size_t len),
+                           void *arg);
+
+/* Compacts when the file is at least JOURNAL_COMPACT_MIN bytes and at least three quarters of
+ * its records are dead (done records and the adds they finish). Otherwise WM_OK at once. */
+#define JOURNAL_COMPACT_MIN (4u << 20)
+enum wm_err journal_maybe_compact(struct journal *j);
+
+/* Rewrites the file with only the live records, in order: pending records are synced, the
+ * old file is streamed record by record into a temporary file beside it (one record in memory
+ * at a time), which is fsynced, renamed over the journal, and the directory fsynced. A crash
+ * at any point leaves either the old or the new file, both complete. On failure the old file
+ * stays in use. Errors: WM_ERR_IO, WM_ERR_FORMAT (a record in the old file no longer checks),
+ * WM_ERR_NOMEM, WM_ERR_INVAL (called from inside journal_replay). */
+enum wm_err journal_compact(struct journal *j);
+
+/* Bytes in the file plus bytes buffered: for metrics and tests. */
+uint64_t journal_size(const struct journal *j);
+
+#endif

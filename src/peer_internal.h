@@ -1,0 +1,101 @@
+/* peer_internal.h: the peer's state, shared by peer.c (set-up, intake, admission) and
+ * peer_job.c (obtaining, storing and re-announcing one file version). */
+#ifndef WMESH_PEER_INTERNAL_H
+#define WMESH_PEER_INTERNAL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "announce.h"
+#include "metrics.h"
+#include "peer.h"
+#include "tree.h"
+
+struct loop;
+struct loop_timer;
+struct fetcher;
+struct httpd;
+struct mqtt_link;
+struct strmap;
+struct journal;
+struct seen;
+
+/* An announcement waiting behind the job for another version of the same file. */
+struct deferred {
+    struct announce *a;
+    uint64_t jid;
+};
+
+/* One file version being obtained: created at admission, freed by job_finish(). */
+struct job {
+    struct peer *peer;
+    char *key;              /* the clean relPath: the in-flight table's key */
+    struct announce *a;     /* the announcement acted on */
+    uint64_t jid;           /* its journal id (0: not journaled) */
+    bool replayed;          /* from the journal: may be held already, and then only re-announced */
+    char **urls;            /* sources: the first announcer, then others that announced it too */
+    size_t nurls, next_url;
+    struct tree_tmp tmp;
+    bool has_tmp;
+    struct integrity_ctx *hash;
+    int64_t bytes;
+    int write_errno;        /* set when writing the temporary file failed */
+    int attempts;           /* rounds over every source that failed */
+    int64_t first_try_ms;
+    struct loop_timer *retry_timer;
+    bool downloading;
+    struct deferred *deferred;
+    size_t ndeferred;
+    struct job *next_waiting;
+};
+
+struct upstream {
+    struct peer *peer;
+    struct mqtt_link *link;
+    int metric;
+};
+
+#define PEER_ACK_SLOTS 65536 /* MQTT message ids are 16-bit */
+
+struct peer {
+    const struct peer_config *cfg;
+    struct loop *loop;
+    struct tree *tree;
+    struct fetcher *fetcher;
+    struct httpd *httpd;
+    struct upstream *up;
+    size_t nup;
+    struct mqtt_link *post;
+    struct strmap *inflight;  /* clean relPath -> struct job */
+    struct job *wait_head, *wait_tail;
+    size_t nwaiting;
+    int active;               /* downloads running */
+    struct journal *journal;
+    struct seen *seen;
+    char seen_path[PATH_MAX + 16];
+    unsigned housekeeping_rounds;
+    uint64_t *ack_jid;        /* journal id of each re-announcement awaiting its PUBACK, by mid */
+    bool reading;             /* upstream links are being read (not pushed back) */
+    bool journal_failing;
+    struct loop_timer *housekeeping;
+    int exit_code;
+    struct metrics metrics;
+};
+
+/* peer.c */
+void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed);
+void peer_journal_done(struct peer *p, uint64_t jid);
+double peer_lag(const struct announce *a);
+
+/* peer_job.c */
+struct job *job_new(struct peer *p, const char *key, struct announce *a, const char *url);
+void job_add_source(struct job *j, const char *url);
+void job_defer(struct job *j, struct announce *a, uint64_t jid);
+void job_start(struct job *j);
+/* Re-announces what the tree already holds for a replayed job, then finishes it. */
+void job_reannounce_held(struct job *j, const struct wm_checksum *held);
+void job_finish(struct job *j);
+void jobs_drop_all(struct peer *p);
+
+#endif

@@ -1,0 +1,438 @@
+/* peer_job.c: obtaining one file version (inline content or download with retries), storing
+ * it in the tree and re-announcing it. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "fetch.h"
+#include "log.h"
+#include "loop.h"
+#include "mqtt.h"
+#include "peer_internal.h"
+#include "seen.h"
+#include "strmap.h"
+
+#define RETRY_MAX_DELAY_MS 30000
+
+static void add(atomic_uint_fast64_t *counter, uint64_t n)
+{
+    atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+
+static const char *basename_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* ---- life cycle ---- */
+
+struct job *job_new(struct peer *p, const char *key, struct announce *a, const char *url)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->peer = p;
+    j->a = a;
+    j->tmp.fd = -1;
+    j->key = strdup(key);
+    j->urls = calloc(1, sizeof *j->urls);
+    if (!j->key || !j->urls || !(j->urls[0] = strdup(url))) {
+        free(j->key);
+        free(j->urls);
+        free(j);
+        return NULL;
+    }
+    j->nurls = 1;
+    j->first_try_ms = loop_now_ms(p->loop);
+    return j;
+}
+
+static void enqueue(struct job *j);
+
+void job_add_source(struct job *j, const char *url)
+{
+    for (size_t i = 0; i < j->nurls; i++)
+        if (strcmp(j->urls[i], url) == 0) return;
+    char **u = realloc(j->urls, (j->nurls + 1) * sizeof *u);
+    if (!u) return;
+    j->urls = u;
+    if (!(j->urls[j->nurls] = strdup(url))) return;
+    j->nurls++;
+    /* A job waiting to retry gets its new source at once rather than after the backoff. */
+    if (j->retry_timer) {
+        loop_timer_cancel(j->peer->loop, &j->retry_timer);
+        j->next_url = j->nurls - 1;
+        enqueue(j);
+    }
+}
+
+void job_defer(struct job *j, struct announce *a, uint64_t jid)
+{
+    struct deferred *d = realloc(j->deferred, (j->ndeferred + 1) * sizeof *d);
+    if (!d) {
+        log_error("dropping a newer version of %s: out of memory", j->key);
+        announce_free(&a);
+        peer_journal_done(j->peer, jid);
+        return;
+    }
+    j->deferred = d;
+    j->deferred[j->ndeferred++] = (struct deferred){a, jid};
+}
+
+static void discard_tmp(struct job *j)
+{
+    integrity_abort(&j->hash);
+    if (j->has_tmp) tree_tmp_discard(j->peer->tree, &j->tmp);
+    j->has_tmp = false;
+}
+
+static void free_job(struct job *j)
+{
+    for (size_t i = 0; i < j->nurls; i++) free(j->urls[i]);
+    free(j->urls);
+    free(j->key);
+    announce_free(&j->a);
+    free(j);
+}
+
+/* Ends a job: forgets it, then admits the versions of its file that arrived meanwhile. */
+void job_finish(struct job *j)
+{
+    struct peer *p = j->peer;
+    discard_tmp(j);
+    loop_timer_cancel(p->loop, &j->retry_timer);
+    strmap_remove(p->inflight, j->key);
+    atomic_fetch_sub(&p->metrics.queue_depth, 1);
+    struct deferred *deferred = j->deferred;
+    size_t ndeferred = j->ndeferred;
+    free_job(j);
+    for (size_t i = 0; i < ndeferred; i++) peer_admit(p, deferred[i].a, deferred[i].jid, true);
+    free(deferred);
+}
+
+/* ---- re-announcement ---- */
+
+/* Publishes what was stored; the journal entry is finished when the broker acknowledges it. */
+static void announce_stored(struct job *j, const struct wm_checksum *stored)
+{
+    struct peer *p = j->peer;
+    uint64_t jid = j->jid;
+    j->jid = 0; /* from here on the acknowledgement finishes it */
+    if (!p->post) {
+        peer_journal_done(p, jid);
+        return;
+    }
+    struct announce *out = announce_clone(j->a);
+    char *text = NULL;
+    size_t len = 0;
+    char topic[1024];
+    int mid = 0;
+    enum wm_err e = WM_ERR_NOMEM;
+    if (!out) goto done;
+    free(out->base_url);
+    out->base_url = strdup(p->cfg->post_base_url);
+    free(out->retrieve_path); /* we serve the file at its relPath */
+    out->retrieve_path = NULL;
+    out->sum = *stored;
+    if (!out->base_url) goto done;
+    if ((e = codec_encode(out, p->cfg->post_format, &text, &len)) ||
+        (e = codec_topic(p->cfg->exchange, p->cfg->topic_prefix, out->rel_path, topic,
+                         sizeof topic)) ||
+        (e = mqtt_publish(p->post, topic, text, len, &mid)))
+        goto done;
+    add(&p->metrics.published, 1);
+    p->ack_jid[(unsigned)mid % PEER_ACK_SLOTS] = jid;
+    jid = 0;
+done:
+    if (e != WM_OK) log_error("cannot announce %s: %s", j->a->rel_path, wm_strerror(e));
+    /* Unannounceable (e.g. a method the array format cannot carry): nothing to wait for. */
+    if (jid) peer_journal_done(p, jid);
+    free(text);
+    announce_free(&out);
+}
+
+void job_reannounce_held(struct job *j, const struct wm_checksum *held)
+{
+    log_info("reannounced %s lag=%.3fs (held before a restart)", j->a->rel_path, peer_lag(j->a));
+    announce_stored(j, held);
+    job_finish(j);
+}
+
+/* ---- storing ---- */
+
+/* The checksum to record for content that hashed to computed, or NULL if it must be refused. */
+static const struct wm_checksum *verified_sum(const struct announce *a,
+                                              const struct wm_checksum *computed)
+{
+    switch (a->sum.method) {
+    case WM_SUM_RANDOM:
+    case WM_SUM_ARBITRARY: return &a->sum; /* nothing to check against */
+    case WM_SUM_COD:
+    case WM_SUM_MD5NAME: return computed;
+    default: return integrity_equal(computed, &a->sum) ? computed : NULL;
+    }
+}
+
+static enum wm_err commit_and_announce(struct job *j, const struct wm_checksum *sum,
+                                       const char *how)
+{
+    struct peer *p = j->peer;
+    /* The file's mtime records the version's pubTime, to tell newer from older later. */
+    if (tree_tmp_set_time(&j->tmp, j->a->pubtime_ns) != WM_OK)
+        log_debug("cannot set the time of %s: %s", j->a->rel_path, strerror(errno));
+    enum wm_err e = tree_tmp_commit(p->tree, &j->tmp, j->key, sum);
+    j->has_tmp = false; /* commit consumed it, whatever the outcome */
+    if (e != WM_OK) {
+        log_error("cannot store %s: %s", j->a->rel_path, wm_strerror(e));
+        return e;
+    }
+    double lag = peer_lag(j->a);
+    metrics_observe_lag(&p->metrics, lag);
+    log_info("%s %s lag=%.3fs size=%" PRId64, how, j->a->rel_path, lag, j->bytes);
+    if (p->seen) seen_add(p->seen, seen_key(j->key, sum), (uint64_t)(loop_wall_ns() / 1000000000));
+    announce_stored(j, sum);
+    return WM_OK;
+}
+
+static enum wm_err write_all(int fd, const void *data, size_t len)
+{
+    const char *c = data;
+    while (len > 0) {
+        ssize_t n = write(fd, c, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return WM_ERR_IO;
+        c += n;
+        len -= (size_t)n;
+    }
+    return WM_OK;
+}
+
+/* ---- retries ---- */
+
+static void retry_now(void *arg)
+{
+    struct job *j = arg;
+    j->retry_timer = NULL;
+    j->next_url = 0;
+    enqueue(j);
+}
+
+/* After every source failed: try again later, or give up once --retry-for has passed. */
+static void retry_or_give_up(struct job *j, const char *why)
+{
+    struct peer *p = j->peer;
+    int64_t waited = loop_now_ms(p->loop) - j->first_try_ms;
+    j->attempts++;
+    if (waited >= (int64_t)(p->cfg->retry_for_s * 1000)) {
+        log_warn("failed %s lag=%.3fs: %s; gave up after %d attempt(s) in %.0f s",
+                 j->a->rel_path, peer_lag(j->a), why, j->attempts, (double)waited / 1000);
+        peer_journal_done(p, j->jid);
+        job_finish(j);
+        return;
+    }
+    int shift = j->attempts < 15 ? j->attempts - 1 : 14;
+    int64_t delay = (int64_t)1000 << shift;
+    if (delay > RETRY_MAX_DELAY_MS) delay = RETRY_MAX_DELAY_MS;
+    delay = delay * 3 / 4 + (int64_t)(random() % (delay / 2 + 1)); /* +-25% jitter */
+    add(&p->metrics.retries, 1);
+    log_info("retrying %s in %.1f s: %s", j->a->rel_path, (double)delay / 1000, why);
+    j->retry_timer = loop_timer_add(p->loop, delay, retry_now, j);
+}
+
+/* ---- inline content ---- */
+
+static void store_inline(struct job *j)
+{
+    struct peer *p = j->peer;
+    struct announce *a = j->a;
+    struct wm_checksum computed;
+    enum wm_sum method = a->sum.method == WM_SUM_COD ? a->sum.cod_method : a->sum.method;
+    enum wm_err e = integrity_of_buffer(method, basename_of(j->key), a->content, a->content_len,
+                                        &computed);
+    const struct wm_checksum *sum = e == WM_OK ? verified_sum(a, &computed) : NULL;
+    if (!sum) {
+        add(&p->metrics.integrity_failures, 1);
+        log_warn("failed %s lag=%.3fs: inline content does not match its checksum", a->rel_path,
+                 peer_lag(a));
+        peer_journal_done(p, j->jid);
+        job_finish(j);
+        return;
+    }
+    e = tree_tmp_create(p->tree, &j->tmp);
+    if (e == WM_OK) {
+        j->has_tmp = true;
+        e = write_all(j->tmp.fd, a->content, a->content_len);
+    }
+    if (e == WM_OK) {
+        j->bytes = (int64_t)a->content_len;
+        e = commit_and_announce(j, sum, "inlined");
+    }
+    if (e != WM_OK) {
+        discard_tmp(j);
+        retry_or_give_up(j, "cannot write the tree");
+        return;
+    }
+    add(&p->metrics.inlined, 1);
+    job_finish(j);
+}
+
+/* ---- downloads ---- */
+
+static int on_data(void *arg, const void *data, size_t len)
+{
+    struct job *j = arg;
+    if (write_all(j->tmp.fd, data, len) != WM_OK) {
+        j->write_errno = errno;
+        return -1;
+    }
+    integrity_update(j->hash, data, len);
+    j->bytes += (int64_t)len;
+    return 0;
+}
+
+static void on_done(void *arg, enum wm_err err, long status, const char *why);
+
+/* Starts fetching from the job's next source. Returns false when none is left. */
+static bool try_next_source(struct job *j)
+{
+    struct peer *p = j->peer;
+    while (j->next_url < j->nurls) {
+        const char *url = j->urls[j->next_url++];
+        discard_tmp(j);
+        j->bytes = 0;
+        j->write_errno = 0;
+        enum wm_err e = tree_tmp_create(p->tree, &j->tmp);
+        if (e != WM_OK) {
+            log_error("no temporary file for %s: %s", j->a->rel_path, strerror(errno));
+            return false;
+        }
+        j->has_tmp = true;
+        j->hash = integrity_begin(&j->a->sum, basename_of(j->key));
+        if (!j->hash) {
+            log_error("cannot hash %s with %s", j->a->rel_path,
+                      integrity_method_name(j->a->sum.method));
+            return false;
+        }
+        e = fetch_start(p->fetcher, url, on_data, on_done, j);
+        if (e == WM_OK) return true;
+        log_warn("cannot start download of %s: %s", url, wm_strerror(e));
+    }
+    return false;
+}
+
+static void start_waiting(struct peer *p);
+
+static void stop_downloading(struct job *j)
+{
+    j->downloading = false;
+    j->peer->active--;
+}
+
+/* Judges a completed transfer: the stored checksum, or NULL with why set. */
+static const struct wm_checksum *check_transfer(struct job *j, enum wm_err err, long status,
+                                                const char *why, struct wm_checksum *computed,
+                                                char *reason, size_t rlen)
+{
+    struct peer *p = j->peer;
+    const char *url = j->urls[j->next_url - 1];
+    if (err != WM_OK) {
+        add(&p->metrics.download_errors, 1);
+        if (j->write_errno)
+            snprintf(reason, rlen, "cannot write the tree: %s", strerror(j->write_errno));
+        else if (status && status != 200) snprintf(reason, rlen, "HTTP %ld from %s", status, url);
+        else snprintf(reason, rlen, "%s from %s", why, url);
+        log_warn("download of %s failed: %s", j->a->rel_path, reason);
+        return NULL;
+    }
+    const struct wm_checksum *sum = NULL;
+    if (integrity_finish(&j->hash, computed) == WM_OK) sum = verified_sum(j->a, computed);
+    if (!sum) {
+        add(&p->metrics.integrity_failures, 1);
+        snprintf(reason, rlen, "checksum mismatch from %s", url);
+        log_warn("download of %s failed: %s", j->a->rel_path, reason);
+    }
+    return sum;
+}
+
+static void on_done(void *arg, enum wm_err err, long status, const char *why)
+{
+    struct job *j = arg;
+    struct peer *p = j->peer;
+    struct wm_checksum computed;
+    char reason[512];
+    const struct wm_checksum *sum =
+        check_transfer(j, err, status, why, &computed, reason, sizeof reason);
+    if (!sum) {
+        if (try_next_source(j)) return;
+        discard_tmp(j);
+        stop_downloading(j);
+        retry_or_give_up(j, reason);
+        start_waiting(p);
+        return;
+    }
+    stop_downloading(j);
+    if (commit_and_announce(j, sum, "downloaded") != WM_OK) {
+        retry_or_give_up(j, "cannot store");
+    } else {
+        add(&p->metrics.downloads, 1);
+        add(&p->metrics.download_bytes, (uint64_t)j->bytes);
+        job_finish(j);
+    }
+    start_waiting(p);
+}
+
+static void start_waiting(struct peer *p)
+{
+    while (p->wait_head && p->active < p->cfg->max_downloads) {
+        struct job *j = p->wait_head;
+        p->wait_head = j->next_waiting;
+        j->next_waiting = NULL;
+        if (!p->wait_head) p->wait_tail = NULL;
+        p->nwaiting--;
+        p->active++;
+        j->downloading = true;
+        if (!try_next_source(j)) {
+            discard_tmp(j);
+            stop_downloading(j);
+            retry_or_give_up(j, "no source could be started");
+        }
+    }
+}
+
+static void enqueue(struct job *j)
+{
+    struct peer *p = j->peer;
+    if (p->wait_tail) p->wait_tail->next_waiting = j;
+    else p->wait_head = j;
+    p->wait_tail = j;
+    p->nwaiting++;
+    start_waiting(p);
+}
+
+void job_start(struct job *j)
+{
+    if (j->a->content) store_inline(j);
+    else enqueue(j);
+}
+
+/* At shutdown: forget every job. Downloads in progress are abandoned; their temporary files go
+ * at the next start, and the journal replays what they were for. */
+void jobs_drop_all(struct peer *p)
+{
+    p->wait_head = p->wait_tail = NULL;
+    p->nwaiting = 0;
+    struct job *j;
+    /* The in-flight table holds every job, waiting, downloading or between retries. */
+    while ((j = strmap_any(p->inflight))) {
+        strmap_remove(p->inflight, j->key);
+        discard_tmp(j);
+        loop_timer_cancel(p->loop, &j->retry_timer);
+        for (size_t i = 0; i < j->ndeferred; i++) announce_free(&j->deferred[i].a);
+        free(j->deferred);
+        free_job(j);
+    }
+}

@@ -1,0 +1,512 @@
+/* test_journal.c: the journal's round trip, torn and corrupt tails, compaction, failing writes
+ * and its throughput with batched syncs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "log.h"
+#include "test.h"
+
+static char dir[64];
+static char path[128];
+
+/* ---- helpers ---- */
+
+/* What a replay delivered. */
+struct seen_recs {
+    size_t n, cap;
+    uint64_t *ids;
+    size_t wrong;              /* payloads that are not payload_for(id) */
+    struct journal *done_each; /* when set, each delivered record is finished at once */
+};
+
+/* The payload the tests give the record that gets id: its length varies with the id. */
+static size_t payload_for(uint64_t id, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "announcement %" PRIu64 " %.*s", id, (int)(id % 37),
+                     "abcdefghijklmnopqrstuvwxyz0123456789_");
+    return n < 0 ? 0 : (size_t)n;
+}
+
+static void collect(void *arg, uint64_t id, const void *record, size_t len)
+{
+    struct seen_recs *c = arg;
+    char want[128];
+    size_t wlen = payload_for(id, want, sizeof want);
+    if (len != wlen || memcmp(record, want, len) != 0) c->wrong++;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 64;
+        uint64_t *p = realloc(c->ids, c->cap * sizeof *p);
+        if (!p) abort();
+        c->ids = p;
+    }
+    c->ids[c->n++] = id;
+    if (c->done_each && journal_done(c->done_each, id) != WM_OK) c->wrong++;
+}
+
+static struct seen_recs replay(struct journal *j)
+{
+    struct seen_recs c = {0};
+    ASSERT_EQ_INT(journal_replay(j, collect, &c), WM_OK);
+    return c;
+}
+
+/* Adds one record whose payload is payload_for(expected id). */
+static uint64_t add_expect(struct journal *j, uint64_t expect)
+{
+    char p[128];
+    uint64_t id = 0;
+    size_t len = payload_for(expect, p, sizeof p);
+    if (journal_add(j, p, len, &id) != WM_OK) return 0;
+    return id;
+}
+
+static struct journal *open_ok(void)
+{
+    enum wm_err err = WM_ERR_LIB;
+    struct journal *j = journal_open(path, &err);
+    ASSERT_EQ_INT(err, WM_OK);
+    ASSERT_TRUE(j != NULL);
+    if (!j) exit(1);
+    return j;
+}
+
+static off_t file_size(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 ? st.st_size : -1;
+}
+
+static unsigned char *read_file(const char *p, size_t *len)
+{
+    int fd = open(p, O_RDONLY);
+    off_t size = file_size(p);
+    unsigned char *buf = malloc(size > 0 ? (size_t)size : 1);
+    if (fd < 0 || size < 0 || !buf || read(fd, buf, (size_t)size) != (ssize_t)size) abort();
+    close(fd);
+    *len = (size_t)size;
+    return buf;
+}
+
+static void write_file(const char *p, const unsigned char *data, size_t len)
+{
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || write(fd, data, len) != (ssize_t)len) abort();
+    close(fd);
+}
+
+static void reset(void)
+{
+    unlink(path);
+}
+
+/* The descriptor this process holds on the journal file (found through /proc), or -1. */
+static int journal_fd(void)
+{
+    char want[PATH_MAX], link[64], got[PATH_MAX];
+    if (!realpath(path, want)) return -1;
+    for (int fd = 3; fd < 1024; fd++) {
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, got, sizeof got - 1);
+        if (n < 0) continue;
+        got[n] = '\0';
+        if (strcmp(got, want) == 0) return fd;
+    }
+    return -1;
+}
+
+/* ---- tests ---- */
+
+static void test_round_trip(void)
+{
+    reset();
+    struct journal *j = open_ok();
+    ASSERT_TRUE(!journal_dirty(j));
+    ASSERT_EQ_INT(journal_sync(j), WM_OK); /* nothing to do */
+    uint64_t a = add_expect(j, 1), b = add_expect(j, 2), c = add_expect(j, 3);
+    ASSERT_EQ_INT(a, 1);
+    ASSERT_EQ_INT(b, 2);
+    ASSERT_EQ_INT(c, 3);
+    ASSERT_TRUE(journal_dirty(j));
+    ASSERT_EQ_INT(journal_done(j, b), WM_OK);
+    ASSERT_EQ_INT(journal_done(j, b), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(journal_done(j, 99), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(journal_live(j), 2);
+    ASSERT_EQ_INT(journal_sync(j), WM_OK);
+    ASSERT_TRUE(!journal_dirty(j));
+
+    /* A second opener, in this process or another, is refused while the journal is open. */
+    enum wm_err err = WM_OK;
+    ASSERT_TRUE(journal_open(path, &err) == NULL);
+    ASSERT_EQ_INT(err, WM_ERR_EXISTS);
+
+    static unsigned char big[JOURNAL_RECORD_MAX + 1];
+    uint64_t id = 0;
+    ASSERT_EQ_INT(journal_add(j, big, sizeof big, &id), WM_ERR_TOOBIG);
+    ASSERT_EQ_INT(journal_add(j, big, JOURNAL_RECORD_MAX, &id), WM_OK);
+    ASSERT_EQ_INT(id, 4);
+    ASSERT_EQ_INT(journal_done(j, id), WM_OK);
+    ASSERT_EQ_INT(journal_add(j, NULL, 1, &id), WM_ERR_INVAL);
+    journal_close(&j);
+    ASSERT_TRUE(j == NULL);
+
+    j = open_ok();
+    ASSERT_EQ_INT(journal_live(j), 2);
+    struct seen_recs r = replay(j);
+    ASSERT_EQ_INT(r.n, 2);
+    ASSERT_EQ_INT(r.wrong, 0);
+    if (r.n == 2) {
+        ASSERT_EQ_INT(r.ids[0], a);
+        ASSERT_EQ_INT(r.ids[1], c);
+    }
+    free(r.ids);
+    ASSERT_EQ_INT(add_expect(j, 5), 5); /* ids go on after the largest ever used */
+    journal_close(&j);
+
+    /* Finishing records from inside the replay, as a peer does with what it finally refuses. */
+    j = open_ok();
+    r = (struct seen_recs){.done_each = j};
+    ASSERT_EQ_INT(journal_replay(j, collect, &r), WM_OK);
+    ASSERT_EQ_INT(r.n, 3);
+    ASSERT_EQ_INT(r.wrong, 0);
+    ASSERT_EQ_INT(journal_live(j), 0);
+    free(r.ids);
+    journal_close(&j);
+    j = open_ok();
+    ASSERT_EQ_INT(journal_live(j), 0);
+    journal_close(&j);
+}
+
+static void test_ids_survive_compaction(void)
+{
+    reset();
+    struct journal *j = open_ok();
+    for (uint64_t i = 1; i <= 5; i++)
+        ASSERT_EQ_INT(add_expect(j, i), i);
+    for (uint64_t i = 1; i <= 5; i++)
+        ASSERT_EQ_INT(journal_done(j, i), WM_OK);
+    ASSERT_EQ_INT(journal_compact(j), WM_OK);
+    ASSERT_EQ_INT(file_size(path), 24); /* only the header, which remembers the next id */
+    journal_close(&j);
+    j = open_ok();
+    ASSERT_EQ_INT(journal_live(j), 0);
+    ASSERT_EQ_INT(add_expect(j, 6), 6);
+    journal_close(&j);
+    j = open_ok();
+    ASSERT_EQ_INT(add_expect(j, 7), 7);
+    journal_close(&j);
+}
+
+/* Three records; the last one is cut at every length it can be cut at. */
+static void test_torn_tail(void)
+{
+    reset();
+    struct journal *j = open_ok();
+    add_expect(j, 1);
+    add_expect(j, 2);
+    ASSERT_EQ_INT(journal_sync(j), WM_OK);
+    off_t before = file_size(path);
+    add_expect(j, 3);
+    journal_close(&j);
+    size_t len = 0;
+    unsigned char *full = read_file(path, &len);
+    ASSERT_TRUE((off_t)len > before);
+
+    log_set_level(WM_LOG_ERROR); /* one warning per cut is expected */
+    int bad_live = 0, bad_size = 0, bad_replay = 0, bad_next = 0;
+    for (size_t cut = (size_t)before; cut < len; cut++) {
+        write_file(path, full, cut);
+        j = open_ok();
+        if (journal_live(j) != 2) bad_live++;
+        if (file_size(path) != before) bad_size++;
+        struct seen_recs r = replay(j);
+        if (r.n != 2 || r.wrong || r.ids[0] != 1 || r.ids[1] != 2) bad_replay++;
+        free(r.ids);
+        if (add_expect(j, 3) != 3) bad_next++; /* appends after the last good record */
+        journal_close(&j);
+        j = open_ok();
+        if (journal_live(j) != 3) bad_next++;
+        journal_close(&j);
+    }
+    ASSERT_EQ_INT(bad_live, 0);
+    ASSERT_EQ_INT(bad_size, 0);
+    ASSERT_EQ_INT(bad_replay, 0);
+    ASSERT_EQ_INT(bad_next, 0);
+
+    /* Cut inside the header: a crash while creating the file; it starts again, empty. */
+    for (size_t cut = 0; cut < 24; cut++) {
+        write_file(path, full, cut);
+        j = open_ok();
+        if (journal_live(j) != 0 || file_size(path) != 24) bad_size++;
+        journal_close(&j);
+    }
+    ASSERT_EQ_INT(bad_size, 0);
+    log_set_level(WM_LOG_INFO);
+    free(full);
+}
+
+/* Every byte of the middle record flipped in turn: replay keeps the first record only. */
+static void test_corrupt_record(void)
+{
+    reset();
+    struct journal *j = open_ok();
+    add_expect(j, 1);
+    ASSERT_EQ_INT(journal_sync(j), WM_OK);
+    off_t start = file_size(path);
+    add_expect(j, 2);
+    ASSERT_EQ_INT(journal_sync(j), WM_OK);
+    off_t end = file_size(path);
+    add_expect(j, 3);
+    journal_close(&j);
+    size_t len = 0;
+    unsigned char *full = read_file(path, &len);
+
+    log_set_level(WM_LOG_ERROR);
+    int bad = 0;
+    for (off_t at = start; at < end; at++) {
+        full[at] ^= 0x20;
+        write_file(path, full, len);
+        full[at] ^= 0x20;
+        j = open_ok();
+        struct seen_recs r = replay(j);
+        if (journal_live(j) != 1 || r.n != 1 || r.ids[0] != 1 || file_size(path) != start) bad++;
+        free(r.ids);
+        journal_close(&j);
+    }
+    ASSERT_EQ_INT(bad, 0);
+    log_set_level(WM_LOG_INFO);
+
+    /* A damaged header is not silently replaced: the operator must look. */
+    full[3] ^= 1;
+    write_file(path, full, len);
+    enum wm_err err = WM_OK;
+    log_set_level(WM_LOG_ERROR);
+    ASSERT_TRUE(journal_open(path, &err) == NULL);
+    ASSERT_EQ_INT(err, WM_ERR_FORMAT);
+    log_set_level(WM_LOG_INFO);
+    free(full);
+}
+
+static void test_compaction(void)
+{
+    reset();
+    struct journal *j = open_ok();
+    for (uint64_t i = 1; i <= 10; i++)
+        add_expect(j, i);
+    for (uint64_t i = 1; i <= 10; i += 2)
+        ASSERT_EQ_INT(journal_done(j, i), WM_OK);
+    off_t before = (off_t)journal_size(j);
+    ASSERT_EQ_INT(journal_compact(j), WM_OK); /* syncs the pending records first */
+    ASSERT_TRUE(!journal_dirty(j));
+    ASSERT_TRUE(file_size(path) < before);
+    ASSERT_EQ_INT(file_size(path), (off_t)journal_size(j));
+    struct seen_recs r = replay(j);
+    ASSERT_EQ_INT(r.n, 5);
+    ASSERT_EQ_INT(r.wrong, 0);
+    for (size_t i = 0; i < r.n; i++)
+        ASSERT_EQ_INT(r.ids[i], 2 * i + 2);
+    free(r.ids);
+    /* A done for a record added before the compaction, and a new add after it. */
+    ASSERT_EQ_INT(journal_done(j, 4), WM_OK);
+    ASSERT_EQ_INT(add_expect(j, 11), 11);
+    journal_close(&j);
+    j = open_ok();
+    r = replay(j);
+    uint64_t want[] = {2, 6, 8, 10, 11};
+    ASSERT_EQ_INT(r.n, 5);
+    ASSERT_EQ_INT(r.wrong, 0);
+    for (size_t i = 0; i < r.n && i < 5; i++)
+        ASSERT_EQ_INT(r.ids[i], want[i]);
+    free(r.ids);
+    /* No leftover temporary file beside the journal. */
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.compact", path);
+    ASSERT_TRUE(access(tmp, F_OK) != 0);
+    journal_close(&j);
+
+    /* A compaction cut short by a crash leaves its temporary file; the journal is intact and
+     * the leftover goes at the next open. */
+    write_file(tmp, (const unsigned char *)"half a compaction", 17);
+    j = open_ok();
+    ASSERT_TRUE(access(tmp, F_OK) != 0);
+    ASSERT_EQ_INT(journal_live(j), 5);
+    journal_close(&j);
+}
+
+static void test_many(void)
+{
+    reset();
+    struct journal *j = open_ok();
+    int bad = 0;
+    for (uint64_t i = 1; i <= 10000; i++) {
+        if (add_expect(j, i) != i) bad++;
+        if (i % 2 == 0 && journal_done(j, i) != WM_OK) bad++;
+        if (i % 100 == 0 && journal_sync(j) != WM_OK) bad++;
+    }
+    ASSERT_EQ_INT(bad, 0);
+    ASSERT_EQ_INT(journal_live(j), 5000);
+    off_t before = file_size(path);
+    ASSERT_EQ_INT(journal_compact(j), WM_OK);
+    ASSERT_TRUE(file_size(path) < before / 2);
+    journal_close(&j);
+    j = open_ok();
+    ASSERT_EQ_INT(journal_live(j), 5000);
+    struct seen_recs r = replay(j);
+    ASSERT_EQ_INT(r.n, 5000);
+    ASSERT_EQ_INT(r.wrong, 0);
+    for (size_t i = 0; i < r.n; i++)
+        if (r.ids[i] != 2 * i + 1) bad++;
+    ASSERT_EQ_INT(bad, 0);
+    free(r.ids);
+    ASSERT_EQ_INT(add_expect(j, 10001), 10001);
+    journal_close(&j);
+}
+
+/* The size and dead-share rule of journal_maybe_compact. */
+static void test_maybe_compact(void)
+{
+    reset();
+    struct journal *j = open_ok();
+    static unsigned char blob[1000];
+    uint64_t id = 0;
+    for (int i = 0; i < 2000; i++)
+        journal_add(j, blob, sizeof blob, &id);
+    ASSERT_EQ_INT(journal_maybe_compact(j), WM_OK);
+    ASSERT_TRUE(journal_size(j) > 2000 * 1000); /* over the size, but everything is live */
+    for (uint64_t i = 1; i <= 1000; i++)
+        journal_done(j, i);
+    ASSERT_EQ_INT(journal_maybe_compact(j), WM_OK);
+    ASSERT_TRUE(journal_size(j) > 2000 * 1000); /* too few dead yet */
+    for (int i = 0; i < 4000; i++) {
+        journal_add(j, blob, sizeof blob, &id);
+        journal_done(j, id);
+    }
+    ASSERT_EQ_INT(journal_maybe_compact(j), WM_OK);
+    ASSERT_TRUE(journal_size(j) < 1100 * 1024);
+    ASSERT_EQ_INT(journal_live(j), 1000);
+    journal_close(&j);
+}
+
+/* Writes that fail (ENOSPC from /dev/full, EBADF from a read-only descriptor) are reported,
+ * nothing is lost, and the next sync that can write makes it all durable. */
+static void test_write_failure(void)
+{
+    reset();
+    struct journal *j = open_ok();
+    for (uint64_t i = 1; i <= 3; i++)
+        add_expect(j, i);
+    ASSERT_EQ_INT(journal_sync(j), WM_OK);
+    int fd = journal_fd();
+    ASSERT_TRUE(fd >= 0);
+    int saved = dup(fd);
+    int full = open("/dev/full", O_WRONLY);
+    int ro = open(path, O_RDONLY);
+    ASSERT_TRUE(saved >= 0 && full >= 0 && ro >= 0);
+    for (uint64_t i = 4; i <= 6; i++)
+        add_expect(j, i);
+    ASSERT_EQ_INT(journal_done(j, 2), WM_OK);
+
+    log_set_level(WM_LOG_ERROR);
+    dup2(full, fd);
+    errno = 0;
+    ASSERT_EQ_INT(journal_sync(j), WM_ERR_IO);
+    ASSERT_EQ_INT(errno, ENOSPC);
+    ASSERT_TRUE(journal_dirty(j));
+    add_expect(j, 7); /* adds still go to the buffer meanwhile */
+    dup2(ro, fd);
+    ASSERT_EQ_INT(journal_sync(j), WM_ERR_IO);
+    ASSERT_TRUE(journal_dirty(j));
+    ASSERT_EQ_INT(journal_compact(j), WM_ERR_IO); /* cannot sync first, so does nothing */
+    dup2(saved, fd);
+    ASSERT_EQ_INT(journal_sync(j), WM_OK);
+    ASSERT_TRUE(!journal_dirty(j));
+    close(saved);
+    close(full);
+    close(ro);
+    journal_close(&j);
+
+    j = open_ok();
+    struct seen_recs r = replay(j);
+    uint64_t want[] = {1, 3, 4, 5, 6, 7};
+    ASSERT_EQ_INT(r.n, 6);
+    ASSERT_EQ_INT(r.wrong, 0);
+    for (size_t i = 0; i < r.n && i < 6; i++)
+        ASSERT_EQ_INT(r.ids[i], want[i]);
+    free(r.ids);
+    journal_close(&j);
+    log_set_level(WM_LOG_INFO);
+}
+
+static void test_bad_open(void)
+{
+    enum wm_err err = WM_OK;
+    ASSERT_TRUE(journal_open(NULL, &err) == NULL);
+    ASSERT_EQ_INT(err, WM_ERR_INVAL);
+    log_set_level(WM_LOG_ERROR);
+    char p[192];
+    snprintf(p, sizeof p, "%s/no/such/dir/journal", dir);
+    ASSERT_TRUE(journal_open(p, &err) == NULL);
+    ASSERT_EQ_INT(err, WM_ERR_IO);
+    snprintf(p, sizeof p, "%s/notajournal", dir);
+    write_file(p, (const unsigned char *)"this is not a journal, not at all\n", 34);
+    ASSERT_TRUE(journal_open(p, &err) == NULL);
+    ASSERT_EQ_INT(err, WM_ERR_FORMAT);
+    unlink(p);
+    log_set_level(WM_LOG_INFO);
+}
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Batches of 100 one-kilobyte adds, one sync each, as a peer's busy event-loop turns do. */
+static void bench(void)
+{
+    reset();
+    struct journal *j = open_ok();
+    static unsigned char rec[1024];
+    uint64_t id = 0;
+    int batches = 0, bad = 0;
+    double t0 = seconds(), t = t0;
+    while (batches < 50 || (t - t0 < 1.0 && batches < 2000)) {
+        for (int i = 0; i < 100; i++)
+            bad += journal_add(j, rec, sizeof rec, &id) != WM_OK;
+        bad += journal_sync(j) != WM_OK;
+        batches++;
+        t = seconds();
+    }
+    ASSERT_EQ_INT(bad, 0);
+    printf("journal: %d batches of 100 x 1 KiB adds + 1 fdatasync in %.3f s: %.0f adds/s, "
+           "%.0f syncs/s\n",
+           batches, t - t0, batches * 100 / (t - t0), batches / (t - t0));
+    journal_close(&j);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/wm-journal-XXXXXX");
+    if (!mkdtemp(dir)) return 1;
+    snprintf(path, sizeof path, "%s/journal", dir);
+    test_round_trip();
+    test_ids_survive_compaction();
+    test_torn_tail();
+    test_corrupt_record();
+    test_compaction();
+    test_many();
+    test_maybe_compact();
+    test_write_failure();
+    test_bad_open();
+    bench();
+    reset();
+    rmdir(dir);
+    return TEST_REPORT();
+}
