@@ -493,6 +493,8 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
     struct fetch_options fo = {.max_per_host = c->max_downloads,
                                .max_total = c->max_downloads,
                                .max_size = c->max_size,
+                               .connect_timeout_ms = (long)(c->connect_timeout_s * 1000),
+                               .low_speed_time_s = (long)c->stall_timeout_s,
                                .cafile = c->cafile};
     if (!(p->fetcher = fetch_new(p->loop, &fo))) return WM_ERR_LIB;
     derive_client_id(c, c->dir, client_id, idlen);

@@ -33,6 +33,8 @@ struct peer_config {
     int max_downloads;               /* concurrent downloads */
     double retry_for_s;              /* keep retrying a failed download this long */
     int64_t max_size;                /* largest file downloaded, bytes; 0: no limit */
+    double connect_timeout_s;        /* download connection timeout */
+    double stall_timeout_s;          /* a download that moves no byte this long is cut */
     const char *cafile;              /* CA certificates for mqtts and https; NULL: system's */
     size_t seen_capacity;            /* seen-cache entries; 0: no cache */
     double seen_ttl_s;               /* how long a version stays in the seen-cache */

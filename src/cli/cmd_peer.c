@@ -30,6 +30,8 @@ static const struct option_spec specs[] = {
     {"max-message", OPT_NUMBER, false, "BYTES", "8192", "largest announcement accepted"},
     {"max-downloads", OPT_NUMBER, false, "N", "16", "concurrent downloads"},
     {"max-size", OPT_NUMBER, false, "BYTES", "0", "largest file downloaded (0: no limit)"},
+    {"connect-timeout", OPT_NUMBER, false, "S", "10", "download connection timeout"},
+    {"stall-timeout", OPT_NUMBER, false, "S", "30", "cut a download that moves no byte this long"},
     {"retry-for", OPT_NUMBER, false, "S", "3600", "keep retrying a failed download this long"},
     {"max-queue", OPT_NUMBER, false, "N", "10000", "announcements in hand before reading pauses"},
     {"seen-capacity", OPT_NUMBER, false, "N", "1000000", "seen-cache entries (0: no cache)"},
@@ -79,6 +81,9 @@ static int numbers(struct options *o, struct peer_config *c)
         options_number(o, "max-downloads", 16, &max_downloads) ||
         options_number(o, "max-size", 0, &max_size) ||
         options_number(o, "retry-for", 3600, &c->retry_for_s) ||
+        options_number(o, "connect-timeout", 10, &c->connect_timeout_s) ||
+        options_number(o, "stall-timeout", 30, &c->stall_timeout_s) ||
+        c->connect_timeout_s < 0.001 || c->stall_timeout_s < 1 ||
         options_number(o, "max-queue", 10000, &max_queue) ||
         options_number(o, "seen-capacity", 1000000, &seen_capacity) ||
         options_number(o, "seen-ttl", 86400, &c->seen_ttl_s) || max_message < 64 ||
