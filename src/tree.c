@@ -42,6 +42,7 @@ struct tree {
     int tmpfd;            /* WM_TREE_TMPDIR */
     char *path;           /* as given to tree_open */
     bool sync;            /* fsync files and directories on commit */
+    bool unsynced;        /* commits made without sync since the last tree_sync */
     atomic_ulong counter; /* makes temporary names unique within the process */
 };
 
@@ -522,6 +523,15 @@ void tree_set_sync(struct tree *t, bool sync)
     if (t) t->sync = sync;
 }
 
+enum wm_err tree_sync(struct tree *t)
+{
+    if (!t) return WM_ERR_INVAL;
+    if (!t->unsynced) return WM_OK;
+    if (syncfs(t->dirfd) != 0) return WM_ERR_IO;
+    t->unsynced = false;
+    return WM_OK;
+}
+
 /* ---- temporary files and commits ---- */
 
 static uint32_t random32(void)
@@ -614,6 +624,7 @@ enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *cl
     close(tmp->fd);
     tmp->fd = -1;
     tmp->name[0] = '\0';
+    if (!t->sync) t->unsynced = true;
     sync_dir(t, pfd, clean_rel);
     close_parent(t, pfd);
     return WM_OK;

@@ -28,8 +28,12 @@ void tree_close(struct tree **t);
 int tree_dirfd(const struct tree *t);
 const char *tree_path(const struct tree *t);
 /* Whether tree_tmp_commit fsyncs the file before the rename and its directory after it
- * (default true). Turning it off trades crash safety for speed (benchmarks, tmpfs). */
+ * (default true). A caller that turns it off must call tree_sync() before relying on what it
+ * committed (the peer does, once per event-loop turn, before its journal records it). */
 void tree_set_sync(struct tree *t, bool sync);
+/* Makes every commit since the last call durable with one syncfs(2) of the tree's filesystem;
+ * a no-op when nothing was committed. WM_ERR_IO when it fails (the commits stay pending). */
+enum wm_err tree_sync(struct tree *t);
 
 /* Normalises an announced relPath into a path relative to the tree: leading '/' and repeated
  * '/' dropped, "." components dropped. Refuses (WM_ERR_UNSAFE) "..", components starting with
