@@ -8,6 +8,11 @@ enum wm_log_level { WM_LOG_ERROR = 0, WM_LOG_WARN, WM_LOG_INFO, WM_LOG_DEBUG };
 void log_set_level(enum wm_log_level level);
 enum wm_log_level log_get_level(void);
 
+enum wm_log_format { WM_LOG_TEXT = 0, WM_LOG_JSON };
+/* Text (default): "<time> <level> [name] <message>"; JSON: one object a line with the keys
+ * time, level, name (when set) and msg, for log shippers. */
+void log_set_format(enum wm_log_format format);
+
 /* Sets a short name printed on every line (e.g. the peer's name); copied. NULL clears it. */
 void log_set_name(const char *name);
 

@@ -10,6 +10,7 @@
 struct value {
     const struct option_spec *spec;
     const char *text;
+    bool from_file;
 };
 
 struct options {
@@ -18,6 +19,8 @@ struct options {
     size_t nvalues;
     const char **positional;
     size_t npositional;
+    char **file_texts; /* lines of the --config file, owned */
+    size_t nfile_texts;
 };
 
 static const struct option_spec *find_spec(const struct option_spec *specs, const char *name,
@@ -45,7 +48,7 @@ static enum wm_err push_value(struct options *o, const struct option_spec *s, co
     struct value *v = realloc(o->values, (o->nvalues + 1) * sizeof *v);
     if (!v) return WM_ERR_NOMEM;
     o->values = v;
-    o->values[o->nvalues++] = (struct value){s, text};
+    o->values[o->nvalues++] = (struct value){s, text, false};
     return WM_OK;
 }
 
@@ -96,6 +99,87 @@ static int parse_one(struct options *o, int argc, char **argv, int *i)
     return push_value(o, s, text) == WM_OK ? 0 : -1;
 }
 
+static const char *short_alias(const struct option_spec *specs, const char *arg)
+{
+    const char *name = strcmp(arg, "-v") == 0 ? "verbose" : strcmp(arg, "-q") == 0 ? "quiet" : NULL;
+    return name && find_spec(specs, name, strlen(name)) ? name : NULL;
+}
+
+static enum wm_err keep_text(struct options *o, const char *text, const char **kept)
+{
+    char **t = realloc(o->file_texts, (o->nfile_texts + 1) * sizeof *t);
+    if (!t) return WM_ERR_NOMEM;
+    o->file_texts = t;
+    if (!(o->file_texts[o->nfile_texts] = strdup(text))) return WM_ERR_NOMEM;
+    *kept = o->file_texts[o->nfile_texts++];
+    return WM_OK;
+}
+
+/* Inserts a value read from the configuration file before every command-line value, so that
+ * the command line overrides the file. */
+static enum wm_err insert_file_value(struct options *o, const struct option_spec *s,
+                                     const char *text, size_t *nfile)
+{
+    const char *kept;
+    if (keep_text(o, text, &kept) != WM_OK || push_value(o, s, kept) != WM_OK) return WM_ERR_NOMEM;
+    struct value v = o->values[o->nvalues - 1];
+    memmove(&o->values[*nfile + 1], &o->values[*nfile],
+            (o->nvalues - 1 - *nfile) * sizeof *o->values);
+    v.from_file = true;
+    o->values[(*nfile)++] = v;
+    return WM_OK;
+}
+
+/* Checks one "name value" line of a configuration file and adds it. */
+static int config_line(struct options *o, const char *cmd, const char *path, int lineno,
+                       char *line, size_t *nfile)
+{
+    char *name = line;
+    while (*name == ' ' || *name == '\t') name++;
+    size_t n = strlen(name);
+    while (n > 0 && strchr(" \t\r\n", name[n - 1])) name[--n] = '\0';
+    if (!*name || *name == '#') return 0;
+    char *value = name + strcspn(name, " \t");
+    if (*value) *value++ = '\0';
+    while (*value == ' ' || *value == '\t') value++;
+    const struct option_spec *s = find_spec(o->specs, name, strlen(name));
+    const char *why = NULL;
+    if (!s || strcmp(name, "config") == 0) why = "unknown option";
+    else if (s->kind == OPT_FLAG && *value && strcmp(value, "true") && strcmp(value, "1") &&
+             strcmp(value, "yes") && strcmp(value, "on"))
+        why = "a flag takes no value but true/yes/on/1";
+    else if (s->kind != OPT_FLAG && !*value) why = "needs a value";
+    else if (s->kind == OPT_NUMBER && !valid_number(value)) why = "wants a number";
+    if (why) {
+        fprintf(stderr, "%s: %s:%d: %s: %s\n", cmd, path, lineno, why, name);
+        return -1;
+    }
+    return insert_file_value(o, s, s->kind == OPT_FLAG ? "1" : value, nfile) == WM_OK ? 0 : -1;
+}
+
+static int load_config(struct options *o, const char *cmd, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        fprintf(stderr, "%s: %s: %s\n", cmd, path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    size_t nfile = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            fprintf(stderr, "%s: %s:%d: line too long\n", cmd, path, lineno);
+            rc = -1;
+        } else {
+            rc = config_line(o, cmd, path, lineno, line, &nfile);
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
 struct options *options_parse(const char *usage, const struct option_spec *specs, int argc,
                               char **argv, bool *help)
 {
@@ -105,6 +189,12 @@ struct options *options_parse(const char *usage, const struct option_spec *specs
     o->specs = specs;
     bool only_positionals = false;
     for (int i = 1; i < argc; i++) {
+        /* -v and -q: the only short options, as every daemon has them. */
+        const char *alias = short_alias(specs, argv[i]);
+        if (alias && !only_positionals) {
+            if (push_value(o, find_spec(specs, alias, strlen(alias)), "1") != WM_OK) goto fail;
+            continue;
+        }
         if (only_positionals || strncmp(argv[i], "--", 2) != 0 || argv[i][2] == '\0') {
             if (!only_positionals && strcmp(argv[i], "--") == 0) {
                 only_positionals = true;
@@ -120,6 +210,9 @@ struct options *options_parse(const char *usage, const struct option_spec *specs
         }
         if (parse_one(o, argc, argv, &i) != 0) goto fail;
     }
+    if (find_spec(specs, "config", 6) && options_get(o, "config") &&
+        load_config(o, argv[0], options_get(o, "config")) != 0)
+        goto fail;
     return o;
 fail:
     options_free(&o);
@@ -129,6 +222,8 @@ fail:
 void options_free(struct options **op)
 {
     if (!op || !*op) return;
+    for (size_t i = 0; i < (*op)->nfile_texts; i++) free((*op)->file_texts[i]);
+    free((*op)->file_texts);
     free((*op)->values);
     free((*op)->positional);
     free(*op);
@@ -148,8 +243,13 @@ const char **options_get_all(const struct options *o, const char *name, size_t *
     const char **all = calloc(o->nvalues + 1, sizeof *all);
     *n = 0;
     if (!all) return NULL;
+    /* Values from the command line replace those of the configuration file. */
+    bool cli = false;
     for (size_t i = 0; i < o->nvalues; i++)
-        if (strcmp(o->values[i].spec->name, name) == 0) all[(*n)++] = o->values[i].text;
+        if (!o->values[i].from_file && strcmp(o->values[i].spec->name, name) == 0) cli = true;
+    for (size_t i = 0; i < o->nvalues; i++)
+        if (strcmp(o->values[i].spec->name, name) == 0 && (!cli || !o->values[i].from_file))
+            all[(*n)++] = o->values[i].text;
     if (*n == 0) {
         const struct option_spec *s = find_spec(o->specs, name, strlen(name));
         if (s && s->def) all[(*n)++] = s->def;
@@ -179,4 +279,12 @@ const char *const *options_positionals(const struct options *o, size_t *n)
 {
     *n = o->npositional;
     return o->positional;
+}
+
+const char *options_nth(const struct options *o, size_t i, const char **name, bool *from_file)
+{
+    if (i >= o->nvalues) return NULL;
+    if (name) *name = o->values[i].spec->name;
+    if (from_file) *from_file = o->values[i].from_file;
+    return o->values[i].text;
 }

@@ -22,6 +22,10 @@ struct option_spec {
 struct options;
 
 /* Parses argv (argv[0] is the subcommand name) against specs (ended by a {NULL} entry).
+ * When specs has a "config" option and it is given, that file is read too: one "name value"
+ * per line ('#' comments, blank lines), the long options' names; its values come before the
+ * command line's, so the command line overrides single values and replaces repeated ones.
+ * Errors in it name the file and line.
  * Arguments that are not options are kept as positionals. On error returns NULL and prints a
  * one-line reason on stderr. "--help" prints the usage and sets *help. The caller owns the
  * result; argv and specs must outlive it. */
@@ -37,6 +41,9 @@ const char **options_get_all(const struct options *o, const char *name, size_t *
 bool options_flag(const struct options *o, const char *name);
 /* The value as a number (seconds, counts); def when absent. WM_ERR_INVAL if not a number. */
 enum wm_err options_number(const struct options *o, const char *name, double def, double *out);
+/* The i-th value in order (the file's first), its option's name and origin; NULL past the end.
+ * For options whose relative order matters, such as --accept and --reject. */
+const char *options_nth(const struct options *o, size_t i, const char **name, bool *from_file);
 const char *const *options_positionals(const struct options *o, size_t *n);
 
 /* Prints usage and every option with its default. */

@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
+#include "options.h"
+
 const char *cli_none_to_null(const char *text)
 {
     return text && strcmp(text, "none") != 0 ? text : NULL;
@@ -19,4 +22,18 @@ int cli_parse_format(const char *text, enum wm_format *out)
         return -1;
     }
     return 0;
+}
+
+int cli_set_logging(const struct options *o)
+{
+    if (options_flag(o, "verbose")) log_set_level(WM_LOG_DEBUG);
+    if (options_flag(o, "quiet")) log_set_level(WM_LOG_WARN);
+    const char *format = options_get(o, "log-format");
+    if (!format || strcmp(format, "text") == 0) return 0;
+    if (strcmp(format, "json") == 0) {
+        log_set_format(WM_LOG_JSON);
+        return 0;
+    }
+    fprintf(stderr, "wmesh: unknown --log-format %s (text or json)\n", format);
+    return -1;
 }

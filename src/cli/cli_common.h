@@ -4,9 +4,14 @@
 
 #include "announce.h"
 
+struct options;
+
 /* NULL for NULL or "none", else text. */
 const char *cli_none_to_null(const char *text);
 /* "v03" or "array" (and later "wnm"); prints a reason and returns -1 otherwise. */
 int cli_parse_format(const char *text, enum wm_format *out);
+
+/* Applies --verbose/-v, --quiet/-q and --log-format when the command has them. */
+int cli_set_logging(const struct options *o);
 
 #endif

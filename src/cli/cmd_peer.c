@@ -12,6 +12,7 @@
 #include "peer.h"
 
 static const struct option_spec specs[] = {
+    {"config", OPT_STRING, false, "FILE", NULL, "read options from FILE: one 'name value' a line"},
     {"dir", OPT_STRING, false, "DIR", NULL, "tree to fill and serve (required)"},
     {"broker", OPT_STRING, true, "URL", NULL, "upstream broker, mqtt://USER:PASS@HOST:PORT"},
     {"post-broker", OPT_STRING, false, "URL|none", NULL, "broker to announce on (required)"},
@@ -40,7 +41,9 @@ static const struct option_spec specs[] = {
      "passwords for URLs that lack one (default ~/.config/wmesh/credentials.conf if present)"},
     {"cacert", OPT_STRING, false, "FILE", NULL, "CA certificates for mqtts:// and https://"},
     {"name", OPT_STRING, false, "NAME", NULL, "name shown in log lines"},
-    {"verbose", OPT_FLAG, false, NULL, NULL, "log debug messages"},
+    {"verbose", OPT_FLAG, false, NULL, NULL, "log debug messages too (-v)"},
+    {"quiet", OPT_FLAG, false, NULL, NULL, "log warnings and errors only (-q)"},
+    {"log-format", OPT_STRING, false, "text|json", "text", "format of log lines on stderr"},
     {NULL, 0, false, NULL, NULL, NULL},
 };
 
@@ -52,17 +55,18 @@ static void free_strings(char **v)
     free(v);
 }
 
-/* Adds --accept and --reject rules in the order they were given on the command line. */
-static int build_filter(int argc, char **argv, struct filter *f)
+/* Adds the --accept and --reject rules in the order given; rules on the command line replace
+ * those of the configuration file. */
+static int build_filter(struct options *o, struct filter *f)
 {
-    for (int i = 1; i < argc; i++) {
-        bool accept = strcmp(argv[i], "--accept") == 0;
-        bool rej = strcmp(argv[i], "--reject") == 0;
-        const char *pattern = NULL;
-        if ((accept || rej) && i + 1 < argc) pattern = argv[++i];
-        else if (strncmp(argv[i], "--accept=", 9) == 0) accept = true, pattern = argv[i] + 9;
-        else if (strncmp(argv[i], "--reject=", 9) == 0) pattern = argv[i] + 9;
-        if (!pattern) continue;
+    bool cli_rules = false;
+    const char *name, *pattern;
+    bool from_file;
+    for (size_t i = 0; (pattern = options_nth(o, i, &name, &from_file)); i++)
+        if (!from_file && (!strcmp(name, "accept") || !strcmp(name, "reject"))) cli_rules = true;
+    for (size_t i = 0; (pattern = options_nth(o, i, &name, &from_file)); i++) {
+        bool accept = strcmp(name, "accept") == 0;
+        if ((!accept && strcmp(name, "reject") != 0) || (cli_rules && from_file)) continue;
         char why[200];
         if (filter_add(f, accept, pattern, why, sizeof why) != WM_OK) {
             fprintf(stderr, "wmesh peer: bad regular expression %s: %s\n", pattern, why);
@@ -170,7 +174,7 @@ int cmd_peer(int argc, char **argv)
     char **resolved = NULL, *post = NULL;
     struct credentials *cred = NULL;
     int rc = 2;
-    if (!f || configure(o, &c) != 0 || build_filter(argc, argv, f) != 0 ||
+    if (!f || configure(o, &c) != 0 || build_filter(o, f) != 0 ||
         load_credentials(o, &cred) != 0)
         goto done;
     brokers = options_get_all(o, "broker", &c.nbrokers);
@@ -181,7 +185,7 @@ int cmd_peer(int argc, char **argv)
     c.brokers = (const char *const *)resolved;
     c.subtopics = subtopics;
     c.filter = f;
-    if (options_flag(o, "verbose")) log_set_level(WM_LOG_DEBUG);
+    if (cli_set_logging(o) != 0) goto done;
     rc = peer_run(&c);
 done:
     free_strings(resolved);
