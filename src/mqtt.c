@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,11 @@ struct mqtt_link {
     bool held;            /* not writing: acknowledgements must wait */
     int64_t backoff_ms;
     int pending;          /* QoS 1 publishes not yet acknowledged */
+    bool v5;              /* speaking MQTT 5 */
+    bool may_fall_back;   /* MQTT_AUTO: retry with 3.1.1 if the broker refuses 5 */
+    bool clean;
+    unsigned session_expiry_s;
+    mosquitto_property *publish_props; /* content type, for MQTT 5 publishes */
     struct loop_timer *reconnect_timer;
     struct loop_timer *misc_timer;
 };
@@ -146,16 +152,31 @@ static void schedule_reconnect(struct mqtt_link *l)
     l->backoff_ms = base * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : base * 2;
 }
 
+static enum wm_err set_protocol(struct mqtt_link *l, bool v5);
+
+static bool refused_protocol(int rc)
+{
+    return rc == CONNACK_REFUSED_PROTOCOL_VERSION || rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION;
+}
+
 static void cb_connect(struct mosquitto *m, void *arg, int rc)
 {
     struct mqtt_link *l = arg;
+    if (rc != 0 && l->v5 && l->may_fall_back && refused_protocol(rc)) {
+        log_warn("broker %s: refuses MQTT 5; using 3.1.1", l->label);
+        l->may_fall_back = false;
+        set_protocol(l, false);
+        l->backoff_ms = 0;
+        return; /* the library drops the connection; on_disconnect schedules the retry */
+    }
     if (rc != 0) {
-        log_error("broker %s: connection refused: %s", l->label, mosquitto_connack_string(rc));
+        log_error("broker %s: connection refused: %s", l->label,
+                  l->v5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc));
         return; /* the library drops the connection; on_disconnect schedules the retry */
     }
     l->connected = true;
     l->backoff_ms = 0;
-    log_info("broker %s: connected", l->label);
+    log_info("broker %s: connected (MQTT %s)", l->label, l->v5 ? "5" : "3.1.1");
     for (size_t i = 0; i < l->nsubs; i++) {
         int src = mosquitto_subscribe(m, NULL, l->subs[i], 1);
         if (src != MOSQ_ERR_SUCCESS)
@@ -218,13 +239,42 @@ static enum wm_err copy_subscriptions(struct mqtt_link *l, const struct mqtt_opt
     return WM_OK;
 }
 
+/* Chooses the protocol of the next connection. MQTT 5 needs CONNECT properties (a session
+ * expiry, or the broker ends a persistent session at disconnect), and libmosquitto 2.0 stores
+ * them only in mosquitto_connect_bind_v5(), a blocking call. Given an invalid port it stores
+ * them and returns before connecting; connect_async and reconnect_async then send them. */
+static enum wm_err set_protocol(struct mqtt_link *l, bool v5)
+{
+    l->v5 = v5;
+    mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION,
+                         v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+    mosquitto_property *props = NULL;
+    if (v5 && !l->clean &&
+        mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+                                     l->session_expiry_s) != MOSQ_ERR_SUCCESS)
+        return WM_ERR_NOMEM;
+    int rc = mosquitto_connect_bind_v5(l->mosq, l->url.host, -1, l->keepalive_s, NULL, props);
+    mosquitto_property_free_all(&props);
+    if (rc != MOSQ_ERR_INVAL) return WM_ERR_LIB; /* the library no longer works as described */
+    l->ever_connected = false; /* the next attempt must be a full connect_async */
+    mosquitto_property_free_all(&l->publish_props);
+    if (v5 && mosquitto_property_add_string(&l->publish_props, MQTT_PROP_CONTENT_TYPE,
+                                            "application/json") != MOSQ_ERR_SUCCESS)
+        return WM_ERR_NOMEM;
+    return WM_OK;
+}
+
 static enum wm_err configure(struct mqtt_link *l, const struct mqtt_options *o)
 {
     bool clean = o->client_id ? o->clean_session : true;
     l->mosq = mosquitto_new(o->client_id, clean, l);
     if (!l->mosq) return errno == ENOMEM ? WM_ERR_NOMEM : WM_ERR_INVAL;
     mosquitto_threaded_set(l->mosq, true); /* packets are queued, never written in callbacks */
-    mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    l->clean = clean;
+    l->session_expiry_s = o->session_expiry_s ? o->session_expiry_s : 7 * 24 * 3600;
+    l->may_fall_back = o->protocol == MQTT_AUTO;
+    enum wm_err e = set_protocol(l, o->protocol != MQTT_V311);
+    if (e != WM_OK) return e;
     mosquitto_int_option(l->mosq, MOSQ_OPT_SEND_MAXIMUM, o->max_inflight ? o->max_inflight : 1000);
     mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     if (l->url.user && mosquitto_username_pw_set(l->mosq, l->url.user, l->url.password))
@@ -293,6 +343,7 @@ void mqtt_link_free(struct mqtt_link **lp)
         unwatch_socket(l);
         mosquitto_destroy(l->mosq);
     }
+    mosquitto_property_free_all(&l->publish_props);
     loop_remove_hook(l->loop, flush_hook, l);
     for (size_t i = 0; i < l->nsubs; i++) free(l->subs[i]);
     free(l->subs);
@@ -305,7 +356,8 @@ enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *pay
                          int *mid)
 {
     if (!l || !topic || len > 268435455u) return WM_ERR_INVAL;
-    int rc = mosquitto_publish(l->mosq, mid, topic, (int)len, payload, 1, false);
+    int rc = mosquitto_publish_v5(l->mosq, mid, topic, (int)len, payload, 1, false,
+                                  l->v5 ? l->publish_props : NULL);
     switch (rc) {
     case MOSQ_ERR_SUCCESS:
     case MOSQ_ERR_NO_CONN:
@@ -343,6 +395,11 @@ bool mqtt_connected(const struct mqtt_link *l)
 const char *mqtt_label(const struct mqtt_link *l)
 {
     return l ? l->label : "";
+}
+
+int mqtt_protocol_version(const struct mqtt_link *l)
+{
+    return l && l->v5 ? 5 : 4;
 }
 
 int mqtt_pending(const struct mqtt_link *l)

@@ -28,7 +28,14 @@ struct mqtt_callbacks {
     void (*on_published)(void *arg, struct mqtt_link *link, int mid);
 };
 
+enum mqtt_protocol {
+    MQTT_AUTO = 0, /* MQTT 5, falling back to 3.1.1 when the broker refuses it */
+    MQTT_V311,
+    MQTT_V5,
+};
+
 struct mqtt_options {
+    enum mqtt_protocol protocol;
     const char *url;           /* mqtt[s]://user:pass@host:port */
     const char *client_id;     /* NULL: random id and a clean session */
     bool clean_session;        /* false keeps a persistent session (with a client_id) */
@@ -37,6 +44,7 @@ struct mqtt_options {
     size_t nsubscriptions;
     int max_inflight;          /* outgoing QoS 1 messages awaiting PUBACK; 0: 1000 */
     const char *cafile;        /* mqtts: CA certificates to trust; NULL: the system's store */
+    unsigned session_expiry_s; /* MQTT 5 persistent sessions: kept this long; 0: 7 days */
 };
 
 /* Creates a link and starts connecting. Options are copied. The caller owns the link. */
@@ -46,7 +54,8 @@ struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_options *op
 void mqtt_link_free(struct mqtt_link **link);
 
 /* Queues a QoS 1 publish; *mid (may be NULL) identifies it in on_published. Messages published
- * while disconnected are sent after the next connect. */
+ * while disconnected are sent after the next connect. Under MQTT 5 the message carries the
+ * content type application/json, without which Sarracenia 3 subscribers drop it. */
 enum wm_err mqtt_publish(struct mqtt_link *link, const char *topic, const void *payload,
                          size_t len, int *mid);
 
@@ -58,6 +67,8 @@ void mqtt_set_reading(struct mqtt_link *link, bool on);
 void mqtt_hold_writes(struct mqtt_link *link, bool hold);
 
 bool mqtt_connected(const struct mqtt_link *link);
+/* 5 or 4 (3.1.1): the protocol of the current or last connection. */
+int mqtt_protocol_version(const struct mqtt_link *link);
 /* "user@host:port", for logs and metric labels; never the password. */
 const char *mqtt_label(const struct mqtt_link *link);
 /* Messages queued for the broker and not yet acknowledged. */

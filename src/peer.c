@@ -222,8 +222,16 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed)
     atomic_fetch_add(&p->metrics.queue_depth, 1);
     /* A journaled announcement whose file is already held was stored before a restart, maybe
      * without being announced: announce it (again) rather than fetch it again. */
-    if (h == HOLDS_SAME) job_reannounce_held(j, &held);
-    else job_start(j);
+    if (h == HOLDS_SAME) {
+        job_reannounce_held(j, &held);
+    } else {
+        /* Nothing may reach the tree before the journal holds the announcement: a file stored
+         * and then lost from the journal by a crash would be dropped as a duplicate when the
+         * broker delivers it again, and never announced. journal_hook starts it. */
+        if (p->ready_tail) p->ready_tail->next_ready = j;
+        else p->ready_head = j;
+        p->ready_tail = j;
+    }
 done:
     free(url);
 }
@@ -288,6 +296,19 @@ static void on_published(void *arg, struct mqtt_link *link, int mid)
     apply_backpressure(p);
 }
 
+/* Starts the jobs admitted since the last journal sync. Jobs that finish at once (inline
+ * content) may admit others, which join the list and start in this same pass. */
+static void start_ready(struct peer *p)
+{
+    while (p->ready_head) {
+        struct job *j = p->ready_head;
+        p->ready_head = j->next_ready;
+        if (!p->ready_head) p->ready_tail = NULL;
+        j->next_ready = NULL;
+        job_start(j);
+    }
+}
+
 /* Runs before the broker links write: what their PUBACKs acknowledge must be durable first.
  * Files committed this turn are synced before the journal, so no journal record (a finished
  * entry) can outlive the bytes it vouches for. */
@@ -296,8 +317,7 @@ static void journal_hook(void *arg)
     struct peer *p = arg;
     enum wm_err e = tree_sync(p->tree);
     if (e != WM_OK) log_warn("cannot sync the tree: %s", strerror(errno));
-    if (!journal_dirty(p->journal)) return;
-    e = journal_sync(p->journal);
+    e = journal_dirty(p->journal) ? journal_sync(p->journal) : WM_OK;
     bool failing = e != WM_OK;
     if (failing != p->journal_failing) {
         if (failing)
@@ -307,6 +327,7 @@ static void journal_hook(void *arg)
         p->journal_failing = failing;
         for (size_t i = 0; i < p->nup; i++) mqtt_hold_writes(p->up[i].link, failing);
     }
+    if (!failing) start_ready(p);
 }
 
 /* ---- housekeeping ---- */
@@ -531,6 +552,7 @@ static void stop(struct peer *p)
     free(p->up);
     mqtt_link_free(&p->post);
     httpd_stop(&p->httpd);
+    p->ready_head = p->ready_tail = NULL; /* the in-flight table holds them all */
     if (p->inflight) jobs_drop_all(p);
     fetch_free(&p->fetcher);
     if (p->seen && seen_save(p->seen, p->seen_path) != WM_OK)

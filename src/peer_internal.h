@@ -48,6 +48,7 @@ struct job {
     struct deferred *deferred;
     size_t ndeferred;
     struct job *next_waiting;
+    struct job *next_ready;
 };
 
 struct upstream {
@@ -68,6 +69,7 @@ struct peer {
     size_t nup;
     struct mqtt_link *post;
     struct strmap *inflight;  /* clean relPath -> struct job */
+    struct job *ready_head, *ready_tail; /* admitted; started once their journal record is durable */
     struct job *wait_head, *wait_tail;
     size_t nwaiting;
     int active;               /* downloads running */
