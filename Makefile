@@ -100,8 +100,23 @@ _check: $(PROG) unit integration fuzz-smoke
 _demo: $(PROG)
 	$(PROG) demo
 
-_bench: $(PROG)
-	@WMESH=$(abspath $(PROG)) sh bench/run.sh
+# Benchmarks (bench/README.md): bench/<name>.c become helper programs linked with the core
+# library. `make bench BENCH_SCALE=small` is the fast version; `make bench BENCH=relay` one scenario.
+BENCH_SCALE ?= full
+BENCH_TOOLS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lpthread
+
+.PHONY: bench-tools
+bench-tools: $(BENCH_TOOLS)
+-include $(BENCH_TOOLS:=.d)
+
+_bench: $(PROG) bench-tools
+	@WMESH=$(abspath $(PROG)) WMESH_BENCH_TOOLS=$(abspath $(BUILD)/bench) \
+	    BENCH_SCALE=$(BENCH_SCALE) sh bench/run.sh $(BENCH)
 
 # libFuzzer harnesses (tests/fuzz/fuzz_<name>.c, seeds in tests/fuzz/corpus/<name>/), built with
 # clang over the core sources. `make fuzz FUZZ_TIME=600` fuzzes longer; check runs a short pass.

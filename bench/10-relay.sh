@@ -1,0 +1,118 @@
+#!/bin/bash
+# 10-relay.sh: relay throughput of one peer for 1 KiB files, and the machine's ceilings for the
+# same work in the same run (broker alone, nginx alone). Two summary lines: relay, ceilings.
+#
+# N announcements wait on the upstream broker in the peer's persistent session; the peer is
+# started and timed until all N re-announcements have reached the downstream broker.
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib_bench.sh"
+
+N=$(by_scale 20000 500)
+SIZE=1024
+WRK_SECONDS=$(by_scale 5 1)
+
+start_broker up
+start_broker down
+mkdir -p "$T/src"
+start_nginx web "$T/src"
+t=$EPOCHREALTIME
+make_feed "$T/src" "$(nginx_url web)" relay "$N" "$SIZE"
+make_feed "$T/src" "$(nginx_url web)" probe 1 "$SIZE"
+detail "made $N files of $SIZE bytes and their announcements in $(elapsed "$t" "$EPOCHREALTIME") s"
+
+# The peer's first run creates its persistent session on up; one probe file relayed proves the
+# subscription is in place before the peer stops.
+mesh_peer R down up -- "${PEER_ARGS[@]}"
+wait_connected R 1
+publish_feed up probe
+wait_until 30 metric_is R wmesh_published_total 1 || fail "the probe was not relayed"
+stop_pid "$(pid_of R)"
+
+start_counter cdown down "$N"
+t=$EPOCHREALTIME
+publish_feed up relay
+detail "published $N announcements to up in $(elapsed "$t" "$EPOCHREALTIME") s (the peer away)"
+
+# Broker and nginx CPU over the timed run, to see who is busy.
+others="$(pid_of up) $(pid_of down) $(tree_pids "$(pid_of web)")"
+# shellcheck disable=SC2086 # lists of pids
+cpu_others0=$(cpu_seconds $others)
+t0=$EPOCHREALTIME
+mesh_peer R down up -- "${PEER_ARGS[@]}"
+pid=$(pid_of R)
+perf_pid=""
+if [ "${BENCH_PERF:-0}" = 1 ] && ! perf stat -e cpu-clock true >/dev/null 2>&1; then
+    detail "perf: not usable here (BENCH_PERF=1 ignored)"
+elif [ "${BENCH_PERF:-0}" = 1 ]; then
+    perf record -q -e cpu-clock -F 1999 -g -p "$pid" -o "$T/perf.data" 2>>"$T/perf.log" &
+    perf_pid=$!
+    track "$perf_pid"
+fi
+wait_until "$(by_scale 600 60)" counter_done cdown "$N" ||
+    fail "downstream got $(counted cdown) of $N announcements"
+t1=$(last_arrival cdown)
+cpu=$(cpu_seconds "$pid")
+hwm=$(kib "$pid" VmHWM)
+# shellcheck disable=SC2086
+cpu_others=$(awk -v a="$cpu_others0" -v b="$(cpu_seconds $others)" 'BEGIN { printf "%.2f", b - a }')
+secs=$(elapsed "$t0" "$t1")
+rate=$(per_second "$N" "$secs")
+first=$(first_arrival cdown)
+detail "relay: first re-announcement after $(elapsed "$t0" "$first") s, steady rate" \
+    "$(per_second $((N - 1)) "$(elapsed "$first" "$t1")") files/s from first to last"
+detail "relay: peer $(counters R | cut -d' ' -f2-) (received downloads inlined duplicates" \
+    "published errors); brokers+nginx used $cpu_others CPU s meanwhile"
+if [ -n "$perf_pid" ]; then
+    stop_pid "$perf_pid" # perf record writes its data on SIGTERM too
+    mkdir -p "$BENCH_OUT"
+    # Self time by symbol, then time inside each system call (children of __x64_sys_*).
+    perf report -i "$T/perf.data" --stdio --no-children -g none --sort dso,symbol \
+        2>>"$T/perf.log" | grep -v '^#' | grep -v '^$' |
+        sed 's/[[:space:]-]*$//' >"$BENCH_OUT/relay-perf.txt" || true
+    perf report -i "$T/perf.data" --stdio --children -g none --sort symbol 2>>"$T/perf.log" |
+        awk '$4 ~ /^__x64_sys_/ { printf "%8s  %s\n", $1, substr($4, 11) }' |
+        head -n 10 >"$BENCH_OUT/relay-perf-syscalls.txt" || true
+    detail "perf: the peer's top 15 by self time (cpu-clock samples; all in" \
+        "$BENCH_OUT/relay-perf.txt):"
+    head -n 15 "$BENCH_OUT/relay-perf.txt" | sed 's/^/    /'
+    detail "perf: the peer's time inside system calls, by call:"
+    sed 's/^/    /' "$BENCH_OUT/relay-perf-syscalls.txt"
+fi
+stop_pid "$pid"
+[ "$(count_present "$(tree_of R)" "$T/feed/relay.list")" -eq "$N" ] ||
+    fail "the peer's tree holds $(count_present "$(tree_of R)" "$T/feed/relay.list") of $N files"
+
+# Ceiling (a): the same messages through a broker alone, mosquitto_pub -l to mosquitto_sub.
+start_broker alone
+start_counter calone alone "$N"
+t=$EPOCHREALTIME
+publish_feed alone relay
+wait_until 120 counter_done calone "$N" || fail "broker alone: $(counted calone) of $N arrived"
+broker_secs=$(elapsed "$t" "$(last_arrival calone)")
+broker_rate=$(per_second "$N" "$broker_secs")
+detail "broker alone: $N QoS 1 messages in $broker_secs s"
+
+# Ceiling (b): the same files from the same nginx, 4 keep-alive connections, for a few seconds.
+cat >"$T/paths.lua" <<'EOF'
+local paths, i = {}, 0
+function init(args)
+    for line in io.lines(args[1]) do paths[#paths + 1] = args[2] .. line end
+    i = math.random(#paths)
+end
+function request()
+    i = i % #paths + 1
+    return wrk.format("GET", paths[i])
+end
+EOF
+command -v wrk >/dev/null || fail "wrk not found (sh scripts/deps.sh --extra installs it)"
+wrk -t 2 -c 4 -d "$WRK_SECONDS" -s "$T/paths.lua" "$(nginx_url web)/" -- \
+    "$T/feed/relay.list" /data/ >"$T/wrk.out" 2>&1 || fail "wrk failed: $(cat "$T/wrk.out")"
+nginx_rate=$(awk '/^Requests\/sec:/ { printf "%.0f\n", $2 }' "$T/wrk.out")
+non2xx=$(awk '/Non-2xx/ { print $NF }' "$T/wrk.out")
+[ -z "$non2xx" ] || fail "wrk got $non2xx non-2xx answers: $(cat "$T/wrk.out")"
+detail "nginx alone: $(grep -E 'requests in' "$T/wrk.out" | sed 's/^ *//') (wrk, 2 threads," \
+    "4 connections, cycling over the $N files)"
+
+summary relay "files=$N size=$SIZE seconds=$secs files_s=$rate cpu_s=$cpu peak_rss_kib=$hwm"
+summary ceilings "broker_msgs_s=$broker_rate nginx_files_s=$nginx_rate" \
+    "relay_vs_broker=$(ratio "$rate" "$broker_rate") relay_vs_nginx=$(ratio "$rate" "$nginx_rate")"

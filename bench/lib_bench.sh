@@ -1,0 +1,243 @@
+# lib_bench.sh: what the benchmarks add to tests/integration/lib.sh: scale, nginx, feeds, arrival
+# counters, figures from /proc, percentiles and the summary line.
+# shellcheck shell=bash
+#
+# A benchmark starts with:   . "$(dirname "$0")/lib_bench.sh"
+# and has everything of lib.sh ($T, start_broker, mesh_peer, wait_until, metric, ...), then:
+#   by_scale FULL SMALL            FULL, or SMALL when BENCH_SCALE=small
+#   start_nginx NAME ROOT          nginx (daemon off, access_log off, keep-alive, sendfile) serving
+#                                  ROOT at $(nginx_url NAME) on a free port
+#   make_feed ROOT BASEURL TAG COUNT SIZE   files and their announcements (bench/mkfeed.c) in
+#                                  $T/feed: $T/feed/TAG.topics ("TOPIC MSGFILE"), TAG.list
+#   publish_feed BROKER TAG        mosquitto_pub -l -q 1 of the feed TAG on BROKER, as owner
+#   start_counter NAME BROKER N    mosquitto_sub -C of N announcements with their arrival times
+#                                  ("%U topic payload") into $T/NAME.arrivals; returns once it
+#                                  is subscribed. counted NAME, counter_done NAME N, last_arrival
+#   cpu_seconds PID..., kib PID FIELD (VmHWM, VmRSS), age_over PID SECONDS
+#   ms_stats                       p50, p99 and max in ms of the seconds on stdin
+#   ratio A B, per_second N SECONDS, detail MSG, summary SCENARIO KEY=VALUE...
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/integration/lib.sh
+. "$BENCH_DIR/../tests/integration/lib.sh"
+
+: "${WMESH_BENCH_TOOLS:=$BENCH_DIR/../build/bench}"
+: "${BENCH_SCALE:=full}"
+# Extra options for every peer a benchmark starts, e.g. BENCH_PEER_ARGS="--max-downloads 32".
+: "${BENCH_PEER_ARGS:=}"
+# Where results that outlive $T go (perf reports).
+: "${BENCH_OUT:=$(cd "$BENCH_DIR/.." && pwd)/build/bench}"
+case $BENCH_SCALE in
+full | small) ;;
+*) fail "BENCH_SCALE must be full or small, not '$BENCH_SCALE'" ;;
+esac
+for tool in mkfeed pace seen_bench; do
+    [ -x "$WMESH_BENCH_TOOLS/$tool" ] || fail "no $WMESH_BENCH_TOOLS/$tool (make bench-tools)"
+done
+HZ=$(getconf CLK_TCK)
+# shellcheck disable=SC2206,SC2034 # split on purpose: options; used by the scenarios
+PEER_ARGS=($BENCH_PEER_ARGS)
+
+by_scale() {
+    if [ "$BENCH_SCALE" = small ]; then echo "$2"; else echo "$1"; fi
+}
+
+detail() {
+    printf '  %s\n' "$*"
+}
+
+# summary SCENARIO KEY=VALUE...: the one line of a scenario that bench/run.sh collects.
+summary() {
+    local s=$1
+    shift
+    echo "bench $s: $*"
+}
+
+# ratio A B: A/B with two decimals ("n/a" when B is 0).
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b }'
+}
+
+# per_second N SECONDS: N/SECONDS, rounded.
+per_second() {
+    awk -v n="$1" -v s="$2" 'BEGIN { if (s + 0 <= 0) print "n/a"; else printf "%.0f\n", n / s }'
+}
+
+# elapsed T0 T1: T1 - T0 in seconds, three decimals.
+elapsed() {
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'
+}
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+# cpu_seconds PID...: user + system CPU time of the processes so far (threads included).
+cpu_seconds() {
+    local pid total=0 t
+    for pid in "$@"; do
+        # Fields after "pid (comm) ": utime and stime are the 12th and 13th.
+        t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
+        total=$((total + ${t:-0}))
+    done
+    awk -v t="$total" -v hz="$HZ" 'BEGIN { printf "%.2f\n", t / hz }'
+}
+
+# kib PID FIELD: a memory figure of /proc/PID/status in KiB (VmHWM: peak RSS, VmRSS: now).
+kib() {
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
+}
+
+# age_over PID SECONDS: true once the process has run SECONDS, for wait_until.
+age_over() {
+    local start up
+    start=$(sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $20 }')
+    up=$(cut -d' ' -f1 /proc/uptime)
+    awk -v s="$start" -v u="$up" -v hz="$HZ" -v min="$2" 'BEGIN { exit !(u - s / hz >= min) }'
+}
+
+# pid_of NAME: the process recorded for a broker, peer or server NAME.
+pid_of() {
+    cat "$T/$1/pid"
+}
+
+# tree_pids PID: PID and its descendants (nginx's workers, for CPU figures).
+tree_pids() {
+    echo "$1" "$(descendants "$1" | tr '\n' ' ')"
+}
+
+# ---------------------------------------------------------------------------------------------
+# nginx
+
+start_nginx() {
+    local name=$1 root=$2 port dir=$T/$1 user=""
+    command -v nginx >/dev/null || fail "nginx not found (sh scripts/deps.sh --extra installs it)"
+    port=$(free_port)
+    mkdir -p "$dir/tmp"
+    echo "$port" >"$dir/http_port"
+    # As root, nginx's workers would run as nobody, who cannot read the 0700 temp dir.
+    [ "$(id -u)" -ne 0 ] || user="user root;"
+    cat >"$dir/nginx.conf" <<EOF
+daemon off;
+$user
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $T/$name.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        location /data/ { alias $root/; }
+    }
+}
+EOF
+    # shellcheck disable=SC2094 # nginx and its stderr both append to the one log
+    nginx -p "$dir" -e "$T/$name.log" -c "$dir/nginx.conf" 2>>"$T/$name.log" &
+    track "$!"
+    echo "$!" >"$dir/pid"
+    wait_until 10 curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/" ||
+        fail "nginx $name did not answer on port $port"
+    note "nginx $name on port $port"
+}
+
+nginx_url() {
+    echo "http://127.0.0.1:$(http_port "$1")/data"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Feeds and counters
+
+# make_feed ROOT BASEURL TAG COUNT SIZE: COUNT files of SIZE bytes under ROOT/TAG/d00/.
+make_feed() {
+    mkdir -p "$T/feed"
+    "$WMESH_BENCH_TOOLS/mkfeed" "$1" "$2" "$3" "$4" "$5" 1 "$T/feed" ||
+        fail "mkfeed $3 failed"
+    # Written back now, so that a peer's syncs do not pay for the files of its upstream.
+    sync -f "$1"
+}
+
+# publish_feed BROKER TAG: publishes the feed's messages, QoS 1, one mosquitto_pub per topic.
+publish_feed() {
+    local topic file
+    while read -r topic file; do
+        mosquitto_pub -h 127.0.0.1 -p "$(broker_port "$1")" -u owner -P ownerpw \
+            -i "feed-$2-$$-$RANDOM" -q 1 -t "$topic" -l <"$file" ||
+            fail "mosquitto_pub of $file to $1 failed"
+    done <"$T/feed/$2.topics"
+}
+
+# start_counter NAME BROKER N: subscribes (QoS 1) to every announcement on BROKER and records
+# "%U topic payload" of N of them. Subscribed once a retained message on a topic of its own
+# comes back (so it counts N + 1 messages in all, that one included).
+start_counter() {
+    local name=$1 port
+    port=$(broker_port "$2")
+    mkdir -p "$T/$name"
+    mosquitto_pub -h 127.0.0.1 -p "$port" -u owner -P ownerpw -i "ready-$name-$$" -q 1 -r \
+        -t "xpublic/bench/ready/$name" -m ready || fail "cannot publish on $2"
+    mosquitto_sub -h 127.0.0.1 -p "$port" -u guest -P guestpw -i "count-$name-$$" -q 1 \
+        -C $(($3 + 1)) -F '%U %t %p' -t 'xpublic/v03/post/#' -t "xpublic/bench/ready/$name" \
+        >"$T/$name.arrivals" 2>>"$T/$name.log" &
+    track "$!"
+    echo "$!" >"$T/$name/pid"
+    wait_until 10 grep -q "^[0-9.]* xpublic/bench/ready/$name " "$T/$name.arrivals" ||
+        fail "counter $name did not subscribe to $2"
+}
+
+# counted NAME: announcements recorded so far.
+counted() {
+    grep -c '^[0-9.]* xpublic/v03/' "$T/$1.arrivals" || true
+}
+
+counter_done() {
+    [ "$(counted "$1")" -ge "$2" ]
+}
+
+# last_arrival NAME, first_arrival NAME: Unix time of the last and first announcement.
+last_arrival() {
+    awk '$2 ~ /^xpublic\/v03\// && $1 > m { m = $1 } END { printf "%.6f\n", m }' "$T/$1.arrivals"
+}
+
+first_arrival() {
+    awk '$2 ~ /^xpublic\/v03\// && (m == "" || $1 < m) { m = $1 } END { printf "%.6f\n", m }' \
+        "$T/$1.arrivals"
+}
+
+# arrivals NAME: "relPath time" of each announcement the counter recorded.
+arrivals() {
+    awk '$2 ~ /^xpublic\/v03\// && match($0, /"relPath": *"[^"]*"/) {
+            rel = substr($0, RSTART, RLENGTH); sub(/^"relPath": *"/, "", rel); sub(/"$/, "", rel)
+            print rel, $1
+        }' "$T/$1.arrivals"
+}
+
+# ms_stats: "p50=X p99=Y max=Z n=N" in milliseconds of the values (seconds) on stdin, nearest
+# rank.
+ms_stats() {
+    sort -g | awk '
+        { v[++n] = $1 }
+        function rank(p,   r) { r = int(p * n); if (r < p * n) r++; if (r < 1) r = 1; return v[r] }
+        END {
+            if (n == 0) { print "p50=n/a p99=n/a max=n/a n=0"; exit }
+            printf "p50=%.3f p99=%.3f max=%.3f n=%d\n", rank(0.5) * 1000, rank(0.99) * 1000,
+                v[n] * 1000, n
+        }'
+}
+
+# wait_connected PEER N: until N upstream broker links of PEER are up (the metric counts only
+# upstream links).
+wait_connected() {
+    wait_until 15 metric_is "$1" wmesh_broker_connected "$2" ||
+        fail "$1 connected to $(metric "$1" wmesh_broker_connected) of $2 brokers"
+}
