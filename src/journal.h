@@ -64,6 +64,11 @@ enum wm_err journal_sync(struct journal *j);
 /* True when journal_add or journal_done buffered something that is not durable yet. */
 bool journal_dirty(const struct journal *j);
 
+/* With on false, journal_sync writes records to the file without fdatasync: they then survive
+ * a crash or kill of the process (the kernel keeps the pages) but not of the machine. */
+void journal_set_fdatasync(struct journal *j, bool on);
+/* True when the add record of id has been synced (or id was replayed from the file). */
+bool journal_is_durable(const struct journal *j, uint64_t id);
 /* Number of live ids: added and not done. */
 size_t journal_live(const struct journal *j);
 

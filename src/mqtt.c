@@ -388,6 +388,11 @@ enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *pay
     }
 }
 
+void mqtt_flush(struct mqtt_link *l)
+{
+    if (l) flush_hook(l);
+}
+
 void mqtt_set_reading(struct mqtt_link *l, bool on)
 {
     if (!l || l->paused == !on) return;

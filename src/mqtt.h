@@ -59,6 +59,9 @@ void mqtt_link_free(struct mqtt_link **link);
 enum wm_err mqtt_publish(struct mqtt_link *link, const char *topic, const void *payload,
                          size_t len, int *mid);
 
+/* Writes what is queued now rather than in the link's pre-wait hook (for publishes queued by a
+ * later hook in the same turn). Honours mqtt_hold_writes. */
+void mqtt_flush(struct mqtt_link *link);
 /* Stops (false) or resumes (true) reading from the broker: unread announcements stay queued in
  * the broker's session, which is how a busy peer pushes back instead of buffering without end. */
 void mqtt_set_reading(struct mqtt_link *link, bool on);

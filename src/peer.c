@@ -222,16 +222,8 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed)
     atomic_fetch_add(&p->metrics.queue_depth, 1);
     /* A journaled announcement whose file is already held was stored before a restart, maybe
      * without being announced: announce it (again) rather than fetch it again. */
-    if (h == HOLDS_SAME) {
-        job_reannounce_held(j, &held);
-    } else {
-        /* Nothing may reach the tree before the journal holds the announcement: a file stored
-         * and then lost from the journal by a crash would be dropped as a duplicate when the
-         * broker delivers it again, and never announced. journal_hook starts it. */
-        if (p->ready_tail) p->ready_tail->next_ready = j;
-        else p->ready_head = j;
-        p->ready_tail = j;
-    }
+    if (h == HOLDS_SAME) job_reannounce_held(j, &held);
+    else job_start(j);
 done:
     free(url);
 }
@@ -296,17 +288,20 @@ static void on_published(void *arg, struct mqtt_link *link, int mid)
     apply_backpressure(p);
 }
 
-/* Starts the jobs admitted since the last journal sync. Jobs that finish at once (inline
- * content) may admit others, which join the list and start in this same pass. */
-static void start_ready(struct peer *p)
+/* Stores the jobs that were waiting for their journal record to be durable. Storing may admit
+ * other versions, whose jobs may park again: only this pass's jobs are taken. */
+static void store_parked(struct peer *p)
 {
-    while (p->ready_head) {
-        struct job *j = p->ready_head;
-        p->ready_head = j->next_ready;
-        if (!p->ready_head) p->ready_tail = NULL;
-        j->next_ready = NULL;
-        job_start(j);
+    struct job *j = p->parked_head;
+    if (!j) return;
+    p->parked_head = p->parked_tail = NULL;
+    while (j) {
+        struct job *next = j->next_parked;
+        j->next_parked = NULL;
+        job_store(j);
+        j = next;
     }
+    mqtt_flush(p->post); /* its hook ran before this one in this turn */
 }
 
 /* Runs before the broker links write: what their PUBACKs acknowledge must be durable first.
@@ -315,7 +310,7 @@ static void start_ready(struct peer *p)
 static void journal_hook(void *arg)
 {
     struct peer *p = arg;
-    enum wm_err e = tree_sync(p->tree);
+    enum wm_err e = p->cfg->survive_power_loss ? tree_sync(p->tree) : WM_OK;
     if (e != WM_OK) log_warn("cannot sync the tree: %s", strerror(errno));
     e = journal_dirty(p->journal) ? journal_sync(p->journal) : WM_OK;
     bool failing = e != WM_OK;
@@ -327,7 +322,7 @@ static void journal_hook(void *arg)
         p->journal_failing = failing;
         for (size_t i = 0; i < p->nup; i++) mqtt_hold_writes(p->up[i].link, failing);
     }
-    if (!failing) start_ready(p);
+    if (!failing) store_parked(p);
 }
 
 /* ---- housekeeping ---- */
@@ -481,6 +476,7 @@ static enum wm_err open_state(struct peer *p, char *path, size_t pathlen)
         log_error("cannot open the journal %s: %s", path, wm_strerror(e));
         return e;
     }
+    journal_set_fdatasync(p->journal, c->survive_power_loss);
     if (c->seen_capacity) {
         p->seen = seen_new(c->seen_capacity, (uint32_t)c->seen_ttl_s);
         if (!p->seen) return WM_ERR_NOMEM;
@@ -517,7 +513,12 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
     /* One syncfs per loop turn (journal_hook) instead of two fsyncs per file. */
     tree_set_sync(p->tree, false);
     if ((e = open_state(p, journal_path, sizeof journal_path))) return e;
-    /* Added before any broker link exists, so it runs before their writes in every turn. */
+    derive_client_id(c, c->dir, client_id, idlen);
+    /* The post link's hook comes first: re-announcements need not wait for this turn's syncs
+     * (their journal records were durable before their files were stored; their entries end
+     * only on the broker's PUBACK, in a later turn). The journal's hook comes next, before the
+     * upstream links': their PUBACKs must wait for it. */
+    if ((e = start_post(p, client_id))) return e;
     if ((e = loop_add_hook(p->loop, journal_hook, p))) return e;
     struct fetch_options fo = {.max_per_host = c->max_downloads,
                                .max_total = c->max_downloads,
@@ -526,10 +527,8 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
                                .low_speed_time_s = (long)c->stall_timeout_s,
                                .cafile = c->cafile};
     if (!(p->fetcher = fetch_new(p->loop, &fo))) return WM_ERR_LIB;
-    derive_client_id(c, c->dir, client_id, idlen);
     if ((e = loop_on_signal(p->loop, SIGINT, on_stop_signal, p)) ||
-        (e = loop_on_signal(p->loop, SIGTERM, on_stop_signal, p)) || (e = start_http(p)) ||
-        (e = start_post(p, client_id)))
+        (e = loop_on_signal(p->loop, SIGTERM, on_stop_signal, p)) || (e = start_http(p)))
         return e;
     size_t live = journal_live(p->journal);
     if (live) log_info("finishing %zu announcement(s) from the journal", live);
@@ -552,7 +551,7 @@ static void stop(struct peer *p)
     free(p->up);
     mqtt_link_free(&p->post);
     httpd_stop(&p->httpd);
-    p->ready_head = p->ready_tail = NULL; /* the in-flight table holds them all */
+    p->parked_head = p->parked_tail = NULL; /* the in-flight table holds them all */
     if (p->inflight) jobs_drop_all(p);
     fetch_free(&p->fetcher);
     if (p->seen && seen_save(p->seen, p->seen_path) != WM_OK)

@@ -47,8 +47,9 @@ struct job {
     bool downloading;
     struct deferred *deferred;
     size_t ndeferred;
+    struct wm_checksum verified; /* what the content hashed to, once verified */
     struct job *next_waiting;
-    struct job *next_ready;
+    struct job *next_parked;
 };
 
 struct upstream {
@@ -69,7 +70,7 @@ struct peer {
     size_t nup;
     struct mqtt_link *post;
     struct strmap *inflight;  /* clean relPath -> struct job */
-    struct job *ready_head, *ready_tail; /* admitted; started once their journal record is durable */
+    struct job *parked_head, *parked_tail; /* verified; stored once their record is durable */
     struct job *wait_head, *wait_tail;
     size_t nwaiting;
     int active;               /* downloads running */
@@ -98,6 +99,8 @@ void job_start(struct job *j);
 /* Re-announces what the tree already holds for a replayed job, then finishes it. */
 void job_reannounce_held(struct job *j, const struct wm_checksum *held);
 void job_finish(struct job *j);
+/* Commits a verified job's file, announces it and ends the job. */
+void job_store(struct job *j);
 void jobs_drop_all(struct peer *p);
 
 #endif

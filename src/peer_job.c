@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "journal.h"
 #include "fetch.h"
 #include "log.h"
 #include "loop.h"
@@ -177,6 +178,8 @@ static const struct wm_checksum *verified_sum(const struct announce *a,
     }
 }
 
+static void retry_or_give_up(struct job *j, const char *why);
+
 static enum wm_err commit_and_announce(struct job *j, const struct wm_checksum *sum,
                                        const char *how)
 {
@@ -243,6 +246,42 @@ static void retry_or_give_up(struct job *j, const char *why)
     j->retry_timer = loop_timer_add(p->loop, delay, retry_now, j);
 }
 
+/* Commits the verified temporary file, announces it and ends the job. */
+void job_store(struct job *j)
+{
+    struct peer *p = j->peer;
+    bool inlined = j->a->content != NULL;
+    if (commit_and_announce(j, &j->verified, inlined ? "inlined" : "downloaded") != WM_OK) {
+        retry_or_give_up(j, "cannot store");
+        return;
+    }
+    if (inlined) {
+        add(&p->metrics.inlined, 1);
+    } else {
+        add(&p->metrics.downloads, 1);
+        add(&p->metrics.download_bytes, (uint64_t)j->bytes);
+    }
+    job_finish(j);
+}
+
+/* Stores verified content at once, or once the announcement's journal record is durable:
+ * nothing may reach the tree before the journal holds it. Otherwise a crash could lose the
+ * record after the file was stored; the broker would deliver the announcement again, the peer
+ * would drop it as a duplicate, and the file would never be announced. (Downloads start before
+ * the sync: a temporary file is not the tree.) */
+static void store_when_durable(struct job *j, const struct wm_checksum *sum)
+{
+    struct peer *p = j->peer;
+    j->verified = *sum;
+    if (!p->journal || !j->jid || journal_is_durable(p->journal, j->jid)) {
+        job_store(j);
+        return;
+    }
+    if (p->parked_tail) p->parked_tail->next_parked = j;
+    else p->parked_head = j;
+    p->parked_tail = j;
+}
+
 /* ---- inline content ---- */
 
 static void store_inline(struct job *j)
@@ -267,17 +306,13 @@ static void store_inline(struct job *j)
         j->has_tmp = true;
         e = write_all(j->tmp.fd, a->content, a->content_len);
     }
-    if (e == WM_OK) {
-        j->bytes = (int64_t)a->content_len;
-        e = commit_and_announce(j, sum, "inlined");
-    }
     if (e != WM_OK) {
         discard_tmp(j);
         retry_or_give_up(j, "cannot write the tree");
         return;
     }
-    add(&p->metrics.inlined, 1);
-    job_finish(j);
+    j->bytes = (int64_t)a->content_len;
+    store_when_durable(j, sum);
 }
 
 /* ---- downloads ---- */
@@ -375,13 +410,7 @@ static void on_done(void *arg, enum wm_err err, long status, const char *why)
         return;
     }
     stop_downloading(j);
-    if (commit_and_announce(j, sum, "downloaded") != WM_OK) {
-        retry_or_give_up(j, "cannot store");
-    } else {
-        add(&p->metrics.downloads, 1);
-        add(&p->metrics.download_bytes, (uint64_t)j->bytes);
-        job_finish(j);
-    }
+    store_when_durable(j, sum);
     start_waiting(p);
 }
 

@@ -33,6 +33,9 @@ static const struct option_spec specs[] = {
     {"max-size", OPT_NUMBER, false, "BYTES", "0", "largest file downloaded (0: no limit)"},
     {"connect-timeout", OPT_NUMBER, false, "S", "10", "download connection timeout"},
     {"stall-timeout", OPT_NUMBER, false, "S", "30", "cut a download that moves no byte this long"},
+    {"durability", OPT_STRING, false, "power|process", "power",
+     "power: sync journal and files to disk before acknowledging (survives power loss); "
+     "process: write them only (survives crashes and kills of the peer, faster)"},
     {"retry-for", OPT_NUMBER, false, "S", "3600", "keep retrying a failed download this long"},
     {"max-queue", OPT_NUMBER, false, "N", "10000", "announcements in hand before reading pauses"},
     {"seen-capacity", OPT_NUMBER, false, "N", "1000000", "seen-cache entries (0: no cache)"},
@@ -125,6 +128,12 @@ static int configure(struct options *o, struct peer_config *c)
         return -1;
     }
     c->cafile = options_get(o, "cacert");
+    const char *durability = options_get(o, "durability");
+    c->survive_power_loss = strcmp(durability, "power") == 0;
+    if (!c->survive_power_loss && strcmp(durability, "process") != 0) {
+        fprintf(stderr, "wmesh peer: --durability is power or process\n");
+        return -1;
+    }
     if (cli_parse_format(options_get(o, "post-format"), &c->post_format) != 0) return -1;
     return numbers(o, c);
 }
