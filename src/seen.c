@@ -539,6 +539,9 @@ enum wm_err seen_save(const struct seen *s, const char *path)
 
 static void seen_clear(struct seen *s)
 {
+    /* An empty table is left alone: writing zeros would make every lazily mapped page
+     * resident (15 MB for a million entries) in a peer that has seen nothing yet. */
+    if (s->count == 0) return;
     memset(s->slot, 0, s->nslots * sizeof *s->slot);
     s->count = 0;
 }
