@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -80,6 +81,30 @@ static const char *level_name(enum wm_log_level level)
     return "?";
 }
 
+/* Rewrites control characters in s as \xNN, in place, truncating what no longer fits. */
+static void escape_controls(char *s, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    char out[1536 * 4];
+    size_t j = 0;
+    bool changed = false;
+    for (const unsigned char *c = (const unsigned char *)s; *c && j + 5 < sizeof out; c++) {
+        if (*c < 0x20 || *c == 0x7f) {
+            out[j++] = '\\';
+            out[j++] = 'x';
+            out[j++] = hex[*c >> 4];
+            out[j++] = hex[*c & 15];
+            changed = true;
+        } else {
+            out[j++] = (char)*c;
+        }
+    }
+    if (!changed) return;
+    if (j >= cap) j = cap - 1; /* truncated: still one line */
+    memcpy(s, out, j);
+    s[j] = '\0';
+}
+
 void log_msg(enum wm_log_level level, const char *fmt, ...)
 {
     if (level > max_level) return;
@@ -97,6 +122,9 @@ void log_msg(enum wm_log_level level, const char *fmt, ...)
     int n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (n < 0) return;
+
+    /* Announcements are hostile input: a relPath with a newline must not forge a log line. */
+    if (log_format == WM_LOG_TEXT) escape_controls(msg, sizeof msg);
 
     char line[4096];
     size_t used;

@@ -38,6 +38,8 @@ struct mqtt_link {
     int64_t backoff_ms;
     int pending;          /* QoS 1 publishes not yet acknowledged */
     bool v5;              /* speaking MQTT 5 */
+    char last_error[256]; /* the library's last error message, to log each once a minute */
+    int64_t last_error_ms;
     bool may_fall_back;   /* MQTT_AUTO: retry with 3.1.1 if the broker refuses 5 */
     bool clean;
     unsigned session_expiry_s;
@@ -231,11 +233,19 @@ static void cb_publish(struct mosquitto *m, void *arg, int mid)
     if (l->cb.on_published) l->cb.on_published(l->arg, l, mid);
 }
 
+/* The library's errors name causes our return codes cannot, such as "certificate verify
+ * failed": they are logged, each distinct one at most once a minute per link, since a link
+ * that keeps failing retries every few seconds. */
 static void cb_log(struct mosquitto *m, void *arg, int level, const char *str)
 {
     struct mqtt_link *l = arg;
     (void)m;
-    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) log_debug("broker %s: %s", l->label, str);
+    if (!(level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))) return;
+    int64_t now = loop_now_ms(l->loop);
+    if (strcmp(str, l->last_error) == 0 && now - l->last_error_ms < 60000) return;
+    snprintf(l->last_error, sizeof l->last_error, "%s", str);
+    l->last_error_ms = now;
+    log_warn("broker %s: %s", l->label, str);
 }
 
 static enum wm_err copy_subscriptions(struct mqtt_link *l, const struct mqtt_options *o)

@@ -27,6 +27,7 @@
 
 #define HOUSEKEEPING_MS 10000
 #define SEEN_SAVE_EVERY 6 /* housekeeping rounds */
+#define MAX_FUTURE_S 300.0
 
 double peer_lag(const struct announce *a)
 {
@@ -103,6 +104,12 @@ static bool has_file_op(const struct announce *a)
 static bool admissible(struct peer *p, struct announce **a, uint64_t jid, const char *url)
 {
     double lag = peer_lag(*a);
+    /* Versions are ordered by pubTime: one dated in the future would win over every real
+     * version of its file until then. A few minutes of clock skew are tolerated. */
+    if (lag < -MAX_FUTURE_S) {
+        reject(p, a, jid, WM_REJECT_LAG, "pubTime in the future");
+        return false;
+    }
     if (p->cfg->lag_drop_s > 0 && lag > p->cfg->lag_drop_s) {
         reject(p, a, jid, WM_REJECT_LAG, "too late");
         return false;

@@ -1,0 +1,261 @@
+# lib_faults.sh: fault-injection helpers for the 3x tests; sourced after lib.sh, sources nothing.
+# shellcheck shell=bash
+#
+#   require_peer_options OPT...    fails at once, naming them, when `wmesh peer` lacks options
+#   untrack PID                    forgets a process that is gone (so clean-up never signals a
+#                                  recycled pid)
+#   kill_peer NAME [SIGNAL]        signals peer NAME (default KILL) and waits until it is gone
+#   restart_peer NAME              starts NAME again with the argv it had (read from /proc when
+#                                  it was started: call remember_argv NAME first), stderr appended
+#   remember_argv NAME             saves the argv of the running process NAME for restart_peer
+#   stop_broker NAME               SIGTERM (mosquitto saves its persistence file), waits
+#   start_broker_again NAME        the same configuration, the same port; waits until it answers
+#   restart_broker NAME            both
+#   add_tls_listener NAME DIR      adds a TLS listener (cafile/certfile/keyfile from DIR) to the
+#                                  configuration of broker NAME; prints its port; needs a restart
+#   make_ca DIR                    throwaway CA and server certificate for 127.0.0.1 (IP SAN)
+#   start_badhttpd NAME DIR FAULTS badhttpd serving DIR under /data at $(base_url NAME)
+#   make_small_files DIR N TAG MAX N text files of 0..MAX bytes; prints their relPaths
+#   tree_files DIR                 every entry under DIR outside .wmesh-tmp/, relative, sorted
+#   tmp_leftovers DIR              entries in DIR/.wmesh-tmp and names that look temporary
+#   pid_of NAME                    the pid recorded for NAME
+
+: "${WMESH_TOOLS:=$LIB_DIR/../../build/tools}"
+export WMESH_TOOLS
+
+pid_of() {
+    cat "$T/$1/pid"
+}
+
+require_peer_options() {
+    local help o missing=""
+    help=$("$WMESH" peer --help 2>&1 || true)
+    for o in "$@"; do
+        grep -q -- "$o " <<<"$help" || missing="$missing $o"
+    done
+    [ -z "$missing" ] || fail "wmesh peer has no option$missing (not implemented yet)"
+}
+
+require_tool() {
+    [ -x "$WMESH_TOOLS/$1" ] || [ -f "$WMESH_TOOLS/$1" ] ||
+        fail "no $WMESH_TOOLS/$1: build it with 'make build/tools/$1' (make integration does)"
+}
+
+untrack() {
+    local pid rest=""
+    for pid in $PIDS; do
+        [ "$pid" = "$1" ] || rest="$rest $pid"
+    done
+    PIDS=$rest
+}
+
+# gone PID: true once PID has exited (a zombie counts as gone).
+gone() {
+    ! kill -0 "$1" 2>/dev/null || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+remember_argv() {
+    local pid
+    pid=$(pid_of "$1")
+    cp "/proc/$pid/cmdline" "$T/$1/argv" || fail "cannot read the argv of $1"
+    # Environment too: a peer started under LD_PRELOAD is restarted under it.
+    cp "/proc/$pid/environ" "$T/$1/environ" || fail "cannot read the environment of $1"
+}
+
+# kill_peer NAME [SIGNAL]: returns once the process is gone and reaped.
+kill_peer() {
+    local pid sig=${2:-KILL}
+    pid=$(pid_of "$1")
+    kill "-$sig" "$pid" 2>/dev/null || true
+    wait_until 60 gone "$pid" || fail "$1 (pid $pid) did not stop on SIG$sig"
+    wait "$pid" 2>/dev/null || true
+    untrack "$pid"
+}
+
+restart_peer() {
+    local name=$1
+    local -a argv envv
+    [ -f "$T/$name/argv" ] || fail "restart_peer $name: call remember_argv $name first"
+    mapfile -d '' -t argv <"$T/$name/argv"
+    mapfile -d '' -t envv <"$T/$name/environ"
+    env -i "${envv[@]}" "${argv[@]}" 2>>"$T/$name.log" &
+    track "$!"
+    echo "$!" >"$T/$name/pid"
+    wait_until 30 metrics_ready "$name" || fail "peer $name did not answer after its restart"
+}
+
+stop_broker() {
+    local pid
+    pid=$(pid_of "$1")
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_until 30 gone "$pid" || fail "broker $1 did not stop on SIGTERM"
+    wait "$pid" 2>/dev/null || true
+    untrack "$pid"
+}
+
+start_broker_again() {
+    local name=$1 i
+    # The port may linger for a moment in the kernel: try to bind it for a few seconds.
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        "$MOSQUITTO" -c "$T/$name/mosquitto.conf" >>"$T/$name.log" 2>&1 &
+        track "$!"
+        echo "$!" >"$T/$name/pid"
+        if wait_until 10 broker_ready_or_dead "$name" "$!" && ! gone "$!"; then
+            return 0
+        fi
+        wait "$!" 2>/dev/null || true
+        untrack "$!"
+        note "broker $name did not start again (attempt $i); retrying"
+        sleep 0.5
+    done
+    fail "broker $name did not start again on port $(broker_port "$name")"
+}
+
+broker_ready_or_dead() {
+    gone "$2" || broker_ready "$1"
+}
+
+restart_broker() {
+    stop_broker "$1"
+    start_broker_again "$1"
+}
+
+# add_tls_listener NAME CADIR: prints the new port.
+add_tls_listener() {
+    local port
+    port=$(free_port)
+    cat >>"$T/$1/mosquitto.conf" <<EOF
+
+listener $port 127.0.0.1
+cafile $2/ca.pem
+certfile $2/server.pem
+keyfile $2/server.key
+EOF
+    echo "$port"
+}
+
+# make_ca DIR: DIR/ca.pem, DIR/server.pem and DIR/server.key (CN and IP SAN 127.0.0.1).
+make_ca() {
+    local d=$1
+    mkdir -p "$d"
+    command -v openssl >/dev/null || fail "openssl is needed for the TLS test"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=wmesh test CA $$" \
+        -keyout "$d/ca.key" -out "$d/ca.pem" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        2>>"$T/openssl.log" || fail "openssl could not make a CA"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$d/server.key" \
+        -out "$d/server.csr" 2>>"$T/openssl.log" || fail "openssl could not make a request"
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+        >"$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 2 -extfile "$d/server.ext" -out "$d/server.pem" 2>>"$T/openssl.log" ||
+        fail "openssl could not sign the server certificate"
+}
+
+# start_badhttpd NAME DIR FAULTS: serves DIR at $(base_url NAME) (http://127.0.0.1:PORT/data).
+start_badhttpd() {
+    local name=$1 dir=$2 faults=$3 port
+    require_tool badhttpd
+    port=$(free_port)
+    mkdir -p "$T/$name"
+    echo "$port" >"$T/$name/http_port"
+    "$WMESH_TOOLS/badhttpd" --dir "$dir" --listen "127.0.0.1:$port" --faults "$faults" \
+        --prefix /data 2>>"$T/$name.log" &
+    track "$!"
+    echo "$!" >"$T/$name/pid"
+    wait_until 10 curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/" ||
+        fail "badhttpd $name did not answer on port $port"
+    note "badhttpd $name on port $port"
+}
+
+# make_small_files DIR N TAG MAX: N files of 0..MAX bytes of random base64 text, in 40
+# directories; prints their relPaths. One awk process writes them all (thousands in a second).
+make_small_files() {
+    local dir=$1 n=$2 tag=$3 max=$4 day i
+    day=$(date -u +%Y%m%d)
+    for ((i = 0; i < 40; i++)); do
+        mkdir -p "$(printf '%s/%s/WIS/KILL/%02d' "$dir" "$day" "$i")"
+    done
+    head -c $((max * 3 / 4 + 65536)) /dev/urandom | base64 -w0 |
+        awk -v dir="$dir" -v n="$n" -v tag="$tag" -v max="$max" -v day="$day" -v seed="$RANDOM" '
+        {
+            pool = $0; len = length(pool); srand(seed)
+            for (i = 1; i <= n; i++) {
+                rel = sprintf("%s/WIS/KILL/%02d/SMAL%02d_KWBC_%s___%s%05d.txt", day, i % 40,
+                    i % 97, substr(day, 7, 2), tag, i)
+                size = int(rand() * (max + 1)); if (i % 10 == 0) size = 0
+                off = int(rand() * (len - size)) + 1
+                printf "%s", substr(pool, off, size) > (dir "/" rel)
+                close(dir "/" rel)
+                print rel
+            }
+        }'
+}
+
+# tree_files DIR: every file, link or directory under DIR except .wmesh-tmp and what is in it.
+tree_files() {
+    (cd "$1" && find . -mindepth 1 -path ./.wmesh-tmp -prune -o \( -type d -o -print \) |
+        sed 's#^\./##' | LC_ALL=C sort)
+}
+
+# tmp_leftovers DIR: what lies in DIR/.wmesh-tmp, and anything elsewhere that looks temporary.
+tmp_leftovers() {
+    if [ -d "$1/.wmesh-tmp" ]; then
+        (cd "$1/.wmesh-tmp" && find . -mindepth 1 | sed 's#^\.#.wmesh-tmp#')
+    fi
+    (cd "$1" && find . -mindepth 1 -path ./.wmesh-tmp -prune -o \
+        \( -name '.*' -o -name 'tmp.*' -o -name '*.tmp' -o -name '*.part' -o -name '*~' \) -print)
+}
+
+# extra_files DIR LIST: entries of DIR (outside .wmesh-tmp) that LIST does not name.
+extra_files() {
+    local sorted
+    sorted=$(mktemp "$T/sorted.XXXXXX")
+    LC_ALL=C sort "$2" >"$sorted"
+    tree_files "$1" | LC_ALL=C comm -23 - "$sorted"
+}
+
+# log_count PEER WORD...: log lines of PEER whose disposition (first matching word) is one of WORDs.
+log_count() {
+    local peer=$1
+    shift
+    awk -v words=" $* " '{
+        for (i = 1; i <= NF; i++) if (index(words, " " $i " ")) { n++; break }
+    } END { print n + 0 }' "$T/$peer.log"
+}
+
+# present_good REFDIR DIR: every file DIR holds (outside .wmesh-tmp) exists in REFDIR with the
+# same bytes: what a crash may leave is a missing file, never a partial or wrong one.
+present_good() {
+    local names sums
+    names=$(mktemp "$T/names.XXXXXX")
+    sums=$(mktemp "$T/sums.XXXXXX")
+    tree_files "$2" >"$names"
+    [ -s "$names" ] || return 0
+    (cd "$1" && xargs -d '\n' sha256sum --) <"$names" >"$sums" 2>&1 || {
+        echo "present_good: $2 holds files that $1 does not: $(grep -v '^[0-9a-f]\{64\} ' "$sums" | head -n 5)" >&2
+        return 1
+    }
+    (cd "$2" && sha256sum --quiet --strict -c "$sums") >&2
+}
+
+# explain_missing DIR LIST PEER...: for each relPath of LIST missing from DIR (at most 10), what
+# each PEER's log and tree say about it; for the failure message of a test that lost files.
+explain_missing() {
+    local dir=$1 list=$2 rel p n=0
+    shift 2
+    while IFS= read -r rel; do
+        [ -f "$dir/$rel" ] && continue
+        n=$((n + 1))
+        [ "$n" -le 10 ] || break
+        echo "missing: $rel"
+        for p in "$@"; do
+            if [ -f "$(tree_of "$p")/$rel" ]; then
+                echo "  $p holds it"
+            else
+                echo "  $p does not hold it"
+            fi
+            grep -F "$rel" "$T/$p.log" | sed "s/^/  $p: /" | cut -c1-240
+        done
+    done <"$list"
+}
