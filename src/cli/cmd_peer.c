@@ -37,8 +37,8 @@ static const struct option_spec specs[] = {
      "power: sync journal and files to disk before acknowledging (survives power loss); "
      "process: write them only (survives crashes and kills of the peer, faster)"},
     {"retry-for", OPT_NUMBER, false, "S", "3600", "keep retrying a failed download this long"},
-    {"max-queue", OPT_NUMBER, false, "N", "10000", "announcements in hand before reading pauses"},
-    {"seen-capacity", OPT_NUMBER, false, "N", "1000000", "seen-cache entries (0: no cache)"},
+    {"max-queue", OPT_NUMBER, false, "N", "1000", "announcements in hand before reading pauses"},
+    {"seen-capacity", OPT_NUMBER, false, "N", "100000", "seen-cache entries, 15 bytes each (0: none)"},
     {"seen-ttl", OPT_NUMBER, false, "S", "86400", "how long the seen-cache remembers a version"},
     {"credentials", OPT_STRING, false, "FILE", NULL,
      "passwords for URLs that lack one (default ~/.config/wmesh/credentials.conf if present)"},
@@ -91,8 +91,8 @@ static int numbers(struct options *o, struct peer_config *c)
         options_number(o, "connect-timeout", 10, &c->connect_timeout_s) ||
         options_number(o, "stall-timeout", 30, &c->stall_timeout_s) ||
         c->connect_timeout_s < 0.001 || c->stall_timeout_s < 1 ||
-        options_number(o, "max-queue", 10000, &max_queue) ||
-        options_number(o, "seen-capacity", 1000000, &seen_capacity) ||
+        options_number(o, "max-queue", 1000, &max_queue) ||
+        options_number(o, "seen-capacity", 100000, &seen_capacity) ||
         options_number(o, "seen-ttl", 86400, &c->seen_ttl_s) || max_message < 64 ||
         max_message > 65536 || max_downloads < 1 || max_size < 0 || c->retry_for_s < 0 ||
         max_queue < 2 || seen_capacity < 0 || seen_capacity > 1e9 || c->seen_ttl_s < 1 ||
