@@ -13,6 +13,7 @@ static const struct {
     {"post", cmd_post, "announce files already in a tree"},
     {"serve", cmd_serve, "serve a tree read-only over HTTP"},
     {"sub", cmd_sub, "print the announcements of a broker"},
+    {"status", cmd_status, "show a running peer's brokers, counters, rates and lag"},
     {"demo", cmd_demo, "run a three-peer mesh on this machine and check it"},
 };
 

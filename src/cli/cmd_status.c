@@ -1,0 +1,142 @@
+/* cmd_status.c: `wmesh status URL`: a compact table of a running peer, from its /metrics, as
+ * `sr3 status` gives for Sarracenia. Two samples a second apart give the rates. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "fetch.h"
+#include "options.h"
+
+static const struct option_spec specs[] = {
+    {"interval", OPT_NUMBER, false, "S", "1", "seconds between the two samples for rates"},
+    {NULL, 0, false, NULL, NULL, NULL},
+};
+
+#define USAGE "wmesh status [--interval S] URL   (URL: the peer's http://HOST:PORT)"
+#define MAX_METRICS_BYTES (1 << 20)
+
+/* The value of the first sample named name whose labels contain label (NULL: any). */
+static double value_of(const char *text, const char *name, const char *label)
+{
+    size_t n = strlen(name);
+    for (const char *line = text; line && *line;
+         line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        if (strncmp(line, name, n) != 0 || (line[n] != ' ' && line[n] != '{')) continue;
+        const char *end = strchr(line, '\n');
+        const char *space = line[n] == '{' ? strstr(line, "} ") : line + n;
+        if (!space || (end && space > end)) continue;
+        if (label) {
+            const char *l = strstr(line, label);
+            if (!l || l > space) continue;
+        }
+        return strtod(space + (line[n] == '{' ? 2 : 1), NULL);
+    }
+    return NAN;
+}
+
+static char *sample(const char *url)
+{
+    char *body = NULL;
+    size_t len;
+    long status = 0;
+    if (fetch_get_buffer(url, MAX_METRICS_BYTES, &body, &len, &status) != WM_OK || status != 200) {
+        fprintf(stderr, "wmesh status: no metrics at %s (HTTP %ld)\n", url, status);
+        free(body);
+        return NULL;
+    }
+    return body;
+}
+
+static void print_brokers(const char *now)
+{
+    printf("%-40s %-9s %12s\n", "upstream broker", "state", "received");
+    const char *key = "wmesh_broker_connected{broker=\"";
+    for (const char *p = strstr(now, key); p; p = strstr(p + 1, key)) {
+        const char *b = p + strlen(key), *e = strchr(b, '"');
+        if (!e) break;
+        char label[200], sel[260];
+        snprintf(label, sizeof label, "%.*s", (int)(e - b), b);
+        snprintf(sel, sizeof sel, "broker=\"%s\"", label);
+        double up = strtod(strstr(e, "} ") ? strstr(e, "} ") + 2 : "0", NULL);
+        printf("%-40s %-9s %12.0f\n", label, up > 0 ? "connected" : "down",
+               value_of(now, "wmesh_messages_received_total", sel));
+    }
+}
+
+static void print_counters(const char *before, const char *now, double seconds)
+{
+    static const struct {
+        const char *metric, *title;
+    } rows[] = {
+        {"wmesh_downloads_total", "downloaded"},
+        {"wmesh_inlined_total", "inlined"},
+        {"wmesh_duplicates_total", "duplicates"},
+        {"wmesh_published_total", "published"},
+        {"wmesh_download_errors_total", "download errors"},
+        {"wmesh_integrity_failures_total", "integrity failures"},
+        {"wmesh_retries_total", "retries"},
+    };
+    printf("\n%-24s %12s %10s\n", "", "total", "per s");
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        double a = value_of(before, rows[i].metric, NULL), b = value_of(now, rows[i].metric, NULL);
+        printf("%-24s %12.0f %10.1f\n", rows[i].title, b, (b - a) / seconds);
+    }
+    double rejected = 0;
+    const char *key = "wmesh_rejected_total{";
+    for (const char *p = strstr(now, key); p; p = strstr(p + 1, key)) {
+        const char *v = strstr(p, "} ");
+        if (v) rejected += strtod(v + 2, NULL);
+    }
+    printf("%-24s %12.0f\n", "rejected", rejected);
+}
+
+static void print_lag(const char *now)
+{
+    double count = value_of(now, "wmesh_lag_seconds_count", NULL);
+    double sum = value_of(now, "wmesh_lag_seconds_sum", NULL);
+    double last = value_of(now, "wmesh_last_message_timestamp_seconds", NULL);
+    printf("\nin hand %.0f, journaled %.0f; lag mean %.3f s, max %.3f s",
+           value_of(now, "wmesh_queue_depth", NULL), value_of(now, "wmesh_journal_live", NULL),
+           count > 0 ? sum / count : 0.0, value_of(now, "wmesh_lag_max_seconds", NULL));
+    if (last > 0) printf("; last message %.1f s ago", (double)time(NULL) - last);
+    printf("\n");
+}
+
+int cmd_status(int argc, char **argv)
+{
+    bool help;
+    struct options *o = options_parse(USAGE, specs, argc, argv, &help);
+    if (!o) return help ? 0 : 2;
+    size_t n;
+    const char *const *pos = options_positionals(o, &n);
+    double interval;
+    char *before = NULL, *now = NULL;
+    int rc = 2;
+    if (n != 1 || options_number(o, "interval", 1, &interval) || interval <= 0 || interval > 60) {
+        options_usage(USAGE, specs);
+        goto done;
+    }
+    char url[2048];
+    size_t len = strlen(pos[0]);
+    while (len > 0 && pos[0][len - 1] == '/')
+        len--;
+    snprintf(url, sizeof url, "%.*s%s", (int)len, pos[0],
+             len >= 8 && strcmp(pos[0] + len - 8, "/metrics") == 0 ? "" : "/metrics");
+    rc = 1;
+    if (!(before = sample(url))) goto done;
+    struct timespec pause = {(time_t)interval, (long)((interval - (time_t)interval) * 1e9)};
+    nanosleep(&pause, NULL); /* the rate window, not a wait for readiness */
+    if (!(now = sample(url))) goto done;
+    print_brokers(now);
+    print_counters(before, now, interval);
+    print_lag(now);
+    rc = 0;
+done:
+    free(before);
+    free(now);
+    options_free(&o);
+    return rc;
+}
