@@ -165,6 +165,8 @@ char *metrics_render(const struct metrics *m, size_t *len)
             get(&m->published));
     counter(&o, "wmesh_retries_total", "Downloads scheduled again after every source failed.",
             get(&m->retries));
+    counter(&o, "wmesh_retention_removed_total", "Files removed for being older than --retention.",
+            get(&m->retention_removed));
     gauge(&o, "wmesh_journal_live", "Announcements journaled and not finished.",
           (double)atomic_load(&m->journal_live));
     gauge(&o, "wmesh_queue_depth", "Announcements admitted and not yet finished.",

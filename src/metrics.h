@@ -37,6 +37,7 @@ struct metrics {
     atomic_uint_fast64_t integrity_failures;
     atomic_uint_fast64_t published;
     atomic_uint_fast64_t retries;
+    atomic_uint_fast64_t retention_removed;
     atomic_int_fast64_t journal_live;       /* announcements journaled and not finished */
     atomic_uint_fast64_t rejected[WM_REJECT_COUNT];
     atomic_int_fast64_t queue_depth;        /* announcements admitted, not yet finished */

@@ -21,6 +21,7 @@
 #include "loop.h"
 #include "mqtt.h"
 #include "peer_internal.h"
+#include "retention.h"
 #include "seen.h"
 #include "strmap.h"
 #include "url.h"
@@ -544,11 +545,22 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
         return e;
     }
     p->housekeeping = loop_timer_add(p->loop, HOUSEKEEPING_MS, housekeeping, p);
+    if (c->retention_s > 0) {
+        /* Its own thread: a sweep of a large tree must not hold up the loop. */
+        double every = c->retention_s / 10 < 300 ? c->retention_s / 10 : 300;
+        p->retention = retention_start(tree_path(p->tree), c->retention_s, every < 1 ? 1 : every,
+                                       &p->metrics.retention_removed);
+        if (!p->retention) {
+            log_error("cannot start retention: %s", strerror(errno));
+            return WM_ERR_IO;
+        }
+    }
     return start_upstreams(p, client_id);
 }
 
 static void stop(struct peer *p)
 {
+    retention_stop(&p->retention);
     /* Durable first: only then may the links' last writes acknowledge anything. */
     bool durable = !p->journal || journal_sync(p->journal) == WM_OK;
     for (size_t i = 0; i < p->nup; i++) {

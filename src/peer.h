@@ -39,6 +39,7 @@ struct peer_config {
     size_t seen_capacity;            /* seen-cache entries; 0: no cache */
     double seen_ttl_s;               /* how long a version stays in the seen-cache */
     size_t max_queue;                /* announcements held before reading pauses */
+    double retention_s;              /* remove files older than this; 0: keep everything */
     bool survive_power_loss;         /* fdatasync the journal and syncfs the tree every turn */
 };
 

@@ -20,6 +20,7 @@ struct mqtt_link;
 struct strmap;
 struct journal;
 struct seen;
+struct retention;
 
 /* An announcement waiting behind the job for another version of the same file. */
 struct deferred {
@@ -82,6 +83,7 @@ struct peer {
     bool reading;             /* upstream links are being read (not pushed back) */
     bool journal_failing;
     struct loop_timer *housekeeping;
+    struct retention *retention;
     int exit_code;
     struct metrics metrics;
 };

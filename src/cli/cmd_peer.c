@@ -10,6 +10,7 @@
 #include "log.h"
 #include "options.h"
 #include "peer.h"
+#include "retention.h"
 
 static const struct option_spec specs[] = {
     {"config", OPT_STRING, false, "FILE", NULL, "read options from FILE: one 'name value' a line"},
@@ -33,6 +34,8 @@ static const struct option_spec specs[] = {
     {"max-size", OPT_NUMBER, false, "BYTES", "0", "largest file downloaded (0: no limit)"},
     {"connect-timeout", OPT_NUMBER, false, "S", "10", "download connection timeout"},
     {"stall-timeout", OPT_NUMBER, false, "S", "30", "cut a download that moves no byte this long"},
+    {"retention", OPT_STRING, false, "DURATION", NULL,
+     "remove files older than this (e.g. 24h, 90m, 7d) and empty directories"},
     {"durability", OPT_STRING, false, "power|process", "power",
      "power: sync journal and files to disk before acknowledging (survives power loss); "
      "process: write them only (survives crashes and kills of the peer, faster)"},
@@ -128,6 +131,12 @@ static int configure(struct options *o, struct peer_config *c)
         return -1;
     }
     c->cafile = options_get(o, "cacert");
+    const char *retention = options_get(o, "retention");
+    if (retention && retention_parse_duration(retention, &c->retention_s) != WM_OK) {
+        fprintf(stderr, "wmesh peer: --retention wants a duration such as 24h, not %s\n",
+                retention);
+        return -1;
+    }
     const char *durability = options_get(o, "durability");
     c->survive_power_loss = strcmp(durability, "power") == 0;
     if (!c->survive_power_loss && strcmp(durability, "process") != 0) {

@@ -14,6 +14,7 @@ static const struct {
     {"serve", cmd_serve, "serve a tree read-only over HTTP"},
     {"sub", cmd_sub, "print the announcements of a broker"},
     {"status", cmd_status, "show a running peer's brokers, counters, rates and lag"},
+    {"clean", cmd_clean, "remove files older than a retention time from a tree"},
     {"demo", cmd_demo, "run a three-peer mesh on this machine and check it"},
 };
 
