@@ -26,6 +26,9 @@ struct announce {
     char *base_url;         /* as received; may end in '/' */
     char *rel_path;         /* as received; may start with '/'; see tree_clean_relpath() */
     char *retrieve_path;    /* optional (v03 retrievePath/retPath): overrides rel_path in the URL */
+    char *download_url;     /* optional absolute URL (WIS2 canonical/update link href): when set,
+                               the file is fetched from it rather than base_url + path */
+    char *topic;            /* the MQTT topic it arrived on, when known (set by the receiver) */
     struct wm_checksum sum; /* the announced checksum */
     bool sum_is_identity;   /* the v03 key was "identity" (sr3) rather than "integrity" */
     int64_t size;           /* announced size in bytes, -1 when unknown */

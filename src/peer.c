@@ -186,7 +186,8 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed)
         reject(p, &a, jid, WM_REJECT_UNSAFE_PATH, "unsafe relPath");
         return;
     }
-    url = url_join(a->base_url, a->retrieve_path ? a->retrieve_path : a->rel_path);
+    url = a->download_url ? strdup(a->download_url)
+                          : url_join(a->base_url, a->retrieve_path ? a->retrieve_path : a->rel_path);
     if (!url) {
         log_error("dropping %s: out of memory", a->rel_path);
         announce_free(&a);

@@ -138,6 +138,8 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
     out->base_url = strdup(p->cfg->post_base_url);
     free(out->retrieve_path); /* we serve the file at its relPath */
     out->retrieve_path = NULL;
+    free(out->download_url);
+    out->download_url = NULL;
     out->sum = *stored;
     if (!out->base_url) goto done;
     if ((e = codec_encode(out, p->cfg->post_format, &text, &len)) ||
