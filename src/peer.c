@@ -370,7 +370,8 @@ static void derive_client_id(const struct peer_config *cfg, const char *dir, cha
     uint32_t h = 2166136261u;
     for (const char *c = dir; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
     /* Stable across restarts so the broker keeps our session and queues what we miss. */
-    snprintf(out, outlen, "wmesh-%.40s-%08x", host, h);
+    if (cfg->instance > 0) snprintf(out, outlen, "wmesh-%.40s-%08x-%d", host, h, cfg->instance);
+    else snprintf(out, outlen, "wmesh-%.40s-%08x", host, h);
 }
 
 static enum wm_err subscriptions(const struct peer_config *c, char ***out)
@@ -378,10 +379,13 @@ static enum wm_err subscriptions(const struct peer_config *c, char ***out)
     char **subs = calloc(c->nsubtopics + 1, sizeof *subs);
     if (!subs) return WM_ERR_NOMEM;
     for (size_t i = 0; i < c->nsubtopics; i++) {
-        size_t n = strlen(c->exchange) + strlen(c->topic_prefix) + strlen(c->subtopics[i]) + 3;
+        size_t n = strlen(c->exchange) + strlen(c->topic_prefix) + strlen(c->subtopics[i]) + 16 +
+                   (c->share_group ? strlen(c->share_group) : 0);
         if (!(subs[i] = malloc(n))) return WM_ERR_NOMEM; /* the caller frees what was made */
-        snprintf(subs[i], n, "%s/%s%s%s", c->exchange, c->topic_prefix,
-                 c->topic_prefix[0] ? "/" : "", c->subtopics[i]);
+        /* "$share/GROUP/filter": the broker hands each message to one member of the group. */
+        snprintf(subs[i], n, "%s%s%s%s/%s%s%s", c->share_group ? "$share/" : "",
+                 c->share_group ? c->share_group : "", c->share_group ? "/" : "", c->exchange,
+                 c->topic_prefix, c->topic_prefix[0] ? "/" : "", c->subtopics[i]);
     }
     *out = subs;
     return WM_OK;
@@ -473,6 +477,7 @@ static enum wm_err open_state(struct peer *p, char *path, size_t pathlen)
     const struct peer_config *c = p->cfg;
     char dir[PATH_MAX];
     if (c->state_dir) snprintf(dir, sizeof dir, "%s", c->state_dir);
+    else if (c->instance > 0) snprintf(dir, sizeof dir, "%s/.wmesh-state-%d", c->dir, c->instance);
     else snprintf(dir, sizeof dir, "%s/.wmesh-state", c->dir);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         log_error("cannot make the state directory %s: %s", dir, strerror(errno));

@@ -20,7 +20,9 @@ struct peer_config {
     const char *post_broker;         /* NULL: do not announce */
     const char *post_base_url;       /* baseUrl of our re-announcements */
     const char *http_listen;         /* NULL: no embedded HTTP server */
-    const char *client_id;           /* NULL: derived from the host name and the tree */
+    const char *client_id;           /* NULL: derived from the host name, the tree and instance */
+    int instance;                    /* > 0: one of several processes sharing a subscription */
+    const char *share_group;         /* NULL, or an MQTT 5 shared subscription group */
     const char *exchange;
     const char *topic_prefix;
     const char *const *subtopics;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -424,6 +425,15 @@ fail:
     log_warn("tree: cannot remove leftover %s/%s: %s", WM_TREE_TMPDIR, name, strerror(errno));
 }
 
+/* True for a temporary file of another process that is still running: several peers may share
+ * one tree (--share), and one starting must not pull files from under the others. */
+static bool owned_by_live_process(const char *name)
+{
+    long pid = 0;
+    if (sscanf(name, "tmp.%ld.", &pid) != 1 || pid <= 0 || pid == (long)getpid()) return false;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
 /* Removes everything inside the directory fd (which stays open and owned by the caller). */
 static void empty_dir(int fd, int depth)
 {
@@ -438,6 +448,7 @@ static void empty_dir(int fd, int depth)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        if (depth == 0 && owned_by_live_process(e->d_name)) continue;
         remove_entry(fd, e->d_name, depth);
     }
     closedir(d);

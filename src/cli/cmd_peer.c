@@ -19,6 +19,10 @@ static const struct option_spec specs[] = {
     {"post-broker", OPT_STRING, false, "URL|none", NULL, "broker to announce on (required)"},
     {"post-base-url", OPT_STRING, false, "URL", NULL, "baseUrl of this peer's announcements"},
     {"http-listen", OPT_STRING, false, "HOST:PORT|none", "none", "embedded HTTP server"},
+    {"share", OPT_STRING, false, "GROUP", NULL,
+     "split the upstreams' announcements among the processes of GROUP (MQTT 5 $share)"},
+    {"instance", OPT_NUMBER, false, "N", "0",
+     "which of several processes on one tree this is (client id, default state dir)"},
     {"client-id", OPT_STRING, false, "ID", NULL, "MQTT client id (default: from host and tree)"},
     {"state-dir", OPT_STRING, false, "DIR", NULL, "where the peer keeps its state"},
     {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level"},
@@ -118,6 +122,17 @@ static int configure(struct options *o, struct peer_config *c)
     c->post_base_url = options_get(o, "post-base-url");
     c->http_listen = cli_none_to_null(options_get(o, "http-listen"));
     c->client_id = options_get(o, "client-id");
+    c->share_group = options_get(o, "share");
+    double instance = 0;
+    if (options_number(o, "instance", 0, &instance) || instance < 0 || instance > 9999) {
+        fprintf(stderr, "wmesh peer: --instance wants a number from 0 to 9999\n");
+        return -1;
+    }
+    c->instance = (int)instance;
+    if (c->share_group && (!*c->share_group || strpbrk(c->share_group, "/+#"))) {
+        fprintf(stderr, "wmesh peer: --share wants a group name without '/', '+' or '#'\n");
+        return -1;
+    }
     c->state_dir = options_get(o, "state-dir");
     c->exchange = options_get(o, "exchange");
     c->topic_prefix = options_get(o, "topic-prefix");
