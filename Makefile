@@ -152,9 +152,37 @@ format:
 format-check:
 	clang-format --dry-run --Werror src/*.[ch] src/cli/*.[ch] tests/unit/*.[ch]
 
+# `make install PREFIX=/usr DESTDIR=/tmp/root`: the program, wmesh(1) (gzipped), the systemd
+# template unit (its ExecStart rewritten to $(PREFIX)/bin) and the example configurations.
+# Builds the program if needed; plain `install`, no owner change, so DESTDIR needs no root.
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/wmesh
+INSTALL ?= install
+EXAMPLES := examples/origin.conf examples/relay.conf examples/wis2-cache.conf \
+            examples/credentials.conf examples/mosquitto-peer.conf examples/acl
+UNIT := wmesh-peer@.service
+
+.PHONY: uninstall
 install: $(PROG)
-	install -D -m 0755 $(PROG) $(DESTDIR)$(PREFIX)/bin/wmesh
+	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(UNITDIR)" \
+	    "$(DESTDIR)$(DOCDIR)/examples"
+	$(INSTALL) -m 0755 $(PROG) "$(DESTDIR)$(BINDIR)/wmesh"
+	gzip -9 -n -c docs/wmesh.1 >"$(DESTDIR)$(MANDIR)/man1/wmesh.1.gz.tmp"
+	chmod 0644 "$(DESTDIR)$(MANDIR)/man1/wmesh.1.gz.tmp"
+	mv -f "$(DESTDIR)$(MANDIR)/man1/wmesh.1.gz.tmp" "$(DESTDIR)$(MANDIR)/man1/wmesh.1.gz"
+	sed 's|^ExecStart=/usr/bin/|ExecStart=$(BINDIR)/|' packaging/$(UNIT) \
+	    >"$(DESTDIR)$(UNITDIR)/$(UNIT).tmp"
+	chmod 0644 "$(DESTDIR)$(UNITDIR)/$(UNIT).tmp"
+	mv -f "$(DESTDIR)$(UNITDIR)/$(UNIT).tmp" "$(DESTDIR)$(UNITDIR)/$(UNIT)"
+	$(INSTALL) -m 0644 $(EXAMPLES) "$(DESTDIR)$(DOCDIR)/examples/"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/wmesh $(DESTDIR)$(MANDIR)/man1/wmesh.1.gz \
+	    $(DESTDIR)$(UNITDIR)/$(UNIT) $(addprefix $(DESTDIR)$(DOCDIR)/,$(EXAMPLES))
+	rmdir "$(DESTDIR)$(DOCDIR)/examples" "$(DESTDIR)$(DOCDIR)" 2>/dev/null || true
 
 clean:
 	rm -rf build
