@@ -3,7 +3,7 @@
 set -eu
 PKGS="build-essential pkg-config libmosquitto-dev mosquitto mosquitto-clients libcurl4-openssl-dev \
 libjansson-dev libmicrohttpd-dev libssl-dev attr curl openssl"
-[ "${1:-}" = "--extra" ] && PKGS="$PKGS clang libclang-rt-14-dev nginx-light valgrind wrk"
+[ "${1:-}" = "--extra" ] && PKGS="$PKGS clang libclang-rt-14-dev nginx-light valgrind wrk chromium groff-base"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -23,6 +23,7 @@
 #include "peer_internal.h"
 #include "retention.h"
 #include "seen.h"
+#include "status_page.h"
 #include "strmap.h"
 #include "url.h"
 
@@ -455,6 +456,7 @@ static enum wm_err start_http(struct peer *p)
         log_error("cannot serve on %s: %s", p->cfg->http_listen, wm_strerror(e));
         return e;
     }
+    if ((e = httpd_add_page(p->httpd, "/", status_page_render, NULL)) != WM_OK) return e;
     return httpd_add_page(p->httpd, "/metrics", metrics_page, p);
 }
 

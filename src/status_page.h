@@ -1,0 +1,10 @@
+/* status_page.h: the self-contained HTML status page served at "/", which polls /metrics. */
+#ifndef WMESH_STATUS_PAGE_H
+#define WMESH_STATUS_PAGE_H
+
+#include <stddef.h>
+
+/* An httpd_page_fn: returns a malloc'd copy of the page (arg is unused), "text/html". */
+char *status_page_render(void *arg, size_t *len, const char **content_type);
+
+#endif
