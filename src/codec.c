@@ -1,5 +1,5 @@
-/* codec.c: format sniffing and dispatch, pubTime, topics, the xattr checksum form, shared helpers.
- */
+/* codec.c: format sniffing and dispatch, pubTime (compact and RFC 3339), topics, the xattr
+ * checksum form, shared helpers. */
 #include "codec.h"
 
 #include <stdarg.h>
@@ -157,8 +157,8 @@ static enum wm_err decode_root(const struct wm_json *root, struct announce *a, c
         return WM_ERR_FORMAT;
     }
     if (looks_like_wnm(root)) {
-        codec_why(why, whylen, "WIS2 notification messages not supported yet");
-        return WM_ERR_FORMAT;
+        a->format = WM_FORMAT_WNM;
+        return codec_wnm_decode(root, a, why, whylen);
     }
     a->format = WM_FORMAT_V03;
     return codec_v03_decode(root, a, why, whylen);
@@ -212,6 +212,16 @@ static bool field_ok(const char *s)
     return s && s[0] && strnlen(s, CODEC_MAX_FIELD + 1) <= CODEC_MAX_FIELD;
 }
 
+/* A WIS2 announcement keeps its whole original message in extra, for the WIS2 encoder only:
+ * none of it is forwarded into v03 or array messages, which get the interpreted fields. */
+static const struct announce *without_wnm_extra(const struct announce *a, struct announce *view)
+{
+    if (a->format != WM_FORMAT_WNM) return a;
+    *view = *a;
+    view->extra = NULL;
+    return view;
+}
+
 enum wm_err codec_encode(const struct announce *a, enum wm_format fmt, char **out, size_t *outlen)
 {
     if (!out) return WM_ERR_INVAL;
@@ -220,16 +230,20 @@ enum wm_err codec_encode(const struct announce *a, enum wm_format fmt, char **ou
     if (a->retrieve_path && !field_ok(a->retrieve_path)) return WM_ERR_INVAL;
     if (a->extra && !wm_json_is_object(a->extra)) return WM_ERR_INVAL;
     struct wm_json *root = NULL;
+    struct announce view;
     enum wm_err err;
     switch (fmt) {
     case WM_FORMAT_ARRAY:
-        err = codec_array_encode(a, &root);
+        err = codec_array_encode(without_wnm_extra(a, &view), &root);
         break;
     case WM_FORMAT_V03:
-        err = codec_v03_encode(a, &root);
+        err = codec_v03_encode(without_wnm_extra(a, &view), &root);
+        break;
+    case WM_FORMAT_WNM:
+        err = codec_wnm_encode(a, &root);
         break;
     default:
-        return WM_ERR_FORMAT; /* WIS2 notifications: not yet */
+        return WM_ERR_FORMAT;
     }
     if (err != WM_OK) goto done;
     /* Never send what no decoder (ours included) would accept. */
@@ -316,6 +330,14 @@ static bool take_digits(const char **p, int n, int *v)
     return true;
 }
 
+/* Skips the separator c at *p; false when *p holds something else. */
+static bool take_sep(const char **p, char c)
+{
+    if (**p != c) return false;
+    (*p)++;
+    return true;
+}
+
 static bool is_leap(int y)
 {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -338,6 +360,20 @@ static int64_t days_from_civil(int y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
+/* A broken-down UTC time (1970-2261, no leap second) to seconds since the epoch. */
+struct civil {
+    int y, mo, d, h, mi, s;
+};
+
+static bool civil_seconds(const struct civil *c, int64_t *secs)
+{
+    if (c->y < YEAR_MIN || c->y > YEAR_MAX || c->mo < 1 || c->mo > 12 || c->d < 1 ||
+        c->d > days_in_month(c->y, c->mo) || c->h > 23 || c->mi > 59 || c->s > 59)
+        return false;
+    *secs = days_from_civil(c->y, c->mo, c->d) * 86400 + c->h * 3600 + c->mi * 60 + c->s;
+    return true;
+}
+
 /* The fraction after '.', keeping at most 9 digits; *p ends on the first non-digit. */
 static void take_fraction(const char **p, int64_t *ns, int *digits)
 {
@@ -358,11 +394,11 @@ enum wm_err codec_pubtime_parse(const char *text, int64_t *ns, int *digits)
 {
     if (!text || !ns) return WM_ERR_INVAL;
     const char *p = text;
-    int y, mo, d, h, mi, s;
-    if (!take_digits(&p, 4, &y) || !take_digits(&p, 2, &mo) || !take_digits(&p, 2, &d))
+    struct civil c;
+    if (!take_digits(&p, 4, &c.y) || !take_digits(&p, 2, &c.mo) || !take_digits(&p, 2, &c.d))
         return WM_ERR_INVAL;
     if (*p == 'T' || *p == 't') p++;
-    if (!take_digits(&p, 2, &h) || !take_digits(&p, 2, &mi) || !take_digits(&p, 2, &s))
+    if (!take_digits(&p, 2, &c.h) || !take_digits(&p, 2, &c.mi) || !take_digits(&p, 2, &c.s))
         return WM_ERR_INVAL;
     int64_t frac = 0;
     int nd = 0;
@@ -371,33 +407,100 @@ enum wm_err codec_pubtime_parse(const char *text, int64_t *ns, int *digits)
         take_fraction(&p, &frac, &nd);
     }
     if (*p == 'Z' || *p == 'z') p++;
-    if (*p) return WM_ERR_INVAL;
-    if (y < YEAR_MIN || y > YEAR_MAX || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
-        h > 23 || mi > 59 || s > 59)
-        return WM_ERR_INVAL;
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
+    int64_t secs;
+    if (*p || !civil_seconds(&c, &secs)) return WM_ERR_INVAL;
     *ns = secs * NS_PER_S + frac;
     if (digits) *digits = nd;
     return WM_OK;
 }
 
-enum wm_err codec_pubtime_format(int64_t ns, int digits, bool with_t, char *out, size_t outlen)
+/* The "Z" or "+HH:MM" / "-HH:MM" ending an RFC 3339 time, as signed minutes east of UTC. */
+static bool take_offset(const char **p, int *minutes)
+{
+    if (**p == 'Z' || **p == 'z') {
+        (*p)++;
+        *minutes = 0;
+        return true;
+    }
+    if (**p != '+' && **p != '-') return false;
+    int sign = **p == '-' ? -1 : 1, h, m;
+    (*p)++;
+    if (!take_digits(p, 2, &h) || !take_sep(p, ':') || !take_digits(p, 2, &m) || h > 23 || m > 59)
+        return false;
+    *minutes = sign * (h * 60 + m);
+    return true;
+}
+
+enum wm_err codec_rfc3339_parse(const char *text, int64_t *ns, int *digits, int *offset_min)
+{
+    if (!text || !ns) return WM_ERR_INVAL;
+    const char *p = text;
+    struct civil c;
+    if (!take_digits(&p, 4, &c.y) || !take_sep(&p, '-') || !take_digits(&p, 2, &c.mo) ||
+        !take_sep(&p, '-') || !take_digits(&p, 2, &c.d))
+        return WM_ERR_INVAL;
+    if (!take_sep(&p, 'T') && !take_sep(&p, 't')) return WM_ERR_INVAL;
+    if (!take_digits(&p, 2, &c.h) || !take_sep(&p, ':') || !take_digits(&p, 2, &c.mi) ||
+        !take_sep(&p, ':') || !take_digits(&p, 2, &c.s))
+        return WM_ERR_INVAL;
+    int64_t frac = 0, secs;
+    int nd = 0, offset = 0;
+    if (take_sep(&p, '.')) {
+        if (*p < '0' || *p > '9') return WM_ERR_INVAL; /* RFC 3339 wants a digit after '.' */
+        take_fraction(&p, &frac, &nd);
+    }
+    if (!take_offset(&p, &offset) || *p || !civil_seconds(&c, &secs)) return WM_ERR_INVAL;
+    secs -= (int64_t)offset * 60;
+    /* The offset may move a time just inside the range out of it. */
+    if (secs < 0 || secs >= days_from_civil(YEAR_MAX + 1, 1, 1) * 86400) return WM_ERR_INVAL;
+    *ns = secs * NS_PER_S + frac;
+    if (digits) *digits = nd;
+    if (offset_min) *offset_min = offset;
+    return WM_OK;
+}
+
+enum time_style { STYLE_COMPACT, STYLE_COMPACT_T, STYLE_RFC3339 };
+
+/* ns as text in style with `digits` fraction digits (truncated, as they were on input). */
+static enum wm_err format_time(int64_t ns, int digits, enum time_style style, char *out,
+                               size_t outlen)
 {
     if (!out || outlen == 0 || ns < 0 || digits < 0 || digits > 9) return WM_ERR_INVAL;
     time_t secs = (time_t)(ns / NS_PER_S);
     int64_t frac = ns % NS_PER_S;
     struct tm tm;
     if (!gmtime_r(&secs, &tm)) return WM_ERR_INVAL;
-    int n = snprintf(out, outlen, "%04d%02d%02d%s%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, with_t ? "T" : "", tm.tm_hour, tm.tm_min, tm.tm_sec);
+    int y = tm.tm_year + 1900, mo = tm.tm_mon + 1, n;
+    if (style == STYLE_RFC3339)
+        n = snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d", y, mo, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
+    else
+        n = snprintf(out, outlen, "%04d%02d%02d%s%02d%02d%02d", y, mo, tm.tm_mday,
+                     style == STYLE_COMPACT_T ? "T" : "", tm.tm_hour, tm.tm_min, tm.tm_sec);
     if (n < 0 || (size_t)n >= outlen) return WM_ERR_TOOBIG;
-    if (digits == 0) return WM_OK;
-    for (int k = digits; k < 9; k++)
-        frac /= 10; /* truncate, as the fraction was truncated on input */
     size_t used = (size_t)n;
-    n = snprintf(out + used, outlen - used, ".%0*lld", digits, (long long)frac);
-    if (n < 0 || (size_t)n >= outlen - used) return WM_ERR_TOOBIG;
+    if (digits > 0) {
+        for (int k = digits; k < 9; k++)
+            frac /= 10;
+        n = snprintf(out + used, outlen - used, ".%0*lld", digits, (long long)frac);
+        if (n < 0 || (size_t)n >= outlen - used) return WM_ERR_TOOBIG;
+        used += (size_t)n;
+    }
+    if (style != STYLE_RFC3339) return WM_OK;
+    if (used + 1 >= outlen) return WM_ERR_TOOBIG;
+    out[used] = 'Z';
+    out[used + 1] = '\0';
     return WM_OK;
+}
+
+enum wm_err codec_pubtime_format(int64_t ns, int digits, bool with_t, char *out, size_t outlen)
+{
+    return format_time(ns, digits, with_t ? STYLE_COMPACT_T : STYLE_COMPACT, out, outlen);
+}
+
+enum wm_err codec_rfc3339_format(int64_t ns, int digits, char *out, size_t outlen)
+{
+    return format_time(ns, digits, STYLE_RFC3339, out, outlen);
 }
 
 /* ---- the xattr form of a checksum ---- */

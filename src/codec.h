@@ -1,4 +1,4 @@
-/* codec.h: announcements to and from their wire formats (array, v03), topics and pubTime. */
+/* codec.h: announcements to and from their wire formats (array, v03, WIS2), topics and pubTime. */
 #ifndef WMESH_CODEC_H
 #define WMESH_CODEC_H
 
@@ -16,10 +16,13 @@
  * *out is a new announcement the caller owns. On failure *out is NULL and why (whylen bytes)
  * holds a short reason fit for a log line, such as "relPath missing" or "bad base64 in
  * integrity.value". Invalid UTF-8 and nesting deeper than 32 levels are refused.
- * (Implementation notes: an object is taken for WIS2, refused for now as WM_ERR_FORMAT, when it
- * has no relPath and has "type": "Feature" or "properties". Errors: WM_ERR_FORMAT not JSON or
- * not a known format, WM_ERR_INVAL a field missing or malformed, WM_ERR_METHOD unknown checksum
- * method, WM_ERR_TOOBIG over WM_CODEC_MAX_PAYLOAD or too deep.) */
+ * (Implementation notes: an object is taken for WIS2 when it has no relPath and has "type":
+ * "Feature" or "properties"; see codec_wnm.c for how its fields map onto the announcement: the
+ * link's href becomes download_url, data_id rel_path, and extra a copy of the whole message. A
+ * WIS2 deletion link is refused ("deletion links not supported"). Errors: WM_ERR_FORMAT not JSON
+ * or not a known format, WM_ERR_INVAL a field missing or malformed, WM_ERR_METHOD unknown (for
+ * WIS2: non-digest) checksum method, WM_ERR_TOOBIG over WM_CODEC_MAX_PAYLOAD, too deep, or WIS2
+ * inline content of 4096 encoded bytes or more.) */
 enum wm_err codec_decode(const char *payload, size_t len, struct announce **out, char *why,
                          size_t whylen);
 
@@ -28,8 +31,21 @@ enum wm_err codec_decode(const char *payload, size_t len, struct announce **out,
  * (Implementation notes: extra members named like an interpreted field of fmt are skipped; the
  * array format has no place for retrieve_path, size or content and leaves them out, and gives
  * WM_ERR_METHOD for a checksum method without a sum letter; WM_ERR_TOOBIG when the result would
- * be refused by codec_decode; WM_ERR_FORMAT for WM_FORMAT_WNM, not supported yet.) */
+ * be refused by codec_decode. An announcement decoded from WIS2 forwards nothing of its extra
+ * (the original message) into v03 or array; WM_FORMAT_WNM gives WM_ERR_METHOD for a checksum
+ * that is not a digest, and re-publishes the original WIS2 message, or builds a minimal one: see
+ * codec_wnm.c.) */
 enum wm_err codec_encode(const struct announce *a, enum wm_format fmt, char **out, size_t *outlen);
+
+/* True when a was decoded from a WIS2 message whose link is rel "update" (a newer version of
+ * the same data_id) rather than "canonical". */
+bool codec_wnm_is_update(const struct announce *a);
+
+#define WM_UUID_LEN 36 /* characters of "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
+
+/* Writes a new random (version 4) UUID in lower-case hex, 8-4-4-4-12, NUL-terminated, into out
+ * (outlen > WM_UUID_LEN). WM_ERR_IO when the system has no randomness to give. */
+enum wm_err codec_uuid4(char *out, size_t outlen);
 
 /* The MQTT topic of an announcement: "<exchange>/<prefix>/<directory of rel_path>", exactly one
  * '/' between non-empty parts, no leading or trailing '/'. A file at the top of the tree gives
@@ -44,6 +60,14 @@ enum wm_err codec_topic(const char *exchange, const char *prefix, const char *re
 enum wm_err codec_pubtime_parse(const char *text, int64_t *ns, int *digits);
 /* Formats ns with `digits` fraction digits (0 = no fraction), with or without the 'T'. */
 enum wm_err codec_pubtime_format(int64_t ns, int digits, bool with_t, char *out, size_t outlen);
+
+/* RFC 3339 "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)" (WIS2 pubtime, datetime) to UTC
+ * nanoseconds since the epoch; *digits (may be NULL) gets the fraction digits (capped at 9,
+ * further digits truncated), *offset_min (may be NULL) the offset in minutes east of UTC (0 for
+ * "Z"). WM_ERR_INVAL for anything else or a time outside 1970-2261 UTC. */
+enum wm_err codec_rfc3339_parse(const char *text, int64_t *ns, int *digits, int *offset_min);
+/* Formats ns as "YYYY-MM-DDTHH:MM:SS[.fraction]Z" with `digits` fraction digits (0..9). */
+enum wm_err codec_rfc3339_format(int64_t ns, int digits, char *out, size_t outlen);
 
 /* The xattr form of a stored file's checksum: {"method": "sha512", "value": "<base64>"}. */
 enum wm_err codec_sum_to_json(const struct wm_checksum *sum, char *out, size_t outlen);

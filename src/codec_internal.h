@@ -43,8 +43,11 @@ enum wm_err codec_array_decode(const struct wm_json *root, struct announce *a, c
                                size_t whylen);
 enum wm_err codec_v03_decode(const struct wm_json *root, struct announce *a, char *why,
                              size_t whylen);
+enum wm_err codec_wnm_decode(const struct wm_json *root, struct announce *a, char *why,
+                             size_t whylen);
 /* Build the JSON of a; *out is a new reference the caller frees. */
 enum wm_err codec_array_encode(const struct announce *a, struct wm_json **out);
 enum wm_err codec_v03_encode(const struct announce *a, struct wm_json **out);
+enum wm_err codec_wnm_encode(const struct announce *a, struct wm_json **out);
 
 #endif

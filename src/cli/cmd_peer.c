@@ -28,7 +28,7 @@ static const struct option_spec specs[] = {
     {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level"},
     {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange"},
     {"subtopic", OPT_STRING, true, "S", "#", "subscribe to <exchange>/<prefix>/S"},
-    {"post-format", OPT_STRING, false, "v03|array", "v03", "format of re-announcements"},
+    {"post-format", OPT_STRING, false, "v03|array|wnm", "v03", "format of re-announcements"},
     {"accept", OPT_STRING, true, "RE", NULL, "download URLs matching RE (first match wins)"},
     {"reject", OPT_STRING, true, "RE", NULL, "refuse URLs matching RE (first match wins)"},
     {"lag-warn", OPT_NUMBER, false, "S", "120", "warn about announcements older than S seconds"},

@@ -19,7 +19,7 @@ static const struct option_spec specs[] = {
     {"post-broker", OPT_STRING, false, "URL", NULL, "broker to announce on (required)"},
     {"post-base-url", OPT_STRING, false, "URL", NULL, "where the tree is served (required)"},
     {"dir", OPT_STRING, false, "DIR", NULL, "the tree the files are in (required)"},
-    {"post-format", OPT_STRING, false, "v03|array", "v03", "message format"},
+    {"post-format", OPT_STRING, false, "v03|array|wnm", "v03", "message format"},
     {"integrity", OPT_STRING, false, "METHOD", "sha512", "checksum: sha512, sha256, md5, ..."},
     {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level"},
     {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange"},

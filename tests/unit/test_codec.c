@@ -187,7 +187,7 @@ static void test_method_without_letter(void)
     a->sum.method = WM_SUM_COD;
     a->sum.cod_method = WM_SUM_SHA3_512;
     ASSERT_EQ_INT(codec_encode(a, WM_FORMAT_ARRAY, &out, NULL), WM_ERR_METHOD);
-    ASSERT_EQ_INT(codec_encode(a, WM_FORMAT_WNM, &out, NULL), WM_ERR_FORMAT);
+    ASSERT_EQ_INT(codec_encode(a, WM_FORMAT_WNM, &out, NULL), WM_ERR_METHOD); /* not a digest */
     out = encode(a, WM_FORMAT_V03);
     ASSERT_TRUE(out && strstr(out, "{\"method\":\"cod\",\"value\":\"sha3-512\"}"));
     free(out);
@@ -509,9 +509,10 @@ static void test_malformed(void)
          WM_ERR_INVAL},
         {"content value missing",
          V03(SUM_OBJ("md5", MD5_EMPTY_B64) ",\"content\":{\"encoding\":\"utf-8\"}"), WM_ERR_INVAL},
-        {"WIS2 feature", "{\"id\":\"x\",\"type\":\"Feature\",\"properties\":{}}", WM_ERR_FORMAT},
+        /* Taken for WIS2 notifications (see test_wnm.c), and incomplete. */
+        {"WIS2 feature", "{\"id\":\"x\",\"type\":\"Feature\",\"properties\":{}}", WM_ERR_INVAL},
         {"WIS2 properties only", "{\"properties\":{\"pubtime\":\"2022-03-20T04:50:18Z\"}}",
-         WM_ERR_FORMAT},
+         WM_ERR_INVAL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         check_bad(cases[i].name, cases[i].msg, strlen(cases[i].msg), cases[i].err);
