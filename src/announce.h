@@ -35,9 +35,9 @@ struct announce {
     enum wm_content_encoding content_encoding; /* WM_CONTENT_NONE: no inline content */
     unsigned char *content; /* decoded inline bytes (content_len of them), NULL when none */
     size_t content_len;
-    enum wm_format format;  /* the format it arrived in */
-    struct wm_json *extra;  /* a JSON object of every field (array: header) not interpreted,
-                               forwarded unchanged when re-encoding; may be NULL */
+    enum wm_format format; /* the format it arrived in */
+    struct wm_json *extra; /* a JSON object of every field (array: header) not interpreted,
+                              forwarded unchanged when re-encoding; may be NULL */
 };
 
 /* Returns a new zeroed announcement (size -1), or NULL with errno set. */

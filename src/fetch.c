@@ -44,8 +44,10 @@ static void link_running(struct fetcher *f, struct transfer *t)
 
 static void unlink_running(struct fetcher *f, struct transfer *t)
 {
-    if (t->prev) t->prev->next = t->next;
-    else f->running = t->next;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        f->running = t->next;
     if (t->next) t->next->prev = t->prev;
     t->next = t->prev = NULL;
 }
@@ -126,20 +128,27 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 static enum wm_err map_curl(CURLcode rc)
 {
     switch (rc) {
-    case CURLE_OK: return WM_OK;
-    case CURLE_OUT_OF_MEMORY: return WM_ERR_NOMEM;
-    case CURLE_FILESIZE_EXCEEDED: return WM_ERR_TOOBIG;
-    case CURLE_WRITE_ERROR: return WM_ERR_IO;
+    case CURLE_OK:
+        return WM_OK;
+    case CURLE_OUT_OF_MEMORY:
+        return WM_ERR_NOMEM;
+    case CURLE_FILESIZE_EXCEEDED:
+        return WM_ERR_TOOBIG;
+    case CURLE_WRITE_ERROR:
+        return WM_ERR_IO;
     case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT: return WM_ERR_INVAL;
+    case CURLE_URL_MALFORMAT:
+        return WM_ERR_INVAL;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_CONNECT:
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE: return WM_ERR_CONN;
-    default: return WM_ERR_PROTOCOL;
+    case CURLE_PARTIAL_FILE:
+        return WM_ERR_CONN;
+    default:
+        return WM_ERR_PROTOCOL;
     }
 }
 

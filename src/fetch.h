@@ -17,12 +17,12 @@ typedef int (*fetch_data_fn)(void *arg, const void *data, size_t len);
 typedef void (*fetch_done_fn)(void *arg, enum wm_err err, long http_status, const char *why);
 
 struct fetch_options {
-    long connect_timeout_ms;  /* 0: 10 s */
-    long low_speed_time_s;    /* abort when below 1 byte/s this long; 0: 30 s */
-    int64_t max_size;         /* bytes; 0: unlimited */
-    int max_per_host;         /* concurrent connections per host; 0: 8 */
-    int max_total;            /* concurrent transfers; 0: 64 */
-    const char *cafile;       /* https: CA certificates to trust; NULL: the system's store */
+    long connect_timeout_ms; /* 0: 10 s */
+    long low_speed_time_s;   /* abort when below 1 byte/s this long; 0: 30 s */
+    int64_t max_size;        /* bytes; 0: unlimited */
+    int max_per_host;        /* concurrent connections per host; 0: 8 */
+    int max_total;           /* concurrent transfers; 0: 64 */
+    const char *cafile;      /* https: CA certificates to trust; NULL: the system's store */
 };
 
 /* Creates a fetcher driven by loop. The caller owns it; the loop must outlive it. */

@@ -287,16 +287,16 @@ static enum rd reader_next(struct reader *r, struct record *rec)
 
 struct journal {
     int fd;
-    int dirfd;           /* the journal's directory: renames and its fsync go through it */
-    char *path;          /* for log lines */
-    char *name;          /* basename, relative to dirfd */
-    char *tmpname;       /* compaction's temporary file, beside it */
-    uint64_t next_id;    /* the next id to hand out */
+    int dirfd;              /* the journal's directory: renames and its fsync go through it */
+    char *path;             /* for log lines */
+    char *name;             /* basename, relative to dirfd */
+    char *tmpname;          /* compaction's temporary file, beside it */
+    uint64_t next_id;       /* the next id to hand out */
     uint64_t durable_below; /* every id below this was added in a record already synced */
-    bool no_fdatasync;   /* records are written, not flushed: they survive the process only */
-    uint64_t synced_end; /* file bytes known durable; pending bytes go after them */
-    struct buf pend;     /* records not yet known durable */
-    uint64_t recs;       /* records in the file and the buffer: the compaction policy */
+    bool no_fdatasync;      /* records are written, not flushed: they survive the process only */
+    uint64_t synced_end;    /* file bytes known durable; pending bytes go after them */
+    struct buf pend;        /* records not yet known durable */
+    uint64_t recs;          /* records in the file and the buffer: the compaction policy */
     struct idset live;
     bool dir_unsynced; /* a compaction renamed, but the directory fsync failed */
     bool replaying;

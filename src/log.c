@@ -73,10 +73,14 @@ void log_set_name(const char *name)
 static const char *level_name(enum wm_log_level level)
 {
     switch (level) {
-    case WM_LOG_ERROR: return "error";
-    case WM_LOG_WARN: return "warn";
-    case WM_LOG_INFO: return "info";
-    case WM_LOG_DEBUG: return "debug";
+    case WM_LOG_ERROR:
+        return "error";
+    case WM_LOG_WARN:
+        return "warn";
+    case WM_LOG_INFO:
+        return "info";
+    case WM_LOG_DEBUG:
+        return "debug";
     }
     return "?";
 }

@@ -102,7 +102,8 @@ static enum wm_err grow_watches(struct loop *l, int fd)
 {
     if ((size_t)fd < l->nwatches) return WM_OK;
     size_t n = l->nwatches ? l->nwatches : 64;
-    while (n <= (size_t)fd) n *= 2;
+    while (n <= (size_t)fd)
+        n *= 2;
     struct watch *w = realloc(l->watches, n * sizeof *w);
     if (!w) return WM_ERR_NOMEM;
     memset(w + l->nwatches, 0, (n - l->nwatches) * sizeof *w);
@@ -128,9 +129,12 @@ enum wm_err loop_watch(struct loop *l, int fd, unsigned events, loop_io_fn fn, v
     int op = w->active ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(l->epfd, op, fd, &ev) < 0) {
         /* The fd may have been closed and reused behind our back: start afresh. */
-        if (op == EPOLL_CTL_MOD && errno == ENOENT) op = EPOLL_CTL_ADD;
-        else if (op == EPOLL_CTL_ADD && errno == EEXIST) op = EPOLL_CTL_MOD;
-        else return WM_ERR_IO;
+        if (op == EPOLL_CTL_MOD && errno == ENOENT)
+            op = EPOLL_CTL_ADD;
+        else if (op == EPOLL_CTL_ADD && errno == EEXIST)
+            op = EPOLL_CTL_MOD;
+        else
+            return WM_ERR_IO;
         if (epoll_ctl(l->epfd, op, fd, &ev) < 0) return WM_ERR_IO;
     }
     w->fn = fn;
@@ -158,7 +162,8 @@ struct loop_timer *loop_timer_add(struct loop *l, int64_t delay_ms, loop_fn fn, 
     t->fn = fn;
     t->arg = arg;
     struct loop_timer **pos = &l->timers;
-    while (*pos && (*pos)->due_ms <= t->due_ms) pos = &(*pos)->next;
+    while (*pos && (*pos)->due_ms <= t->due_ms)
+        pos = &(*pos)->next;
     t->next = *pos;
     *pos = t;
     return t;
@@ -277,11 +282,13 @@ enum wm_err loop_run(struct loop *l)
     struct epoll_event evs[64];
     l->stopping = false;
     while (!l->stopping) {
-        for (size_t i = 0; i < l->nhooks; i++) l->hooks[i].fn(l->hooks[i].arg);
+        for (size_t i = 0; i < l->nhooks; i++)
+            l->hooks[i].fn(l->hooks[i].arg);
         int n = epoll_wait(l->epfd, evs, 64, wait_timeout_ms(l));
         if (n < 0 && errno != EINTR) return WM_ERR_IO;
         l->now_ms = monotonic_ms();
-        for (int i = 0; i < n; i++) dispatch(l, &evs[i]);
+        for (int i = 0; i < n; i++)
+            dispatch(l, &evs[i]);
         run_due_timers(l);
     }
     return WM_OK;

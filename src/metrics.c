@@ -26,7 +26,8 @@ void metrics_observe_lag(struct metrics *m, double seconds)
 {
     if (seconds < 0) seconds = 0;
     size_t i = 0;
-    while (i < WM_LAG_BUCKETS && seconds > lag_bounds[i]) i++;
+    while (i < WM_LAG_BUCKETS && seconds > lag_bounds[i])
+        i++;
     atomic_fetch_add_explicit(&m->lag_bucket[i], 1, memory_order_relaxed);
     uint64_t us = (uint64_t)(seconds * 1e6);
     atomic_fetch_add_explicit(&m->lag_sum_us, us, memory_order_relaxed);
@@ -37,9 +38,8 @@ void metrics_observe_lag(struct metrics *m, double seconds)
 
 const char *metrics_reject_name(enum wm_reject r)
 {
-    static const char *names[WM_REJECT_COUNT] = {"malformed", "too_big", "unsafe_path", "lag",
-                                                 "filter",    "url",     "stale",
-                                                 "unsupported"};
+    static const char *names[WM_REJECT_COUNT] = {
+        "malformed", "too_big", "unsafe_path", "lag", "filter", "url", "stale", "unsupported"};
     return (unsigned)r < WM_REJECT_COUNT ? names[r] : "other";
 }
 
@@ -96,9 +96,12 @@ static void gauge(struct out *o, const char *name, const char *help, double v)
 static void emit_label(struct out *o, const char *s)
 {
     for (; *s; s++) {
-        if (*s == '\\' || *s == '"') emit(o, "\\%c", *s);
-        else if (*s == '\n') emit(o, "\\n");
-        else emit(o, "%c", *s);
+        if (*s == '\\' || *s == '"')
+            emit(o, "\\%c", *s);
+        else if (*s == '\n')
+            emit(o, "\\n");
+        else
+            emit(o, "%c", *s);
     }
 }
 
@@ -130,7 +133,8 @@ static void render_lag(struct out *o, const struct metrics *m)
         if (i < WM_LAG_BUCKETS)
             emit(o, "wmesh_lag_seconds_bucket{le=\"%g\"} %llu\n", lag_bounds[i],
                  (unsigned long long)cumulative);
-        else emit(o, "wmesh_lag_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
+        else
+            emit(o, "wmesh_lag_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
     }
     emit(o, "wmesh_lag_seconds_sum %.6f\nwmesh_lag_seconds_count %llu\n",
          (double)get(&m->lag_sum_us) / 1e6, (unsigned long long)cumulative);

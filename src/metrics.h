@@ -38,10 +38,10 @@ struct metrics {
     atomic_uint_fast64_t published;
     atomic_uint_fast64_t retries;
     atomic_uint_fast64_t retention_removed;
-    atomic_int_fast64_t journal_live;       /* announcements journaled and not finished */
+    atomic_int_fast64_t journal_live; /* announcements journaled and not finished */
     atomic_uint_fast64_t rejected[WM_REJECT_COUNT];
-    atomic_int_fast64_t queue_depth;        /* announcements admitted, not yet finished */
-    atomic_int_fast64_t last_message_ns;    /* wall clock of the last message received */
+    atomic_int_fast64_t queue_depth;     /* announcements admitted, not yet finished */
+    atomic_int_fast64_t last_message_ns; /* wall clock of the last message received */
     atomic_uint_fast64_t lag_bucket[WM_LAG_BUCKETS + 1]; /* last one is +Inf */
     atomic_uint_fast64_t lag_sum_us;
     atomic_uint_fast64_t lag_max_us;

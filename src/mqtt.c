@@ -28,19 +28,19 @@ struct mqtt_link {
     char **subs;
     size_t nsubs;
     int keepalive_s;
-    int fd;               /* the socket we watch, -1 when none */
-    unsigned watched;     /* events asked of the loop for fd */
-    bool connected;       /* CONNACK accepted */
+    int fd;           /* the socket we watch, -1 when none */
+    unsigned watched; /* events asked of the loop for fd */
+    bool connected;   /* CONNACK accepted */
     bool ever_connected;
     bool closing;
-    bool paused;          /* not reading: backpressure */
-    bool held;            /* not writing: acknowledgements must wait */
+    bool paused; /* not reading: backpressure */
+    bool held;   /* not writing: acknowledgements must wait */
     int64_t backoff_ms;
     int pending;          /* QoS 1 publishes not yet acknowledged */
     bool v5;              /* speaking MQTT 5 */
     char last_error[256]; /* the library's last error message, to log each once a minute */
     int64_t last_error_ms;
-    bool may_fall_back;   /* MQTT_AUTO: retry with 3.1.1 if the broker refuses 5 */
+    bool may_fall_back; /* MQTT_AUTO: retry with 3.1.1 if the broker refuses 5 */
     bool clean;
     unsigned session_expiry_s;
     mosquitto_property *publish_props; /* content type, for MQTT 5 publishes */
@@ -105,8 +105,8 @@ static void update_watch(struct mqtt_link *l)
         unwatch_socket(l);
         l->fd = fd;
     }
-    unsigned want = (l->paused ? 0 : LOOP_READ) |
-                    (!l->held && mosquitto_want_write(l->mosq) ? LOOP_WRITE : 0);
+    unsigned want =
+        (l->paused ? 0 : LOOP_READ) | (!l->held && mosquitto_want_write(l->mosq) ? LOOP_WRITE : 0);
     if (want == l->watched) return;
     if (want == 0) {
         loop_unwatch(l->loop, fd); /* keeps l->fd: the socket is still ours */
@@ -142,9 +142,9 @@ static void start_connect(void *arg)
     struct mqtt_link *l = arg;
     l->reconnect_timer = NULL;
     if (l->closing) return;
-    int rc = l->ever_connected ? mosquitto_reconnect_async(l->mosq)
-                               : mosquitto_connect_async(l->mosq, l->url.host, l->url.port,
-                                                         l->keepalive_s);
+    int rc = l->ever_connected
+                 ? mosquitto_reconnect_async(l->mosq)
+                 : mosquitto_connect_async(l->mosq, l->url.host, l->url.port, l->keepalive_s);
     if (rc != MOSQ_ERR_SUCCESS) {
         log_warn("broker %s: connect failed: %s", l->label,
                  rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
@@ -278,7 +278,7 @@ static enum wm_err set_protocol(struct mqtt_link *l, bool v5)
     int rc = mosquitto_connect_bind_v5(l->mosq, l->url.host, -1, l->keepalive_s, NULL, props);
     mosquitto_property_free_all(&props);
     if (rc != MOSQ_ERR_INVAL) return WM_ERR_LIB; /* the library no longer works as described */
-    l->ever_connected = false; /* the next attempt must be a full connect_async */
+    l->ever_connected = false;                   /* the next attempt must be a full connect_async */
     mosquitto_property_free_all(&l->publish_props);
     if (v5 && mosquitto_property_add_string(&l->publish_props, MQTT_PROP_CONTENT_TYPE,
                                             "application/json") != MOSQ_ERR_SUCCESS)
@@ -370,7 +370,8 @@ void mqtt_link_free(struct mqtt_link **lp)
     }
     mosquitto_property_free_all(&l->publish_props);
     loop_remove_hook(l->loop, flush_hook, l);
-    for (size_t i = 0; i < l->nsubs; i++) free(l->subs[i]);
+    for (size_t i = 0; i < l->nsubs; i++)
+        free(l->subs[i]);
     free(l->subs);
     url_clear(&l->url);
     free(l);
@@ -389,9 +390,11 @@ enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *pay
         /* Not connected: libmosquitto has queued the message and sends it after CONNACK. */
         l->pending++;
         return WM_OK;
-    case MOSQ_ERR_NOMEM: return WM_ERR_NOMEM;
+    case MOSQ_ERR_NOMEM:
+        return WM_ERR_NOMEM;
     case MOSQ_ERR_PAYLOAD_SIZE:
-    case MOSQ_ERR_OVERSIZE_PACKET: return WM_ERR_TOOBIG;
+    case MOSQ_ERR_OVERSIZE_PACKET:
+        return WM_ERR_TOOBIG;
     default:
         log_warn("broker %s: publish on %s: %s", l->label, topic, mosquitto_strerror(rc));
         return WM_ERR_INVAL;

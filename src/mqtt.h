@@ -36,10 +36,10 @@ enum mqtt_protocol {
 
 struct mqtt_options {
     enum mqtt_protocol protocol;
-    const char *url;           /* mqtt[s]://user:pass@host:port */
-    const char *client_id;     /* NULL: random id and a clean session */
-    bool clean_session;        /* false keeps a persistent session (with a client_id) */
-    int keepalive_s;           /* 0: 30 */
+    const char *url;                  /* mqtt[s]://user:pass@host:port */
+    const char *client_id;            /* NULL: random id and a clean session */
+    bool clean_session;               /* false keeps a persistent session (with a client_id) */
+    int keepalive_s;                  /* 0: 30 */
     const char *const *subscriptions; /* topic filters subscribed at QoS 1 on every connect */
     size_t nsubscriptions;
     int max_inflight;          /* outgoing QoS 1 messages awaiting PUBACK; 0: 1000 */
@@ -56,8 +56,8 @@ void mqtt_link_free(struct mqtt_link **link);
 /* Queues a QoS 1 publish; *mid (may be NULL) identifies it in on_published. Messages published
  * while disconnected are sent after the next connect. Under MQTT 5 the message carries the
  * content type application/json, without which Sarracenia 3 subscribers drop it. */
-enum wm_err mqtt_publish(struct mqtt_link *link, const char *topic, const void *payload,
-                         size_t len, int *mid);
+enum wm_err mqtt_publish(struct mqtt_link *link, const char *topic, const void *payload, size_t len,
+                         int *mid);
 
 /* Writes what is queued now rather than in the link's pre-wait hook (for publishes queued by a
  * later hook in the same turn). Honours mqtt_hold_writes. */

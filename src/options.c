@@ -82,8 +82,10 @@ static int parse_one(struct options *o, int argc, char **argv, int *i)
     }
     const char *text = "1";
     if (s->kind != OPT_FLAG) {
-        if (eq) text = eq + 1;
-        else if (*i + 1 < argc) text = argv[++*i];
+        if (eq)
+            text = eq + 1;
+        else if (*i + 1 < argc)
+            text = argv[++*i];
         else {
             fprintf(stderr, "%s: --%s needs a value\n", argv[0], s->name);
             return -1;
@@ -131,25 +133,31 @@ static enum wm_err insert_file_value(struct options *o, const struct option_spec
 }
 
 /* Checks one "name value" line of a configuration file and adds it. */
-static int config_line(struct options *o, const char *cmd, const char *path, int lineno,
-                       char *line, size_t *nfile)
+static int config_line(struct options *o, const char *cmd, const char *path, int lineno, char *line,
+                       size_t *nfile)
 {
     char *name = line;
-    while (*name == ' ' || *name == '\t') name++;
+    while (*name == ' ' || *name == '\t')
+        name++;
     size_t n = strlen(name);
-    while (n > 0 && strchr(" \t\r\n", name[n - 1])) name[--n] = '\0';
+    while (n > 0 && strchr(" \t\r\n", name[n - 1]))
+        name[--n] = '\0';
     if (!*name || *name == '#') return 0;
     char *value = name + strcspn(name, " \t");
     if (*value) *value++ = '\0';
-    while (*value == ' ' || *value == '\t') value++;
+    while (*value == ' ' || *value == '\t')
+        value++;
     const struct option_spec *s = find_spec(o->specs, name, strlen(name));
     const char *why = NULL;
-    if (!s || strcmp(name, "config") == 0) why = "unknown option";
+    if (!s || strcmp(name, "config") == 0)
+        why = "unknown option";
     else if (s->kind == OPT_FLAG && *value && strcmp(value, "true") && strcmp(value, "1") &&
              strcmp(value, "yes") && strcmp(value, "on"))
         why = "a flag takes no value but true/yes/on/1";
-    else if (s->kind != OPT_FLAG && !*value) why = "needs a value";
-    else if (s->kind == OPT_NUMBER && !valid_number(value)) why = "wants a number";
+    else if (s->kind != OPT_FLAG && !*value)
+        why = "needs a value";
+    else if (s->kind == OPT_NUMBER && !valid_number(value))
+        why = "wants a number";
     if (why) {
         fprintf(stderr, "%s: %s:%d: %s: %s\n", cmd, path, lineno, why, name);
         return -1;
@@ -222,7 +230,8 @@ fail:
 void options_free(struct options **op)
 {
     if (!op || !*op) return;
-    for (size_t i = 0; i < (*op)->nfile_texts; i++) free((*op)->file_texts[i]);
+    for (size_t i = 0; i < (*op)->nfile_texts; i++)
+        free((*op)->file_texts[i]);
     free((*op)->file_texts);
     free((*op)->values);
     free((*op)->positional);

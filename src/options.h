@@ -11,11 +11,11 @@
 enum option_kind { OPT_STRING, OPT_NUMBER, OPT_FLAG };
 
 struct option_spec {
-    const char *name;     /* without the leading "--" */
+    const char *name; /* without the leading "--" */
     enum option_kind kind;
     bool repeatable;
-    const char *metavar;  /* e.g. "URL"; NULL for flags */
-    const char *def;      /* default shown in --help and returned by options_get; may be NULL */
+    const char *metavar; /* e.g. "URL"; NULL for flags */
+    const char *def;     /* default shown in --help and returned by options_get; may be NULL */
     const char *help;
 };
 

@@ -117,8 +117,8 @@ static bool admissible(struct peer *p, struct announce **a, uint64_t jid, const 
         return false;
     }
     if (p->cfg->lag_warn_s > 0 && lag > p->cfg->lag_warn_s)
-        log_warn("late announcement %s lag=%.3fs: this peer may be falling behind",
-                 (*a)->rel_path, lag);
+        log_warn("late announcement %s lag=%.3fs: this peer may be falling behind", (*a)->rel_path,
+                 lag);
     if (has_file_op(*a)) {
         reject(p, a, jid, WM_REJECT_UNSUPPORTED, "fileOp not supported");
         return false;
@@ -187,8 +187,9 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed)
         reject(p, &a, jid, WM_REJECT_UNSAFE_PATH, "unsafe relPath");
         return;
     }
-    url = a->download_url ? strdup(a->download_url)
-                          : url_join(a->base_url, a->retrieve_path ? a->retrieve_path : a->rel_path);
+    url = a->download_url
+              ? strdup(a->download_url)
+              : url_join(a->base_url, a->retrieve_path ? a->retrieve_path : a->rel_path);
     if (!url) {
         log_error("dropping %s: out of memory", a->rel_path);
         announce_free(&a);
@@ -197,7 +198,8 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed)
     }
     if (!admissible(p, &a, jid, url)) goto done;
     bool seeable = a->sum.method != WM_SUM_COD;
-    if (!replayed && p->seen && seeable && seen_contains(p->seen, seen_key(key, &a->sum), now_s())) {
+    if (!replayed && p->seen && seeable &&
+        seen_contains(p->seen, seen_key(key, &a->sum), now_s())) {
         duplicate(p, &a, jid, "");
         goto done;
     }
@@ -232,8 +234,10 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed)
     atomic_fetch_add(&p->metrics.queue_depth, 1);
     /* A journaled announcement whose file is already held was stored before a restart, maybe
      * without being announced: announce it (again) rather than fetch it again. */
-    if (h == HOLDS_SAME) job_reannounce_held(j, &held);
-    else job_start(j);
+    if (h == HOLDS_SAME)
+        job_reannounce_held(j, &held);
+    else
+        job_start(j);
 done:
     free(url);
 }
@@ -246,9 +250,10 @@ static void apply_backpressure(struct peer *p)
     bool want = p->reading ? held < p->cfg->max_queue : held < p->cfg->max_queue / 2;
     if (want == p->reading) return;
     p->reading = want;
-    log_info("%s reading upstream brokers: %zu announcements in hand", want ? "resuming" : "pausing",
-             held);
-    for (size_t i = 0; i < p->nup; i++) mqtt_set_reading(p->up[i].link, want);
+    log_info("%s reading upstream brokers: %zu announcements in hand",
+             want ? "resuming" : "pausing", held);
+    for (size_t i = 0; i < p->nup; i++)
+        mqtt_set_reading(p->up[i].link, want);
 }
 
 static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg *msg)
@@ -328,9 +333,11 @@ static void journal_hook(void *arg)
         if (failing)
             log_error("journal sync failed (%s): holding acknowledgements until it works",
                       strerror(errno));
-        else log_info("journal sync works again: acknowledging");
+        else
+            log_info("journal sync works again: acknowledging");
         p->journal_failing = failing;
-        for (size_t i = 0; i < p->nup; i++) mqtt_hold_writes(p->up[i].link, failing);
+        for (size_t i = 0; i < p->nup; i++)
+            mqtt_hold_writes(p->up[i].link, failing);
     }
     if (!failing) store_parked(p);
 }
@@ -369,10 +376,13 @@ static void derive_client_id(const struct peer_config *cfg, const char *dir, cha
     char real[PATH_MAX];
     if (realpath(dir, real)) dir = real;
     uint32_t h = 2166136261u;
-    for (const char *c = dir; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+    for (const char *c = dir; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
     /* Stable across restarts so the broker keeps our session and queues what we miss. */
-    if (cfg->instance > 0) snprintf(out, outlen, "wmesh-%.40s-%08x-%d", host, h, cfg->instance);
-    else snprintf(out, outlen, "wmesh-%.40s-%08x", host, h);
+    if (cfg->instance > 0)
+        snprintf(out, outlen, "wmesh-%.40s-%08x-%d", host, h, cfg->instance);
+    else
+        snprintf(out, outlen, "wmesh-%.40s-%08x", host, h);
 }
 
 static enum wm_err subscriptions(const struct peer_config *c, char ***out)
@@ -420,7 +430,8 @@ static enum wm_err start_upstreams(struct peer *p, const char *client_id)
         u->metric = metrics_add_broker(&p->metrics, mqtt_label(u->link));
         if (u->metric < 0) e = WM_ERR_TOOBIG;
     }
-    for (size_t i = 0; subs && subs[i]; i++) free(subs[i]);
+    for (size_t i = 0; subs && subs[i]; i++)
+        free(subs[i]);
     free(subs);
     return e;
 }
@@ -478,9 +489,12 @@ static enum wm_err open_state(struct peer *p, char *path, size_t pathlen)
 {
     const struct peer_config *c = p->cfg;
     char dir[PATH_MAX];
-    if (c->state_dir) snprintf(dir, sizeof dir, "%s", c->state_dir);
-    else if (c->instance > 0) snprintf(dir, sizeof dir, "%s/.wmesh-state-%d", c->dir, c->instance);
-    else snprintf(dir, sizeof dir, "%s/.wmesh-state", c->dir);
+    if (c->state_dir)
+        snprintf(dir, sizeof dir, "%s", c->state_dir);
+    else if (c->instance > 0)
+        snprintf(dir, sizeof dir, "%s/.wmesh-state-%d", c->dir, c->instance);
+    else
+        snprintf(dir, sizeof dir, "%s/.wmesh-state", c->dir);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         log_error("cannot make the state directory %s: %s", dir, strerror(errno));
         return WM_ERR_IO;
@@ -601,8 +615,8 @@ int peer_run(const struct peer_config *cfg)
     char client_id[256];
     enum wm_err e = start(&p, client_id, sizeof client_id);
     if (e == WM_OK) {
-        log_info("peer up: tree %s, %zu upstream broker(s), client id %s", tree_path(p.tree),
-                 p.nup, client_id);
+        log_info("peer up: tree %s, %zu upstream broker(s), client id %s", tree_path(p.tree), p.nup,
+                 client_id);
         e = loop_run(p.loop);
     }
     stop(&p);

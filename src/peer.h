@@ -12,37 +12,37 @@ struct filter;
 
 /* Everything the peer needs; strings are borrowed and must outlive peer_run(). */
 struct peer_config {
-    const char *name;                /* for logs; NULL: none */
-    const char *dir;                 /* the tree */
-    const char *state_dir;           /* journal and seen-cache; NULL: <dir>/.wmesh-state */
-    const char *const *brokers;      /* upstream broker URLs */
+    const char *name;           /* for logs; NULL: none */
+    const char *dir;            /* the tree */
+    const char *state_dir;      /* journal and seen-cache; NULL: <dir>/.wmesh-state */
+    const char *const *brokers; /* upstream broker URLs */
     size_t nbrokers;
-    const char *post_broker;         /* NULL: do not announce */
-    const char *post_base_url;       /* baseUrl of our re-announcements */
-    const char *http_listen;         /* NULL: no embedded HTTP server */
-    const char *client_id;           /* NULL: derived from the host name, the tree and instance */
-    int instance;                    /* > 0: one of several processes sharing a subscription */
-    const char *share_group;         /* NULL, or an MQTT 5 shared subscription group */
+    const char *post_broker;   /* NULL: do not announce */
+    const char *post_base_url; /* baseUrl of our re-announcements */
+    const char *http_listen;   /* NULL: no embedded HTTP server */
+    const char *client_id;     /* NULL: derived from the host name, the tree and instance */
+    int instance;              /* > 0: one of several processes sharing a subscription */
+    const char *share_group;   /* NULL, or an MQTT 5 shared subscription group */
     const char *exchange;
     const char *topic_prefix;
     const char *const *subtopics;
     size_t nsubtopics;
     enum wm_format post_format;
-    const struct filter *filter;     /* NULL: accept everything */
-    double lag_warn_s;               /* <= 0: never warn */
-    double lag_drop_s;               /* <= 0: never drop */
-    size_t max_message;              /* bytes; larger payloads are refused */
-    int max_downloads;               /* concurrent downloads */
-    double retry_for_s;              /* keep retrying a failed download this long */
-    int64_t max_size;                /* largest file downloaded, bytes; 0: no limit */
-    double connect_timeout_s;        /* download connection timeout */
-    double stall_timeout_s;          /* a download that moves no byte this long is cut */
-    const char *cafile;              /* CA certificates for mqtts and https; NULL: system's */
-    size_t seen_capacity;            /* seen-cache entries; 0: no cache */
-    double seen_ttl_s;               /* how long a version stays in the seen-cache */
-    size_t max_queue;                /* announcements held before reading pauses */
-    double retention_s;              /* remove files older than this; 0: keep everything */
-    bool survive_power_loss;         /* fdatasync the journal and syncfs the tree every turn */
+    const struct filter *filter; /* NULL: accept everything */
+    double lag_warn_s;           /* <= 0: never warn */
+    double lag_drop_s;           /* <= 0: never drop */
+    size_t max_message;          /* bytes; larger payloads are refused */
+    int max_downloads;           /* concurrent downloads */
+    double retry_for_s;          /* keep retrying a failed download this long */
+    int64_t max_size;            /* largest file downloaded, bytes; 0: no limit */
+    double connect_timeout_s;    /* download connection timeout */
+    double stall_timeout_s;      /* a download that moves no byte this long is cut */
+    const char *cafile;          /* CA certificates for mqtts and https; NULL: system's */
+    size_t seen_capacity;        /* seen-cache entries; 0: no cache */
+    double seen_ttl_s;           /* how long a version stays in the seen-cache */
+    size_t max_queue;            /* announcements held before reading pauses */
+    double retention_s;          /* remove files older than this; 0: keep everything */
+    bool survive_power_loss;     /* fdatasync the journal and syncfs the tree every turn */
 };
 
 /* Runs the peer until SIGINT or SIGTERM. Returns 0 on a clean stop, non-zero when it could not

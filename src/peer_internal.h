@@ -31,18 +31,18 @@ struct deferred {
 /* One file version being obtained: created at admission, freed by job_finish(). */
 struct job {
     struct peer *peer;
-    char *key;              /* the clean relPath: the in-flight table's key */
-    struct announce *a;     /* the announcement acted on */
-    uint64_t jid;           /* its journal id (0: not journaled) */
-    bool replayed;          /* from the journal: may be held already, and then only re-announced */
-    char **urls;            /* sources: the first announcer, then others that announced it too */
+    char *key;          /* the clean relPath: the in-flight table's key */
+    struct announce *a; /* the announcement acted on */
+    uint64_t jid;       /* its journal id (0: not journaled) */
+    bool replayed;      /* from the journal: may be held already, and then only re-announced */
+    char **urls;        /* sources: the first announcer, then others that announced it too */
     size_t nurls, next_url;
     struct tree_tmp tmp;
     bool has_tmp;
     struct integrity_ctx *hash;
     int64_t bytes;
-    int write_errno;        /* set when writing the temporary file failed */
-    int attempts;           /* rounds over every source that failed */
+    int write_errno; /* set when writing the temporary file failed */
+    int attempts;    /* rounds over every source that failed */
     int64_t first_try_ms;
     struct loop_timer *retry_timer;
     bool downloading;
@@ -70,17 +70,17 @@ struct peer {
     struct upstream *up;
     size_t nup;
     struct mqtt_link *post;
-    struct strmap *inflight;  /* clean relPath -> struct job */
+    struct strmap *inflight;               /* clean relPath -> struct job */
     struct job *parked_head, *parked_tail; /* verified; stored once their record is durable */
     struct job *wait_head, *wait_tail;
     size_t nwaiting;
-    int active;               /* downloads running */
+    int active; /* downloads running */
     struct journal *journal;
     struct seen *seen;
     char seen_path[PATH_MAX + 16];
     unsigned housekeeping_rounds;
-    uint64_t *ack_jid;        /* journal id of each re-announcement awaiting its PUBACK, by mid */
-    bool reading;             /* upstream links are being read (not pushed back) */
+    uint64_t *ack_jid; /* journal id of each re-announcement awaiting its PUBACK, by mid */
+    bool reading;      /* upstream links are being read (not pushed back) */
     bool journal_failing;
     struct loop_timer *housekeeping;
     struct retention *retention;

@@ -93,7 +93,8 @@ static void discard_tmp(struct job *j)
 
 static void free_job(struct job *j)
 {
-    for (size_t i = 0; i < j->nurls; i++) free(j->urls[i]);
+    for (size_t i = 0; i < j->nurls; i++)
+        free(j->urls[i]);
     free(j->urls);
     free(j->key);
     announce_free(&j->a);
@@ -111,7 +112,8 @@ void job_finish(struct job *j)
     struct deferred *deferred = j->deferred;
     size_t ndeferred = j->ndeferred;
     free_job(j);
-    for (size_t i = 0; i < ndeferred; i++) peer_admit(p, deferred[i].a, deferred[i].jid, true);
+    for (size_t i = 0; i < ndeferred; i++)
+        peer_admit(p, deferred[i].a, deferred[i].jid, true);
     free(deferred);
 }
 
@@ -173,10 +175,13 @@ static const struct wm_checksum *verified_sum(const struct announce *a,
 {
     switch (a->sum.method) {
     case WM_SUM_RANDOM:
-    case WM_SUM_ARBITRARY: return &a->sum; /* nothing to check against */
+    case WM_SUM_ARBITRARY:
+        return &a->sum; /* nothing to check against */
     case WM_SUM_COD:
-    case WM_SUM_MD5NAME: return computed;
-    default: return integrity_equal(computed, &a->sum) ? computed : NULL;
+    case WM_SUM_MD5NAME:
+        return computed;
+    default:
+        return integrity_equal(computed, &a->sum) ? computed : NULL;
     }
 }
 
@@ -233,8 +238,8 @@ static void retry_or_give_up(struct job *j, const char *why)
     int64_t waited = loop_now_ms(p->loop) - j->first_try_ms;
     j->attempts++;
     if (waited >= (int64_t)(p->cfg->retry_for_s * 1000)) {
-        log_warn("failed %s lag=%.3fs: %s; gave up after %d attempt(s) in %.0f s",
-                 j->a->rel_path, peer_lag(j->a), why, j->attempts, (double)waited / 1000);
+        log_warn("failed %s lag=%.3fs: %s; gave up after %d attempt(s) in %.0f s", j->a->rel_path,
+                 peer_lag(j->a), why, j->attempts, (double)waited / 1000);
         peer_journal_done(p, j->jid);
         job_finish(j);
         return;
@@ -279,8 +284,10 @@ static void store_when_durable(struct job *j, const struct wm_checksum *sum)
         job_store(j);
         return;
     }
-    if (p->parked_tail) p->parked_tail->next_parked = j;
-    else p->parked_head = j;
+    if (p->parked_tail)
+        p->parked_tail->next_parked = j;
+    else
+        p->parked_head = j;
     p->parked_tail = j;
 }
 
@@ -292,8 +299,8 @@ static void store_inline(struct job *j)
     struct announce *a = j->a;
     struct wm_checksum computed;
     enum wm_sum method = a->sum.method == WM_SUM_COD ? a->sum.cod_method : a->sum.method;
-    enum wm_err e = integrity_of_buffer(method, basename_of(j->key), a->content, a->content_len,
-                                        &computed);
+    enum wm_err e =
+        integrity_of_buffer(method, basename_of(j->key), a->content, a->content_len, &computed);
     const struct wm_checksum *sum = e == WM_OK ? verified_sum(a, &computed) : NULL;
     if (!sum) {
         add(&p->metrics.integrity_failures, 1);
@@ -380,8 +387,10 @@ static const struct wm_checksum *check_transfer(struct job *j, enum wm_err err, 
         add(&p->metrics.download_errors, 1);
         if (j->write_errno)
             snprintf(reason, rlen, "cannot write the tree: %s", strerror(j->write_errno));
-        else if (status && status != 200) snprintf(reason, rlen, "HTTP %ld from %s", status, url);
-        else snprintf(reason, rlen, "%s from %s", why, url);
+        else if (status && status != 200)
+            snprintf(reason, rlen, "HTTP %ld from %s", status, url);
+        else
+            snprintf(reason, rlen, "%s from %s", why, url);
         log_warn("download of %s failed: %s", j->a->rel_path, reason);
         return NULL;
     }
@@ -437,8 +446,10 @@ static void start_waiting(struct peer *p)
 static void enqueue(struct job *j)
 {
     struct peer *p = j->peer;
-    if (p->wait_tail) p->wait_tail->next_waiting = j;
-    else p->wait_head = j;
+    if (p->wait_tail)
+        p->wait_tail->next_waiting = j;
+    else
+        p->wait_head = j;
     p->wait_tail = j;
     p->nwaiting++;
     start_waiting(p);
@@ -446,8 +457,10 @@ static void enqueue(struct job *j)
 
 void job_start(struct job *j)
 {
-    if (j->a->content) store_inline(j);
-    else enqueue(j);
+    if (j->a->content)
+        store_inline(j);
+    else
+        enqueue(j);
 }
 
 /* At shutdown: forget every job. Downloads in progress are abandoned; their temporary files go
@@ -462,7 +475,8 @@ void jobs_drop_all(struct peer *p)
         strmap_remove(p->inflight, j->key);
         discard_tmp(j);
         loop_timer_cancel(p->loop, &j->retry_timer);
-        for (size_t i = 0; i < j->ndeferred; i++) announce_free(&j->deferred[i].a);
+        for (size_t i = 0; i < j->ndeferred; i++)
+            announce_free(&j->deferred[i].a);
         free(j->deferred);
         free_job(j);
     }

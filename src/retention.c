@@ -27,10 +27,14 @@ enum wm_err retention_parse_duration(const char *text, double *seconds)
     double v = strtod(text, &end);
     if (errno || end == text || !isfinite(v) || v <= 0) return WM_ERR_INVAL;
     double unit = 1;
-    if (*end == 'm') unit = 60;
-    else if (*end == 'h') unit = 3600;
-    else if (*end == 'd') unit = 86400;
-    else if (*end != 's' && *end != '\0') return WM_ERR_INVAL;
+    if (*end == 'm')
+        unit = 60;
+    else if (*end == 'h')
+        unit = 3600;
+    else if (*end == 'd')
+        unit = 86400;
+    else if (*end != 's' && *end != '\0')
+        return WM_ERR_INVAL;
     if (*end && end[1] != '\0') return WM_ERR_INVAL;
     *seconds = v * unit;
     return WM_OK;

@@ -21,7 +21,8 @@ struct strmap {
 static uint64_t fnv1a(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
 
@@ -57,7 +58,8 @@ void strmap_free(struct strmap **mp)
 static struct entry **find(const struct strmap *m, const char *key, uint64_t h)
 {
     struct entry **pos = &m->buckets[h & (m->nbuckets - 1)];
-    while (*pos && ((*pos)->hash != h || strcmp((*pos)->key, key) != 0)) pos = &(*pos)->next;
+    while (*pos && ((*pos)->hash != h || strcmp((*pos)->key, key) != 0))
+        pos = &(*pos)->next;
     return pos;
 }
 

@@ -49,8 +49,8 @@ enum wm_err tree_clean_relpath(const char *rel_path, char *out, size_t outlen);
 
 /* A file being written before it joins the tree. */
 struct tree_tmp {
-    int fd;         /* open for writing; owned by the tree_tmp until commit or discard */
-    char name[64];  /* its name inside WM_TREE_TMPDIR */
+    int fd;        /* open for writing; owned by the tree_tmp until commit or discard */
+    char name[64]; /* its name inside WM_TREE_TMPDIR */
 };
 
 /* Creates a fresh, uniquely named temporary file. */

@@ -50,7 +50,7 @@ static int default_port(const char *scheme)
     static const struct {
         const char *scheme;
         int port;
-    } ports[] = {{"mqtt", 1883}, {"mqtts", 8883}, {"ws", 80},    {"wss", 443},
+    } ports[] = {{"mqtt", 1883}, {"mqtts", 8883}, {"ws", 80},     {"wss", 443},
                  {"http", 80},   {"https", 443},  {"amqp", 5672}, {"amqps", 5671}};
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
         if (strcmp(scheme, ports[i].scheme) == 0) return ports[i].port;
@@ -117,7 +117,8 @@ enum wm_err url_parse(const char *text, struct wm_url *out)
     enum wm_err err = WM_ERR_NOMEM;
     out->scheme = dup_range(text, (size_t)(sep - text));
     if (!out->scheme) goto fail;
-    for (char *c = out->scheme; *c; c++) *c = (char)tolower((unsigned char)*c);
+    for (char *c = out->scheme; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
 
     const char *auth = sep + 3;
     const char *slash = strchr(auth, '/');
@@ -178,10 +179,13 @@ char *url_join(const char *base, const char *rel)
 {
     if (!base || !rel) return NULL;
     size_t blen = strlen(base);
-    while (blen > 0 && base[blen - 1] == '/') blen--;
-    while (*rel == '/') rel++;
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
+    while (*rel == '/')
+        rel++;
     size_t need = blen + 2;
-    for (const char *p = rel; *p; p++) need += needs_escape((unsigned char)*p) ? 3 : 1;
+    for (const char *p = rel; *p; p++)
+        need += needs_escape((unsigned char)*p) ? 3 : 1;
     char *u = malloc(need);
     if (!u) return NULL;
     memcpy(u, base, blen);

@@ -13,9 +13,9 @@ struct wm_url {
     char *scheme; /* lower case: mqtt, mqtts, ws, http, https, ... */
     char *user;   /* NULL when absent */
     char *password;
-    char *host;   /* without brackets for IPv6 literals */
-    int port;     /* the scheme's default when absent (mqtt 1883, mqtts 8883, http 80, https 443) */
-    char *path;   /* "" or starting with '/' */
+    char *host; /* without brackets for IPv6 literals */
+    int port;   /* the scheme's default when absent (mqtt 1883, mqtts 8883, http 80, https 443) */
+    char *path; /* "" or starting with '/' */
 };
 
 enum wm_err url_parse(const char *text, struct wm_url *out);

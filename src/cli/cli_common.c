@@ -14,9 +14,12 @@ const char *cli_none_to_null(const char *text)
 
 int cli_parse_format(const char *text, enum wm_format *out)
 {
-    if (text && strcmp(text, "v03") == 0) *out = WM_FORMAT_V03;
-    else if (text && strcmp(text, "array") == 0) *out = WM_FORMAT_ARRAY;
-    else if (text && strcmp(text, "wnm") == 0) *out = WM_FORMAT_WNM;
+    if (text && strcmp(text, "v03") == 0)
+        *out = WM_FORMAT_V03;
+    else if (text && strcmp(text, "array") == 0)
+        *out = WM_FORMAT_ARRAY;
+    else if (text && strcmp(text, "wnm") == 0)
+        *out = WM_FORMAT_WNM;
     else {
         fprintf(stderr, "wmesh: unknown message format \"%s\" (v03, array or wnm)\n",
                 text ? text : "");

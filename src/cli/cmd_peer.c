@@ -45,7 +45,8 @@ static const struct option_spec specs[] = {
      "process: write them only (survives crashes and kills of the peer, faster)"},
     {"retry-for", OPT_NUMBER, false, "S", "3600", "keep retrying a failed download this long"},
     {"max-queue", OPT_NUMBER, false, "N", "1000", "announcements in hand before reading pauses"},
-    {"seen-capacity", OPT_NUMBER, false, "N", "100000", "seen-cache entries, 15 bytes each (0: none)"},
+    {"seen-capacity", OPT_NUMBER, false, "N", "100000",
+     "seen-cache entries, 15 bytes each (0: none)"},
     {"seen-ttl", OPT_NUMBER, false, "S", "86400", "how long the seen-cache remembers a version"},
     {"credentials", OPT_STRING, false, "FILE", NULL,
      "passwords for URLs that lack one (default ~/.config/wmesh/credentials.conf if present)"},
@@ -57,11 +58,13 @@ static const struct option_spec specs[] = {
     {NULL, 0, false, NULL, NULL, NULL},
 };
 
-#define USAGE "wmesh peer --dir DIR --broker URL [--broker URL ...] --post-broker URL|none [options]"
+#define USAGE                                                                                      \
+    "wmesh peer --dir DIR --broker URL [--broker URL ...] --post-broker URL|none [options]"
 
 static void free_strings(char **v)
 {
-    for (size_t i = 0; v && v[i]; i++) free(v[i]);
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
     free(v);
 }
 
@@ -207,8 +210,7 @@ int cmd_peer(int argc, char **argv)
     char **resolved = NULL, *post = NULL;
     struct credentials *cred = NULL;
     int rc = 2;
-    if (!f || configure(o, &c) != 0 || build_filter(o, f) != 0 ||
-        load_credentials(o, &cred) != 0)
+    if (!f || configure(o, &c) != 0 || build_filter(o, f) != 0 || load_credentials(o, &cred) != 0)
         goto done;
     brokers = options_get_all(o, "broker", &c.nbrokers);
     subtopics = options_get_all(o, "subtopic", &c.nsubtopics);

@@ -30,9 +30,12 @@ struct sub {
 static const char *format_name(enum wm_format f)
 {
     switch (f) {
-    case WM_FORMAT_V03: return "v03";
-    case WM_FORMAT_ARRAY: return "array";
-    case WM_FORMAT_WNM: return "wnm";
+    case WM_FORMAT_V03:
+        return "v03";
+    case WM_FORMAT_ARRAY:
+        return "array";
+    case WM_FORMAT_WNM:
+        return "wnm";
     }
     return "?";
 }
@@ -96,8 +99,8 @@ int cmd_sub(int argc, char **argv)
         const char *prefix = options_get(o, "topic-prefix");
         size_t n = strlen(options_get(o, "exchange")) + strlen(prefix) + strlen(subtopics[i]) + 3;
         if (!(topics[i] = malloc(n))) goto done;
-        snprintf(topics[i], n, "%s/%s%s%s", options_get(o, "exchange"), prefix, prefix[0] ? "/" : "",
-                 subtopics[i]);
+        snprintf(topics[i], n, "%s/%s%s%s", options_get(o, "exchange"), prefix,
+                 prefix[0] ? "/" : "", subtopics[i]);
     }
     s.loop = loop_new();
     struct mqtt_options mo = {.url = options_get(o, "broker"),
@@ -115,7 +118,8 @@ int cmd_sub(int argc, char **argv)
 done:
     mqtt_link_free(&link);
     loop_free(&s.loop);
-    for (size_t i = 0; topics && i < nsub; i++) free(topics[i]);
+    for (size_t i = 0; topics && i < nsub; i++)
+        free(topics[i]);
     free(topics);
     free(subtopics);
     options_free(&o);

@@ -18,29 +18,37 @@ static int test_passed, test_failed;
 
 #define ASSERT_TRUE(c)                                                                             \
     do {                                                                                           \
-        if (c) test_passed++;                                                                      \
-        else TEST_FAIL_AT("expected true: %s", #c);                                                \
+        if (c)                                                                                     \
+            test_passed++;                                                                         \
+        else                                                                                       \
+            TEST_FAIL_AT("expected true: %s", #c);                                                 \
     } while (0)
 
 #define ASSERT_EQ_INT(a, b)                                                                        \
     do {                                                                                           \
         intmax_t va_ = (intmax_t)(a), vb_ = (intmax_t)(b);                                         \
-        if (va_ == vb_) test_passed++;                                                             \
-        else TEST_FAIL_AT("%s == %s: %jd != %jd", #a, #b, va_, vb_);                               \
+        if (va_ == vb_)                                                                            \
+            test_passed++;                                                                         \
+        else                                                                                       \
+            TEST_FAIL_AT("%s == %s: %jd != %jd", #a, #b, va_, vb_);                                \
     } while (0)
 
 #define ASSERT_EQ_STR(a, b)                                                                        \
     do {                                                                                           \
         const char *sa_ = (a), *sb_ = (b);                                                         \
-        if (sa_ && sb_ && strcmp(sa_, sb_) == 0) test_passed++;                                    \
-        else TEST_FAIL_AT("%s == %s: \"%s\" != \"%s\"", #a, #b, sa_ ? sa_ : "(null)",             \
-                          sb_ ? sb_ : "(null)");                                                   \
+        if (sa_ && sb_ && strcmp(sa_, sb_) == 0)                                                   \
+            test_passed++;                                                                         \
+        else                                                                                       \
+            TEST_FAIL_AT("%s == %s: \"%s\" != \"%s\"", #a, #b, sa_ ? sa_ : "(null)",               \
+                         sb_ ? sb_ : "(null)");                                                    \
     } while (0)
 
 #define ASSERT_EQ_MEM(a, b, n)                                                                     \
     do {                                                                                           \
-        if (memcmp((a), (b), (n)) == 0) test_passed++;                                             \
-        else TEST_FAIL_AT("%s and %s differ in their first %zu bytes", #a, #b, (size_t)(n));      \
+        if (memcmp((a), (b), (n)) == 0)                                                            \
+            test_passed++;                                                                         \
+        else                                                                                       \
+            TEST_FAIL_AT("%s and %s differ in their first %zu bytes", #a, #b, (size_t)(n));        \
     } while (0)
 
 /* Prints the tally; use as the value of main(). */

@@ -68,8 +68,9 @@ static void test_config(void)
 
 int main(void)
 {
-    char *argv[] = {"peer", "--dir", "/tmp/t", "--broker=mqtt://a", "--broker", "mqtt://b",
-                    "--verbose", "file1", "--lag-warn", "2.5", "--", "--notanoption"};
+    char *argv[] = {"peer",       "--dir",    "/tmp/t",    "--broker=mqtt://a",
+                    "--broker",   "mqtt://b", "--verbose", "file1",
+                    "--lag-warn", "2.5",      "--",        "--notanoption"};
     bool help;
     struct options *o = options_parse("u", specs, 12, argv, &help);
     ASSERT_TRUE(o != NULL);

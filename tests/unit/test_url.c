@@ -33,8 +33,15 @@ static void test_parse(void)
     ASSERT_EQ_STR(u.host, "h");
     url_clear(&u);
 
-    const char *bad[] = {"", "localhost:1883", "mqtt://", "mqtt://h:0", "mqtt://h:65536",
-                         "mqtt://h:12x", "mqtt://[::1", "unknown://h", "mqtt://u:p@:1"};
+    const char *bad[] = {"",
+                         "localhost:1883",
+                         "mqtt://",
+                         "mqtt://h:0",
+                         "mqtt://h:65536",
+                         "mqtt://h:12x",
+                         "mqtt://[::1",
+                         "unknown://h",
+                         "mqtt://u:p@:1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = url_parse(bad[i], &u);
         if (rc == WM_OK) {
