@@ -547,3 +547,17 @@ enum wm_err codec_sum_from_json(const char *text, size_t len, struct wm_checksum
     wm_json_free(&obj);
     return err;
 }
+
+enum wm_err codec_set_sum(struct wm_json *parent, const char *key, enum wm_sum method,
+                          const char *value)
+{
+    struct wm_json *obj = wm_json_object_new();
+    if (!obj) return WM_ERR_NOMEM;
+    enum wm_err err = codec_set_string(obj, "method", integrity_method_name(method));
+    if (err == WM_OK) err = codec_set_string(obj, "value", value);
+    if (err != WM_OK) {
+        wm_json_free(&obj);
+        return err;
+    }
+    return wm_json_object_set(parent, key, obj);
+}

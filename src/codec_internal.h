@@ -28,6 +28,9 @@ enum wm_err codec_take_pubtime(const struct wm_json *v, const char *name, struct
                                char *why, size_t whylen);
 /* Sets obj[key] to a new string of text; fails with WM_ERR_INVAL when text is not UTF-8. */
 enum wm_err codec_set_string(struct wm_json *obj, const char *key, const char *text);
+/* Sets parent[key] to the checksum object {"method": name of method, "value": value}. */
+enum wm_err codec_set_sum(struct wm_json *parent, const char *key, enum wm_sum method,
+                          const char *value);
 /* Sets obj[key] to a's pubTime formatted with or without the 'T'. */
 enum wm_err codec_set_pubtime(struct wm_json *obj, const char *key, const struct announce *a,
                               bool with_t);

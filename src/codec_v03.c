@@ -265,15 +265,7 @@ static enum wm_err put_sum(struct wm_json *root, const struct announce *a)
     char value[SUM_TEXT_MAX];
     enum wm_err err = integrity_value_format(&a->sum, value, sizeof value);
     if (err != WM_OK) return err;
-    struct wm_json *obj = wm_json_object_new();
-    if (!obj) return WM_ERR_NOMEM;
-    err = codec_set_string(obj, "method", integrity_method_name(a->sum.method));
-    if (err == WM_OK) err = codec_set_string(obj, "value", value);
-    if (err != WM_OK) {
-        wm_json_free(&obj);
-        return err;
-    }
-    return wm_json_object_set(root, a->sum_is_identity ? "identity" : "integrity", obj);
+    return codec_set_sum(root, a->sum_is_identity ? "identity" : "integrity", a->sum.method, value);
 }
 
 static enum wm_err put_size(struct wm_json *root, const struct announce *a)

@@ -367,15 +367,7 @@ static enum wm_err put_integrity(struct wm_json *props, const struct announce *a
     char value[SUM_TEXT_MAX];
     enum wm_err err = integrity_base64_encode(a->sum.value, a->sum.len, value, sizeof value);
     if (err != WM_OK) return err;
-    struct wm_json *obj = wm_json_object_new();
-    if (!obj) return WM_ERR_NOMEM;
-    err = codec_set_string(obj, "method", integrity_method_name(a->sum.method));
-    if (err == WM_OK) err = codec_set_string(obj, "value", value);
-    if (err != WM_OK) {
-        wm_json_free(&obj);
-        return err;
-    }
-    return wm_json_object_set(props, "integrity", obj);
+    return codec_set_sum(props, "integrity", a->sum.method, value);
 }
 
 /* True when the content object c says exactly what a holds, so it can go out as it came. */
