@@ -55,6 +55,22 @@ enum wm_err codec_uuid4(char *out, size_t outlen);
 enum wm_err codec_topic(const char *exchange, const char *prefix, const char *rel_path, char *out,
                         size_t outlen);
 
+/* The topic of a re-announcement that keeps the levels its original came on (--post-topic
+ * copy): "<post_exchange>/<post_prefix>/<the levels of topic below the subscription's fixed
+ * part>". That fixed part is "<exchange>/<prefix>", as a peer subscribes to
+ * "<exchange>/<prefix>/<subtopic>"; it is matched level by level, a level "+" in it matching any
+ * one level. E.g. exchange "origin", prefix "a/wis2", topic
+ * "origin/a/wis2/ca-eccc-msc/data/core/weather", post_exchange "cache", post_prefix "a/wis2":
+ * "cache/a/wis2/ca-eccc-msc/data/core/weather". prefix and post_prefix may be NULL or "";
+ * post_exchange and post_prefix are written as codec_topic writes them. Errors, after which
+ * callers fall back to codec_topic: WM_ERR_NOTFOUND when topic does not begin with the fixed
+ * part (a '#' in it matches nothing here), WM_ERR_INVAL when a level below it is empty or holds
+ * a wildcard (it could not be published) or the result would be empty, WM_ERR_TOOBIG when it
+ * does not fit in outlen bytes. */
+enum wm_err codec_topic_copy(const char *exchange, const char *prefix, const char *topic,
+                             const char *post_exchange, const char *post_prefix, char *out,
+                             size_t outlen);
+
 /* pubTime text "YYYYMMDDHHMMSS[.fraction]" or "YYYYMMDDTHHMMSS[.fraction][Z]" (UTC) to
  * nanoseconds since the epoch; *digits gets the number of fraction digits (capped at 9). */
 enum wm_err codec_pubtime_parse(const char *text, int64_t *ns, int *digits);

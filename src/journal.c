@@ -187,17 +187,30 @@ static void buf_free(struct buf *b)
     *b = (struct buf){0};
 }
 
-/* Appends one framed record. */
-static enum wm_err buf_record(struct buf *b, uint32_t type, uint64_t id, const void *payload,
-                              size_t len, size_t max)
+/* One piece of a record's payload. */
+struct part {
+    const void *data;
+    size_t len;
+};
+
+/* Appends one framed record whose payload is the concatenation of the n parts. */
+static enum wm_err buf_record(struct buf *b, uint32_t type, uint64_t id, const struct part *parts,
+                              size_t n, size_t max)
 {
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += parts[i].len;
     enum wm_err err = buf_reserve(b, REC_HEAD + len + REC_TAIL, max);
     if (err != WM_OK) return err;
     unsigned char *p = b->data + b->len;
     put32(p, type);
     put32(p + 4, (uint32_t)len);
     put64(p + 8, id);
-    if (len) memcpy(p + REC_HEAD, payload, len);
+    size_t at = REC_HEAD;
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i].len) memcpy(p + at, parts[i].data, parts[i].len);
+        at += parts[i].len;
+    }
     put32(p + REC_HEAD + len, crc32_update(0, p, REC_HEAD + len));
     b->len += REC_HEAD + len + REC_TAIL;
     return WM_OK;
@@ -491,19 +504,70 @@ void journal_close(struct journal **jp)
     *jp = NULL;
 }
 
-enum wm_err journal_add(struct journal *j, const void *record, size_t len, uint64_t *id)
+static enum wm_err add_parts(struct journal *j, const struct part *parts, size_t n, uint64_t *id)
 {
-    if (!j || !id || (!record && len)) return WM_ERR_INVAL;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += parts[i].len;
     if (len > JOURNAL_RECORD_MAX) return WM_ERR_TOOBIG;
     enum wm_err err = idset_put(&j->live, j->next_id);
     if (err != WM_OK) return err;
-    err = buf_record(&j->pend, REC_ADD, j->next_id, record, len, PEND_MAX);
+    err = buf_record(&j->pend, REC_ADD, j->next_id, parts, n, PEND_MAX);
     if (err != WM_OK) {
         idset_del(&j->live, j->next_id);
         return err;
     }
     j->recs++;
     *id = j->next_id++;
+    return WM_OK;
+}
+
+enum wm_err journal_add(struct journal *j, const void *record, size_t len, uint64_t *id)
+{
+    if (!j || !id || (!record && len)) return WM_ERR_INVAL;
+    struct part part = {record, len};
+    return add_parts(j, &part, 1, id);
+}
+
+/* ---- the peer's entries ---- */
+
+enum wm_err journal_add_entry(struct journal *j, const struct journal_entry *e, uint64_t *id)
+{
+    if (!j || !e || !id || (!e->payload && e->len) || (!e->topic && e->topic_len))
+        return WM_ERR_INVAL;
+    if (e->len > JOURNAL_RECORD_MAX - JOURNAL_ENTRY_HEAD) return WM_ERR_TOOBIG;
+    /* The topic only matters to --post-topic copy, which falls back to the relPath's topic
+     * without it: a topic that does not fit is left out rather than the announcement. */
+    size_t tlen = e->topic_len;
+    if (tlen > 0xffffu || tlen > JOURNAL_RECORD_MAX - JOURNAL_ENTRY_HEAD - e->len) tlen = 0;
+    unsigned char head[JOURNAL_ENTRY_HEAD] = {
+        JOURNAL_ENTRY_VERSION, 0, (unsigned char)(tlen & 0xffu), (unsigned char)(tlen >> 8)};
+    struct part parts[3] = {{head, sizeof head}, {e->topic, tlen}, {e->payload, e->len}};
+    return add_parts(j, parts, 3, id);
+}
+
+enum wm_err journal_entry_read(const void *record, size_t len, struct journal_entry *e)
+{
+    if (!e || (!record && len)) return WM_ERR_INVAL;
+    const unsigned char *r = record;
+    *e = (struct journal_entry){0};
+    /* Version 1: the announcement re-encoded as JSON text, nothing else. */
+    if (len > 0 && (r[0] == '{' || r[0] == '[' || r[0] == ' ' || r[0] == '\t' || r[0] == '\n' ||
+                    r[0] == '\r')) {
+        e->version = 1;
+        e->payload = r;
+        e->len = len;
+        return WM_OK;
+    }
+    if (len == 0) return WM_ERR_FORMAT;
+    e->version = r[0];
+    if (r[0] != JOURNAL_ENTRY_VERSION || len < JOURNAL_ENTRY_HEAD) return WM_ERR_FORMAT;
+    size_t tlen = (size_t)r[2] | (size_t)r[3] << 8;
+    if (tlen > len - JOURNAL_ENTRY_HEAD) return WM_ERR_FORMAT;
+    e->topic = tlen ? (const char *)r + JOURNAL_ENTRY_HEAD : NULL;
+    e->topic_len = tlen;
+    e->payload = r + JOURNAL_ENTRY_HEAD + tlen;
+    e->len = len - JOURNAL_ENTRY_HEAD - tlen;
     return WM_OK;
 }
 

@@ -9,7 +9,8 @@
 #include "error.h"
 
 /* How the peer uses it, all on the event-loop thread:
- *   journal_add()     in on_message (libmosquitto has only queued the PUBACK by then);
+ *   journal_add_entry() in on_message (libmosquitto has only queued the PUBACK by then);
+ *                     journal_add() for records of other shapes;
  *   journal_sync()    once per loop turn, before any socket write, so that one fdatasync covers
  *                     the whole batch. WM_ERR_IO means "do not acknowledge": the queued PUBACKs
  *                     must not leave this turn (skip the broker links' writes) and the sync is
@@ -28,7 +29,9 @@
  *
  * Not thread-safe: one owner, the event loop. */
 
-#define JOURNAL_RECORD_MAX 65536u /* payload bytes in one record */
+/* Payload bytes in one record: an entry (below) with a message of --max-message's largest
+ * size, 64 KiB, and its topic. Older versions allowed 64 KiB: the files they wrote still read. */
+#define JOURNAL_RECORD_MAX (128u << 10)
 
 struct journal;
 
@@ -49,6 +52,40 @@ void journal_close(struct journal **j);
  * WM_OK. Errors: WM_ERR_TOOBIG (len over the limit, or the unsynced buffer over 64 MiB because
  * syncs keep failing), WM_ERR_NOMEM, WM_ERR_INVAL. On error nothing is recorded. */
 enum wm_err journal_add(struct journal *j, const void *record, size_t len, uint64_t *id);
+
+/* The peer's entries: what one add record holds for an admitted announcement.
+ *
+ * Version 2 (now): byte 0 is 2, byte 1 flags (0 so far; readers ignore them), bytes 2-3 the
+ * topic's length (little-endian; 0: unknown), then the topic the message came on, then the MQTT
+ * payload exactly as received, to the end of the record. Replay decodes it as if it had just
+ * arrived on that topic, so nothing of the message is lost (a WIS2 message keeps its geometry
+ * and properties) and nothing is re-encoded on the way in.
+ * Version 1 (wmesh before entry versions): the announcement re-encoded as v03 JSON text, so the
+ * record begins with '{' (JSON's first byte: '{', '[' or a blank). Still read, without a topic.
+ * Any other first byte is a version this wmesh does not know: journal_entry_read refuses it. */
+#define JOURNAL_ENTRY_VERSION 2
+#define JOURNAL_ENTRY_HEAD 4u /* bytes before the topic */
+
+struct journal_entry {
+    int version;         /* set by journal_entry_read: 1 or 2 (or the unknown version found) */
+    const char *topic;   /* topic_len bytes, not NUL-terminated; NULL when unknown */
+    size_t topic_len;    /* 0 when unknown */
+    const void *payload; /* the message as received (version 1: as re-encoded) */
+    size_t len;
+};
+
+/* Buffers an add record holding entry e (its version is ignored: the current one is written),
+ * framed straight into the pending buffer, and writes its new id into *id; as journal_add
+ * otherwise. The topic is left out (length 0) when it is longer than 65535 bytes or would take
+ * the record over JOURNAL_RECORD_MAX: it only chooses a re-announcement's topic, which then
+ * falls back to the relPath's. WM_ERR_TOOBIG when the payload alone does not fit. */
+enum wm_err journal_add_entry(struct journal *j, const struct journal_entry *e, uint64_t *id);
+
+/* Reads the entry held in record (len bytes, as journal_replay hands it) into *e, whose
+ * pointers then point into record. WM_ERR_FORMAT when the record is empty, truncated, or of a
+ * version this wmesh does not know (e->version then says which), WM_ERR_INVAL for bad
+ * arguments. */
+enum wm_err journal_entry_read(const void *record, size_t len, struct journal_entry *e);
 
 /* Buffers a done record: id is finished and will not be replayed once this is synced.
  * WM_ERR_NOTFOUND when id is not live (never added, or already done). */

@@ -137,9 +137,12 @@ static bool admissible(struct peer *p, struct announce **a, uint64_t jid, const 
     return true;
 }
 
+static bool journal_record(struct peer *p, const struct announce *a,
+                           const struct journal_entry *raw, uint64_t *jid);
+
 /* Joins an announcement to the job in flight for its file. Returns false if there is none. */
 static bool join_inflight(struct peer *p, struct announce **a, uint64_t jid, const char *key,
-                          const char *url)
+                          const char *url, const struct journal_entry *raw)
 {
     struct job *j = strmap_get(p->inflight, key);
     if (!j) return false;
@@ -153,21 +156,37 @@ static bool join_inflight(struct peer *p, struct announce **a, uint64_t jid, con
         log_info("superseded %s: a newer version was announced", j->a->rel_path);
         peer_journal_done(p, j->jid);
         job_finish(j);
-        return strmap_get(p->inflight, key) ? join_inflight(p, a, jid, key, url) : false;
+        return strmap_get(p->inflight, key) ? join_inflight(p, a, jid, key, url, raw) : false;
     } else {
-        job_defer(j, *a, jid); /* decided once the download in flight is settled */
+        /* Decided once the download in flight is settled, maybe after a restart: journaled
+         * now, as its PUBACK leaves this turn. */
+        if (!jid && p->journal && !journal_record(p, *a, raw, &jid)) {
+            announce_free(a);
+            return true;
+        }
+        job_defer(j, *a, jid);
         *a = NULL;
     }
     return true;
 }
 
-static bool journal_record(struct peer *p, const struct announce *a, uint64_t *jid)
+/* Journals a: the message as it came (raw), or when there is none, a re-encoded in the format
+ * that loses least of it (WIS2 as WIS2, else v03), with the topic it came on. */
+static bool journal_record(struct peer *p, const struct announce *a,
+                           const struct journal_entry *raw, uint64_t *jid)
 {
     char *text = NULL;
     size_t len = 0;
-    /* The journal keeps the announcement re-encoded: the same whatever format it came in. */
-    enum wm_err e = codec_encode(a, WM_FORMAT_V03, &text, &len);
-    if (e == WM_OK) e = journal_add(p->journal, text, len, jid);
+    enum wm_err e = WM_OK;
+    struct journal_entry made = {.topic = a->topic, .topic_len = a->topic ? strlen(a->topic) : 0};
+    if (!raw) {
+        e = codec_encode(a, a->format == WM_FORMAT_WNM ? WM_FORMAT_WNM : WM_FORMAT_V03, &text,
+                         &len);
+        made.payload = text;
+        made.len = len;
+        raw = &made;
+    }
+    if (e == WM_OK) e = journal_add_entry(p->journal, raw, jid);
     free(text);
     if (e != WM_OK) {
         log_error("cannot journal %s: %s", a->rel_path, wm_strerror(e));
@@ -177,9 +196,33 @@ static bool journal_record(struct peer *p, const struct announce *a, uint64_t *j
     return true;
 }
 
+enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out, size_t outlen)
+{
+    const struct peer_config *c = p->cfg;
+    const char *exchange = c->post_exchange ? c->post_exchange : c->exchange;
+    const char *prefix = c->post_topic_prefix ? c->post_topic_prefix : c->topic_prefix;
+    if (c->post_topic_copy && a->topic) {
+        enum wm_err e =
+            codec_topic_copy(c->exchange, c->topic_prefix, a->topic, exchange, prefix, out, outlen);
+        if (e == WM_OK) return WM_OK;
+        /* Say it once: a broker that rewrites topics would make it happen to every message. */
+        if (!p->warned_topic)
+            log_warn("--post-topic copy: the topic %s is not under %s/%s or cannot be published "
+                     "(%s): announcing %s on its relPath's topic (logged once)",
+                     a->topic, c->exchange, c->topic_prefix, wm_strerror(e), a->rel_path);
+        else
+            log_debug("topic %s not copied (%s): announcing %s on its relPath's topic", a->topic,
+                      wm_strerror(e), a->rel_path);
+        p->warned_topic = true;
+    }
+    return codec_topic(exchange, prefix, a->rel_path, out, outlen);
+}
+
 /* Decides what to do with one announcement; consumes a. jid is its journal id when it was
- * journaled already (replayed at start-up, or deferred behind another version). */
-void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed)
+ * journaled already (replayed at start-up, or deferred behind another version); raw is the
+ * message as it came (NULL when it is not at hand), which the journal keeps. */
+static void admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed,
+                  const struct journal_entry *raw)
 {
     char key[PATH_MAX];
     char *url = NULL;
@@ -203,7 +246,7 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed)
         duplicate(p, &a, jid, "");
         goto done;
     }
-    if (join_inflight(p, &a, jid, key, url)) goto done;
+    if (join_inflight(p, &a, jid, key, url, raw)) goto done;
     struct wm_checksum held;
     enum holding h = holding_of(p, key, a, replayed, &held);
     if (h == HOLDS_SAME && p->seen && seeable) seen_add(p->seen, seen_key(key, &held), now_s());
@@ -215,7 +258,7 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed)
         reject(p, &a, jid, WM_REJECT_STALE, "older than the version held");
         goto done;
     }
-    if (!jid && p->journal && !journal_record(p, a, &jid)) {
+    if (!jid && p->journal && !journal_record(p, a, raw, &jid)) {
         announce_free(&a);
         goto done;
     }
@@ -242,6 +285,11 @@ done:
     free(url);
 }
 
+void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed)
+{
+    admit(p, a, jid, replayed, NULL);
+}
+
 /* ---- intake ---- */
 
 static void apply_backpressure(struct peer *p)
@@ -254,6 +302,20 @@ static void apply_backpressure(struct peer *p)
              want ? "resuming" : "pausing", held);
     for (size_t i = 0; i < p->nup; i++)
         mqtt_set_reading(p->up[i].link, want);
+}
+
+/* A message as it came, or as the journal kept it, to an announcement that knows its topic. */
+static enum wm_err decode(const struct journal_entry *m, struct announce **a, char *why,
+                          size_t whylen)
+{
+    enum wm_err e = codec_decode(m->payload, m->len, a, why, whylen);
+    if (e != WM_OK || !m->topic) return e;
+    if (!((*a)->topic = strndup(m->topic, m->topic_len))) {
+        announce_free(a);
+        snprintf(why, whylen, "out of memory");
+        return WM_ERR_NOMEM;
+    }
+    return WM_OK;
 }
 
 static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg *msg)
@@ -269,14 +331,18 @@ static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
                  p->cfg->max_message);
         return;
     }
+    struct journal_entry raw = {.topic = msg->topic,
+                                .topic_len = msg->topic ? strlen(msg->topic) : 0,
+                                .payload = msg->payload,
+                                .len = msg->len};
     struct announce *a = NULL;
     char why[200];
-    if (codec_decode(msg->payload, msg->len, &a, why, sizeof why) != WM_OK) {
+    if (decode(&raw, &a, why, sizeof why) != WM_OK) {
         add(&p->metrics.rejected[WM_REJECT_MALFORMED], 1);
         log_warn("rejected malformed: %s (topic %s)", why, msg->topic);
         return;
     }
-    peer_admit(p, a, 0, false);
+    admit(p, a, 0, false, &raw);
     apply_backpressure(p);
 }
 
@@ -475,14 +541,26 @@ static void replay_one(void *arg, uint64_t id, const void *record, size_t len)
 {
     struct peer *p = arg;
     struct announce *a = NULL;
+    struct journal_entry entry;
     char why[200];
     atomic_fetch_add(&p->metrics.journal_live, 1);
-    if (codec_decode(record, len, &a, why, sizeof why) != WM_OK) {
+    if (journal_entry_read(record, len, &entry) != WM_OK) {
+        if (entry.version == JOURNAL_ENTRY_VERSION || entry.version == 0)
+            log_error("journal entry %llu skipped: truncated", (unsigned long long)id);
+        else
+            log_error("journal entry %llu skipped: its format (version %d) is not one this wmesh "
+                      "reads (written by a newer wmesh?)",
+                      (unsigned long long)id, entry.version);
+        peer_journal_done(p, id);
+        return;
+    }
+    /* Decoded exactly as a live message: the same payload, the same topic. */
+    if (decode(&entry, &a, why, sizeof why) != WM_OK) {
         log_error("journal entry %llu unreadable: %s", (unsigned long long)id, why);
         peer_journal_done(p, id);
         return;
     }
-    peer_admit(p, a, id, true);
+    admit(p, a, id, true, &entry);
 }
 
 static enum wm_err open_state(struct peer *p, char *path, size_t pathlen)

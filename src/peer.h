@@ -2,6 +2,7 @@
 #ifndef WMESH_PEER_H
 #define WMESH_PEER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,10 +24,17 @@ struct peer_config {
     const char *client_id;     /* NULL: derived from the host name, the tree and instance */
     int instance;              /* > 0: one of several processes sharing a subscription */
     const char *share_group;   /* NULL, or an MQTT 5 shared subscription group */
-    const char *exchange;
+    const char *exchange;      /* subscriptions: <exchange>/<topic_prefix>/<subtopic> */
     const char *topic_prefix;
     const char *const *subtopics;
     size_t nsubtopics;
+    /* Re-announcements go to <post_exchange>/<post_topic_prefix> (NULL: exchange, topic_prefix)
+     * followed, with post_topic_copy, by the levels of the topic the original came on below
+     * <exchange>/<topic_prefix>; without it (or when those levels are unknown or unusable), by
+     * the directory of the relPath. */
+    const char *post_exchange;
+    const char *post_topic_prefix;
+    bool post_topic_copy;
     enum wm_format post_format;
     const struct filter *filter; /* NULL: accept everything */
     double lag_warn_s;           /* <= 0: never warn */

@@ -82,6 +82,7 @@ struct peer {
     uint64_t *ack_jid; /* journal id of each re-announcement awaiting its PUBACK, by mid */
     bool reading;      /* upstream links are being read (not pushed back) */
     bool journal_failing;
+    bool warned_topic; /* --post-topic copy fell back to the relPath's topic once: logged */
     struct loop_timer *housekeeping;
     struct retention *retention;
     int exit_code;
@@ -92,6 +93,8 @@ struct peer {
 void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed);
 void peer_journal_done(struct peer *p, uint64_t jid);
 double peer_lag(const struct announce *a);
+/* The topic to re-announce a on (--post-exchange, --post-topic-prefix, --post-topic). */
+enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out, size_t outlen);
 
 /* peer_job.c */
 struct job *job_new(struct peer *p, const char *key, struct announce *a, const char *url);

@@ -145,8 +145,7 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
     out->sum = *stored;
     if (!out->base_url) goto done;
     if ((e = codec_encode(out, p->cfg->post_format, &text, &len)) ||
-        (e = codec_topic(p->cfg->exchange, p->cfg->topic_prefix, out->rel_path, topic,
-                         sizeof topic)) ||
+        (e = peer_post_topic(p, out, topic, sizeof topic)) ||
         (e = mqtt_publish(p->post, topic, text, len, &mid)))
         goto done;
     add(&p->metrics.published, 1);

@@ -29,6 +29,14 @@ static const struct option_spec specs[] = {
     {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange"},
     {"subtopic", OPT_STRING, true, "S", "#", "subscribe to <exchange>/<prefix>/S"},
     {"post-format", OPT_STRING, false, "v03|array|wnm", "v03", "format of re-announcements"},
+    {"post-exchange", OPT_STRING, false, "X", NULL,
+     "first topic level of re-announcements (default: --exchange)"},
+    {"post-topic-prefix", OPT_STRING, false, "P", NULL,
+     "topic levels after it in re-announcements (default: --topic-prefix)"},
+    {"post-topic", OPT_STRING, false, "relpath|copy", NULL,
+     "levels after <post-exchange>/<post-topic-prefix>: the relPath's directory, or a copy of "
+     "the incoming topic's below <exchange>/<topic-prefix> (default: copy with --post-format "
+     "wnm, else relpath)"},
     {"accept", OPT_STRING, true, "RE", NULL, "download URLs matching RE (first match wins)"},
     {"reject", OPT_STRING, true, "RE", NULL, "refuse URLs matching RE (first match wins)"},
     {"lag-warn", OPT_NUMBER, false, "S", "120", "warn about announcements older than S seconds"},
@@ -118,6 +126,34 @@ static int numbers(struct options *o, struct peer_config *c)
     return 0;
 }
 
+/* --post-exchange, --post-topic-prefix and --post-topic; after --post-format. */
+static int post_topics(struct options *o, struct peer_config *c)
+{
+    const char *mode = options_get(o, "post-topic");
+    c->post_exchange = options_get(o, "post-exchange");
+    c->post_topic_prefix = options_get(o, "post-topic-prefix");
+    if (!c->post_exchange) c->post_exchange = c->exchange;
+    if (!c->post_topic_prefix) c->post_topic_prefix = c->topic_prefix;
+    /* WIS2 topics name the centre and the discipline, not the data_id: keep them. */
+    if (!mode)
+        c->post_topic_copy = c->post_format == WM_FORMAT_WNM;
+    else if (strcmp(mode, "copy") == 0 || strcmp(mode, "relpath") == 0)
+        c->post_topic_copy = strcmp(mode, "copy") == 0;
+    else {
+        fprintf(stderr, "wmesh peer: --post-topic is relpath or copy, not %s\n", mode);
+        return -1;
+    }
+    if (c->post_broker &&
+        (strpbrk(c->post_exchange, "+#") || strpbrk(c->post_topic_prefix, "+#"))) {
+        fprintf(stderr,
+                "wmesh peer: re-announcements cannot go to a topic with '+' or '#' "
+                "(%s/%s): give --post-exchange and --post-topic-prefix\n",
+                c->post_exchange, c->post_topic_prefix);
+        return -1;
+    }
+    return 0;
+}
+
 static int configure(struct options *o, struct peer_config *c)
 {
     c->dir = options_get(o, "dir");
@@ -162,6 +198,7 @@ static int configure(struct options *o, struct peer_config *c)
         return -1;
     }
     if (cli_parse_format(options_get(o, "post-format"), &c->post_format) != 0) return -1;
+    if (post_topics(o, c) != 0) return -1;
     return numbers(o, c);
 }
 

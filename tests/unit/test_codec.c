@@ -648,6 +648,91 @@ static void test_topic(void)
     ASSERT_EQ_INT(codec_topic(NULL, "v03", "a", out, sizeof out), WM_ERR_INVAL);
 }
 
+struct topic_copy_case {
+    const char *exchange, *prefix, *topic, *post_exchange, *post_prefix;
+    enum wm_err err;
+    const char *want; /* when err is WM_OK */
+};
+
+/* --post-topic copy: the levels below the subscription's fixed part, under the post prefix. */
+static void test_topic_copy(void)
+{
+    static const struct topic_copy_case cases[] = {
+        /* A WIS2 Global Cache: origin/... in, cache/... out, every level below a/wis2 kept. */
+        {"origin", "a/wis2", "origin/a/wis2/ca-eccc-msc/data/core/weather/surface-based-obs/synop",
+         "cache", "a/wis2", WM_OK,
+         "cache/a/wis2/ca-eccc-msc/data/core/weather/surface-based-obs/synop"},
+        {"origin/a/wis2", "", "origin/a/wis2/fr-meteofrance/data/core/climate", "cache/a/wis2", "",
+         WM_OK, "cache/a/wis2/fr-meteofrance/data/core/climate"},
+        {"origin", NULL, "origin/a/wis2/x", "cache", NULL, WM_OK, "cache/a/wis2/x"},
+        /* '+' in the fixed part: one subscription to both origin and cache. */
+        {"+", "a/wis2", "cache/a/wis2/de-dwd/data/recommended", "cache", "a/wis2", WM_OK,
+         "cache/a/wis2/de-dwd/data/recommended"},
+        {"origin", "+/wis2", "origin/b/wis2/x/y", "cache", "a/wis2", WM_OK, "cache/a/wis2/x/y"},
+        /* sr3 topics come out as the relPath's directory would. */
+        {"xpublic", "v03", "xpublic/v03/20190130/GTS/AMMC", "xpublic", "v03", WM_OK,
+         "xpublic/v03/20190130/GTS/AMMC"},
+        {"xpublic", "v03/post", "xpublic/v03/post/a/b", "xpublic", "v03", WM_OK, "xpublic/v03/a/b"},
+        /* Nothing below the fixed part. */
+        {"origin", "a/wis2", "origin/a/wis2", "cache", "a/wis2", WM_OK, "cache/a/wis2"},
+        /* The post levels are written as codec_topic writes them. */
+        {"origin", "a/wis2", "origin/a/wis2/x", "/cache/", "//a/wis2/", WM_OK, "cache/a/wis2/x"},
+        {"origin", "a/wis2", "origin/a/wis2/x", "", "", WM_OK, "x"},
+        /* Not under the fixed part: the caller falls back to the relPath's topic. */
+        {"origin", "a/wis2", "cache/a/wis2/x", "cache", "a/wis2", WM_ERR_NOTFOUND, NULL},
+        {"origin", "a/wis2", "origin/a/wis3/x", "cache", "a/wis2", WM_ERR_NOTFOUND, NULL},
+        {"origin", "a/wis2", "origin/a/wis2x/y", "cache", "a/wis2", WM_ERR_NOTFOUND, NULL},
+        {"origin", "a/wis2", "origin/a", "cache", "a/wis2", WM_ERR_NOTFOUND, NULL},
+        {"origin", "a/wis2", "origin", "cache", "a/wis2", WM_ERR_NOTFOUND, NULL},
+        {"origin", "a/wis2", "", "cache", "a/wis2", WM_ERR_NOTFOUND, NULL},
+        {"origin", "a/wis2", "originx/a/wis2/y", "cache", "a/wis2", WM_ERR_NOTFOUND, NULL},
+        {"#", "", "origin/a/wis2/y", "cache", "a/wis2", WM_ERR_NOTFOUND, NULL},
+        {"origin", "a/#", "origin/a/wis2/y", "cache", "a/wis2", WM_ERR_NOTFOUND, NULL},
+        {"origin", "a/wis2", "/origin/a/wis2/y", "cache", "a/wis2", WM_ERR_NOTFOUND, NULL},
+        /* Levels that cannot be published: empty, or holding a wildcard. */
+        {"origin", "a/wis2", "origin/a/wis2/", "cache", "a/wis2", WM_ERR_INVAL, NULL},
+        {"origin", "a/wis2", "origin/a/wis2//x", "cache", "a/wis2", WM_ERR_INVAL, NULL},
+        {"origin", "a/wis2", "origin/a/wis2/x//y", "cache", "a/wis2", WM_ERR_INVAL, NULL},
+        {"origin", "a/wis2", "origin/a/wis2/x/", "cache", "a/wis2", WM_ERR_INVAL, NULL},
+        {"origin", "a/wis2", "origin/a/wis2/+/x", "cache", "a/wis2", WM_ERR_INVAL, NULL},
+        {"origin", "a/wis2", "origin/a/wis2/x/#", "cache", "a/wis2", WM_ERR_INVAL, NULL},
+        {"origin", "a/wis2", "origin/a/wis2/x+y", "cache", "a/wis2", WM_ERR_INVAL, NULL},
+        {"origin", "a/wis2", "origin/a/wis2", "", "", WM_ERR_INVAL, NULL},
+    };
+    char out[128];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct topic_copy_case *c = &cases[i];
+        snprintf(out, sizeof out, "unchanged");
+        enum wm_err err = codec_topic_copy(c->exchange, c->prefix, c->topic, c->post_exchange,
+                                           c->post_prefix, out, sizeof out);
+        /* On failure out is empty, never a half-made topic. */
+        bool ok = err == c->err && strcmp(out, err == WM_OK ? c->want : "") == 0;
+        if (!ok)
+            TEST_FAIL_AT("topic_copy(%s, %s, %s -> %s, %s): err %d \"%s\", want %d \"%s\"",
+                         c->exchange, c->prefix ? c->prefix : "NULL", c->topic, c->post_exchange,
+                         c->post_prefix ? c->post_prefix : "NULL", err, out, c->err,
+                         c->want ? c->want : "");
+        else
+            test_passed++;
+        /* Whatever comes out is a topic one may publish on. */
+        if (err == WM_OK && (strpbrk(out, "+#") || strstr(out, "//") || out[0] == '/' ||
+                             out[strlen(out) - 1] == '/'))
+            TEST_FAIL_AT("topic_copy gave an unpublishable topic \"%s\"", out);
+    }
+    const char *t = "origin/a/wis2/ca/data/core";
+    ASSERT_EQ_INT(codec_topic_copy("origin", "a/wis2", t, "cache", "a/wis2", out, 24),
+                  WM_ERR_TOOBIG);
+    ASSERT_EQ_INT(codec_topic_copy("origin", "a/wis2", t, "cache", "a/wis2", out, 26), WM_OK);
+    ASSERT_EQ_STR(out, "cache/a/wis2/ca/data/core");
+    ASSERT_EQ_INT(codec_topic_copy("origin", "a/wis2", t, "cache", "a/wis2", out, 25),
+                  WM_ERR_TOOBIG);
+    ASSERT_EQ_INT(codec_topic_copy(NULL, "a", t, "cache", "a", out, sizeof out), WM_ERR_INVAL);
+    ASSERT_EQ_INT(codec_topic_copy("origin", "a", NULL, "cache", "a", out, sizeof out),
+                  WM_ERR_INVAL);
+    ASSERT_EQ_INT(codec_topic_copy("origin", "a", t, NULL, "a", out, sizeof out), WM_ERR_INVAL);
+    ASSERT_EQ_INT(codec_topic_copy("origin", "a", t, "cache", "a", NULL, 10), WM_ERR_INVAL);
+}
+
 static void test_sum_json(void)
 {
     struct wm_checksum s, back;
@@ -696,6 +781,7 @@ int main(void)
     test_decode_details();
     test_clone();
     test_topic();
+    test_topic_copy();
     test_sum_json();
     return TEST_REPORT();
 }

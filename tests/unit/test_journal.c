@@ -1,5 +1,5 @@
-/* test_journal.c: the journal's round trip, torn and corrupt tails, compaction, failing writes
- * and its throughput with batched syncs. */
+/* test_journal.c: the journal's round trip, torn and corrupt tails, compaction, failing writes,
+ * the peer's entry format (current and legacy) and its throughput with batched syncs. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -461,6 +461,146 @@ static void test_bad_open(void)
     log_set_level(WM_LOG_INFO);
 }
 
+/* The records a replay delivered, copied. */
+struct kept {
+    size_t n;
+    unsigned char *rec[8];
+    size_t len[8];
+};
+
+static void keep(void *arg, uint64_t id, const void *record, size_t len)
+{
+    struct kept *k = arg;
+    (void)id;
+    if (k->n == 8) abort();
+    k->rec[k->n] = malloc(len ? len : 1);
+    if (!k->rec[k->n]) abort();
+    if (len) memcpy(k->rec[k->n], record, len);
+    k->len[k->n++] = len;
+}
+
+static void kept_free(struct kept *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->rec[i]);
+    k->n = 0;
+}
+
+/* The peer's entries: the message as received and its topic, read back as written, after a
+ * restart; entries written before entry versions (v03 JSON text) still read. */
+static void test_entries(void)
+{
+    reset();
+    struct journal *j = open_ok();
+    const char *topic = "origin/a/wis2/ca-eccc-msc/data/core/weather";
+    const char *msg = "{\"id\":\"x\",\"type\":\"Feature\",\"geometry\":{\"type\":\"Point\"}}";
+    const char *legacy = "{\"pubTime\":\"20250101T000000\",\"relPath\":\"a/b\"}";
+    struct journal_entry e = {
+        .topic = topic, .topic_len = strlen(topic), .payload = msg, .len = strlen(msg)};
+    uint64_t id = 0;
+    ASSERT_EQ_INT(journal_add_entry(j, &e, &id), WM_OK);
+    ASSERT_EQ_INT(id, 1);
+    struct journal_entry no_topic = {.payload = msg, .len = strlen(msg)};
+    ASSERT_EQ_INT(journal_add_entry(j, &no_topic, &id), WM_OK);
+    /* What wmesh wrote before entry versions: the announcement as v03 JSON, nothing else. */
+    ASSERT_EQ_INT(journal_add(j, legacy, strlen(legacy), &id), WM_OK);
+    /* A payload as large as --max-message allows, with its topic. */
+    static unsigned char big[JOURNAL_RECORD_MAX];
+    memset(big, 'b', sizeof big);
+    struct journal_entry large = {
+        .topic = topic, .topic_len = strlen(topic), .payload = big, .len = 65536};
+    ASSERT_EQ_INT(journal_add_entry(j, &large, &id), WM_OK);
+    /* A topic that does not fit is left out, not the message. */
+    struct journal_entry full = {.topic = topic,
+                                 .topic_len = strlen(topic),
+                                 .payload = big,
+                                 .len = JOURNAL_RECORD_MAX - JOURNAL_ENTRY_HEAD};
+    ASSERT_EQ_INT(journal_add_entry(j, &full, &id), WM_OK);
+    struct journal_entry long_topic = {
+        .topic = (const char *)big, .topic_len = 70000, .payload = msg, .len = strlen(msg)};
+    ASSERT_EQ_INT(journal_add_entry(j, &long_topic, &id), WM_OK);
+    ASSERT_EQ_INT(id, 6);
+    full.len++;
+    ASSERT_EQ_INT(journal_add_entry(j, &full, &id), WM_ERR_TOOBIG);
+    struct journal_entry bad = {.topic = NULL, .topic_len = 3, .payload = msg, .len = 1};
+    ASSERT_EQ_INT(journal_add_entry(j, &bad, &id), WM_ERR_INVAL);
+    bad = (struct journal_entry){.payload = NULL, .len = 1};
+    ASSERT_EQ_INT(journal_add_entry(j, &bad, &id), WM_ERR_INVAL);
+    ASSERT_EQ_INT(journal_add_entry(j, NULL, &id), WM_ERR_INVAL);
+    ASSERT_EQ_INT(journal_add_entry(NULL, &e, &id), WM_ERR_INVAL);
+    ASSERT_EQ_INT(id, 6);
+    journal_close(&j);
+
+    j = open_ok();
+    struct kept k = {0};
+    ASSERT_EQ_INT(journal_replay(j, keep, &k), WM_OK);
+    ASSERT_EQ_INT(k.n, 6);
+    if (k.n != 6) abort();
+    /* The layout on disk: version 2, flags 0, the topic's length (little-endian), the topic,
+     * the message. */
+    size_t tlen = strlen(topic);
+    ASSERT_EQ_INT(k.len[0], JOURNAL_ENTRY_HEAD + tlen + strlen(msg));
+    ASSERT_EQ_INT(k.rec[0][0], 2);
+    ASSERT_EQ_INT(k.rec[0][1], 0);
+    ASSERT_EQ_INT(k.rec[0][2] | k.rec[0][3] << 8, tlen);
+    ASSERT_EQ_MEM(k.rec[0] + JOURNAL_ENTRY_HEAD, topic, tlen);
+    ASSERT_EQ_MEM(k.rec[0] + JOURNAL_ENTRY_HEAD + tlen, msg, strlen(msg));
+
+    struct journal_entry r;
+    ASSERT_EQ_INT(journal_entry_read(k.rec[0], k.len[0], &r), WM_OK);
+    ASSERT_EQ_INT(r.version, 2);
+    ASSERT_EQ_INT(r.topic_len, tlen);
+    ASSERT_TRUE(r.topic && memcmp(r.topic, topic, tlen) == 0);
+    ASSERT_EQ_INT(r.len, strlen(msg));
+    ASSERT_TRUE(r.payload && memcmp(r.payload, msg, r.len) == 0);
+
+    ASSERT_EQ_INT(journal_entry_read(k.rec[1], k.len[1], &r), WM_OK);
+    ASSERT_EQ_INT(r.version, 2);
+    ASSERT_TRUE(r.topic == NULL);
+    ASSERT_EQ_INT(r.topic_len, 0);
+    ASSERT_EQ_INT(r.len, strlen(msg));
+
+    ASSERT_EQ_INT(journal_entry_read(k.rec[2], k.len[2], &r), WM_OK);
+    ASSERT_EQ_INT(r.version, 1);
+    ASSERT_TRUE(r.topic == NULL);
+    ASSERT_EQ_INT(r.len, strlen(legacy));
+    ASSERT_TRUE(r.payload == k.rec[2]);
+
+    ASSERT_EQ_INT(journal_entry_read(k.rec[3], k.len[3], &r), WM_OK);
+    ASSERT_EQ_INT(r.topic_len, tlen);
+    ASSERT_EQ_INT(r.len, 65536);
+    ASSERT_EQ_INT(journal_entry_read(k.rec[4], k.len[4], &r), WM_OK);
+    ASSERT_TRUE(r.topic == NULL);
+    ASSERT_EQ_INT(r.len, JOURNAL_RECORD_MAX - JOURNAL_ENTRY_HEAD);
+    ASSERT_EQ_INT(journal_entry_read(k.rec[5], k.len[5], &r), WM_OK);
+    ASSERT_TRUE(r.topic == NULL);
+    ASSERT_EQ_INT(r.len, strlen(msg));
+    kept_free(&k);
+    journal_close(&j);
+
+    /* Version 1 may begin with JSON's blanks or an array (the seed's format). */
+    ASSERT_EQ_INT(journal_entry_read(" [1]", 4, &r), WM_OK);
+    ASSERT_EQ_INT(r.version, 1);
+    ASSERT_EQ_INT(journal_entry_read("\n{}", 3, &r), WM_OK);
+    ASSERT_EQ_INT(r.version, 1);
+    /* Unknown versions, truncation and nothing at all are refused, saying what was found. */
+    static const unsigned char v3[] = {3, 0, 0, 0, '{', '}'};
+    ASSERT_EQ_INT(journal_entry_read(v3, sizeof v3, &r), WM_ERR_FORMAT);
+    ASSERT_EQ_INT(r.version, 3);
+    static const unsigned char cut[] = {2, 0, 10, 0, 'o', 'r'};
+    ASSERT_EQ_INT(journal_entry_read(cut, sizeof cut, &r), WM_ERR_FORMAT);
+    ASSERT_EQ_INT(r.version, 2);
+    ASSERT_EQ_INT(journal_entry_read(cut, 3, &r), WM_ERR_FORMAT);
+    ASSERT_EQ_INT(journal_entry_read(cut, 0, &r), WM_ERR_FORMAT);
+    ASSERT_EQ_INT(r.version, 0);
+    static const unsigned char only_topic[] = {2, 0, 2, 0, 'a', 'b'};
+    ASSERT_EQ_INT(journal_entry_read(only_topic, sizeof only_topic, &r), WM_OK);
+    ASSERT_EQ_INT(r.topic_len, 2);
+    ASSERT_EQ_INT(r.len, 0);
+    ASSERT_EQ_INT(journal_entry_read(NULL, 1, &r), WM_ERR_INVAL);
+    ASSERT_EQ_INT(journal_entry_read(v3, sizeof v3, NULL), WM_ERR_INVAL);
+}
+
 static double seconds(void)
 {
     struct timespec ts;
@@ -505,6 +645,7 @@ int main(void)
     test_maybe_compact();
     test_write_failure();
     test_bad_open();
+    test_entries();
     bench();
     reset();
     rmdir(dir);
