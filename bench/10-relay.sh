@@ -52,6 +52,7 @@ wait_until "$(by_scale 600 60)" counter_done cdown "$N" ||
     fail "downstream got $(counted cdown) of $N announcements"
 t1=$(last_arrival cdown)
 cpu=$(cpu_seconds "$pid")
+read -r cpu_user cpu_sys <<<"$(user_sys_seconds "$pid")"
 hwm=$(kib "$pid" VmHWM)
 # shellcheck disable=SC2086
 cpu_others=$(awk -v a="$cpu_others0" -v b="$(cpu_seconds $others)" 'BEGIN { printf "%.2f", b - a }')
@@ -61,7 +62,8 @@ first=$(first_arrival cdown)
 detail "relay: first re-announcement after $(elapsed "$t0" "$first") s, steady rate" \
     "$(per_second $((N - 1)) "$(elapsed "$first" "$t1")") files/s from first to last"
 detail "relay: peer $(counters R | cut -d' ' -f2-) (received downloads inlined duplicates" \
-    "published errors); brokers+nginx used $cpu_others CPU s meanwhile"
+    "published errors); peer CPU user $cpu_user s, system $cpu_sys s;" \
+    "brokers+nginx used $cpu_others CPU s meanwhile"
 if [ -n "$perf_pid" ]; then
     stop_pid "$perf_pid" # perf record writes its data on SIGTERM too
     mkdir -p "$BENCH_OUT"

@@ -71,6 +71,13 @@ elapsed() {
 # ---------------------------------------------------------------------------------------------
 # Processes
 
+# user_sys_seconds PID: "USER SYS" CPU seconds of one process, to tell its own work from the
+# kernel's (file creation, sockets).
+user_sys_seconds() {
+    sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null |
+        awk -v hz="$HZ" '{ printf "%.2f %.2f\n", $12 / hz, $13 / hz }'
+}
+
 # cpu_seconds PID...: user + system CPU time of the processes so far (threads included).
 cpu_seconds() {
     local pid total=0 t
