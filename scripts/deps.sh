@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs the Debian packages wmesh needs to build, test and run its demo, if any are missing.
 set -eu
-PKGS="build-essential pkg-config libmosquitto-dev mosquitto mosquitto-clients libcurl4-openssl-dev \
+PKGS="build-essential pkg-config mosquitto mosquitto-clients libcurl4-openssl-dev \
 libjansson-dev libmicrohttpd-dev libssl-dev attr curl openssl"
-[ "${1:-}" = "--extra" ] && PKGS="$PKGS clang libclang-rt-14-dev nginx-light valgrind wrk chromium groff-base"
+[ "${1:-}" = "--extra" ] && PKGS="$PKGS clang libclang-rt-14-dev nginx-light valgrind wrk chromium groff-base \
+rabbitmq-server"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

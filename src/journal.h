@@ -9,7 +9,7 @@
 #include "error.h"
 
 /* How the peer uses it, all on the event-loop thread:
- *   journal_add_entry() in on_message (libmosquitto has only queued the PUBACK by then);
+ *   journal_add_entry() in on_message (the link has only queued the PUBACK by then);
  *                     journal_add() for records of other shapes;
  *   journal_sync()    once per loop turn, before any socket write, so that one fdatasync covers
  *                     the whole batch. WM_ERR_IO means "do not acknowledge": the queued PUBACKs

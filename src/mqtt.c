@@ -1,158 +1,504 @@
-/* mqtt.c: the only file that includes <mosquitto.h>: broker links driven by our event loop. */
+/* mqtt.c: broker links (MQTT 5 with 3.1.1 fallback, QoS 1) driven by the event loop. Reads
+ * drain the socket into one buffer and every packet in it is handled before the loop sleeps;
+ * writes gather in one buffer that leaves in a loop hook, after the hooks added before it (the
+ * journal's sync): one system call moves a whole batch each way. */
 #include "mqtt.h"
 
 #include <errno.h>
-#include <mosquitto.h>
-#include <mqtt_protocol.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "loop.h"
+#include "mqtt_wire.h"
+#include "tls.h"
 #include "url.h"
 
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 30000
-#define MISC_INTERVAL_MS 1000
-#define READ_BATCH 512
-#define RECEIVE_MAXIMUM 1000
+#define TICK_MS 1000
+#define RECEIVE_MAXIMUM 1000          /* MQTT 5: unacknowledged messages the broker may send */
+#define READ_CHUNK (64 * 1024)        /* bytes asked of the socket per read */
+#define READ_BUDGET (1024 * 1024)     /* bytes read per readiness event before others run */
+#define MAX_PACKET (16 * 1024 * 1024) /* largest packet accepted from a broker */
+#define SEND_BUDGET                                                                                \
+    (4 * 1024 * 1024)            /* bytes of queued publishes put in the write buffer per turn */
+#define CONNECT_TIMEOUT_MS 30000 /* TCP, TLS and CONNACK together */
+
+/* A QoS 1 publish until the broker acknowledges it; kept in publish order. */
+struct outmsg {
+    struct outmsg *next;
+    int mid;
+    uint16_t packet_id; /* 0 until sent on the current connection */
+    bool sent_before;   /* sent on an earlier connection: DUP when resent */
+    size_t len;
+    char *topic; /* topic and payload share one allocation after the struct */
+    unsigned char *payload;
+};
+
+enum link_state {
+    LINK_IDLE,       /* no socket; a reconnect may be scheduled */
+    LINK_CONNECTING, /* TCP connect in progress */
+    LINK_HANDSHAKE,  /* TLS handshake in progress */
+    LINK_CONNACK,    /* CONNECT sent, waiting for CONNACK */
+    LINK_UP,         /* CONNACK accepted */
+};
 
 struct mqtt_link {
     struct loop *loop;
-    struct mosquitto *mosq;
     struct mqtt_callbacks cb;
     void *arg;
     struct wm_url url;
     char label[256];
+    char *client_id;
+    char *cafile;
     char **subs;
     size_t nsubs;
-    int keepalive_s;
-    int fd;           /* the socket we watch, -1 when none */
-    unsigned watched; /* events asked of the loop for fd */
-    bool connected;   /* CONNACK accepted */
-    bool ever_connected;
+    char **sub_filters; /* borrowed from subs: those of the last SUBSCRIBE */
+    size_t nsub_filters;
+    bool clean;
+    int keepalive_s;        /* of the current connection */
+    int keepalive_wanted_s; /* asked for in CONNECT */
+    unsigned session_expiry_s;
+    int version;        /* MQTT_LEVEL_5 or MQTT_LEVEL_311, for the current or next connection */
+    bool may_fall_back; /* MQTT_AUTO: use 3.1.1 if the broker refuses 5 */
+    bool trying_v311;   /* fell back after a close, not a CONNACK: settled by a 3.1.1 CONNACK */
+    bool share_said;    /* the one line saying a 3.1.1 broker has no shared subscriptions */
     bool closing;
     bool paused; /* not reading: backpressure */
-    bool held;   /* not writing: acknowledgements must wait */
+    bool held;   /* not writing while up: acknowledgements must wait */
+    enum link_state state;
+    int fd;
+    unsigned watched; /* events asked of the loop for fd */
+    struct tls_conn *tls;
+    bool tls_write_wants_read; /* a TLS write can only go on once the socket is readable */
+    struct addrinfo *addrs;    /* resolved addresses of the broker and the one being tried */
+    struct addrinfo *addr;
+    struct mqtt_buf in;  /* bytes read, not yet handled */
+    struct mqtt_buf out; /* bytes to write */
+    char *topic;         /* NUL-terminated copy of the topic of the message being delivered */
+    size_t topic_cap;
+    /* Publishes: [head, unsent) sent and awaiting PUBACK, [unsent, tail] not yet sent. */
+    struct outmsg *head, *tail, *unsent;
+    int inflight;      /* sent, not acknowledged */
+    int send_quota;    /* most messages in flight: the broker's receive maximum, capped */
+    int max_inflight;  /* from the options */
+    int pending;       /* publishes not yet acknowledged */
+    int next_mid;      /* identifies publishes to the caller */
+    uint16_t next_pid; /* packet ids, 1..65535 */
+    uint16_t sub_pid;  /* SUBSCRIBE's packet id on this connection */
+    unsigned char pid_used[65536 / 8];
     int64_t backoff_ms;
-    int pending;          /* QoS 1 publishes not yet acknowledged */
-    bool v5;              /* speaking MQTT 5 */
-    char last_error[256]; /* the library's last error message, to log each once a minute */
-    int64_t last_error_ms;
-    bool may_fall_back; /* MQTT_AUTO: retry with 3.1.1 if the broker refuses 5 */
-    bool clean;
-    unsigned session_expiry_s;
-    mosquitto_property *publish_props; /* content type, for MQTT 5 publishes */
+    int64_t last_write_ms, state_since_ms, ping_sent_ms;
     struct loop_timer *reconnect_timer;
-    struct loop_timer *misc_timer;
+    struct loop_timer *tick_timer;
+    struct loop_timer *resume_timer;
+    char last_error[256]; /* to log a repeated connection error at most once a minute */
+    int64_t last_error_ms;
 };
 
 static void schedule_reconnect(struct mqtt_link *l);
+static void drop_connection(struct mqtt_link *l, const char *why);
+static void connection_lost(struct mqtt_link *l, const char *why);
+static void handle_input(struct mqtt_link *l);
+static void update_watch(struct mqtt_link *l);
 
-static int lib_init_once(void)
+/* A link that keeps failing retries every few seconds: each distinct error is logged at most
+ * once a minute. */
+static void log_link_error(struct mqtt_link *l, const char *what)
 {
-    static bool done;
-    if (done) return MOSQ_ERR_SUCCESS;
-    done = true;
-    return mosquitto_lib_init();
+    int64_t now = loop_now_ms(l->loop);
+    if (strcmp(what, l->last_error) == 0 && now - l->last_error_ms < 60000) return;
+    snprintf(l->last_error, sizeof l->last_error, "%s", what);
+    l->last_error_ms = now;
+    log_warn("broker %s: %s", l->label, what);
 }
 
-static void unwatch_socket(struct mqtt_link *l)
+/* ---- packet ids ---- */
+
+static bool pid_in_use(const struct mqtt_link *l, uint16_t pid)
 {
-    if (l->fd >= 0) loop_unwatch(l->loop, l->fd);
-    l->fd = -1;
+    return l->pid_used[pid / 8] & (1u << (pid % 8));
+}
+
+static void pid_mark(struct mqtt_link *l, uint16_t pid, bool used)
+{
+    if (used)
+        l->pid_used[pid / 8] = (unsigned char)(l->pid_used[pid / 8] | (1u << (pid % 8)));
+    else
+        l->pid_used[pid / 8] = (unsigned char)(l->pid_used[pid / 8] & ~(1u << (pid % 8)));
+}
+
+/* At most RECEIVE_MAXIMUM-sized windows are in flight, so a free id is always near. */
+static uint16_t pid_take(struct mqtt_link *l)
+{
+    do {
+        l->next_pid = (uint16_t)(l->next_pid + 1);
+    } while (l->next_pid == 0 || pid_in_use(l, l->next_pid));
+    pid_mark(l, l->next_pid, true);
+    return l->next_pid;
+}
+
+/* ---- the socket ---- */
+
+static void unwatch(struct mqtt_link *l)
+{
+    if (l->fd >= 0 && l->watched) loop_unwatch(l->loop, l->fd);
     l->watched = 0;
 }
 
-static void link_lost(struct mqtt_link *l)
+static void close_socket(struct mqtt_link *l)
 {
-    unwatch_socket(l);
-    l->connected = false;
+    unwatch(l);
+    tls_free(&l->tls);
+    if (l->fd >= 0) close(l->fd);
+    l->fd = -1;
+    l->tls_write_wants_read = false;
+    l->in.len = 0;
+    l->out.len = 0;
+}
+
+/* Bytes read into l->in: >0, 0 at end of stream, -1 with errno (EAGAIN when none now). */
+static ssize_t recv_some(struct mqtt_link *l, void *buf, size_t n)
+{
+    if (!l->tls) return recv(l->fd, buf, n, 0);
+    size_t got = 0;
+    switch (tls_read(l->tls, buf, n, &got)) {
+    case TLS_DONE:
+        return (ssize_t)got;
+    case TLS_CLOSED:
+        return 0;
+    case TLS_WANT_READ:
+    case TLS_WANT_WRITE: /* renegotiation: the write side is watched while out has bytes */
+        errno = EAGAIN;
+        return -1;
+    default:
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+static ssize_t send_some(struct mqtt_link *l, const void *buf, size_t n)
+{
+    if (!l->tls) return send(l->fd, buf, n, MSG_NOSIGNAL);
+    size_t put = 0;
+    l->tls_write_wants_read = false;
+    switch (tls_write(l->tls, buf, n, &put)) {
+    case TLS_DONE:
+        return (ssize_t)put;
+    case TLS_WANT_READ:
+        l->tls_write_wants_read = true;
+        errno = EAGAIN;
+        return -1;
+    case TLS_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    default:
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+static const char *io_error(const struct mqtt_link *l, int err)
+{
+    if (l->tls && tls_error(l->tls)[0]) return tls_error(l->tls);
+    return strerror(err);
+}
+
+/* Writes as much of l->out as the socket takes. False when the connection failed. */
+static bool write_out(struct mqtt_link *l)
+{
+    while (l->out.len > 0) {
+        ssize_t n = send_some(l, l->out.data, l->out.len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (n <= 0) {
+            char why[300];
+            snprintf(why, sizeof why, "write failed: %s", io_error(l, errno));
+            connection_lost(l, why);
+            return false;
+        }
+        mqtt_buf_consume(&l->out, (size_t)n);
+        l->last_write_ms = loop_now_ms(l->loop);
+    }
+    return true;
+}
+
+/* ---- publishes ---- */
+
+/* Moves queued publishes into the write buffer while the broker's window allows. */
+static void send_publishes(struct mqtt_link *l)
+{
+    size_t budget = SEND_BUDGET;
+    while (l->unsent && l->inflight < l->send_quota && budget > 0) {
+        struct outmsg *m = l->unsent;
+        m->packet_id = pid_take(l);
+        struct mqtt_publish pub = {.topic = m->topic,
+                                   .payload = m->payload,
+                                   .len = m->len,
+                                   .qos = 1,
+                                   .dup = m->sent_before,
+                                   .packet_id = m->packet_id,
+                                   .content_type =
+                                       l->version == MQTT_LEVEL_5 ? "application/json" : NULL};
+        enum wm_err e = mqtt_wire_publish(&l->out, l->version, &pub);
+        if (e != WM_OK) {
+            /* mqtt_publish checked topic and size, so only memory can be short: retried at
+             * the next turn. */
+            pid_mark(l, m->packet_id, false);
+            m->packet_id = 0;
+            if (e != WM_ERR_NOMEM)
+                log_error("broker %s: cannot encode a message on %s: %s", l->label, m->topic,
+                          wm_strerror(e));
+            return;
+        }
+        l->inflight++;
+        budget = m->len > budget ? 0 : budget - m->len;
+        l->unsent = m->next;
+    }
+}
+
+static void free_outmsg(struct outmsg *m)
+{
+    free(m);
+}
+
+/* The broker acknowledged packet_id: the message is done. */
+static void acknowledged(struct mqtt_link *l, uint16_t packet_id, uint8_t reason)
+{
+    struct outmsg *prev = NULL, *m = l->head;
+    /* Brokers acknowledge in order, so the oldest message is nearly always the one. */
+    while (m && m != l->unsent && m->packet_id != packet_id) {
+        prev = m;
+        m = m->next;
+    }
+    if (!m || m == l->unsent) {
+        log_warn("broker %s: PUBACK for unknown packet id %u ignored", l->label,
+                 (unsigned)packet_id);
+        return;
+    }
+    if (reason >= 0x80)
+        log_warn("broker %s: refused the message on %s (reason 0x%02x)", l->label, m->topic,
+                 (unsigned)reason);
+    if (prev)
+        prev->next = m->next;
+    else
+        l->head = m->next;
+    if (l->tail == m) l->tail = prev;
+    pid_mark(l, packet_id, false);
+    l->inflight--;
+    l->pending--;
+    int mid = m->mid;
+    free_outmsg(m);
+    if (l->cb.on_published) l->cb.on_published(l->arg, l, mid);
+}
+
+/* After a connection ends, everything sent but not acknowledged goes again on the next one. */
+static void requeue_inflight(struct mqtt_link *l)
+{
+    for (struct outmsg *m = l->head; m && m != l->unsent; m = m->next) {
+        if (m->packet_id) pid_mark(l, m->packet_id, false);
+        m->packet_id = 0;
+        m->sent_before = true;
+    }
+    l->unsent = l->head;
+    l->inflight = 0;
+}
+
+/* ---- connection life ---- */
+
+static void set_state(struct mqtt_link *l, enum link_state s)
+{
+    l->state = s;
+    l->state_since_ms = loop_now_ms(l->loop);
+}
+
+static void drop_connection(struct mqtt_link *l, const char *why)
+{
+    bool was_up = l->state == LINK_UP;
+    close_socket(l);
+    if (l->sub_pid) pid_mark(l, l->sub_pid, false);
+    l->sub_pid = 0;
+    set_state(l, LINK_IDLE);
+    requeue_inflight(l);
+    if (l->closing) return;
+    if (was_up)
+        log_warn("broker %s: disconnected (%s)", l->label, why);
+    else if (why)
+        log_link_error(l, why);
+    if (was_up && l->cb.on_disconnect) l->cb.on_disconnect(l->arg, l);
     schedule_reconnect(l);
 }
 
-/* Reads only: writes wait for flush_hook, which runs after the hooks added before it (the
- * journal's sync), so a PUBACK never leaves before what it acknowledges is durable. */
-static void on_socket(void *arg, int fd, unsigned events)
+/* The connection ended before any CONNACK. A broker that knows only MQTT 3.1.1 may close it on
+ * an MQTT 5 CONNECT instead of answering "unacceptable protocol version" (RabbitMQ 3.x does):
+ * try 3.1.1 next. A broker that is down behind a proxy closes connections the same way, so this
+ * fallback stands only once 3.1.1 gets a CONNACK; if 3.1.1 is closed too, MQTT 5 comes back. */
+static void closed_before_connack(struct mqtt_link *l)
 {
-    struct mqtt_link *l = arg;
-    (void)fd;
-    if (!(events & (LOOP_READ | LOOP_ERROR))) return;
-    /* mosquitto_loop_read() reads one packet when it has no QoS 2 state to catch up on. Read
-     * until the socket is drained (EAGAIN), so a backlog is admitted in batches that share
-     * one journal sync, not one sync per message. The cap keeps other sockets served. */
-    for (int i = 0; i < READ_BATCH && l->fd >= 0 && !l->paused; i++) {
-        errno = 0;
-        int rc = mosquitto_loop_read(l->mosq, 1);
-        if (rc != MOSQ_ERR_SUCCESS) {
-            /* A failed read has already closed the socket and called on_disconnect. */
-            if (l->fd >= 0 && mosquitto_socket(l->mosq) < 0) link_lost(l);
-            return;
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    if (l->version == MQTT_LEVEL_5 && l->may_fall_back) {
+        log_warn("broker %s: closed the connection on an MQTT 5 CONNECT; trying 3.1.1", l->label);
+        l->may_fall_back = false;
+        l->trying_v311 = true;
+        l->version = MQTT_LEVEL_311;
+        l->backoff_ms = 0;
+    } else if (l->trying_v311) {
+        log_info("broker %s: closed the connection on MQTT 3.1.1 too; back to MQTT 5", l->label);
+        l->trying_v311 = false;
+        l->may_fall_back = true;
+        l->version = MQTT_LEVEL_5;
     }
 }
 
-static void update_watch(struct mqtt_link *l)
+/* The broker closed the connection or reset it. */
+static void connection_lost(struct mqtt_link *l, const char *why)
 {
-    int fd = mosquitto_socket(l->mosq);
-    if (fd < 0) {
-        if (l->fd >= 0) unwatch_socket(l);
+    if (l->state == LINK_CONNACK) closed_before_connack(l);
+    drop_connection(l, why);
+}
+
+static bool queue_connect(struct mqtt_link *l)
+{
+    struct mqtt_connect c = {.version = l->version,
+                             .client_id = l->client_id ? l->client_id : "",
+                             .clean_start = l->clean,
+                             .keepalive_s = (uint16_t)l->keepalive_wanted_s,
+                             .username = l->url.user,
+                             .password = l->url.password};
+    if (l->version == MQTT_LEVEL_5) {
+        c.receive_maximum = RECEIVE_MAXIMUM;
+        c.maximum_packet_size = MAX_PACKET;
+        if (!l->clean) c.session_expiry_s = l->session_expiry_s;
+    }
+    enum wm_err e = mqtt_wire_connect(&l->out, &c);
+    if (e != WM_OK) {
+        char why[128];
+        snprintf(why, sizeof why, "cannot build CONNECT: %s", wm_strerror(e));
+        drop_connection(l, why);
+        return false;
+    }
+    set_state(l, LINK_CONNACK);
+    return write_out(l);
+}
+
+static void on_socket(void *arg, int fd, unsigned events);
+
+static bool start_tls_or_connect(struct mqtt_link *l)
+{
+    if (strcmp(l->url.scheme, "mqtts") != 0) return queue_connect(l);
+    char why[300];
+    enum wm_err e = tls_new(l->fd, l->url.host, l->cafile, &l->tls, why, sizeof why);
+    if (e != WM_OK) {
+        drop_connection(l, why);
+        return false;
+    }
+    set_state(l, LINK_HANDSHAKE);
+    return true;
+}
+
+/* Advances the TLS handshake; the CONNECT follows it. */
+static void continue_handshake(struct mqtt_link *l)
+{
+    switch (tls_handshake(l->tls)) {
+    case TLS_DONE:
+        if (queue_connect(l)) update_watch(l);
         return;
-    }
-    if (fd != l->fd) {
-        unwatch_socket(l);
-        l->fd = fd;
-    }
-    unsigned want =
-        (l->paused ? 0 : LOOP_READ) | (!l->held && mosquitto_want_write(l->mosq) ? LOOP_WRITE : 0);
-    if (want == l->watched) return;
-    if (want == 0) {
-        loop_unwatch(l->loop, fd); /* keeps l->fd: the socket is still ours */
-        l->watched = 0;
-    } else if (loop_watch(l->loop, fd, want, on_socket, l) == WM_OK) {
-        l->watched = want;
+    case TLS_WANT_READ:
+        if (loop_watch(l->loop, l->fd, LOOP_READ, on_socket, l) == WM_OK) l->watched = LOOP_READ;
+        return;
+    case TLS_WANT_WRITE:
+        if (loop_watch(l->loop, l->fd, LOOP_WRITE, on_socket, l) == WM_OK) l->watched = LOOP_WRITE;
+        return;
+    default:
+        drop_connection(l, tls_error(l->tls)[0] ? tls_error(l->tls) : "TLS handshake failed");
     }
 }
 
-/* Before the loop sleeps: send what callbacks queued (PUBACKs, publishes) in one go. */
-static void flush_hook(void *arg)
+/* Tries the addresses from l->addr on; false when none could even start. */
+static bool connect_next_address(struct mqtt_link *l)
 {
-    struct mqtt_link *l = arg;
-    if (l->fd >= 0 && !l->held && mosquitto_want_write(l->mosq)) {
-        int rc = mosquitto_loop_write(l->mosq, 1);
-        if (rc != MOSQ_ERR_SUCCESS && mosquitto_socket(l->mosq) < 0) {
-            link_lost(l);
-            return;
+    int last_errno = 0;
+    for (; l->addr; l->addr = l->addr->ai_next) {
+        struct addrinfo *a = l->addr;
+        int fd =
+            socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            last_errno = errno;
+            continue;
         }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
+            l->fd = fd;
+            set_state(l, LINK_CONNECTING);
+            if (loop_watch(l->loop, fd, LOOP_WRITE, on_socket, l) != WM_OK) {
+                drop_connection(l, "cannot watch the socket");
+                return true;
+            }
+            l->watched = LOOP_WRITE;
+            return true;
+        }
+        last_errno = errno;
+        close(fd);
     }
-    update_watch(l);
-}
-
-static void on_misc_timer(void *arg)
-{
-    struct mqtt_link *l = arg;
-    l->misc_timer = loop_timer_add(l->loop, MISC_INTERVAL_MS, on_misc_timer, l);
-    if (l->fd >= 0) mosquitto_loop_misc(l->mosq);
+    char why[300];
+    snprintf(why, sizeof why, "connect failed: %s", strerror(last_errno ? last_errno : EINVAL));
+    log_link_error(l, why);
+    return false;
 }
 
 static void start_connect(void *arg)
 {
     struct mqtt_link *l = arg;
     l->reconnect_timer = NULL;
-    if (l->closing) return;
-    int rc = l->ever_connected
-                 ? mosquitto_reconnect_async(l->mosq)
-                 : mosquitto_connect_async(l->mosq, l->url.host, l->url.port, l->keepalive_s);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        log_warn("broker %s: connect failed: %s", l->label,
-                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+    if (l->closing || l->state != LINK_IDLE) return;
+    if (l->addrs) freeaddrinfo(l->addrs);
+    l->addrs = NULL;
+    /* Resolved at every attempt, since a broker's address may change while it is away. */
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    char port[16];
+    snprintf(port, sizeof port, "%d", l->url.port);
+    int rc = getaddrinfo(l->url.host, port, &hints, &l->addrs);
+    if (rc != 0) {
+        char why[300];
+        snprintf(why, sizeof why, "cannot resolve %s: %s", l->url.host, gai_strerror(rc));
+        log_link_error(l, why);
+        l->addrs = NULL;
         schedule_reconnect(l);
         return;
     }
-    l->ever_connected = true; /* from now on reconnect_async keeps the session's messages */
-    update_watch(l);
+    l->addr = l->addrs;
+    if (!connect_next_address(l)) schedule_reconnect(l);
+}
+
+/* The TCP connect finished (fd writable): on to TLS or CONNECT, or the next address. */
+static void connect_finished(struct mqtt_link *l)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err == 0) {
+        if (start_tls_or_connect(l)) update_watch(l);
+        return;
+    }
+    unwatch(l);
+    close(l->fd);
+    l->fd = -1;
+    set_state(l, LINK_IDLE);
+    char why[300];
+    snprintf(why, sizeof why, "connect failed: %s", strerror(err));
+    if (l->addr) l->addr = l->addr->ai_next;
+    if (l->addr && connect_next_address(l)) return;
+    log_link_error(l, why);
+    schedule_reconnect(l);
 }
 
 static void schedule_reconnect(struct mqtt_link *l)
@@ -166,161 +512,329 @@ static void schedule_reconnect(struct mqtt_link *l)
     l->backoff_ms = base * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : base * 2;
 }
 
-static enum wm_err set_protocol(struct mqtt_link *l, bool v5);
-
-static bool refused_protocol(int rc)
+/* Shared subscriptions ("$share/GROUP/filter") are an MQTT 5 feature. A broker that refused
+ * MQTT 5 either refuses them or takes them literally (RabbitMQ 3.x: a filter that matches
+ * nothing), and the processes of the group would silently get nothing: such filters are left
+ * out, and the link says so once. */
+static bool skip_shared(struct mqtt_link *l, const char *filter)
 {
-    return rc == CONNACK_REFUSED_PROTOCOL_VERSION || rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION;
+    if (l->version == MQTT_LEVEL_5 || strncmp(filter, "$share/", 7) != 0) return false;
+    if (!l->share_said)
+        log_error("broker %s: speaks MQTT 3.1.1 only, which has no shared subscriptions: not "
+                  "subscribing to %s (--share cannot work with this broker)",
+                  l->label, filter);
+    l->share_said = true;
+    return true;
 }
 
-static void cb_connect(struct mosquitto *m, void *arg, int rc)
+/* One SUBSCRIBE for all filters; l->sub_filters lists them in the order of the SUBACK's codes. */
+static void subscribe_all(struct mqtt_link *l)
 {
-    struct mqtt_link *l = arg;
-    if (rc != 0 && l->v5 && l->may_fall_back && refused_protocol(rc)) {
-        log_warn("broker %s: refuses MQTT 5; using 3.1.1", l->label);
-        l->may_fall_back = false;
-        set_protocol(l, false);
-        l->backoff_ms = 0;
-        return; /* the library drops the connection; on_disconnect schedules the retry */
+    size_t n = 0;
+    for (size_t i = 0; i < l->nsubs; i++)
+        if (!skip_shared(l, l->subs[i])) l->sub_filters[n++] = l->subs[i];
+    l->nsub_filters = n;
+    if (n == 0) return;
+    l->sub_pid = pid_take(l);
+    enum wm_err e = mqtt_wire_subscribe(&l->out, l->version, l->sub_pid,
+                                        (const char *const *)l->sub_filters, n, 1);
+    if (e != WM_OK) log_error("broker %s: cannot subscribe: %s", l->label, wm_strerror(e));
+}
+
+static void on_connack(struct mqtt_link *l, const struct mqtt_packet *p)
+{
+    l->trying_v311 = false; /* the broker answered: the protocol of this attempt stands */
+    if (p->reason != 0) {
+        if (l->version == MQTT_LEVEL_5 && l->may_fall_back &&
+            mqtt_wire_refuses_version(p->reason)) {
+            log_warn("broker %s: refuses MQTT 5; using 3.1.1", l->label);
+            l->version = MQTT_LEVEL_311;
+            l->may_fall_back = false;
+            l->backoff_ms = 0;
+            drop_connection(l, NULL);
+            return;
+        }
+        char why[300];
+        snprintf(why, sizeof why, "connection refused: %s%s%.*s",
+                 mqtt_wire_connack_text(l->version, p->reason), p->reason_string ? ": " : "",
+                 (int)(p->reason_string ? p->reason_string_len : 0),
+                 p->reason_string ? p->reason_string : "");
+        drop_connection(l, why);
+        return;
     }
-    if (rc != 0) {
-        log_error("broker %s: connection refused: %s", l->label,
-                  l->v5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc));
-        return; /* the library drops the connection; on_disconnect schedules the retry */
-    }
-    l->connected = true;
+    set_state(l, LINK_UP);
+    /* MQTT 5: the broker may impose its own keep-alive, which the client must then use. */
+    l->keepalive_s = p->server_keepalive_set ? p->server_keepalive_s : l->keepalive_wanted_s;
+    l->ping_sent_ms = 0;
+    l->may_fall_back = false; /* this broker speaks the protocol we chose */
     l->backoff_ms = 0;
-    log_info("broker %s: connected (MQTT %s)", l->label, l->v5 ? "5" : "3.1.1");
-    for (size_t i = 0; i < l->nsubs; i++) {
-        int src = mosquitto_subscribe(m, NULL, l->subs[i], 1);
-        if (src != MOSQ_ERR_SUCCESS)
-            log_error("broker %s: subscribe %s: %s", l->label, l->subs[i], mosquitto_strerror(src));
+    l->last_error[0] = '\0';
+    int quota = l->version == MQTT_LEVEL_5 && p->receive_maximum ? p->receive_maximum : 65535;
+    l->send_quota = quota < l->max_inflight ? quota : l->max_inflight;
+    log_info("broker %s: connected (MQTT %s%s)", l->label,
+             l->version == MQTT_LEVEL_5 ? "5" : "3.1.1",
+             p->session_present ? ", session resumed" : "");
+    subscribe_all(l);
+    if (l->cb.on_connect) l->cb.on_connect(l->arg, l, p->session_present);
+}
+
+static void on_suback(struct mqtt_link *l, const struct mqtt_packet *p)
+{
+    if (!l->sub_pid || p->packet_id != l->sub_pid) return;
+    pid_mark(l, l->sub_pid, false);
+    l->sub_pid = 0;
+    /* A refused subscription would otherwise go unnoticed: the link is up, nothing arrives. */
+    for (size_t i = 0; i < p->ncodes && i < l->nsub_filters; i++) {
+        if (p->codes[i] >= 0x80)
+            log_error("broker %s: refused the subscription to %s (code 0x%02x)", l->label,
+                      l->sub_filters[i], (unsigned)p->codes[i]);
+        else if (p->codes[i] == 0)
+            log_warn("broker %s: granted QoS 0 only for %s: what is lost in transit is not resent",
+                     l->label, l->sub_filters[i]);
     }
-    if (l->cb.on_connect) l->cb.on_connect(l->arg, l, false);
 }
 
-static void cb_disconnect(struct mosquitto *m, void *arg, int rc)
+static bool deliver(struct mqtt_link *l, const struct mqtt_packet *p)
 {
-    struct mqtt_link *l = arg;
-    (void)m;
-    bool was = l->connected;
-    l->connected = false;
-    unwatch_socket(l);
-    if (l->closing) return;
-    if (was) log_warn("broker %s: disconnected (%s)", l->label, mosquitto_strerror(rc));
-    if (l->cb.on_disconnect) l->cb.on_disconnect(l->arg, l);
-    schedule_reconnect(l);
+    if (p->topic_alias || p->qos > 1) {
+        drop_connection(l, p->qos > 1 ? "broker sent QoS 2, which was never asked for"
+                                      : "broker sent a topic alias, which was never allowed");
+        return false;
+    }
+    if (p->topic_len + 1 > l->topic_cap) {
+        size_t cap = p->topic_len + 1 < 256 ? 256 : p->topic_len + 1;
+        char *t = realloc(l->topic, cap);
+        if (!t) {
+            drop_connection(l, "out of memory");
+            return false;
+        }
+        l->topic = t;
+        l->topic_cap = cap;
+    }
+    memcpy(l->topic, p->topic, p->topic_len);
+    l->topic[p->topic_len] = '\0';
+    if (l->cb.on_message) {
+        struct mqtt_msg m = {.topic = l->topic,
+                             .payload = p->payload,
+                             .len = p->payload_len,
+                             .qos = p->qos,
+                             .retain = p->retain};
+        l->cb.on_message(l->arg, l, &m);
+    }
+    /* The acknowledgement waits in l->out for the write hook, which runs after the journal. */
+    if (p->qos == 1 && mqtt_wire_puback(&l->out, p->packet_id) != WM_OK) {
+        drop_connection(l, "out of memory"); /* unacknowledged: the broker sends it again */
+        return false;
+    }
+    return true;
 }
 
-static void cb_message(struct mosquitto *m, void *arg, const struct mosquitto_message *msg)
+/* Handles one packet; false when it ended the connection. */
+static bool handle_packet(struct mqtt_link *l, const struct mqtt_packet *p)
 {
-    struct mqtt_link *l = arg;
-    (void)m;
-    if (!l->cb.on_message) return;
-    struct mqtt_msg mm = {.topic = msg->topic,
-                          .payload = msg->payload,
-                          .len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0,
-                          .qos = msg->qos,
-                          .retain = msg->retain};
-    l->cb.on_message(l->arg, l, &mm);
+    if (l->state == LINK_CONNACK && p->type != MQTT_CONNACK) {
+        drop_connection(l, "broker sent a packet before CONNACK");
+        return false;
+    }
+    switch (p->type) {
+    case MQTT_CONNACK:
+        if (l->state != LINK_CONNACK) {
+            drop_connection(l, "unexpected CONNACK");
+            return false;
+        }
+        on_connack(l, p);
+        return l->state == LINK_UP;
+    case MQTT_PUBLISH:
+        return deliver(l, p);
+    case MQTT_PUBACK:
+        acknowledged(l, p->packet_id, p->reason);
+        return l->fd >= 0;
+    case MQTT_SUBACK:
+        on_suback(l, p);
+        return true;
+    case MQTT_PINGRESP:
+        l->ping_sent_ms = 0;
+        return true;
+    case MQTT_DISCONNECT: {
+        char why[300];
+        snprintf(why, sizeof why, "broker disconnected us (reason 0x%02x%s%.*s)",
+                 (unsigned)p->reason, p->reason_string ? ": " : "",
+                 (int)(p->reason_string ? p->reason_string_len : 0),
+                 p->reason_string ? p->reason_string : "");
+        drop_connection(l, why);
+        return false;
+    }
+    default: {
+        char why[64];
+        snprintf(why, sizeof why, "unexpected packet type %d", (int)p->type);
+        drop_connection(l, why);
+        return false;
+    }
+    }
 }
 
-static void cb_publish(struct mosquitto *m, void *arg, int mid)
+/* Handles every whole packet in l->in, unless reading is paused. */
+static void handle_input(struct mqtt_link *l)
 {
-    struct mqtt_link *l = arg;
-    (void)m;
-    if (l->pending > 0) l->pending--;
-    if (l->cb.on_published) l->cb.on_published(l->arg, l, mid);
+    size_t off = 0;
+    while (l->fd >= 0 && !l->paused && off < l->in.len) {
+        struct mqtt_packet p;
+        size_t used = 0;
+        char why[200] = "";
+        enum wm_err e = mqtt_wire_parse(l->in.data + off, l->in.len - off, l->version, MAX_PACKET,
+                                        &p, &used, why, sizeof why);
+        if (e == WM_ERR_NOTFOUND) break;
+        if (e != WM_OK) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "%s from the broker: %s",
+                     e == WM_ERR_TOOBIG ? "packet too big" : "malformed packet", why);
+            drop_connection(l, msg);
+            return;
+        }
+        /* The packet's bytes stay in place while it is handled: the callbacks borrow them. */
+        if (!handle_packet(l, &p)) return;
+        off += used;
+    }
+    if (l->fd >= 0) mqtt_buf_consume(&l->in, off);
 }
 
-/* The library's errors name causes our return codes cannot, such as "certificate verify
- * failed": they are logged, each distinct one at most once a minute per link, since a link
- * that keeps failing retries every few seconds. */
-static void cb_log(struct mosquitto *m, void *arg, int level, const char *str)
+/* Reads what the socket has (up to a budget, so other sockets are served too). False when the
+ * connection ended. */
+static bool read_in(struct mqtt_link *l)
+{
+    size_t budget = READ_BUDGET;
+    while (budget > 0) {
+        if (mqtt_buf_reserve(&l->in, READ_CHUNK) != WM_OK) {
+            drop_connection(l, "out of memory");
+            return false;
+        }
+        size_t room = l->in.cap - l->in.len;
+        ssize_t n = recv_some(l, l->in.data + l->in.len, room);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+        if (n <= 0) {
+            char why[300];
+            snprintf(why, sizeof why, "%s",
+                     n == 0 ? "connection closed by the broker" : io_error(l, errno));
+            connection_lost(l, why);
+            return false;
+        }
+        l->in.len += (size_t)n;
+        budget = (size_t)n > budget ? 0 : budget - (size_t)n;
+        if ((size_t)n < room && !(l->tls && tls_pending(l->tls))) return true; /* drained */
+    }
+    return true;
+}
+
+static void on_socket(void *arg, int fd, unsigned events)
 {
     struct mqtt_link *l = arg;
-    (void)m;
-    if (!(level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))) return;
+    (void)fd;
+    switch (l->state) {
+    case LINK_CONNECTING:
+        connect_finished(l);
+        return;
+    case LINK_HANDSHAKE:
+        continue_handshake(l);
+        return;
+    case LINK_IDLE:
+        return;
+    default:
+        break;
+    }
+    bool may_write = l->state != LINK_UP || !l->held;
+    if (may_write && ((events & LOOP_WRITE) || ((events & LOOP_READ) && l->tls_write_wants_read))) {
+        if (!write_out(l)) return;
+    }
+    if (events & (LOOP_READ | LOOP_ERROR)) {
+        if (l->paused) {
+            update_watch(l); /* an error while paused is found when reading resumes */
+            return;
+        }
+        if (!read_in(l)) return;
+        handle_input(l);
+    }
+    update_watch(l);
+}
+
+static void update_watch(struct mqtt_link *l)
+{
+    if (l->fd < 0 || l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE) return;
+    bool may_write = l->state != LINK_UP || !l->held;
+    unsigned want = (l->paused ? 0 : LOOP_READ) | (may_write && l->out.len > 0 ? LOOP_WRITE : 0) |
+                    (l->tls_write_wants_read ? LOOP_READ : 0);
+    if (want == l->watched) return;
+    if (want == 0) {
+        loop_unwatch(l->loop, l->fd);
+        l->watched = 0;
+    } else if (loop_watch(l->loop, l->fd, want, on_socket, l) == WM_OK) {
+        l->watched = want;
+    }
+}
+
+/* Before the loop sleeps: queued publishes and acknowledgements leave in one write. */
+static void flush_hook(void *arg)
+{
+    struct mqtt_link *l = arg;
+    if (l->state == LINK_UP && !l->held) {
+        send_publishes(l);
+        if (!write_out(l)) return;
+    }
+    update_watch(l);
+}
+
+/* Once a second: keep-alive, and connections that hang. */
+static void on_tick(void *arg)
+{
+    struct mqtt_link *l = arg;
+    l->tick_timer = loop_timer_add(l->loop, TICK_MS, on_tick, l);
     int64_t now = loop_now_ms(l->loop);
-    if (strcmp(str, l->last_error) == 0 && now - l->last_error_ms < 60000) return;
-    snprintf(l->last_error, sizeof l->last_error, "%s", str);
-    l->last_error_ms = now;
-    log_warn("broker %s: %s", l->label, str);
+    int64_t limit_ms = (int64_t)l->keepalive_s * 1000;
+    if (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE || l->state == LINK_CONNACK) {
+        if (now - l->state_since_ms > CONNECT_TIMEOUT_MS)
+            drop_connection(l, "broker did not answer in time");
+        return;
+    }
+    if (l->state != LINK_UP || limit_ms == 0) return; /* keep-alive 0: the broker wants none */
+    /* While paused the answer may wait unread behind messages: only a reading link judges. */
+    if (l->ping_sent_ms && !l->paused && now - l->ping_sent_ms > limit_ms) {
+        drop_connection(l, "broker did not answer PINGREQ");
+        return;
+    }
+    if (!l->ping_sent_ms && now - l->last_write_ms >= limit_ms * 3 / 4 && !l->held) {
+        if (mqtt_wire_pingreq(&l->out) == WM_OK) {
+            l->ping_sent_ms = now;
+            if (write_out(l)) update_watch(l);
+        }
+    }
 }
 
-static enum wm_err copy_subscriptions(struct mqtt_link *l, const struct mqtt_options *o)
+/* Reading resumed: packets already read are handled without waiting for the socket. */
+static void on_resume(void *arg)
 {
+    struct mqtt_link *l = arg;
+    l->resume_timer = NULL;
+    if (l->fd < 0 || l->paused || l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE) return;
+    handle_input(l);
+    if (l->fd >= 0 && l->tls && tls_pending(l->tls) && read_in(l)) handle_input(l);
+    update_watch(l);
+}
+
+/* ---- set-up ---- */
+
+static enum wm_err copy_options(struct mqtt_link *l, const struct mqtt_options *o)
+{
+    if (o->client_id && !(l->client_id = strdup(o->client_id))) return WM_ERR_NOMEM;
+    if (o->cafile && !(l->cafile = strdup(o->cafile))) return WM_ERR_NOMEM;
     if (o->nsubscriptions == 0) return WM_OK;
     l->subs = calloc(o->nsubscriptions, sizeof *l->subs);
-    if (!l->subs) return WM_ERR_NOMEM;
+    l->sub_filters = calloc(o->nsubscriptions, sizeof *l->sub_filters);
+    if (!l->subs || !l->sub_filters) return WM_ERR_NOMEM;
     for (size_t i = 0; i < o->nsubscriptions; i++) {
         l->subs[i] = strdup(o->subscriptions[i]);
         if (!l->subs[i]) return WM_ERR_NOMEM;
         l->nsubs++;
     }
-    return WM_OK;
-}
-
-/* Chooses the protocol of the next connection. MQTT 5 needs CONNECT properties (a session
- * expiry, or the broker ends a persistent session at disconnect), and libmosquitto 2.0 stores
- * them only in mosquitto_connect_bind_v5(), a blocking call. Given an invalid port it stores
- * them and returns before connecting; connect_async and reconnect_async then send them. */
-static enum wm_err set_protocol(struct mqtt_link *l, bool v5)
-{
-    l->v5 = v5;
-    mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION,
-                         v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
-    mosquitto_property *props = NULL;
-    if (v5 && !l->clean &&
-        mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
-                                     l->session_expiry_s) != MOSQ_ERR_SUCCESS)
-        return WM_ERR_NOMEM;
-    int rc = mosquitto_connect_bind_v5(l->mosq, l->url.host, -1, l->keepalive_s, NULL, props);
-    mosquitto_property_free_all(&props);
-    if (rc != MOSQ_ERR_INVAL) return WM_ERR_LIB; /* the library no longer works as described */
-    l->ever_connected = false;                   /* the next attempt must be a full connect_async */
-    mosquitto_property_free_all(&l->publish_props);
-    if (v5 && mosquitto_property_add_string(&l->publish_props, MQTT_PROP_CONTENT_TYPE,
-                                            "application/json") != MOSQ_ERR_SUCCESS)
-        return WM_ERR_NOMEM;
-    return WM_OK;
-}
-
-static enum wm_err configure(struct mqtt_link *l, const struct mqtt_options *o)
-{
-    bool clean = o->client_id ? o->clean_session : true;
-    l->mosq = mosquitto_new(o->client_id, clean, l);
-    if (!l->mosq) return errno == ENOMEM ? WM_ERR_NOMEM : WM_ERR_INVAL;
-    mosquitto_threaded_set(l->mosq, true); /* packets are queued, never written in callbacks */
-    l->clean = clean;
-    l->session_expiry_s = o->session_expiry_s ? o->session_expiry_s : 7 * 24 * 3600;
-    l->may_fall_back = o->protocol == MQTT_AUTO;
-    enum wm_err e = set_protocol(l, o->protocol != MQTT_V311);
-    if (e != WM_OK) return e;
-    mosquitto_int_option(l->mosq, MOSQ_OPT_SEND_MAXIMUM, o->max_inflight ? o->max_inflight : 1000);
-    mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-    /* MQTT 5: let the broker send up to this many unacknowledged messages (the default of 20
-     * would cap each loop turn's batch at 20). */
-    mosquitto_int_option(l->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, RECEIVE_MAXIMUM);
-    if (l->url.user && mosquitto_username_pw_set(l->mosq, l->url.user, l->url.password))
-        return WM_ERR_NOMEM;
-    if (strcmp(l->url.scheme, "mqtts") == 0) {
-        /* Certificates are always verified: against cafile, else the system's store. */
-        int rc = mosquitto_tls_set(l->mosq, o->cafile, o->cafile ? NULL : "/etc/ssl/certs", NULL,
-                                   NULL, NULL);
-        if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_opts_set(l->mosq, 1, NULL, NULL);
-        if (rc != MOSQ_ERR_SUCCESS) {
-            log_error("broker %s: TLS set-up: %s", l->label, mosquitto_strerror(rc));
-            return WM_ERR_LIB;
-        }
-    } else if (strcmp(l->url.scheme, "mqtt") != 0) {
-        return WM_ERR_INVAL;
-    }
-    mosquitto_connect_callback_set(l->mosq, cb_connect);
-    mosquitto_disconnect_callback_set(l->mosq, cb_disconnect);
-    mosquitto_message_callback_set(l->mosq, cb_message);
-    mosquitto_publish_callback_set(l->mosq, cb_publish);
-    mosquitto_log_callback_set(l->mosq, cb_log);
     return WM_OK;
 }
 
@@ -331,19 +845,28 @@ struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_options *o,
     struct mqtt_link *l = NULL;
     if (!loop || !o || !o->url || !cb) goto fail;
     e = WM_ERR_NOMEM;
-    if (lib_init_once() != MOSQ_ERR_SUCCESS || !(l = calloc(1, sizeof *l))) goto fail;
+    if (!(l = calloc(1, sizeof *l))) goto fail;
     l->loop = loop;
     l->cb = *cb;
     l->arg = arg;
     l->fd = -1;
-    l->keepalive_s = o->keepalive_s ? o->keepalive_s : 30;
-    e = url_parse(o->url, &l->url);
-    if (e) goto fail;
+    l->keepalive_wanted_s = o->keepalive_s > 0 && o->keepalive_s <= 65535 ? o->keepalive_s : 30;
+    l->keepalive_s = l->keepalive_wanted_s;
+    l->clean = o->client_id ? o->clean_session : true;
+    l->session_expiry_s = o->session_expiry_s ? o->session_expiry_s : 7 * 24 * 3600;
+    l->version = o->protocol == MQTT_V311 ? MQTT_LEVEL_311 : MQTT_LEVEL_5;
+    l->may_fall_back = o->protocol == MQTT_AUTO;
+    l->max_inflight = o->max_inflight > 0 ? o->max_inflight : 1000;
+    if (l->max_inflight > 65000) l->max_inflight = 65000; /* packet ids must stay free */
+    l->next_mid = 1;
+    if ((e = url_parse(o->url, &l->url))) goto fail;
+    e = WM_ERR_INVAL;
+    if (strcmp(l->url.scheme, "mqtt") != 0 && strcmp(l->url.scheme, "mqtts") != 0) goto fail;
     snprintf(l->label, sizeof l->label, "%s%s%s:%d", l->url.user ? l->url.user : "",
              l->url.user ? "@" : "", l->url.host, l->url.port);
-    if ((e = copy_subscriptions(l, o)) || (e = configure(l, o))) goto fail;
+    if ((e = copy_options(l, o))) goto fail;
     if ((e = loop_add_hook(loop, flush_hook, l))) goto fail;
-    l->misc_timer = loop_timer_add(loop, MISC_INTERVAL_MS, on_misc_timer, l);
+    l->tick_timer = loop_timer_add(loop, TICK_MS, on_tick, l);
     l->reconnect_timer = loop_timer_add(loop, 0, start_connect, l);
     if (err) *err = WM_OK;
     return l;
@@ -359,20 +882,30 @@ void mqtt_link_free(struct mqtt_link **lp)
     struct mqtt_link *l = *lp;
     l->closing = true;
     loop_timer_cancel(l->loop, &l->reconnect_timer);
-    loop_timer_cancel(l->loop, &l->misc_timer);
-    if (l->mosq) {
-        if (l->connected) {
-            mosquitto_disconnect(l->mosq);
-            mosquitto_loop_write(l->mosq, 1);
-        }
-        unwatch_socket(l);
-        mosquitto_destroy(l->mosq);
+    loop_timer_cancel(l->loop, &l->tick_timer);
+    loop_timer_cancel(l->loop, &l->resume_timer);
+    if (l->state == LINK_UP) {
+        /* A clean goodbye, best effort: what is held stays unwritten. */
+        if (l->held) l->out.len = 0;
+        if (mqtt_wire_disconnect(&l->out, l->version) == WM_OK) write_out(l);
     }
-    mosquitto_property_free_all(&l->publish_props);
+    close_socket(l);
     loop_remove_hook(l->loop, flush_hook, l);
+    while (l->head) {
+        struct outmsg *m = l->head;
+        l->head = m->next;
+        free_outmsg(m);
+    }
+    if (l->addrs) freeaddrinfo(l->addrs);
+    mqtt_buf_free(&l->in);
+    mqtt_buf_free(&l->out);
+    free(l->topic);
     for (size_t i = 0; i < l->nsubs; i++)
         free(l->subs[i]);
     free(l->subs);
+    free(l->sub_filters);
+    free(l->client_id);
+    free(l->cafile);
     url_clear(&l->url);
     free(l);
     *lp = NULL;
@@ -381,24 +914,35 @@ void mqtt_link_free(struct mqtt_link **lp)
 enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
                          int *mid)
 {
-    if (!l || !topic || len > 268435455u) return WM_ERR_INVAL;
-    int rc = mosquitto_publish_v5(l->mosq, mid, topic, (int)len, payload, 1, false,
-                                  l->v5 ? l->publish_props : NULL);
-    switch (rc) {
-    case MOSQ_ERR_SUCCESS:
-    case MOSQ_ERR_NO_CONN:
-        /* Not connected: libmosquitto has queued the message and sends it after CONNACK. */
-        l->pending++;
-        return WM_OK;
-    case MOSQ_ERR_NOMEM:
-        return WM_ERR_NOMEM;
-    case MOSQ_ERR_PAYLOAD_SIZE:
-    case MOSQ_ERR_OVERSIZE_PACKET:
-        return WM_ERR_TOOBIG;
-    default:
-        log_warn("broker %s: publish on %s: %s", l->label, topic, mosquitto_strerror(rc));
-        return WM_ERR_INVAL;
-    }
+    if (!l || !topic || !topic[0] || strpbrk(topic, "+#") || (len && !payload)) return WM_ERR_INVAL;
+    size_t tlen = strlen(topic);
+    if (tlen > 65535) return WM_ERR_INVAL;
+    if (len > MQTT_MAX_REMAINING - tlen - 64) return WM_ERR_TOOBIG;
+    /* A topic the encoder refuses (such as invalid UTF-8) is refused now, not when sending,
+     * where it would hold up every message behind it. */
+    struct mqtt_buf probe = {0};
+    struct mqtt_publish trial = {.topic = topic, .qos = 1, .packet_id = 1};
+    enum wm_err e = mqtt_wire_publish(&probe, MQTT_LEVEL_311, &trial);
+    mqtt_buf_free(&probe);
+    if (e != WM_OK) return e;
+    struct outmsg *m = malloc(sizeof *m + tlen + 1 + len);
+    if (!m) return WM_ERR_NOMEM;
+    *m = (struct outmsg){.len = len};
+    m->topic = (char *)(m + 1);
+    memcpy(m->topic, topic, tlen + 1);
+    m->payload = (unsigned char *)m->topic + tlen + 1;
+    if (len) memcpy(m->payload, payload, len);
+    m->mid = l->next_mid;
+    l->next_mid = l->next_mid == INT32_MAX ? 1 : l->next_mid + 1;
+    if (l->tail)
+        l->tail->next = m;
+    else
+        l->head = m;
+    l->tail = m;
+    if (!l->unsent) l->unsent = m;
+    l->pending++;
+    if (mid) *mid = m->mid;
+    return WM_OK; /* it leaves in the write hook, or after the next CONNACK */
 }
 
 void mqtt_flush(struct mqtt_link *l)
@@ -410,6 +954,10 @@ void mqtt_set_reading(struct mqtt_link *l, bool on)
 {
     if (!l || l->paused == !on) return;
     l->paused = !on;
+    if (on && !l->resume_timer && l->in.len > 0)
+        l->resume_timer = loop_timer_add(l->loop, 0, on_resume, l);
+    else if (on && !l->resume_timer && l->tls && tls_pending(l->tls))
+        l->resume_timer = loop_timer_add(l->loop, 0, on_resume, l);
     update_watch(l);
 }
 
@@ -422,7 +970,7 @@ void mqtt_hold_writes(struct mqtt_link *l, bool hold)
 
 bool mqtt_connected(const struct mqtt_link *l)
 {
-    return l && l->connected;
+    return l && l->state == LINK_UP;
 }
 
 const char *mqtt_label(const struct mqtt_link *l)
@@ -432,7 +980,7 @@ const char *mqtt_label(const struct mqtt_link *l)
 
 int mqtt_protocol_version(const struct mqtt_link *l)
 {
-    return l && l->v5 ? 5 : 4;
+    return l && l->version == MQTT_LEVEL_5 ? 5 : 4;
 }
 
 int mqtt_pending(const struct mqtt_link *l)

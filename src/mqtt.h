@@ -1,6 +1,7 @@
-/* mqtt.h: one broker link (libmosquitto) driven by the event loop: connect, reconnect with
- * backoff, subscribe, publish at QoS 1. libmosquitto only queues packets; they leave in a loop
- * hook, after every earlier hook (such as a journal sync) has run. */
+/* mqtt.h: one broker link (our own MQTT 5 / 3.1.1 client, mqtt.c over mqtt_wire.c) driven by
+ * the event loop: connect, reconnect with backoff, subscribe, publish at QoS 1. Acknowledgements
+ * and publishes only queue; they leave in a loop hook, after every earlier hook (such as a
+ * journal sync) has run, all of a turn's packets in one write. */
 #ifndef WMESH_MQTT_H
 #define WMESH_MQTT_H
 
@@ -29,7 +30,8 @@ struct mqtt_callbacks {
 };
 
 enum mqtt_protocol {
-    MQTT_AUTO = 0, /* MQTT 5, falling back to 3.1.1 when the broker refuses it */
+    MQTT_AUTO = 0, /* MQTT 5, falling back to 3.1.1 when the broker refuses it (a CONNACK
+                    * saying so, or a close before any CONNACK that 3.1.1 then gets) */
     MQTT_V311,
     MQTT_V5,
 };
@@ -40,7 +42,8 @@ struct mqtt_options {
     const char *client_id;            /* NULL: random id and a clean session */
     bool clean_session;               /* false keeps a persistent session (with a client_id) */
     int keepalive_s;                  /* 0: 30 */
-    const char *const *subscriptions; /* topic filters subscribed at QoS 1 on every connect */
+    const char *const *subscriptions; /* topic filters subscribed at QoS 1 on every connect;
+                                       * "$share/..." ones only under MQTT 5 (logged once) */
     size_t nsubscriptions;
     int max_inflight;          /* outgoing QoS 1 messages awaiting PUBACK; 0: 1000 */
     const char *cafile;        /* mqtts: CA certificates to trust; NULL: the system's store */

@@ -1,0 +1,153 @@
+/* tls.c: TLS client sessions for broker links over OpenSSL's libssl, on non-blocking sockets. */
+#include "tls.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tls_conn {
+    SSL_CTX *ctx;
+    SSL *ssl;
+    char error[256];
+};
+
+/* OpenSSL's error queue is per thread and outlives a failed call: take its first entry as the
+ * reason and clear it, so a later failure does not report an old cause. */
+static void take_error(struct tls_conn *c, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char text[200] = "";
+    if (e) ERR_error_string_n(e, text, sizeof text);
+    long verify = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+    if (verify != X509_V_OK)
+        snprintf(c->error, sizeof c->error, "%s: certificate verify failed: %s", what,
+                 X509_verify_cert_error_string(verify));
+    else
+        snprintf(c->error, sizeof c->error, "%s: %s", what,
+                 text[0] ? text : (errno ? strerror(errno) : "connection reset"));
+    ERR_clear_error();
+}
+
+static enum wm_err set_up_context(struct tls_conn *c, const char *cafile, char *why, size_t wl)
+{
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    if (!c->ctx) {
+        snprintf(why, wl, "cannot create a TLS context");
+        return WM_ERR_LIB;
+    }
+    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    /* Partial writes let a large buffer go out as far as the socket takes it. */
+    SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    int ok = cafile ? SSL_CTX_load_verify_locations(c->ctx, cafile, NULL)
+                    : SSL_CTX_set_default_verify_paths(c->ctx);
+    if (ok != 1) {
+        snprintf(why, wl, "cannot load CA certificates from %s",
+                 cafile ? cafile : "the system's store");
+        ERR_clear_error();
+        return WM_ERR_IO;
+    }
+    return WM_OK;
+}
+
+enum wm_err tls_new(int fd, const char *host, const char *cafile, struct tls_conn **out, char *why,
+                    size_t whylen)
+{
+    char dummy[8];
+    if (!why) {
+        why = dummy;
+        whylen = sizeof dummy;
+    }
+    why[0] = '\0';
+    if (!out || fd < 0 || !host) return WM_ERR_INVAL;
+    *out = NULL;
+    struct tls_conn *c = calloc(1, sizeof *c);
+    if (!c) return WM_ERR_NOMEM;
+    enum wm_err e = set_up_context(c, cafile, why, whylen);
+    if (e != WM_OK) goto fail;
+    e = WM_ERR_LIB;
+    c->ssl = SSL_new(c->ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+        snprintf(why, whylen, "cannot create a TLS session");
+        goto fail;
+    }
+    /* The name is both sent (SNI) and checked against the certificate. */
+    if (SSL_set_tlsext_host_name(c->ssl, host) != 1 || SSL_set1_host(c->ssl, host) != 1) {
+        snprintf(why, whylen, "cannot set the TLS host name %s", host);
+        goto fail;
+    }
+    SSL_set_connect_state(c->ssl);
+    *out = c;
+    return WM_OK;
+fail:
+    ERR_clear_error();
+    tls_free(&c);
+    return e;
+}
+
+void tls_free(struct tls_conn **cp)
+{
+    if (!cp || !*cp) return;
+    struct tls_conn *c = *cp;
+    if (c->ssl) SSL_free(c->ssl);
+    if (c->ctx) SSL_CTX_free(c->ctx);
+    free(c);
+    *cp = NULL;
+}
+
+static enum tls_io outcome(struct tls_conn *c, int rc, const char *what)
+{
+    switch (SSL_get_error(c->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+        return TLS_WANT_READ;
+    case SSL_ERROR_WANT_WRITE:
+        return TLS_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN:
+        return TLS_CLOSED;
+    case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() == 0 && errno == 0) return TLS_CLOSED; /* EOF without close_notify */
+        take_error(c, what);
+        return TLS_FAILED;
+    default:
+        take_error(c, what);
+        return TLS_FAILED;
+    }
+}
+
+enum tls_io tls_handshake(struct tls_conn *c)
+{
+    errno = 0;
+    int rc = SSL_do_handshake(c->ssl);
+    return rc == 1 ? TLS_DONE : outcome(c, rc, "TLS handshake");
+}
+
+enum tls_io tls_read(struct tls_conn *c, void *buf, size_t n, size_t *got)
+{
+    *got = 0;
+    errno = 0;
+    int rc = SSL_read_ex(c->ssl, buf, n, got);
+    return rc == 1 ? TLS_DONE : outcome(c, rc, "TLS read");
+}
+
+enum tls_io tls_write(struct tls_conn *c, const void *buf, size_t n, size_t *put)
+{
+    *put = 0;
+    errno = 0;
+    int rc = SSL_write_ex(c->ssl, buf, n, put);
+    return rc == 1 ? TLS_DONE : outcome(c, rc, "TLS write");
+}
+
+size_t tls_pending(const struct tls_conn *c)
+{
+    int n = c ? SSL_pending(c->ssl) : 0;
+    return n > 0 ? (size_t)n : 0;
+}
+
+const char *tls_error(const struct tls_conn *c)
+{
+    return c ? c->error : "";
+}

@@ -1,0 +1,42 @@
+/* tls.h: TLS client sessions over non-blocking sockets (the only file that includes OpenSSL's
+ * libssl headers), for mqtts:// broker links. Certificates are always verified, host name
+ * included. */
+#ifndef WMESH_TLS_H
+#define WMESH_TLS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+struct tls_conn;
+
+/* The outcome of a TLS step on a non-blocking socket. */
+enum tls_io {
+    TLS_DONE = 0,   /* the step completed (for read and write: some bytes moved) */
+    TLS_WANT_READ,  /* retry when the socket is readable */
+    TLS_WANT_WRITE, /* retry when the socket is writable */
+    TLS_CLOSED,     /* the peer closed the session */
+    TLS_FAILED,     /* error; tls_error() says what */
+};
+
+/* Starts a client session on the connected socket fd (not owned: the caller closes it after
+ * tls_free) for host (checked against the certificate), trusting cafile, or the system's store
+ * when cafile is NULL. *out is owned by the caller. WM_ERR_LIB (with why) when OpenSSL cannot
+ * set up, WM_ERR_IO when cafile cannot be read. */
+enum wm_err tls_new(int fd, const char *host, const char *cafile, struct tls_conn **out, char *why,
+                    size_t whylen);
+void tls_free(struct tls_conn **c);
+
+/* Advances the handshake. */
+enum tls_io tls_handshake(struct tls_conn *c);
+/* Reads up to n bytes: TLS_DONE with *got > 0, or another outcome with *got = 0. */
+enum tls_io tls_read(struct tls_conn *c, void *buf, size_t n, size_t *got);
+/* Writes up to n bytes: TLS_DONE with *put > 0, or another outcome with *put = 0. */
+enum tls_io tls_write(struct tls_conn *c, const void *buf, size_t n, size_t *put);
+/* Plaintext bytes already decrypted and waiting to be read (readable without the socket). */
+size_t tls_pending(const struct tls_conn *c);
+/* The reason of the last TLS_FAILED, such as "certificate verify failed"; "" when none. */
+const char *tls_error(const struct tls_conn *c);
+
+#endif
