@@ -25,6 +25,7 @@
 
 #include "cli.h"
 #include "fetch.h"
+#include "mqtt_wire.h"
 #include "options.h"
 
 #define NODES 3
@@ -261,46 +262,42 @@ static uint16_t free_port(void)
     return port;
 }
 
-static size_t put_mqtt_string(unsigned char *p, const char *s)
-{
-    size_t len = strlen(s);
-    p[0] = (unsigned char)(len >> 8);
-    p[1] = (unsigned char)(len & 0xff);
-    memcpy(p + 2, s, len);
-    return len + 2;
-}
-
 /* Sends an MQTT 3.1.1 CONNECT with the owner's credentials and reads the CONNACK: true when the
  * broker is up and accepts them, which proves the password file too. */
 static bool broker_accepts(uint16_t port)
 {
-    static const unsigned char header[] = {0, 4, 'M', 'Q', 'T', 'T', 4, 0xC2, 0, 10};
-    unsigned char pkt[128];
-    size_t n = 2;
-    memcpy(pkt + n, header, sizeof header);
-    n += sizeof header;
-    n += put_mqtt_string(pkt + n, "wmesh-demo-probe");
-    n += put_mqtt_string(pkt + n, OWNER_USER);
-    n += put_mqtt_string(pkt + n, OWNER_PASS);
-    pkt[0] = 0x10;                   /* CONNECT */
-    pkt[1] = (unsigned char)(n - 2); /* remaining length, under 128 here */
-
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
-    struct timeval tv = {1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    unsigned char ack[4];
-    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-              send(fd, pkt, n, MSG_NOSIGNAL) == (ssize_t)n &&
-              recv(fd, ack, sizeof ack, MSG_WAITALL) == 4 && ack[0] == 0x20 && ack[1] == 2 &&
-              ack[3] == 0;
-    if (ok) {
-        static const unsigned char disconnect[] = {0xE0, 0};
-        send(fd, disconnect, sizeof disconnect, MSG_NOSIGNAL);
+    struct mqtt_buf pkt = {0};
+    struct mqtt_connect c = {.version = MQTT_LEVEL_311,
+                             .client_id = "wmesh-demo-probe",
+                             .clean_start = true,
+                             .keepalive_s = 10,
+                             .username = OWNER_USER,
+                             .password = OWNER_PASS};
+    if (mqtt_wire_connect(&pkt, &c) != WM_OK ||
+        mqtt_wire_disconnect(&pkt, MQTT_LEVEL_311) != WM_OK) {
+        mqtt_buf_free(&pkt);
+        return false;
     }
-    close(fd);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok = false;
+    if (fd >= 0) {
+        struct timeval tv = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        unsigned char ack[4];
+        struct mqtt_packet p;
+        size_t used = 0;
+        /* CONNECT and DISCONNECT go together: the broker answers the first before the second. */
+        ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+             send(fd, pkt.data, pkt.len, MSG_NOSIGNAL) == (ssize_t)pkt.len &&
+             recv(fd, ack, sizeof ack, MSG_WAITALL) == 4 &&
+             mqtt_wire_parse(ack, sizeof ack, MQTT_LEVEL_311, sizeof ack, &p, &used, NULL, 0) ==
+                 WM_OK &&
+             p.type == MQTT_CONNACK && p.reason == 0;
+        close(fd);
+    }
+    mqtt_buf_free(&pkt);
     return ok;
 }
 
