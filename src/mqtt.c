@@ -417,8 +417,13 @@ static void continue_handshake(struct mqtt_link *l)
     case TLS_WANT_WRITE:
         if (loop_watch(l->loop, l->fd, LOOP_WRITE, on_socket, l) == WM_OK) l->watched = LOOP_WRITE;
         return;
-    default:
-        drop_connection(l, tls_error(l->tls)[0] ? tls_error(l->tls) : "TLS handshake failed");
+    default: {
+        /* Copied: dropping the connection frees the TLS session that holds the text. */
+        char why[300];
+        snprintf(why, sizeof why, "%s",
+                 tls_error(l->tls)[0] ? tls_error(l->tls) : "TLS handshake failed");
+        drop_connection(l, why);
+    }
     }
 }
 
