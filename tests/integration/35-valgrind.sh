@@ -7,12 +7,10 @@
 . "$(dirname "$0")/lib_faults.sh"
 
 if ! command -v valgrind >/dev/null; then
-    note "SKIP: valgrind is not installed (sh scripts/deps.sh --extra installs it)"
-    exit 0
+    skip "valgrind is not installed (sh scripts/deps.sh --extra installs it)"
 fi
 if nm "$WMESH" 2>/dev/null | grep -q '__asan_init'; then
-    note "SKIP: $WMESH is built with AddressSanitizer, which valgrind cannot run"
-    exit 0
+    skip "$WMESH is built with AddressSanitizer, which valgrind cannot run"
 fi
 
 N=${N:-50}

@@ -7,8 +7,7 @@
 
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$CHROMIUM" ]; then
-    note "SKIP: chromium is not installed (sh scripts/deps.sh --extra installs it)"
-    exit 0
+    skip "chromium is not installed (sh scripts/deps.sh --extra installs it)"
 fi
 
 # browse OUT ARGS...: loads the status page of P in headless Chromium, whose virtual time runs
@@ -34,8 +33,7 @@ dump() {
     browse "$T/$1.raw" --dump-dom || true
     if ! grep -q '<html' "$T/$1.raw"; then
         tail -n 20 "$T/chromium.log" >&2 || true
-        note "SKIP: chromium did not start or printed no DOM (see above)"
-        exit 0
+        skip "chromium did not start or printed no DOM (see above)"
     fi
     tr '\n' ' ' <"$T/$1.raw" | sed 's#</tr>#</tr>\n#g' >"$T/$1.html"
 }

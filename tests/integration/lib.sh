@@ -19,7 +19,11 @@
 #   wait_until SECONDS CMD...      polls CMD every 0.1 s; returns 1 after SECONDS
 #   metric PEER NAME, counters PEER..., settle PEER...   read /metrics; wait for quiet
 #   logged PEER DISPOSITION        relPaths of the peer's log lines with that disposition
-#   free_port, track PID, fail MSG (prints every log in $T, exits 1), note MSG
+#   start_rabbitmq NAME...         one RabbitMQ node (MQTT plugin) serving brokers NAME... as
+#                                  start_broker would (ports, users, rights); rabbitmq_missing
+#                                  says why it cannot start here
+#   free_port, track PID, fail MSG (prints every log in $T, exits 1), note MSG, skip WHY (exit
+#   77: run.sh counts the test as skipped)
 
 set -eu
 
@@ -104,7 +108,7 @@ cleanup() {
         rc=1
     done
     # KEEP=1 keeps the temp dir; KEEP=fail keeps it when the test fails.
-    if [ "${KEEP:-}" = 1 ] || { [ "${KEEP:-}" = fail ] && [ "$rc" -ne 0 ]; }; then
+    if [ "${KEEP:-}" = 1 ] || { [ "${KEEP:-}" = fail ] && [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; }; then
         echo "lib: kept $T" >&2
     else
         rm -rf "$T"
@@ -136,6 +140,13 @@ stop_pid() {
 
 note() {
     printf '%s: [%ss] %s\n' "$TEST_NAME" "$SECONDS" "$*" >&2
+}
+
+# skip WHY: ends a test that cannot run here (a package or tool is missing) with exit code 77,
+# which run.sh counts and shows as skipped: never a silent pass.
+skip() {
+    printf '%s: SKIP: %s\n' "$TEST_NAME" "$*" >&2
+    exit 77
 }
 
 fail() {
@@ -255,6 +266,128 @@ broker_port() {
 # broker_url NAME USER: the URL for USER (owner or guest) on broker NAME.
 broker_url() {
     echo "mqtt://$2:$2pw@127.0.0.1:$(broker_port "$1")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# RabbitMQ (Debian's rabbitmq-server and its MQTT plugin, which speaks MQTT 3.1.1 only)
+
+# The script itself, not /usr/sbin's wrapper, which runs it as the system user 'rabbitmq'.
+: "${RABBITMQ_SERVER:=/usr/lib/rabbitmq/bin/rabbitmq-server}"
+
+# rabbitmq_missing: prints why no RabbitMQ node can be started here, or nothing.
+rabbitmq_missing() {
+    if [ ! -x "$RABBITMQ_SERVER" ]; then
+        echo "rabbitmq-server is not installed (sh scripts/deps.sh --extra installs it)"
+    elif ! ls -d /usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins/rabbitmq_mqtt-* >/dev/null 2>&1; then
+        echo "rabbitmq-server has no rabbitmq_mqtt plugin"
+    elif ! command -v epmd >/dev/null; then
+        echo "epmd (erlang-base) is not installed"
+    fi
+}
+
+# write_rabbitmq_definitions FILE NAME...: users owner/ownerpw and guest/guestpw, one vhost per
+# broker NAME mapped from its MQTT port, and the rights write_broker_config gives: the owner
+# reads and writes xpublic/#, the guest only reads it (it may make and bind its subscription
+# queue, never publish to the amq.topic exchange, where MQTT messages go).
+write_rabbitmq_definitions() {
+    local file=$1 name sep="" vhosts="" perms="" tperms="" ports=""
+    local rx='^xpublic($|\\.)' # JSON for the routing keys of xpublic/# (MQTT '/' is AMQP '.')
+    shift
+    for name in "$@"; do
+        vhosts="$vhosts$sep{\"name\": \"$name\"}"
+        perms="$perms$sep
+        {\"user\": \"owner\", \"vhost\": \"$name\", \"configure\": \".*\", \"write\": \".*\",
+         \"read\": \".*\"},
+        {\"user\": \"guest\", \"vhost\": \"$name\", \"configure\": \"^mqtt-subscription-\",
+         \"write\": \"^mqtt-subscription-\", \"read\": \".*\"}"
+        tperms="$tperms$sep
+        {\"user\": \"owner\", \"vhost\": \"$name\", \"exchange\": \"amq.topic\",
+         \"write\": \"$rx\", \"read\": \"$rx\"},
+        {\"user\": \"guest\", \"vhost\": \"$name\", \"exchange\": \"amq.topic\",
+         \"write\": \"^$\", \"read\": \"$rx\"}"
+        ports="$ports$sep\"$(broker_port "$name")\": \"$name\""
+        sep=", "
+    done
+    cat >"$file" <<EOF
+{
+    "users": [{"name": "owner", "password": "ownerpw", "tags": ""},
+              {"name": "guest", "password": "guestpw", "tags": ""}],
+    "vhosts": [$vhosts],
+    "permissions": [$perms],
+    "topic_permissions": [$tperms],
+    "global_parameters": [{"name": "mqtt_port_to_vhost_mapping", "value": {$ports}}]
+}
+EOF
+}
+
+# start_rabbitmq NAME...: one RabbitMQ node on free loopback ports holding brokers NAME... as
+# vhosts, each on an MQTT port of its own (RabbitMQ maps the port to the vhost), so that
+# broker_port, broker_url, pub, start_observer and mosquitto_sub work on them as on mosquitto
+# brokers (a user name "VHOST:USER", with ':' %-encoded in a URL, picks a vhost too). The node
+# has its own name, epmd, distribution port, cookie and HOME, and keeps its data under
+# $T/rabbitmq and its log in $T/rabbitmq.log: a system-wide RabbitMQ is never touched.
+start_rabbitmq() {
+    local dir=$T/rabbitmq name epmd_port amqp_port dist_port node pid n=0 started=$SECONDS
+    local missing
+    missing=$(rabbitmq_missing)
+    [ -z "$missing" ] || fail "no RabbitMQ here: $missing"
+    mkdir -p "$dir/home" "$dir/mnesia" "$dir/log"
+    epmd_port=$(free_port)
+    amqp_port=$(free_port)
+    dist_port=$(free_port)
+    node=wmesh-$$-$RANDOM@localhost
+    {
+        echo "listeners.tcp.default = 127.0.0.1:$amqp_port"
+        echo "mqtt.allow_anonymous = false"
+        for name in "$@"; do
+            mkdir -p "$T/$name"
+            free_port >"$T/$name/port"
+            n=$((n + 1))
+            echo "mqtt.listeners.tcp.$n = 127.0.0.1:$(broker_port "$name")"
+        done
+        echo "load_definitions = $dir/definitions.json"
+        echo "log.console = false"
+        echo "log.file.level = info"
+    } >"$dir/rabbitmq.conf"
+    write_rabbitmq_definitions "$dir/definitions.json" "$@"
+    echo '[rabbitmq_mqtt].' >"$dir/enabled_plugins"
+    : >"$dir/rabbitmq-env.conf" # instead of /etc/rabbitmq/rabbitmq-env.conf
+    (umask 077 && head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$dir/home/.erlang.cookie")
+    chmod 0400 "$dir/home/.erlang.cookie"
+    # An epmd of our own: nothing outlives the test, and a system node's epmd is never used.
+    epmd -port "$epmd_port" -address 127.0.0.1 >>"$T/epmd.log" 2>&1 &
+    track "$!"
+    wait_until 10 port_in_use "$epmd_port" || fail "epmd did not start on port $epmd_port"
+    (
+        cd "$dir"
+        export HOME=$dir/home ERL_EPMD_PORT=$epmd_port ERL_CRASH_DUMP=$dir/erl_crash.dump \
+            RABBITMQ_NODENAME=$node RABBITMQ_USE_LONGNAME=false \
+            RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$amqp_port \
+            RABBITMQ_DIST_PORT=$dist_port RABBITMQ_MNESIA_BASE=$dir/mnesia \
+            RABBITMQ_LOG_BASE=$dir/log RABBITMQ_LOGS=$T/rabbitmq.log \
+            RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf \
+            RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config \
+            RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf \
+            RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins \
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+        exec "$RABBITMQ_SERVER"
+    ) >>"$T/rabbitmq-server.log" 2>&1 </dev/null &
+    pid=$!
+    track "$pid"
+    echo "$pid" >"$dir/pid"
+    # Erlang and RabbitMQ boot in 10 s or more; the MQTT listeners open last.
+    for name in "$@"; do
+        wait_until 120 rabbitmq_ready "$name" "$pid" || fail "RabbitMQ broker $name did not start"
+        kill -0 "$pid" 2>/dev/null || fail "the RabbitMQ node exited while starting"
+    done
+    note "RabbitMQ node $node up in $((SECONDS - started)) s, MQTT 3.1.1:$(for name in "$@"; do
+        printf ' %s on port %s' "$name" "$(broker_port "$name")"
+    done)"
+}
+
+# rabbitmq_ready NAME PID: broker NAME answers (or the node, PID, has exited).
+rabbitmq_ready() {
+    ! kill -0 "$2" 2>/dev/null || broker_ready "$1"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 #!/bin/sh
 # run.sh: runs the integration tests (all, or those named: "10", "10-chain" or a path), each
-# under a timeout, and prints PASS/FAIL per test and a final tally. VERBOSE=1 streams output.
+# under a timeout, and prints PASS/FAIL/SKIP per test and a final tally. VERBOSE=1 streams output.
+# A test that exits 77 (lib.sh's skip) could not run here, for the reason it printed: it is
+# counted as skipped, neither passed nor failed.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,7 +51,9 @@ fi
 
 passed=0
 failed=0
+skipped=0
 failures=""
+skips=""
 while IFS= read -r t; do
     name=$(basename "$t" .sh)
     start=$(date +%s)
@@ -67,6 +71,12 @@ while IFS= read -r t; do
     if [ "$rc" -eq 0 ]; then
         passed=$((passed + 1))
         printf 'PASS %s (%ss)\n' "$name" "$secs"
+    elif [ "$rc" -eq 77 ]; then
+        skipped=$((skipped + 1))
+        skips="$skips $name"
+        why=""
+        [ "${VERBOSE:-}" = 1 ] || why=$(sed -n 's/^.*: SKIP: //p' "$out" | head -n 1)
+        printf 'SKIP %s (%ss)%s\n' "$name" "$secs" "${why:+: $why}"
     else
         failed=$((failed + 1))
         failures="$failures $name"
@@ -76,6 +86,7 @@ while IFS= read -r t; do
     fi
 done <"$list"
 
+[ -z "$skips" ] || printf 'skipped:%s\n' "$skips"
 [ -z "$failures" ] || printf 'failed:%s\n' "$failures"
-printf '%d passed, %d failed\n' "$passed" "$failed"
+printf '%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"
 [ "$failed" -eq 0 ]

@@ -27,6 +27,13 @@ static void test_parse(void)
     ASSERT_EQ_STR(u.path, "/data");
     url_clear(&u);
 
+    /* RabbitMQ picks the vhost from a user name "VHOST:USER": the ':' is %-encoded, the first
+     * raw ':' ends the user name, and a password may hold ':' as it is. */
+    ASSERT_EQ_INT(url_parse("mqtt://bC%3Aguest:gu:estpw@127.0.0.1:1883", &u), WM_OK);
+    ASSERT_EQ_STR(u.user, "bC:guest");
+    ASSERT_EQ_STR(u.password, "gu:estpw");
+    url_clear(&u);
+
     /* A password with an unencoded '@': the last '@' ends the user info. */
     ASSERT_EQ_INT(url_parse("mqtt://u:p@ss@h:1", &u), WM_OK);
     ASSERT_EQ_STR(u.password, "p@ss");
