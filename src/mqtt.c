@@ -27,10 +27,10 @@
 #define TICK_MS 1000
 #define RECEIVE_MAXIMUM 1000          /* MQTT 5: unacknowledged messages the broker may send */
 #define READ_CHUNK (64 * 1024)        /* bytes asked of the socket per read */
-#define READ_BUDGET (1024 * 1024)     /* bytes read per readiness event before others run */
+#define READ_BUDGET (256 * 1024)      /* bytes read per readiness event before others run */
+#define KEEP_BUFFER (256 * 1024)      /* an empty buffer larger than this is given back */
 #define MAX_PACKET (16 * 1024 * 1024) /* largest packet accepted from a broker */
-#define SEND_BUDGET                                                                                \
-    (4 * 1024 * 1024)            /* bytes of queued publishes put in the write buffer per turn */
+#define SEND_BUDGET (256 * 1024) /* bytes of queued publishes put in the write buffer per turn */
 #define CONNECT_TIMEOUT_MS 30000 /* TCP, TLS and CONNACK together */
 
 /* A QoS 1 publish until the broker acknowledges it; kept in publish order. */
@@ -229,6 +229,7 @@ static bool write_out(struct mqtt_link *l)
         mqtt_buf_consume(&l->out, (size_t)n);
         l->last_write_ms = loop_now_ms(l->loop);
     }
+    if (l->out.len == 0 && l->out.cap > KEEP_BUFFER) mqtt_buf_free(&l->out);
     return true;
 }
 
@@ -701,6 +702,7 @@ static void handle_input(struct mqtt_link *l)
         off += used;
     }
     if (l->fd >= 0) mqtt_buf_consume(&l->in, off);
+    if (l->in.len == 0 && l->in.cap > KEEP_BUFFER) mqtt_buf_free(&l->in); /* a burst is over */
 }
 
 /* Reads what the socket has (up to a budget, so other sockets are served too). False when the
