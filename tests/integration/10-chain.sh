@@ -20,21 +20,12 @@ make_files "$(tree_of A)" "$N" >"$T/list"
 post_files bA "$(base_url A)" "$(tree_of A)" "$T/list"
 note "posted $N files at A"
 
-wait_until 120 all_present "$(tree_of C)" "$T/list" ||
-    fail "C holds $(count_present "$(tree_of C)" "$T/list") of $N files"
-for p in B C; do
-    same_files "$(tree_of A)" "$(tree_of "$p")" "$T/list" || fail "$p: some file differs from A's"
-done
-note "C holds all $N files, identical to A's"
+reach_all "$T/list" A C B
 
 settle A B C
 for p in B C; do
-    [ "$(metric "$p" wmesh_downloads_total)" -eq "$N" ] ||
-        fail "$p downloaded $(metric "$p" wmesh_downloads_total) files, expected $N"
-    [ "$(metric "$p" wmesh_published_total)" -eq "$N" ] ||
-        fail "$p published $(metric "$p" wmesh_published_total) announcements, expected $N"
-    [ "$(metric "$p" wmesh_messages_received_total)" -eq "$N" ] ||
-        fail "$p received $(metric "$p" wmesh_messages_received_total) messages, expected $N"
+    metrics_are "$p" "$N" wmesh_downloads_total wmesh_published_total \
+        wmesh_messages_received_total
     [ "$(metric "$p" wmesh_download_errors_total)" -eq 0 ] || fail "$p had download errors"
     [ "$(metric "$p" wmesh_lag_seconds_count)" -gt 0 ] || fail "$p measured no lag"
     once_each "$p" downloaded

@@ -73,19 +73,12 @@ note "every link fell back from MQTT 5 to 3.1.1: $(grep -h 'trying 3.1.1' "$T/B.
 
 post_files bA "$(base_url A)" "$(tree_of A)" "$T/list"
 note "posted $N files at A"
-wait_until 120 all_present "$(tree_of C)" "$T/list" ||
-    fail "C holds $(count_present "$(tree_of C)" "$T/list") of $N files"
-for p in B C; do
-    same_files "$(tree_of A)" "$(tree_of "$p")" "$T/list" || fail "$p: some file differs from A's"
-done
-note "C holds all $N files, identical to A's"
+reach_all "$T/list" A C B
 settle A B C
 total=$((N + 1))
 for p in B C; do
-    for m in wmesh_downloads_total wmesh_published_total wmesh_messages_received_total; do
-        [ "$(metric "$p" "$m")" -eq "$total" ] ||
-            fail "$p: $m is $(metric "$p" "$m"), expected $total: $(counters "$p")"
-    done
+    metrics_are "$p" "$total" wmesh_downloads_total wmesh_published_total \
+        wmesh_messages_received_total
     [ "$(metric "$p" wmesh_download_errors_total)" -eq 0 ] || fail "$p had download errors"
     once_each "$p" downloaded
     [ -z "$(logged "$p" failed)" ] || fail "$p logged failures"

@@ -18,6 +18,7 @@
 #   make_files DIR N [TAG]         N files with WMO-like names; prints their relPaths
 #   wait_until SECONDS CMD...      polls CMD every 0.1 s; returns 1 after SECONDS
 #   metric PEER NAME, counters PEER..., settle PEER...   read /metrics; wait for quiet
+#   metrics_are PEER VALUE METRIC...; reach_all LIST ORIGIN LAST [PEER...]  counts; arrival
 #   logged PEER DISPOSITION        relPaths of the peer's log lines with that disposition
 #   start_rabbitmq NAME...         one RabbitMQ node (MQTT plugin) serving brokers NAME... as
 #                                  start_broker would (ports, users, rights); rabbitmq_missing
@@ -665,6 +666,31 @@ same_files() {
     sums=$(mktemp "$T/sums.XXXXXX")
     (cd "$1" && xargs -d '\n' sha256sum --) <"$3" >"$sums" || return 1
     (cd "$2" && sha256sum --quiet --strict -c "$sums") >&2
+}
+
+# reach_all LIST ORIGIN LAST [PEER...]: waits (120 s) until peer LAST holds every relPath of
+# LIST, then checks that LAST and every PEER hold them with the bytes of ORIGIN's tree.
+reach_all() {
+    local list=$1 origin=$2 last=$3 p n
+    shift 3
+    n=$(wc -l <"$list")
+    wait_until 120 all_present "$(tree_of "$last")" "$list" ||
+        fail "$last holds $(count_present "$(tree_of "$last")" "$list") of $n files"
+    for p in "$last" "$@"; do
+        same_files "$(tree_of "$origin")" "$(tree_of "$p")" "$list" ||
+            fail "$p: some file differs from $origin's"
+    done
+    note "$last holds all $n files, identical to $origin's"
+}
+
+# metrics_are PEER VALUE METRIC...: fails unless each METRIC of PEER equals VALUE.
+metrics_are() {
+    local p=$1 want=$2 m
+    shift 2
+    for m in "$@"; do
+        [ "$(metric "$p" "$m")" -eq "$want" ] ||
+            fail "$p: $m is $(metric "$p" "$m"), expected $want: $(counters "$p")"
+    done
 }
 
 # count_present DIR LISTFILE: how many relPaths of LISTFILE exist under DIR.
