@@ -19,10 +19,10 @@
  * (Implementation notes: an object is taken for WIS2 when it has no relPath and has "type":
  * "Feature" or "properties"; see codec_wnm.c for how its fields map onto the announcement: the
  * link's href becomes download_url, data_id rel_path, and extra a copy of the whole message. A
- * WIS2 deletion link is refused ("deletion links not supported"). Errors: WM_ERR_FORMAT not JSON
- * or not a known format, WM_ERR_INVAL a field missing or malformed, WM_ERR_METHOD unknown (for
- * WIS2: non-digest) checksum method, WM_ERR_TOOBIG over WM_CODEC_MAX_PAYLOAD, too deep, or WIS2
- * inline content of 4096 encoded bytes or more.) */
+ * WIS2 deletion link is refused ("deletion links not supported ..."). Errors: WM_ERR_FORMAT not
+ * JSON or not a known format, WM_ERR_INVAL a field missing or malformed, WM_ERR_METHOD unknown
+ * (for WIS2: non-digest) checksum method, WM_ERR_TOOBIG over WM_CODEC_MAX_PAYLOAD, too deep, or
+ * WIS2 inline content of 4096 encoded bytes or more, WM_ERR_NOTSUP a WIS2 deletion link.) */
 enum wm_err codec_decode(const char *payload, size_t len, struct announce **out, char *why,
                          size_t whylen);
 

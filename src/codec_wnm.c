@@ -249,8 +249,10 @@ static enum wm_err take_link(const struct wm_json *root, struct announce *a, cha
     const struct wm_json *link = main_link(wm_json_object_get(root, "links"), why, whylen);
     if (!link) return WM_ERR_INVAL;
     if (strcmp(link_rel(link), "deletion") == 0) {
-        codec_why(why, whylen, "deletion links not supported");
-        return WM_ERR_INVAL;
+        /* Files are only ever added to a tree: a deletion is refused, and nothing is removed. */
+        codec_why(why, whylen, "deletion links not supported (data_id %s left as it is)",
+                  a->rel_path);
+        return WM_ERR_NOTSUP;
     }
     enum wm_err err = codec_take_string(wm_json_object_get(link, "href"), "links[].href",
                                         &a->download_url, why, whylen);

@@ -36,6 +36,8 @@ const char *wm_strerror(enum wm_err err)
         return "already exists";
     case WM_ERR_LIB:
         return "library error";
+    case WM_ERR_NOTSUP:
+        return "not supported";
     }
     return "unknown error";
 }

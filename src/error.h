@@ -19,6 +19,7 @@ enum wm_err {
     WM_ERR_NOSUM,    /* file present but its checksum is not cached */
     WM_ERR_EXISTS,   /* already there */
     WM_ERR_LIB,      /* a third-party library failed in a way not listed above */
+    WM_ERR_NOTSUP,   /* valid, but asks for an operation wmesh does not carry out */
 };
 
 /* Returns a static, human-readable description of err. */

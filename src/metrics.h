@@ -9,13 +9,13 @@
 
 enum wm_reject {
     WM_REJECT_MALFORMED = 0, /* not a message we can decode */
-    WM_REJECT_TOO_BIG,       /* over the message size limit */
+    WM_REJECT_TOO_BIG,       /* over --max-message, or a file over --max-size */
     WM_REJECT_UNSAFE_PATH,   /* relPath would leave the tree or names a forbidden file */
     WM_REJECT_LAG,           /* older than --lag-drop */
     WM_REJECT_FILTER,        /* refused by --accept/--reject */
     WM_REJECT_URL,           /* download URL not http(s) */
     WM_REJECT_STALE,         /* older than the version held or in flight */
-    WM_REJECT_UNSUPPORTED,   /* an operation we do not carry out (fileOp) */
+    WM_REJECT_UNSUPPORTED,   /* an operation we do not carry out (fileOp, WIS2 deletion) */
     WM_REJECT_COUNT
 };
 

@@ -3,6 +3,7 @@
 #include "peer.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -121,6 +122,16 @@ static bool admissible(struct peer *p, struct announce **a, uint64_t jid, const 
                  lag);
     if (has_file_op(*a)) {
         reject(p, a, jid, WM_REJECT_UNSUPPORTED, "fileOp not supported");
+        return false;
+    }
+    /* A size the announcement states (inline content, a WIS2 link's length, v03 size) is
+     * trusted for refusing: no download is started for a file over --max-size. */
+    int64_t size = (*a)->content ? (int64_t)(*a)->content_len : (*a)->size;
+    if (p->cfg->max_size > 0 && size > p->cfg->max_size) {
+        char why[100];
+        snprintf(why, sizeof why, "too big (%" PRId64 " bytes, --max-size %" PRId64 ")", size,
+                 p->cfg->max_size);
+        reject(p, a, jid, WM_REJECT_TOO_BIG, why);
         return false;
     }
     if (!(*a)->content && !url_is_http(url)) {
@@ -337,9 +348,12 @@ static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
                                 .len = msg->len};
     struct announce *a = NULL;
     char why[200];
-    if (decode(&raw, &a, why, sizeof why) != WM_OK) {
-        add(&p->metrics.rejected[WM_REJECT_MALFORMED], 1);
-        log_warn("rejected malformed: %s (topic %s)", why, msg->topic);
+    enum wm_err e = decode(&raw, &a, why, sizeof why);
+    if (e != WM_OK) {
+        /* A valid message asking for what a peer does not do (a WIS2 deletion) is no garbage. */
+        enum wm_reject r = e == WM_ERR_NOTSUP ? WM_REJECT_UNSUPPORTED : WM_REJECT_MALFORMED;
+        add(&p->metrics.rejected[r], 1);
+        log_warn("rejected %s: %s (topic %s)", metrics_reject_name(r), why, msg->topic);
         return;
     }
     admit(p, a, 0, false, &raw);

@@ -403,14 +403,47 @@ static const struct wm_checksum *check_transfer(struct job *j, enum wm_err err, 
     return sum;
 }
 
+/* The source just tried sent more than --max-size (the fetcher cut it there). It is not asked
+ * again for this version: the announced checksum fixes the file's size, so only a source that
+ * sends something else could do better. When no other source is left, the version is refused
+ * at once, in one line, without retries, and true is returned: the job has ended. */
+static bool drop_too_big_source(struct job *j, char *reason, size_t rlen)
+{
+    struct peer *p = j->peer;
+    size_t bad = j->next_url - 1;
+    char *url = j->urls[bad];
+    add(&p->metrics.download_errors, 1);
+    snprintf(reason, rlen, "more than --max-size %" PRId64 " bytes from %s", p->cfg->max_size, url);
+    memmove(&j->urls[bad], &j->urls[bad + 1], (j->nurls - bad - 1) * sizeof *j->urls);
+    j->nurls--;
+    j->next_url--;
+    free(url);
+    if (j->nurls > 0) {
+        log_warn("download of %s failed: %s; not asked again", j->a->rel_path, reason);
+        return false;
+    }
+    add(&p->metrics.rejected[WM_REJECT_TOO_BIG], 1);
+    log_warn("rejected too big (%s) %s lag=%.3fs", reason, j->a->rel_path, peer_lag(j->a));
+    discard_tmp(j);
+    stop_downloading(j);
+    peer_journal_done(p, j->jid);
+    job_finish(j);
+    start_waiting(p);
+    return true;
+}
+
 static void on_done(void *arg, enum wm_err err, long status, const char *why)
 {
     struct job *j = arg;
     struct peer *p = j->peer;
     struct wm_checksum computed;
     char reason[512];
-    const struct wm_checksum *sum =
-        check_transfer(j, err, status, why, &computed, reason, sizeof reason);
+    const struct wm_checksum *sum = NULL;
+    if (err == WM_ERR_TOOBIG) {
+        if (drop_too_big_source(j, reason, sizeof reason)) return;
+    } else {
+        sum = check_transfer(j, err, status, why, &computed, reason, sizeof reason);
+    }
     if (!sum) {
         if (try_next_source(j)) return;
         discard_tmp(j);

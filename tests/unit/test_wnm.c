@@ -321,11 +321,20 @@ static void test_update_and_deletion(void)
     free(out);
     announce_free(&a);
 
+    /* A valid message asking for what a peer does not do: not malformed, and the log line
+     * names what would have been deleted. */
     make_example("deletion");
     char why[200] = "";
-    ASSERT_EQ_INT(codec_decode(example, strlen(example), &a, why, sizeof why), WM_ERR_INVAL);
-    ASSERT_EQ_STR(why, "deletion links not supported");
+    ASSERT_EQ_INT(codec_decode(example, strlen(example), &a, why, sizeof why), WM_ERR_NOTSUP);
+    ASSERT_EQ_STR(why, "deletion links not supported (data_id " DATA_ID " left as it is)");
     ASSERT_TRUE(a == NULL);
+    /* A malformed deletion message is malformed first. */
+    char *bad = strdup(example);
+    char *pubtime = bad ? strstr(bad, "2022-03-20T04:50:18Z") : NULL;
+    if (pubtime) memcpy(pubtime, "2022-13", 7);
+    ASSERT_TRUE(pubtime != NULL);
+    ASSERT_EQ_INT(codec_decode(bad, strlen(bad), &a, why, sizeof why), WM_ERR_INVAL);
+    free(bad);
 }
 
 static void test_content_forms(void)
