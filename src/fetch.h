@@ -25,7 +25,8 @@ struct fetch_options {
     const char *cafile;      /* https: CA certificates to trust; NULL: the system's store */
 };
 
-/* Creates a fetcher driven by loop. The caller owns it; the loop must outlive it. */
+/* Creates a fetcher driven by loop. The caller owns it; the loop must outlive it. It adds a
+ * pre-wait hook to the loop (fetch_free removes it). */
 struct fetcher *fetch_new(struct loop *loop, const struct fetch_options *opts);
 void fetch_free(struct fetcher **f);
 /* Starts GET url. Exactly one done callback follows (never from inside fetch_start). */

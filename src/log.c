@@ -1,16 +1,34 @@
-/* log.c: timestamped one-line log records, written atomically to stderr. */
+/* log.c: timestamped one-line log records, written to stderr in whole lines, batched per event
+ * loop turn. */
 #include "log.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+/* A record never exceeds this, newline included, so that it always fits in the batch. */
+#define LINE_MAX_LEN 4096
+
 static enum wm_log_level max_level = WM_LOG_INFO;
 static char log_name[32];
 static enum wm_log_format log_format = WM_LOG_TEXT;
+
+/* Whole lines waiting for one write(2). At most PIPE_BUF bytes: a write that size is atomic on
+ * a pipe, so lines of other processes sharing our stderr never land inside ours. */
+static char batch[PIPE_BUF];
+static size_t batch_len;
+static pthread_mutex_t batch_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool flush_registered;       /* atexit(log_flush) done; under batch_lock */
+static _Thread_local bool batching; /* this thread's info and debug lines wait for log_flush */
+
+_Static_assert(LINE_MAX_LEN <= PIPE_BUF, "a record must fit in one batch");
 
 void log_set_format(enum wm_log_format format)
 {
@@ -109,6 +127,62 @@ static void escape_controls(char *s, size_t cap)
     s[j] = '\0';
 }
 
+/* Writes it all, resuming after a signal or a short write; a failing stderr loses the lines. */
+static void write_all(const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(STDERR_FILENO, p, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        p += w;
+        len -= (size_t)w;
+    }
+}
+
+static void flush_locked(void)
+{
+    if (batch_len == 0) return;
+    write_all(batch, batch_len);
+    batch_len = 0;
+}
+
+void log_flush(void)
+{
+    pthread_mutex_lock(&batch_lock);
+    flush_locked();
+    pthread_mutex_unlock(&batch_lock);
+}
+
+void log_batch(bool on)
+{
+    pthread_mutex_lock(&batch_lock);
+    /* A clean exit (return from main, exit()) flushes; a crash or SIGKILL loses the batch. */
+    if (on && !flush_registered) flush_registered = atexit(log_flush) == 0;
+    bool can_batch = flush_registered;
+    if (!on) flush_locked();
+    pthread_mutex_unlock(&batch_lock);
+    batching = on && can_batch;
+}
+
+/* Queues or writes one finished line. The lock also keeps lines from threads whole and in
+ * order: a line that is not held flushes those waiting before it, in the same write. */
+static void emit(enum wm_log_level level, const char *line, size_t len)
+{
+    int saved = errno;
+    bool hold = batching && level > WM_LOG_WARN;
+    pthread_mutex_lock(&batch_lock);
+    if (batch_len + len > sizeof batch) flush_locked();
+    if (!hold && batch_len == 0) {
+        write_all(line, len);
+    } else {
+        memcpy(batch + batch_len, line, len);
+        batch_len += len;
+        if (!hold) flush_locked();
+    }
+    pthread_mutex_unlock(&batch_lock);
+    errno = saved;
+}
+
 void log_msg(enum wm_log_level level, const char *fmt, ...)
 {
     if (level > max_level) return;
@@ -130,7 +204,7 @@ void log_msg(enum wm_log_level level, const char *fmt, ...)
     /* Announcements are hostile input: a relPath with a newline must not forge a log line. */
     if (log_format == WM_LOG_TEXT) escape_controls(msg, sizeof msg);
 
-    char line[4096];
+    char line[LINE_MAX_LEN];
     size_t used;
     if (log_format == WM_LOG_JSON) {
         used = format_json(line, sizeof line - 1, when, level_name(level), msg);
@@ -141,7 +215,5 @@ void log_msg(enum wm_log_level level, const char *fmt, ...)
         used = (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2; /* truncated */
     }
     line[used++] = '\n';
-    /* One write per record so lines from several processes sharing stderr never interleave. */
-    ssize_t w = write(STDERR_FILENO, line, used);
-    (void)w;
+    emit(level, line, used);
 }

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
+
 struct watch {
     loop_io_fn fn;
     void *arg;
@@ -280,18 +282,26 @@ enum wm_err loop_run(struct loop *l)
 {
     if (!l) return WM_ERR_INVAL;
     struct epoll_event evs[64];
+    enum wm_err err = WM_OK;
     l->stopping = false;
+    /* The turn's info lines go out in one write, before the loop sleeps (log.h). */
+    log_batch(true);
     while (!l->stopping) {
         for (size_t i = 0; i < l->nhooks; i++)
             l->hooks[i].fn(l->hooks[i].arg);
+        log_flush();
         int n = epoll_wait(l->epfd, evs, 64, wait_timeout_ms(l));
-        if (n < 0 && errno != EINTR) return WM_ERR_IO;
+        if (n < 0 && errno != EINTR) {
+            err = WM_ERR_IO;
+            break;
+        }
         l->now_ms = monotonic_ms();
         for (int i = 0; i < n; i++)
             dispatch(l, &evs[i]);
         run_due_timers(l);
     }
-    return WM_OK;
+    log_batch(false);
+    return err;
 }
 
 void loop_stop(struct loop *l)

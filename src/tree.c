@@ -37,6 +37,23 @@
 /* Leftovers in the temporary directory are ours, so they are shallow; the cap only stops a
  * planted deep hierarchy from exhausting descriptors. */
 #define EMPTY_MAX_DEPTH 16
+/* Commits keep the directories they rename into open: files usually arrive in a few
+ * directories, and opening and closing the destination for each file costs two system calls. */
+#define DIR_CACHE_SLOTS 64
+/* A descriptor follows its directory wherever it goes: one moved or replaced by hand while the
+ * peer runs would go on receiving files under its new name. Resolving each entry afresh after
+ * this long bounds that to a second, for one openat2 per directory and second. */
+#define DIR_CACHE_TTL_NS 1000000000LL
+
+/* An open directory of the tree, found by its path relative to the root. */
+struct dir_slot {
+    char *dir;         /* its clean relative path (owned); NULL: the slot is free */
+    size_t len;        /* strlen(dir) */
+    uint64_t hash;     /* of dir */
+    int fd;            /* opened beneath the root like every other path */
+    uint64_t used;     /* tick of the last use, for least-recently-used eviction */
+    int64_t opened_ns; /* CLOCK_MONOTONIC_COARSE when it was resolved */
+};
 
 struct tree {
     int dirfd;            /* the tree's root, opened once; every path is resolved beneath it */
@@ -45,6 +62,12 @@ struct tree {
     bool sync;            /* fsync files and directories on commit */
     bool unsynced;        /* commits made without sync since the last tree_sync */
     atomic_ulong counter; /* makes temporary names unique within the process */
+    /* Read once at open: wmesh never forks after opening a tree (the demo forks only to exec
+     * other programs), so this stays our pid, and the temporary names need no getpid(2). */
+    long pid;
+    uint64_t name_key; /* random, drawn once; hides the counter in temporary names */
+    uint64_t dir_tick; /* use counter of the directory cache */
+    struct dir_slot dirs[DIR_CACHE_SLOTS];
 };
 
 /* Set once the kernel has said ENOSYS to openat2: later lookups walk components directly. */
@@ -301,32 +324,131 @@ static enum wm_err make_dirs(int dirfd, char *dir, int *out)
     return WM_OK;
 }
 
-/* Opens the directory that holds rel's last component, creating missing parents. *pfd is
- * t->dirfd for a top-level name (not to be closed) or a new descriptor; *last points into rel. */
-static enum wm_err open_parent(struct tree *t, const char *rel, int *pfd, const char **last)
+/* ---- the cache of destination directories ---- */
+
+/* FNV-1a: paths are short and the cache small; this only spares most string comparisons. */
+static uint64_t hash_path(const char *s, size_t n)
+{
+    uint64_t h = 14695981039346656037u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211u;
+    }
+    return h;
+}
+
+/* No system call: the vDSO answers, and a tick or so of imprecision does not matter here. */
+static int64_t coarse_now_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+static void slot_clear(struct dir_slot *s)
+{
+    if (s->dir) {
+        close_keep_errno(s->fd);
+        free(s->dir);
+    }
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+}
+
+/* The cached descriptor of the directory dir (n bytes), or -1. An entry older than
+ * DIR_CACHE_TTL_NS is closed instead, so that the caller resolves the path again. */
+static int cache_get(struct tree *t, const char *dir, size_t n, uint64_t hash, int64_t now)
+{
+    for (size_t i = 0; i < DIR_CACHE_SLOTS; i++) {
+        struct dir_slot *s = &t->dirs[i];
+        if (!s->dir || s->hash != hash || s->len != n || memcmp(s->dir, dir, n) != 0) continue;
+        if (now - s->opened_ns > DIR_CACHE_TTL_NS) {
+            slot_clear(s);
+            return -1;
+        }
+        s->used = ++t->dir_tick;
+        return s->fd;
+    }
+    return -1;
+}
+
+/* Keeps fd, just opened for the directory dir (n bytes), in a free slot or in place of the
+ * least recently used one. False when out of memory: fd then stays the caller's. */
+static bool cache_put(struct tree *t, const char *dir, size_t n, uint64_t hash, int fd, int64_t now)
+{
+    struct dir_slot *victim = &t->dirs[0];
+    for (size_t i = 0; i < DIR_CACHE_SLOTS; i++) {
+        struct dir_slot *s = &t->dirs[i];
+        if (!s->dir) {
+            victim = s;
+            break;
+        }
+        if (s->used < victim->used) victim = s;
+    }
+    char *copy = malloc(n + 1);
+    if (!copy) return false;
+    memcpy(copy, dir, n);
+    copy[n] = '\0';
+    slot_clear(victim);
+    *victim = (struct dir_slot){
+        .dir = copy, .len = n, .hash = hash, .fd = fd, .used = ++t->dir_tick, .opened_ns = now};
+    return true;
+}
+
+/* Closes the cache entry holding fd, if any. */
+static void cache_drop(struct tree *t, int fd)
+{
+    for (size_t i = 0; i < DIR_CACHE_SLOTS; i++)
+        if (t->dirs[i].dir && t->dirs[i].fd == fd) slot_clear(&t->dirs[i]);
+}
+
+static void cache_init(struct tree *t)
+{
+    for (size_t i = 0; i < DIR_CACHE_SLOTS; i++)
+        t->dirs[i].fd = -1;
+}
+
+static void cache_free(struct tree *t)
+{
+    for (size_t i = 0; i < DIR_CACHE_SLOTS; i++)
+        slot_clear(&t->dirs[i]);
+}
+
+/* The directory that holds rel's last component, as a descriptor: t->dirfd for a top-level
+ * name, else from the cache, else resolved beneath the root (creating missing parents) and
+ * cached. *owned is true when the caller must close *pfd (the cache could not keep it);
+ * *last points into rel. */
+static enum wm_err open_parent(struct tree *t, const char *rel, int *pfd, bool *owned,
+                               const char **last)
 {
     const char *slash = strrchr(rel, '/');
     *pfd = t->dirfd;
+    *owned = false;
     *last = slash ? slash + 1 : rel;
     if (!slash) return WM_OK;
-    char dir[PATH_MAX];
     size_t n = (size_t)(slash - rel);
-    memcpy(dir, rel, n);
-    dir[n] = '\0';
-    /* The common case, parents already there, costs one system call. */
-    int fd = open_beneath(t->dirfd, dir, O_RDONLY | O_DIRECTORY);
+    uint64_t hash = hash_path(rel, n);
+    int64_t now = coarse_now_ns();
+    int fd = cache_get(t, rel, n, hash, now);
     if (fd >= 0) {
         *pfd = fd;
         return WM_OK;
     }
-    if (errno == EXDEV) return WM_ERR_UNSAFE;
-    /* Missing parts or something in the way: the walk creates the former, names the latter. */
-    return make_dirs(t->dirfd, dir, pfd);
-}
-
-static void close_parent(const struct tree *t, int pfd)
-{
-    if (pfd >= 0 && pfd != t->dirfd) close_keep_errno(pfd);
+    char dir[PATH_MAX];
+    memcpy(dir, rel, n);
+    dir[n] = '\0';
+    /* The common case, parents already there, costs one system call. */
+    fd = open_beneath(t->dirfd, dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        if (errno == EXDEV) return WM_ERR_UNSAFE;
+        /* Missing parts or something in the way: the walk creates the former, names the
+         * latter. */
+        enum wm_err err = make_dirs(t->dirfd, dir, &fd);
+        if (err != WM_OK) return err;
+    }
+    *pfd = fd;
+    *owned = !cache_put(t, rel, n, hash, fd, now);
+    return WM_OK;
 }
 
 /* Opens a clean rel as a regular file for reading; *st gets its status. Non-blocking so that a
@@ -388,6 +510,17 @@ static enum wm_err load_sum(int fd, struct wm_checksum *out)
 }
 
 /* ---- opening and closing ---- */
+
+/* The key of a tree's temporary names, drawn once per open. Uniqueness comes from pid and
+ * counter; the key only makes the names hard to guess. */
+static uint64_t random64(void)
+{
+    uint64_t r;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) return r;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 30) ^ (uint64_t)getpid() << 48;
+}
 
 /* mkdir -p for the root, which comes from the configuration and is trusted. */
 static int make_root(const char *dir)
@@ -485,6 +618,9 @@ static struct tree *open_tree(const char *dir, bool empty_tmp)
     t->tmpfd = -1;
     t->sync = true;
     atomic_init(&t->counter, 0);
+    t->pid = (long)getpid();
+    t->name_key = random64();
+    cache_init(t);
     t->path = strdup(dir);
     if (!t->path) goto fail;
     if (make_root(dir) < 0) goto fail;
@@ -512,6 +648,7 @@ struct tree *tree_attach(const char *dir)
 void tree_close(struct tree **t)
 {
     if (!t || !*t) return;
+    cache_free(*t);
     if ((*t)->tmpfd >= 0) close((*t)->tmpfd);
     if ((*t)->dirfd >= 0) close((*t)->dirfd);
     free((*t)->path);
@@ -545,14 +682,13 @@ enum wm_err tree_sync(struct tree *t)
 
 /* ---- temporary files and commits ---- */
 
-static uint32_t random32(void)
+/* splitmix64's finaliser: a bijection that scrambles every bit of its input. */
+static uint64_t mix64(uint64_t x)
 {
-    uint32_t r;
-    if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) return r;
-    /* Uniqueness comes from pid and counter; this part only makes names hard to guess. */
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint32_t)now.tv_nsec ^ (uint32_t)now.tv_sec;
+    x += 0x9e3779b97f4a7c15u;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+    return x ^ (x >> 31);
 }
 
 enum wm_err tree_tmp_create(struct tree *t, struct tree_tmp *tmp)
@@ -562,9 +698,11 @@ enum wm_err tree_tmp_create(struct tree *t, struct tree_tmp *tmp)
     tmp->name[0] = '\0';
     if (!t) return WM_ERR_INVAL;
     for (int tries = 0; tries < 8; tries++) {
+        /* "tmp.<pid>.": the open of a tree keeps the files of other live processes (see
+         * owned_by_live_process). */
         unsigned long n = atomic_fetch_add(&t->counter, 1);
-        snprintf(tmp->name, sizeof tmp->name, "tmp.%ld.%lu.%08" PRIx32, (long)getpid(), n,
-                 random32());
+        snprintf(tmp->name, sizeof tmp->name, "tmp.%ld.%lu.%08" PRIx32, t->pid, n,
+                 (uint32_t)mix64(t->name_key ^ n));
         int fd =
             openat(t->tmpfd, tmp->name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd >= 0) {
@@ -616,6 +754,7 @@ enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *cl
     if (!t || !tmp || tmp->fd < 0) return WM_ERR_INVAL;
     enum wm_err err = WM_ERR_UNSAFE;
     int pfd = -1;
+    bool owned = false;
     const char *last = NULL;
     if (!rel_is_clean(clean_rel)) goto fail;
     if (sum && sum->method != WM_SUM_NONE && (err = store_sum(tmp->fd, sum)) != WM_OK) goto fail;
@@ -624,9 +763,21 @@ enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *cl
         err = WM_ERR_IO;
         goto fail;
     }
-    err = open_parent(t, clean_rel, &pfd, &last);
-    if (err != WM_OK) goto fail;
-    if (renameat(t->tmpfd, tmp->name, pfd, last) < 0) {
+    for (int attempt = 0;; attempt++) {
+        err = open_parent(t, clean_rel, &pfd, &owned, &last);
+        if (err != WM_OK) goto fail;
+        if (renameat(t->tmpfd, tmp->name, pfd, last) == 0) break;
+        /* Linux refuses new entries in a removed directory (ENOENT): the retention thread or
+         * another process may have pruned it since it was opened, and a cached descriptor
+         * lives long. Resolve it afresh, creating it again, once. */
+        if (errno == ENOENT && pfd != t->dirfd && attempt == 0) {
+            if (owned)
+                close(pfd);
+            else
+                cache_drop(t, pfd);
+            pfd = -1;
+            continue;
+        }
         /* A directory at the destination is never replaced by a file. */
         bool dir = errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST;
         err = dir ? WM_ERR_EXISTS : err_from_errno(errno);
@@ -637,10 +788,10 @@ enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *cl
     tmp->name[0] = '\0';
     if (!t->sync) t->unsynced = true;
     sync_dir(t, pfd, clean_rel);
-    close_parent(t, pfd);
+    if (owned) close(pfd);
     return WM_OK;
 fail:
-    close_parent(t, pfd);
+    if (owned) close_keep_errno(pfd);
     tree_tmp_discard(t, tmp);
     return err;
 }

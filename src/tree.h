@@ -23,7 +23,7 @@ struct tree *tree_open(const char *dir);
 /* Opens an existing tree without touching its temporary directory: for tools (post, serve)
  * that may run beside a peer working in the same tree. NULL with errno set on failure. */
 struct tree *tree_attach(const char *dir);
-/* Closes *t and sets it to NULL. */
+/* Closes *t (the directories its commits kept open too) and sets it to NULL. */
 void tree_close(struct tree **t);
 int tree_dirfd(const struct tree *t);
 const char *tree_path(const struct tree *t);
@@ -53,14 +53,20 @@ struct tree_tmp {
     char name[64]; /* its name inside WM_TREE_TMPDIR */
 };
 
-/* Creates a fresh, uniquely named temporary file. */
+/* Creates a fresh temporary file named "tmp.<pid>.<counter>.<8 hex digits>": unique among the
+ * processes sharing the tree, whose open keeps the files of other live pids. Safe to call from
+ * several threads at once. */
 enum wm_err tree_tmp_create(struct tree *t, struct tree_tmp *tmp);
 /* Records sum in the file's xattr, creates the parent directories of clean_rel (refusing
  * symlinks), and renames the file over clean_rel atomically. Closes tmp->fd. On failure the
  * temporary file is removed. clean_rel must come from tree_clean_relpath().
  * sum may be NULL (or WM_SUM_NONE) to record nothing. Without xattr support the sum is skipped
  * (logged once at debug). Errors: WM_ERR_UNSAFE for a symlink or special file in the way,
- * WM_ERR_EXISTS for a regular file where a directory is needed or a directory at clean_rel. */
+ * WM_ERR_EXISTS for a regular file where a directory is needed or a directory at clean_rel.
+ * The destination directory stays open (up to 64 of them, each resolved afresh after a second
+ * or when found removed), so the usual commit opens nothing: a directory moved by hand while
+ * the peer runs may receive files for up to a second after the move. Commits, tree_sync and
+ * tree_close must come from one thread at a time. */
 enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel,
                             const struct wm_checksum *sum);
 /* Sets the temporary file's modification time (nanoseconds since the epoch): the peer records

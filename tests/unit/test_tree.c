@@ -12,7 +12,9 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -285,6 +287,144 @@ static void test_tmp_names_unique(struct tree *t)
     ASSERT_EQ_INT(tmps[0].fd, -1);
 }
 
+static void assert_tmpdir_empty(void);
+
+static int count_open_fds(void)
+{
+    return count_entries("/proc/self/fd") - 1; /* less the one opendir uses */
+}
+
+/* Temporary names carry the pid (read once per tree), and the temporary files of other live
+ * processes sharing the tree survive a peer starting, while a dead one's are removed. */
+static void test_tmp_names_across_processes(void)
+{
+    char prefix[64], path[PATH_MAX];
+    snprintf(prefix, sizeof prefix, "tmp.%ld.", (long)getpid());
+    struct tree *t = tree_attach(root);
+    ASSERT_TRUE(t != NULL);
+    if (!t) return;
+    struct tree_tmp mine;
+    ASSERT_EQ_INT(tree_tmp_create(t, &mine), WM_OK);
+    ASSERT_TRUE(strncmp(mine.name, prefix, strlen(prefix)) == 0);
+
+    /* A child creates one and stays alive until told to go. */
+    int to_child[2], from_child[2];
+    ASSERT_EQ_INT(pipe(to_child), 0);
+    ASSERT_EQ_INT(pipe(from_child), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct tree *c = tree_attach(root);
+        struct tree_tmp tmp;
+        char name[sizeof tmp.name] = "";
+        if (c && tree_tmp_create(c, &tmp) == WM_OK) memcpy(name, tmp.name, sizeof name);
+        ssize_t w = write(from_child[1], name, sizeof name);
+        char go;
+        ssize_t r = read(to_child[0], &go, 1);
+        _exit(w == (ssize_t)sizeof name && r >= 0 ? 0 : 1);
+    }
+    char theirs[sizeof mine.name] = "";
+    ASSERT_TRUE(pid > 0);
+    ASSERT_EQ_INT(read(from_child[0], theirs, sizeof theirs), sizeof theirs);
+    char child_prefix[64];
+    snprintf(child_prefix, sizeof child_prefix, "tmp.%ld.", (long)pid);
+    ASSERT_TRUE(strncmp(theirs, child_prefix, strlen(child_prefix)) == 0);
+    ASSERT_TRUE(strcmp(theirs, mine.name) != 0);
+
+    /* A peer starting on the tree keeps the live child's file. */
+    join(path, sizeof path, root, WM_TREE_TMPDIR "/");
+    strncat(path, theirs, sizeof path - strlen(path) - 1);
+    struct tree *other = tree_open(root);
+    ASSERT_TRUE(other != NULL);
+    tree_close(&other);
+    ASSERT_EQ_INT(access(path, F_OK), 0);
+
+    /* Once the child is gone, the next start removes it. */
+    ASSERT_EQ_INT(write(to_child[1], "x", 1), 1);
+    int status = 0;
+    ASSERT_EQ_INT(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    other = tree_open(root);
+    ASSERT_TRUE(other != NULL);
+    tree_close(&other);
+    ASSERT_EQ_INT(access(path, F_OK), -1);
+    close(to_child[0]);
+    close(to_child[1]);
+    close(from_child[0]);
+    close(from_child[1]);
+    tree_tmp_discard(t, &mine);
+    tree_close(&t);
+}
+
+/* The directories commits rename into stay open, within a bound, and closed with the tree. */
+static void test_dir_cache_bound(void)
+{
+    int before = count_open_fds();
+    struct tree *t = tree_attach(root);
+    ASSERT_TRUE(t != NULL);
+    if (!t) return;
+    int opened = count_open_fds() - before;
+    char rel[64];
+    bool all_ok = true;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(rel, sizeof rel, "many/d%03d/f", i);
+            if (put(t, rel, "x", NULL) != WM_OK) all_ok = false;
+        }
+    }
+    ASSERT_TRUE(all_ok);
+    int kept = count_open_fds() - before - opened;
+    ASSERT_TRUE(kept > 0 && kept <= 64);
+    tree_close(&t);
+    ASSERT_EQ_INT(count_open_fds(), before);
+}
+
+/* A directory the commits hold open may be removed meanwhile (the retention thread prunes
+ * empty ones, other processes share the tree): the next commit recreates it. One replaced by a
+ * symlink is refused, as it always was. */
+static void test_dir_cache_pruned(struct tree *t)
+{
+    char path[PATH_MAX], text[64];
+    ASSERT_EQ_INT(put(t, "pr/a/f1", "one", NULL), WM_OK);
+    join(path, sizeof path, root, "pr/a/f1");
+    ASSERT_EQ_INT(unlink(path), 0);
+    join(path, sizeof path, root, "pr/a");
+    ASSERT_EQ_INT(rmdir(path), 0);
+    join(path, sizeof path, root, "pr");
+    ASSERT_EQ_INT(rmdir(path), 0);
+    ASSERT_EQ_INT(put(t, "pr/a/f2", "two", NULL), WM_OK);
+    join(path, sizeof path, root, "pr/a/f2");
+    ASSERT_EQ_INT(read_path(path, text, sizeof text), 3);
+    ASSERT_EQ_STR(text, "two");
+
+    ASSERT_EQ_INT(put(t, "sw/f1", "one", NULL), WM_OK);
+    join(path, sizeof path, root, "sw/f1");
+    ASSERT_EQ_INT(unlink(path), 0);
+    join(path, sizeof path, root, "sw");
+    ASSERT_EQ_INT(rmdir(path), 0);
+    ASSERT_EQ_INT(symlink(outside, path), 0);
+    ASSERT_EQ_INT(put(t, "sw/f2", "evil", NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(count_entries(outside), 0);
+    assert_tmpdir_empty();
+}
+
+/* A directory moved away by hand may receive files for up to a second (tree.h); then the path
+ * is resolved again. */
+static void test_dir_cache_expires(struct tree *t)
+{
+    char path[PATH_MAX], moved[PATH_MAX];
+    ASSERT_EQ_INT(put(t, "mv/a/f1", "one", NULL), WM_OK);
+    join(path, sizeof path, root, "mv/a");
+    join(moved, sizeof moved, root, "mv/b");
+    ASSERT_EQ_INT(rename(path, moved), 0);
+    struct timespec pause = {.tv_sec = 1, .tv_nsec = 100 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    ASSERT_EQ_INT(put(t, "mv/a/f2", "two", NULL), WM_OK);
+    join(path, sizeof path, root, "mv/a/f2");
+    ASSERT_EQ_INT(access(path, F_OK), 0);
+    join(path, sizeof path, root, "mv/b/f2");
+    ASSERT_EQ_INT(access(path, F_OK), -1);
+}
+
 static void test_commit_and_lookup(struct tree *t)
 {
     struct wm_checksum sum, got;
@@ -543,6 +683,10 @@ int main(void)
         test_lookup_and_open_refusals(t);
         test_checksum(t);
         test_version_time(t);
+        test_dir_cache_pruned(t);
+        test_dir_cache_expires(t);
+        test_tmp_names_across_processes();
+        test_dir_cache_bound();
         test_without_openat2(t);
         tree_close(&t);
     }
