@@ -146,11 +146,13 @@ fuzz-smoke:
 	  $(MAKE) --no-print-directory _fuzz FUZZ_TIME=$${FUZZ_SMOKE_TIME:-15}; \
 	else echo "fuzz-smoke: skipped (clang or libclang-rt-14-dev missing)"; fi
 
+FORMAT_SRC := src/*.[ch] src/cli/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/tools/*.c bench/*.c
+
 format:
-	clang-format -i src/*.[ch] src/cli/*.[ch] tests/unit/*.[ch]
+	clang-format -i $(FORMAT_SRC)
 
 format-check:
-	clang-format --dry-run --Werror src/*.[ch] src/cli/*.[ch] tests/unit/*.[ch]
+	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 # `make install PREFIX=/usr DESTDIR=/tmp/root`: the program, wmesh(1) (gzipped), the systemd
 # template unit (its ExecStart rewritten to $(PREFIX)/bin) and the example configurations.

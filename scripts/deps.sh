@@ -3,7 +3,7 @@
 set -eu
 PKGS="build-essential pkg-config mosquitto mosquitto-clients libcurl4-openssl-dev \
 libjansson-dev libmicrohttpd-dev libssl-dev attr curl openssl"
-[ "${1:-}" = "--extra" ] && PKGS="$PKGS clang libclang-rt-14-dev nginx-light valgrind wrk chromium groff-base \
+[ "${1:-}" = "--extra" ] && PKGS="$PKGS clang libclang-rt-14-dev nginx-light valgrind wrk chromium groff-base clang-format \
 rabbitmq-server"
 missing=""
 for p in $PKGS; do

@@ -38,8 +38,8 @@
 
 #define HEAD_MAX 16384 /* bytes of request line and headers */
 #define CHUNK 16384
-#define SLOW_STEP 256       /* bytes per step in slow mode */
-#define SLOW_STEP_MS 250    /* so 1 KiB/s */
+#define SLOW_STEP 256    /* bytes per step in slow mode */
+#define SLOW_STEP_MS 250 /* so 1 KiB/s */
 #define IDLE_TIMEOUT_MS 60000
 
 enum mode { M_OK, M_500, M_404, M_TRUNCATE, M_STALL, M_WRONG, M_SLOW };
@@ -197,7 +197,8 @@ static bool send_body(int fd, int ffd, off_t size, enum mode m, off_t *sent)
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return false; /* the file shrank: the length we sent is a lie now */
         if (m == M_WRONG)
-            for (ssize_t i = 0; i < n; i++) buf[i] = (char)~buf[i];
+            for (ssize_t i = 0; i < n; i++)
+                buf[i] = (char)~buf[i];
         if (!send_all(fd, buf, (size_t)n)) return false;
         *sent += n;
         if (m == M_SLOW && *sent < limit) sleep_ms(SLOW_STEP_MS);
@@ -227,10 +228,13 @@ static bool answer(int fd, const char *method, char *target, bool keep)
     }
     const char *rel = target;
     if (prefix_len) {
-        if (strncmp(rel, prefix, prefix_len) != 0 || rel[prefix_len] != '/') rel = NULL;
-        else rel += prefix_len;
+        if (strncmp(rel, prefix, prefix_len) != 0 || rel[prefix_len] != '/')
+            rel = NULL;
+        else
+            rel += prefix_len;
     }
-    while (rel && *rel == '/') rel++;
+    while (rel && *rel == '/')
+        rel++;
     if (!rel || !safe_rel(rel)) {
         logf_("%s %s status=404", method, target);
         return send_status(fd, 404, "Not Found", keep) && keep;
@@ -330,8 +334,9 @@ static void *serve_conn(void *arg)
         target[sp2 - sp1 - 1] = '\0';
         memcpy(version, sp2 + 1, (size_t)(eol - sp2 - 1));
         version[eol - sp2 - 1] = '\0';
-        bool keep = strcmp(version, "HTTP/1.1") == 0 ? !header_says(head, "Connection", "close")
-                                                     : header_says(head, "Connection", "keep-alive");
+        bool keep = strcmp(version, "HTTP/1.1") == 0
+                        ? !header_says(head, "Connection", "close")
+                        : header_says(head, "Connection", "keep-alive");
         /* Request bodies are not expected: refuse them rather than misparse the stream. */
         if (header_says(head, "Content-Length", "") && !header_says(head, "Content-Length", " 0"))
             keep = false;
@@ -349,7 +354,8 @@ static int listen_on(const char *hostport)
     if (!colon || (size_t)(colon - hostport) >= sizeof host) return -1;
     memcpy(host, hostport, (size_t)(colon - hostport));
     host[colon - hostport] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res) != 0) return -1;
@@ -369,7 +375,8 @@ static int listen_on(const char *hostport)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: badhttpd --dir DIR --listen HOST:PORT [--faults FILE] [--prefix /PATH]\n");
+    fprintf(stderr,
+            "usage: badhttpd --dir DIR --listen HOST:PORT [--faults FILE] [--prefix /PATH]\n");
     exit(2);
 }
 
@@ -378,15 +385,21 @@ int main(int argc, char **argv)
     const char *dir = NULL, *listen_addr = NULL;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) usage();
-        if (strcmp(argv[i], "--dir") == 0) dir = argv[++i];
-        else if (strcmp(argv[i], "--listen") == 0) listen_addr = argv[++i];
-        else if (strcmp(argv[i], "--faults") == 0) faults_path = argv[++i];
-        else if (strcmp(argv[i], "--prefix") == 0) prefix = argv[++i];
-        else usage();
+        if (strcmp(argv[i], "--dir") == 0)
+            dir = argv[++i];
+        else if (strcmp(argv[i], "--listen") == 0)
+            listen_addr = argv[++i];
+        else if (strcmp(argv[i], "--faults") == 0)
+            faults_path = argv[++i];
+        else if (strcmp(argv[i], "--prefix") == 0)
+            prefix = argv[++i];
+        else
+            usage();
     }
     if (!dir || !listen_addr) usage();
     prefix_len = strlen(prefix);
-    while (prefix_len > 0 && prefix[prefix_len - 1] == '/') prefix_len--;
+    while (prefix_len > 0 && prefix[prefix_len - 1] == '/')
+        prefix_len--;
     signal(SIGPIPE, SIG_IGN);
     dirfd_root = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd_root < 0) {

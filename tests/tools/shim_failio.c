@@ -80,7 +80,8 @@ static bool should_fail(const char *call, int fd)
     path[n] = '\0';
     if (!realpath(dir, root)) goto out;
     size_t rl = strlen(root);
-    while (rl > 1 && root[rl - 1] == '/') rl--;
+    while (rl > 1 && root[rl - 1] == '/')
+        rl--;
     fail = strncmp(path, root, rl) == 0 && (path[rl] == '/' || path[rl] == '\0' || rl == 1);
     if (fail) note_failure(call, fd, path);
 out:
