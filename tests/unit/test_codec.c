@@ -5,6 +5,7 @@
 #include "codec.h"
 #include "json.h"
 #include "test.h"
+#include "codec_test.h"
 
 #define MD5_EMPTY_HEX "d41d8cd98f00b204e9800998ecf8427e"
 #define MD5_EMPTY_B64 "1B2M2Y8AsgTpgAmY7PhCfg=="
@@ -21,33 +22,6 @@
     "{\"pubTime\":\"20190120T045018.314854383\",\"baseUrl\":\"https://example.org/data\","         \
     "\"relPath\":\"a/b/c.txt\",\"integrity\":{\"method\":\"md5\",\"value\":\"" MD5_EMPTY_B64 "\"}"
 #define ARRAY_HEAD "[\"20190120045018.314854383\",\"http://localhost/data\",\"a/b/c.txt\","
-
-static struct announce *decode(const char *msg)
-{
-    struct announce *a = NULL;
-    char why[256] = "";
-    enum wm_err err = codec_decode(msg, strlen(msg), &a, why, sizeof why);
-    if (err != WM_OK)
-        TEST_FAIL_AT("decode failed (%s: %s) for %s", wm_strerror(err), why, msg);
-    else
-        test_passed++;
-    return a;
-}
-
-/* Encoding of a in fmt, or "(error)"; the caller frees a non-error result. */
-static char *encode(const struct announce *a, enum wm_format fmt)
-{
-    char *out = NULL;
-    size_t len = 0;
-    if (!a) return NULL;
-    enum wm_err err = codec_encode(a, fmt, &out, &len);
-    if (err != WM_OK) {
-        TEST_FAIL_AT("encode failed: %s", wm_strerror(err));
-        return NULL;
-    }
-    ASSERT_EQ_INT(len, strlen(out));
-    return out;
-}
 
 /* Decodes msg, encodes it in fmt and compares with want. */
 static void check_reencode(const char *msg, enum wm_format fmt, const char *want)

@@ -5,6 +5,7 @@
 #include "codec.h"
 #include "json.h"
 #include "test.h"
+#include "codec_test.h"
 #include "url.h"
 
 #define MD5_EMPTY_B64 "1B2M2Y8AsgTpgAmY7PhCfg=="
@@ -42,28 +43,6 @@ static void make_example(const char *rel)
         integrity_value_format(&example_sum, value, sizeof value) != WM_OK)
         TEST_FAIL_AT("cannot compute the example's sha512");
     snprintf(example, sizeof example, EXAMPLE_FMT, value, n, rel, n);
-}
-
-static struct announce *decode(const char *msg)
-{
-    struct announce *a = NULL;
-    char why[256] = "";
-    enum wm_err err = codec_decode(msg, strlen(msg), &a, why, sizeof why);
-    if (err != WM_OK)
-        TEST_FAIL_AT("decode failed (%s: %s) for %s", wm_strerror(err), why, msg);
-    else
-        test_passed++;
-    return a;
-}
-
-static char *encode(const struct announce *a, enum wm_format fmt)
-{
-    char *out = NULL;
-    size_t len = 0;
-    if (!a) return NULL;
-    enum wm_err err = codec_encode(a, fmt, &out, &len);
-    if (err != WM_OK) TEST_FAIL_AT("encode failed: %s", wm_strerror(err));
-    return out;
 }
 
 static struct wm_json *parse(const char *text)
