@@ -5,13 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 
 N=${N:-200}
-for b in bA bB bC; do
-    start_broker "$b"
-done
-# A only serves and announces what is posted into its tree: it subscribes to nobody.
-mesh_peer A bA
-mesh_peer B bB bA
-mesh_peer C bC bB
+chain_of_three # A only serves and announces what is posted into its tree
 for b in bA bB bC; do
     start_observer "o$b" "$b"
 done

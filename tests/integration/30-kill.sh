@@ -11,32 +11,15 @@ N=${N:-3000}
 BATCH=${BATCH:-250}
 require_peer_options --state-dir
 
-for b in bA bB bC; do
-    start_broker "$b"
-done
-mesh_peer A bA
-mesh_peer B bB bA
-mesh_peer C bC bB
+chain_of_three
 remember_argv B
 
 make_small_files "$(tree_of A)" "$N" k 4096 >"$T/list"
 note "made $N files of 0..4096 bytes"
-split -l "$BATCH" -d -a 3 "$T/list" "$T/batch."
 
 # The origin posts batch after batch in the background, at a pace that keeps files flowing
 # through the whole kill sequence; $T/posted counts what has been announced so far.
-echo 0 >"$T/posted"
-(
-    n=0
-    for f in "$T"/batch.*; do
-        post_files bA "$(base_url A)" "$(tree_of A)" "$f"
-        n=$((n + $(wc -l <"$f")))
-        echo "$n" >"$T/posted"
-        sleep 0.7 # deliberate pacing between batches
-    done
-) &
-poster=$!
-track "$poster"
+start_posting "$T/list" "$BATCH" 0.7
 
 downloaded_by() {
     log_count "$1" downloaded
@@ -81,8 +64,7 @@ for step in "900 0.3 0" "1600 0.9 1.5" "2300 0.1 0.2"; do
 done
 [ "$KILLS" -ge 4 ] || fail "only $KILLS kills"
 
-wait "$poster" || fail "posting at A failed"
-untrack "$poster"
+finish_posting
 note "A posted all $N files"
 
 wait_until 120 all_present "$(tree_of C)" "$T/list" ||

@@ -9,27 +9,11 @@
 N=${N:-1500}
 BATCH=${BATCH:-150}
 
-for b in bA bB bC; do
-    start_broker "$b"
-done
-mesh_peer A bA
-mesh_peer B bB bA
-mesh_peer C bC bB
+chain_of_three
 
 make_small_files "$(tree_of A)" "$N" r 8192 >"$T/list"
-split -l "$BATCH" -d -a 3 "$T/list" "$T/batch."
-echo 0 >"$T/posted"
-(
-    n=0
-    for f in "$T"/batch.*; do
-        post_files bA "$(base_url A)" "$(tree_of A)" "$f"
-        n=$((n + $(wc -l <"$f")))
-        echo "$n" >"$T/posted"
-        sleep 0.5 # deliberate pacing: files keep flowing through both restarts
-    done
-) &
-poster=$!
-track "$poster"
+# Files keep flowing through both restarts.
+start_posting "$T/list" "$BATCH" 0.5
 
 c_has() {
     [ "$(log_count C downloaded)" -ge "$1" ]
@@ -59,8 +43,7 @@ for at in 300 800; do
         "A had posted $(cat "$T/posted")"
 done
 
-wait "$poster" || fail "posting at A failed"
-untrack "$poster"
+finish_posting
 wait_until 180 all_present "$(tree_of C)" "$T/list" ||
     fail "C holds $(count_present "$(tree_of C)" "$T/list") of $N files after $RESTARTS broker restarts:
 $(explain_missing "$(tree_of C)" "$T/list" A B C)"

@@ -19,6 +19,7 @@
 #   wait_until SECONDS CMD...      polls CMD every 0.1 s; returns 1 after SECONDS
 #   metric PEER NAME, counters PEER..., settle PEER...   read /metrics; wait for quiet
 #   metrics_are PEER VALUE METRIC...; reach_all LIST ORIGIN LAST [PEER...]  counts; arrival
+#   chain_of_three; start_posting LIST BATCH PAUSE, finish_posting   A -> B -> C; paced posts
 #   logged PEER DISPOSITION        relPaths of the peer's log lines with that disposition
 #   start_rabbitmq NAME...         one RabbitMQ node (MQTT plugin) serving brokers NAME... as
 #                                  start_broker would (ports, users, rights); rabbitmq_missing
@@ -666,6 +667,43 @@ same_files() {
     sums=$(mktemp "$T/sums.XXXXXX")
     (cd "$1" && xargs -d '\n' sha256sum --) <"$3" >"$sums" || return 1
     (cd "$2" && sha256sum --quiet --strict -c "$sums") >&2
+}
+
+# chain_of_three: brokers bA bB bC and peers A (origin, subscribed to nobody), B (bA -> bB) and
+# C (bB -> bC).
+chain_of_three() {
+    local b
+    for b in bA bB bC; do
+        start_broker "$b"
+    done
+    mesh_peer A bA
+    mesh_peer B bB bA
+    mesh_peer C bC bB
+}
+
+# start_posting LIST BATCH PAUSE: posts LIST at A in batches of BATCH relPaths, PAUSE seconds
+# apart, in the background, so files keep flowing while a test breaks things; $T/posted counts
+# what has been announced so far. finish_posting waits for the last batch.
+start_posting() {
+    local list=$1 batch=$2 pause=$3
+    split -l "$batch" -d -a 3 "$list" "$T/batch."
+    echo 0 >"$T/posted"
+    (
+        n=0
+        for f in "$T"/batch.*; do
+            post_files bA "$(base_url A)" "$(tree_of A)" "$f"
+            n=$((n + $(wc -l <"$f")))
+            echo "$n" >"$T/posted"
+            sleep "$pause" # deliberate pacing between batches
+        done
+    ) &
+    POSTER=$!
+    track "$POSTER"
+}
+
+finish_posting() {
+    wait "$POSTER" || fail "posting at A failed"
+    untrack "$POSTER"
 }
 
 # reach_all LIST ORIGIN LAST [PEER...]: waits (120 s) until peer LAST holds every relPath of
