@@ -4,13 +4,7 @@
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
-start_broker up
-start_broker home
-mesh_peer P home up
-start_serve S "$T/origin"
-make_files "$T/origin" 20 >"$T/list"
-post_files up "$(base_url S)" "$T/origin" "$T/list"
-wait_until 30 all_present "$(tree_of P)" "$T/list" || fail "P did not get the files"
+peer_with_files 20
 
 "$WMESH" status "http://127.0.0.1:$(http_port P)" >"$T/status.out" 2>&1 || fail "status failed: $(cat "$T/status.out")"
 cat "$T/status.out"

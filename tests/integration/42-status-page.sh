@@ -56,13 +56,7 @@ broker_row() {
         "$T/$1.html"
 }
 
-start_broker up
-start_broker home
-mesh_peer P home up
-start_serve S "$T/origin"
-make_files "$T/origin" 20 >"$T/list"
-post_files up "$(base_url S)" "$T/origin" "$T/list"
-wait_until 30 all_present "$(tree_of P)" "$T/list" || fail "P did not get the files"
+peer_with_files 20
 post_files up "$(base_url S)" "$T/origin" "$T/list"
 wait_until 30 metric_is P wmesh_duplicates_total 20 || fail "the second posting made no duplicates"
 wait_until 30 metric_is P wmesh_published_total 20 || fail "P did not publish 20"

@@ -19,7 +19,8 @@
 #   wait_until SECONDS CMD...      polls CMD every 0.1 s; returns 1 after SECONDS
 #   metric PEER NAME, counters PEER..., settle PEER...   read /metrics; wait for quiet
 #   metrics_are PEER VALUE METRIC...; reach_all LIST ORIGIN LAST [PEER...]  counts; arrival
-#   chain_of_three; start_posting LIST BATCH PAUSE, finish_posting   A -> B -> C; paced posts
+#   peer_with_files N              up -> P -> home, N files from server S already in P's tree
+#   chain_of_three; start_posting LIST BATCH PAUSE; finish_posting   A -> B -> C; paced posts
 #   logged PEER DISPOSITION        relPaths of the peer's log lines with that disposition
 #   start_rabbitmq NAME...         one RabbitMQ node (MQTT plugin) serving brokers NAME... as
 #                                  start_broker would (ports, users, rights); rabbitmq_missing
@@ -667,6 +668,18 @@ same_files() {
     sums=$(mktemp "$T/sums.XXXXXX")
     (cd "$1" && xargs -d '\n' sha256sum --) <"$3" >"$sums" || return 1
     (cd "$2" && sha256sum --quiet --strict -c "$sums") >&2
+}
+
+# peer_with_files N: brokers up and home, peer P (up -> home), server S of $T/origin; N files
+# made in $T/origin (relPaths in $T/list) are posted on up and waited for in P's tree.
+peer_with_files() {
+    start_broker up
+    start_broker home
+    mesh_peer P home up
+    start_serve S "$T/origin"
+    make_files "$T/origin" "$1" >"$T/list"
+    post_files up "$(base_url S)" "$T/origin" "$T/list"
+    wait_until 30 all_present "$(tree_of P)" "$T/list" || fail "P did not get the files"
 }
 
 # chain_of_three: brokers bA bB bC and peers A (origin, subscribed to nobody), B (bA -> bB) and
