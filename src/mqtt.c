@@ -82,9 +82,10 @@ struct mqtt_link {
     bool tls_write_wants_read; /* a TLS write can only go on once the socket is readable */
     struct addrinfo *addrs;    /* resolved addresses of the broker and the one being tried */
     struct addrinfo *addr;
-    struct mqtt_buf in;  /* bytes read, not yet handled */
-    struct mqtt_buf out; /* bytes to write */
-    char *topic;         /* NUL-terminated copy of the topic of the message being delivered */
+    struct mqtt_buf in;    /* bytes read, not yet handled */
+    struct mqtt_buf out;   /* bytes to write */
+    struct mqtt_buf probe; /* mqtt_publish's trial encoding of a topic */
+    char *topic;           /* NUL-terminated copy of the topic of the message being delivered */
     size_t topic_cap;
     /* Publishes: [head, unsent) sent and awaiting PUBACK, [unsent, tail] not yet sent. */
     struct outmsg *head, *tail, *unsent;
@@ -267,11 +268,6 @@ static void send_publishes(struct mqtt_link *l)
     }
 }
 
-static void free_outmsg(struct outmsg *m)
-{
-    free(m);
-}
-
 /* The broker acknowledged packet_id: the message is done. */
 static void acknowledged(struct mqtt_link *l, uint16_t packet_id, uint8_t reason)
 {
@@ -298,7 +294,7 @@ static void acknowledged(struct mqtt_link *l, uint16_t packet_id, uint8_t reason
     l->inflight--;
     l->pending--;
     int mid = m->mid;
-    free_outmsg(m);
+    free(m); /* topic and payload live in the same allocation */
     if (l->cb.on_published) l->cb.on_published(l->arg, l, mid);
 }
 
@@ -495,9 +491,7 @@ static void connect_finished(struct mqtt_link *l)
         if (start_tls_or_connect(l)) update_watch(l);
         return;
     }
-    unwatch(l);
-    close(l->fd);
-    l->fd = -1;
+    close_socket(l);
     set_state(l, LINK_IDLE);
     char why[300];
     snprintf(why, sizeof why, "connect failed: %s", strerror(err));
@@ -901,11 +895,12 @@ void mqtt_link_free(struct mqtt_link **lp)
     while (l->head) {
         struct outmsg *m = l->head;
         l->head = m->next;
-        free_outmsg(m);
+        free(m);
     }
     if (l->addrs) freeaddrinfo(l->addrs);
     mqtt_buf_free(&l->in);
     mqtt_buf_free(&l->out);
+    mqtt_buf_free(&l->probe);
     free(l->topic);
     for (size_t i = 0; i < l->nsubs; i++)
         free(l->subs[i]);
@@ -927,10 +922,9 @@ enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *pay
     if (len > MQTT_MAX_REMAINING - tlen - 64) return WM_ERR_TOOBIG;
     /* A topic the encoder refuses (such as invalid UTF-8) is refused now, not when sending,
      * where it would hold up every message behind it. */
-    struct mqtt_buf probe = {0};
     struct mqtt_publish trial = {.topic = topic, .qos = 1, .packet_id = 1};
-    enum wm_err e = mqtt_wire_publish(&probe, MQTT_LEVEL_311, &trial);
-    mqtt_buf_free(&probe);
+    l->probe.len = 0; /* reused: no allocation per publish once it has grown */
+    enum wm_err e = mqtt_wire_publish(&l->probe, MQTT_LEVEL_311, &trial);
     if (e != WM_OK) return e;
     struct outmsg *m = malloc(sizeof *m + tlen + 1 + len);
     if (!m) return WM_ERR_NOMEM;
