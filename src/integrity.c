@@ -1,5 +1,12 @@
-/* integrity.c: checksum methods, streaming digests over OpenSSL EVP, base64 and hex. */
+/* integrity.c: checksum methods, streaming digests over OpenSSL, base64 and hex. */
 #include "integrity.h"
+
+/* MD5 and the SHA-2 family go through OpenSSL's direct digest functions, deprecated in 3.0 but
+ * the same assembly as EVP: the first EVP digest makes OpenSSL 3 load its default provider and
+ * build its table of every algorithm's names, 1.3 MB of resident memory for a peer that only
+ * ever hashes with one of four methods (and EVP costs ~10 000 more instructions per 1 KiB
+ * file). SHA-3, which has no direct API, and builds without the deprecated calls use EVP. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 
 #include <errno.h>
 #include <stdint.h>
@@ -10,7 +17,15 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <openssl/md5.h>
+#include <openssl/sha.h>
+#include <sys/random.h>
+
+#if !defined(OPENSSL_NO_DEPRECATED_3_0) && !defined(OPENSSL_NO_MD5)
+#define DIRECT_DIGESTS 1
+#else
+#define DIRECT_DIGESTS 0
+#endif
 
 #define READ_CHUNK (64 * 1024)
 #define RANDOM_BYTES 8     /* a fresh "random" value is this many bytes, in hex */
@@ -97,10 +112,87 @@ bool integrity_equal(const struct wm_checksum *a, const struct wm_checksum *b)
 /* ---- streaming digests ---- */
 
 struct integrity_ctx {
-    EVP_MD_CTX *md;            /* NULL when result is already known (md5name, opaque) */
-    bool failed;               /* an EVP call failed during update */
-    struct wm_checksum result; /* method of the digest computed; value when md is NULL */
+    EVP_MD_CTX *md; /* SHA-3 (or every digest without DIRECT_DIGESTS); else NULL */
+    bool direct;    /* a direct digest runs in the union below */
+#if DIRECT_DIGESTS
+    union {
+        MD5_CTX md5;
+        SHA256_CTX sha256;
+        SHA512_CTX sha512; /* SHA-384 too */
+    } u;
+#endif
+    bool failed;               /* a digest call failed during update */
+    struct wm_checksum result; /* method of the digest computed; value when neither runs */
 };
+
+#if DIRECT_DIGESTS
+static bool direct_init(struct integrity_ctx *c, enum wm_sum method)
+{
+    switch (method) {
+    case WM_SUM_MD5:
+        return MD5_Init(&c->u.md5) == 1;
+    case WM_SUM_SHA256:
+        return SHA256_Init(&c->u.sha256) == 1;
+    case WM_SUM_SHA384:
+        return SHA384_Init(&c->u.sha512) == 1;
+    case WM_SUM_SHA512:
+        return SHA512_Init(&c->u.sha512) == 1;
+    default:
+        return false;
+    }
+}
+
+static bool direct_update(struct integrity_ctx *c, const void *data, size_t len)
+{
+    switch (c->result.method) {
+    case WM_SUM_MD5:
+        return MD5_Update(&c->u.md5, data, len) == 1;
+    case WM_SUM_SHA256:
+        return SHA256_Update(&c->u.sha256, data, len) == 1;
+    case WM_SUM_SHA384:
+        return SHA384_Update(&c->u.sha512, data, len) == 1;
+    default:
+        return SHA512_Update(&c->u.sha512, data, len) == 1;
+    }
+}
+
+static bool direct_final(struct integrity_ctx *c)
+{
+    unsigned char *out = c->result.value;
+    c->result.len = integrity_digest_len(c->result.method);
+    switch (c->result.method) {
+    case WM_SUM_MD5:
+        return MD5_Final(out, &c->u.md5) == 1;
+    case WM_SUM_SHA256:
+        return SHA256_Final(out, &c->u.sha256) == 1;
+    case WM_SUM_SHA384:
+        return SHA384_Final(out, &c->u.sha512) == 1;
+    default:
+        return SHA512_Final(out, &c->u.sha512) == 1;
+    }
+}
+#else
+static bool direct_init(struct integrity_ctx *c, enum wm_sum method)
+{
+    (void)c;
+    (void)method;
+    return false;
+}
+
+static bool direct_update(struct integrity_ctx *c, const void *data, size_t len)
+{
+    (void)c;
+    (void)data;
+    (void)len;
+    return false;
+}
+
+static bool direct_final(struct integrity_ctx *c)
+{
+    (void)c;
+    return false;
+}
+#endif
 
 static const EVP_MD *evp_of(enum wm_sum method)
 {
@@ -134,6 +226,13 @@ static const char *basename_of(const char *name)
 static bool md5name_into(const char *name, struct wm_checksum *out)
 {
     const char *base = basename_of(name);
+    struct integrity_ctx c = {.result.method = WM_SUM_MD5};
+    if (direct_init(&c, WM_SUM_MD5)) {
+        if (!direct_update(&c, base, strlen(base)) || !direct_final(&c)) return false;
+        memcpy(out->value, c.result.value, c.result.len);
+        out->len = c.result.len;
+        return true;
+    }
     unsigned int n = 0;
     if (!EVP_Digest(base, strlen(base), out->value, &n, EVP_md5(), NULL)) return false;
     out->len = n;
@@ -144,7 +243,8 @@ static bool md5name_into(const char *name, struct wm_checksum *out)
 static bool random_into(struct wm_checksum *out)
 {
     unsigned char raw[RANDOM_BYTES];
-    if (RAND_bytes(raw, (int)sizeof raw) != 1) return false;
+    /* The kernel's generator: a token, not a key, and no DRBG to set up in OpenSSL. */
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) return false;
     if (integrity_hex_encode(raw, sizeof raw, (char *)out->value, sizeof out->value) != WM_OK)
         return false;
     out->len = 2 * sizeof raw;
@@ -172,6 +272,12 @@ static bool begin_known(struct integrity_ctx *ctx, const struct wm_checksum *lik
     }
 }
 
+/* False for methods whose result is known from the start (md5name, opaque values). */
+static bool computing(const struct integrity_ctx *ctx)
+{
+    return ctx->direct || ctx->md;
+}
+
 struct integrity_ctx *integrity_begin(const struct wm_checksum *like, const char *name)
 {
     if (!like) {
@@ -187,6 +293,7 @@ struct integrity_ctx *integrity_begin(const struct wm_checksum *like, const char
         goto invalid;
     }
     if (!integrity_is_digest(method)) goto invalid;
+    if ((ctx->direct = direct_init(ctx, method))) return ctx;
     ctx->md = EVP_MD_CTX_new();
     if (!ctx->md) goto nomem;
     if (EVP_DigestInit_ex(ctx->md, evp_of(method), NULL) != 1) goto invalid;
@@ -203,8 +310,13 @@ nomem:
 
 void integrity_update(struct integrity_ctx *ctx, const void *data, size_t len)
 {
-    if (!ctx || !ctx->md || len == 0) return;
-    if (!data || EVP_DigestUpdate(ctx->md, data, len) != 1) ctx->failed = true;
+    if (!ctx || !computing(ctx) || len == 0) return;
+    if (!data)
+        ctx->failed = true;
+    else if (ctx->direct)
+        ctx->failed |= !direct_update(ctx, data, len);
+    else if (EVP_DigestUpdate(ctx->md, data, len) != 1)
+        ctx->failed = true;
 }
 
 enum wm_err integrity_finish(struct integrity_ctx **ctx, struct wm_checksum *out)
@@ -212,6 +324,7 @@ enum wm_err integrity_finish(struct integrity_ctx **ctx, struct wm_checksum *out
     if (!ctx || !*ctx) return WM_ERR_INVAL;
     struct integrity_ctx *c = *ctx;
     enum wm_err err = c->failed ? WM_ERR_LIB : WM_OK;
+    if (err == WM_OK && c->direct && !direct_final(c)) err = WM_ERR_LIB;
     if (err == WM_OK && c->md) {
         unsigned int n = 0;
         if (EVP_DigestFinal_ex(c->md, c->result.value, &n) != 1) err = WM_ERR_LIB;
@@ -257,7 +370,7 @@ enum wm_err integrity_of_fd(enum wm_sum method, const char *name, int fd, struct
     struct integrity_ctx *ctx = NULL;
     enum wm_err err = begin_for(method, name, &ctx);
     if (err != WM_OK) return err;
-    if (!ctx->md) return integrity_finish(&ctx, out); /* the content does not matter */
+    if (!computing(ctx)) return integrity_finish(&ctx, out); /* the content does not matter */
     unsigned char *buf = malloc(READ_CHUNK);
     if (!buf) {
         err = WM_ERR_NOMEM;
