@@ -183,16 +183,47 @@ static void emit(enum wm_log_level level, const char *line, size_t len)
     errno = saved;
 }
 
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" of now into when (at least 86 bytes). The part up to the seconds
+ * is formatted once a second per thread: gmtime_r and snprintf cost more than the rest of a
+ * line. */
+static void format_now(char *when)
+{
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local char cached[80]; /* 19 bytes but for impossible years */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (now.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&now.tv_sec, &tm);
+        snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_sec = now.tv_sec;
+    }
+    size_t n = strlen(cached);
+    unsigned ms = (unsigned)(now.tv_nsec / 1000000);
+    memcpy(when, cached, n);
+    when[n] = '.';
+    when[n + 1] = (char)('0' + ms / 100);
+    when[n + 2] = (char)('0' + ms / 10 % 10);
+    when[n + 3] = (char)('0' + ms % 10);
+    when[n + 4] = 'Z';
+    when[n + 5] = '\0';
+}
+
+/* Appends the NUL-terminated s to line (capacity cap) and returns the new length. */
+static size_t append(char *line, size_t used, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (n > cap - used) n = cap - used; /* truncated */
+    memcpy(line + used, s, n);
+    return used + n;
+}
+
 void log_msg(enum wm_log_level level, const char *fmt, ...)
 {
     if (level > max_level) return;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    struct tm tm;
-    gmtime_r(&now.tv_sec, &tm);
-    char when[64];
-    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+    char when[96];
+    format_now(when);
 
     char msg[1536];
     va_list ap;
@@ -205,14 +236,19 @@ void log_msg(enum wm_log_level level, const char *fmt, ...)
     if (log_format == WM_LOG_TEXT) escape_controls(msg, sizeof msg);
 
     char line[LINE_MAX_LEN];
-    size_t used;
+    size_t used = 0, cap = sizeof line - 1; /* room for the newline */
     if (log_format == WM_LOG_JSON) {
-        used = format_json(line, sizeof line - 1, when, level_name(level), msg);
+        used = format_json(line, cap, when, level_name(level), msg);
     } else {
-        n = snprintf(line, sizeof line - 1, "%s %s %s%s%s", when, level_name(level), log_name,
-                     log_name[0] ? " " : "", msg);
-        if (n < 0) return;
-        used = (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2; /* truncated */
+        used = append(line, used, cap, when);
+        used = append(line, used, cap, " ");
+        used = append(line, used, cap, level_name(level));
+        used = append(line, used, cap, " ");
+        if (log_name[0]) {
+            used = append(line, used, cap, log_name);
+            used = append(line, used, cap, " ");
+        }
+        used = append(line, used, cap, msg);
     }
     line[used++] = '\n';
     emit(level, line, used);

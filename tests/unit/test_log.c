@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <regex.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,15 @@ static void test_unbatched(void)
     log_info("plain one");
     ASSERT_TRUE(drain(text, sizeof text) > 0);
     ASSERT_TRUE(strstr(text, " info plain one\n") != NULL);
+    /* The whole line: UTC time to the millisecond, level, message. */
+    regex_t re;
+    ASSERT_EQ_INT(regcomp(&re,
+                          "^20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]"
+                          "\\.[0-9]{3}Z info plain one\n$",
+                          REG_EXTENDED | REG_NOSUB),
+                  0);
+    ASSERT_EQ_INT(regexec(&re, text, 0, NULL, 0), 0);
+    regfree(&re);
     log_debug("not shown");
     ASSERT_EQ_INT(drain(text, sizeof text), 0);
 }
