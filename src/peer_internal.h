@@ -1,5 +1,5 @@
-/* peer_internal.h: the peer's state, shared by peer.c (set-up, intake, admission) and
- * peer_job.c (obtaining, storing and re-announcing one file version). */
+/* peer_internal.h: the peer's state, shared by peer.c (set-up, intake, journal), peer_admit.c
+ * (admission) and peer_job.c (obtaining, storing and re-announcing one file version). */
 #ifndef WMESH_PEER_INTERNAL_H
 #define WMESH_PEER_INTERNAL_H
 
@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "announce.h"
+#include "loop.h"
 #include "metrics.h"
 #include "peer.h"
 #include "tree.h"
@@ -19,6 +20,7 @@ struct httpd;
 struct mqtt_link;
 struct strmap;
 struct journal;
+struct journal_entry;
 struct seen;
 struct retention;
 
@@ -90,7 +92,11 @@ struct peer {
 };
 
 /* peer.c */
-void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed);
+/* peer_admit.c: decides what to do with one announcement; consumes a. jid is its journal id
+ * when it was journaled already (replayed at start-up, or deferred behind another version);
+ * raw is the message as it came (NULL when it is not at hand), which the journal keeps. */
+void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed,
+                const struct journal_entry *raw);
 void peer_journal_done(struct peer *p, uint64_t jid);
 double peer_lag(const struct announce *a);
 /* The topic to re-announce a on (--post-exchange, --post-topic-prefix, --post-topic). */
@@ -107,5 +113,17 @@ void job_finish(struct job *j);
 /* Commits a verified job's file, announces it and ends the job. */
 void job_store(struct job *j);
 void jobs_drop_all(struct peer *p);
+
+/* Counters are read by the metrics page's thread. */
+static inline void peer_count(atomic_uint_fast64_t *counter, uint64_t n)
+{
+    atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+
+/* Seconds since the epoch, for the seen-cache. */
+static inline uint64_t peer_now_s(void)
+{
+    return (uint64_t)(loop_wall_ns() / 1000000000);
+}
 
 #endif

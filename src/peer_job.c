@@ -19,11 +19,6 @@
 
 #define RETRY_MAX_DELAY_MS 30000
 
-static void add(atomic_uint_fast64_t *counter, uint64_t n)
-{
-    atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
-}
-
 static const char *basename_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -113,7 +108,7 @@ void job_finish(struct job *j)
     size_t ndeferred = j->ndeferred;
     free_job(j);
     for (size_t i = 0; i < ndeferred; i++)
-        peer_admit(p, deferred[i].a, deferred[i].jid, true);
+        peer_admit(p, deferred[i].a, deferred[i].jid, true, NULL);
     free(deferred);
 }
 
@@ -148,7 +143,7 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
         (e = peer_post_topic(p, out, topic, sizeof topic)) ||
         (e = mqtt_publish(p->post, topic, text, len, &mid)))
         goto done;
-    add(&p->metrics.published, 1);
+    peer_count(&p->metrics.published, 1);
     p->ack_jid[(unsigned)mid % PEER_ACK_SLOTS] = jid;
     jid = 0;
 done:
@@ -247,7 +242,7 @@ static void retry_or_give_up(struct job *j, const char *why)
     int64_t delay = (int64_t)1000 << shift;
     if (delay > RETRY_MAX_DELAY_MS) delay = RETRY_MAX_DELAY_MS;
     delay = delay * 3 / 4 + (int64_t)(random() % (delay / 2 + 1)); /* +-25% jitter */
-    add(&p->metrics.retries, 1);
+    peer_count(&p->metrics.retries, 1);
     log_info("retrying %s in %.1f s: %s", j->a->rel_path, (double)delay / 1000, why);
     j->retry_timer = loop_timer_add(p->loop, delay, retry_now, j);
 }
@@ -262,10 +257,10 @@ void job_store(struct job *j)
         return;
     }
     if (inlined) {
-        add(&p->metrics.inlined, 1);
+        peer_count(&p->metrics.inlined, 1);
     } else {
-        add(&p->metrics.downloads, 1);
-        add(&p->metrics.download_bytes, (uint64_t)j->bytes);
+        peer_count(&p->metrics.downloads, 1);
+        peer_count(&p->metrics.download_bytes, (uint64_t)j->bytes);
     }
     job_finish(j);
 }
@@ -302,7 +297,7 @@ static void store_inline(struct job *j)
         integrity_of_buffer(method, basename_of(j->key), a->content, a->content_len, &computed);
     const struct wm_checksum *sum = e == WM_OK ? verified_sum(a, &computed) : NULL;
     if (!sum) {
-        add(&p->metrics.integrity_failures, 1);
+        peer_count(&p->metrics.integrity_failures, 1);
         log_warn("failed %s lag=%.3fs: inline content does not match its checksum", a->rel_path,
                  peer_lag(a));
         peer_journal_done(p, j->jid);
@@ -383,7 +378,7 @@ static const struct wm_checksum *check_transfer(struct job *j, enum wm_err err, 
     struct peer *p = j->peer;
     const char *url = j->urls[j->next_url - 1];
     if (err != WM_OK) {
-        add(&p->metrics.download_errors, 1);
+        peer_count(&p->metrics.download_errors, 1);
         if (j->write_errno)
             snprintf(reason, rlen, "cannot write the tree: %s", strerror(j->write_errno));
         else if (status && status != 200)
@@ -396,7 +391,7 @@ static const struct wm_checksum *check_transfer(struct job *j, enum wm_err err, 
     const struct wm_checksum *sum = NULL;
     if (integrity_finish(&j->hash, computed) == WM_OK) sum = verified_sum(j->a, computed);
     if (!sum) {
-        add(&p->metrics.integrity_failures, 1);
+        peer_count(&p->metrics.integrity_failures, 1);
         snprintf(reason, rlen, "checksum mismatch from %s", url);
         log_warn("download of %s failed: %s", j->a->rel_path, reason);
     }
@@ -412,7 +407,7 @@ static bool drop_too_big_source(struct job *j, char *reason, size_t rlen)
     struct peer *p = j->peer;
     size_t bad = j->next_url - 1;
     char *url = j->urls[bad];
-    add(&p->metrics.download_errors, 1);
+    peer_count(&p->metrics.download_errors, 1);
     snprintf(reason, rlen, "more than --max-size %" PRId64 " bytes from %s", p->cfg->max_size, url);
     memmove(&j->urls[bad], &j->urls[bad + 1], (j->nurls - bad - 1) * sizeof *j->urls);
     j->nurls--;
@@ -422,7 +417,7 @@ static bool drop_too_big_source(struct job *j, char *reason, size_t rlen)
         log_warn("download of %s failed: %s; not asked again", j->a->rel_path, reason);
         return false;
     }
-    add(&p->metrics.rejected[WM_REJECT_TOO_BIG], 1);
+    peer_count(&p->metrics.rejected[WM_REJECT_TOO_BIG], 1);
     log_warn("rejected too big (%s) %s lag=%.3fs", reason, j->a->rel_path, peer_lag(j->a));
     discard_tmp(j);
     stop_downloading(j);

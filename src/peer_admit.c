@@ -1,0 +1,258 @@
+/* peer_admit.c: admission of an announcement: refused, a duplicate of what the tree holds or
+ * of a download in flight, deferred behind another version, or a new job. */
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "filter.h"
+#include "journal.h"
+#include "json.h"
+#include "log.h"
+#include "peer_internal.h"
+#include "seen.h"
+#include "strmap.h"
+#include "url.h"
+
+#define MAX_FUTURE_S 300.0 /* announcements further in the future are refused */
+
+static void reject(struct peer *p, struct announce **a, uint64_t jid, enum wm_reject r,
+                   const char *why)
+{
+    atomic_fetch_add_explicit(&p->metrics.rejected[r], 1, memory_order_relaxed);
+    log_warn("rejected %s %s lag=%.3fs", why, (*a)->rel_path, peer_lag(*a));
+    announce_free(a);
+    peer_journal_done(p, jid);
+}
+
+static void duplicate(struct peer *p, struct announce **a, uint64_t jid, const char *why)
+{
+    peer_count(&p->metrics.duplicates, 1);
+    log_info("duplicate %s lag=%.3fs%s", (*a)->rel_path, peer_lag(*a), why);
+    announce_free(a);
+    peer_journal_done(p, jid);
+}
+
+/* What the tree holds of an announced file. */
+enum holding { HOLDS_NOTHING, HOLDS_SAME, HOLDS_OLDER, HOLDS_NEWER };
+
+static enum holding holding_of(struct peer *p, const char *key, const struct announce *a,
+                               bool verify, struct wm_checksum *held)
+{
+    int64_t mtime = 0;
+    enum wm_err e = tree_lookup(p->tree, key, held, &mtime);
+    if (e != WM_OK && e != WM_ERR_NOSUM) return HOLDS_NOTHING;
+    /* Without a digest to compare, holding the relPath is all we can know. */
+    if (!integrity_is_digest(a->sum.method) && a->sum.method != WM_SUM_MD5NAME) {
+        if (e == WM_ERR_NOSUM) *held = a->sum;
+        return HOLDS_SAME;
+    }
+    /* After a crash the cached checksum may vouch for bytes that never reached the disk: a
+     * replayed entry is checked against the bytes themselves. */
+    bool compared = e == WM_OK && held->method == a->sum.method && !verify;
+    /* Cached under another method, or not at all: hash the file once with the announced one. */
+    if (!compared && tree_checksum(p->tree, key, a->sum.method, held) != WM_OK)
+        return HOLDS_NOTHING;
+    if (integrity_equal(held, &a->sum)) return HOLDS_SAME;
+    /* Another version: only a later pubTime replaces it, so that two versions crossing in the
+     * mesh cannot chase each other round it forever. */
+    return a->pubtime_ns > mtime ? HOLDS_OLDER : HOLDS_NEWER;
+}
+
+static bool has_file_op(const struct announce *a)
+{
+    return a->extra && wm_json_is_object(a->extra) && wm_json_object_get(a->extra, "fileOp");
+}
+
+/* Cheap checks that need neither the tree nor the in-flight table. */
+static bool admissible(struct peer *p, struct announce **a, uint64_t jid, const char *url)
+{
+    double lag = peer_lag(*a);
+    /* Versions are ordered by pubTime: one dated in the future would win over every real
+     * version of its file until then. A few minutes of clock skew are tolerated. */
+    if (lag < -MAX_FUTURE_S) {
+        reject(p, a, jid, WM_REJECT_LAG, "pubTime in the future");
+        return false;
+    }
+    if (p->cfg->lag_drop_s > 0 && lag > p->cfg->lag_drop_s) {
+        reject(p, a, jid, WM_REJECT_LAG, "too late");
+        return false;
+    }
+    if (p->cfg->lag_warn_s > 0 && lag > p->cfg->lag_warn_s)
+        log_warn("late announcement %s lag=%.3fs: this peer may be falling behind", (*a)->rel_path,
+                 lag);
+    if (has_file_op(*a)) {
+        reject(p, a, jid, WM_REJECT_UNSUPPORTED, "fileOp not supported");
+        return false;
+    }
+    /* A size the announcement states (inline content, a WIS2 link's length, v03 size) is
+     * trusted for refusing: no download is started for a file over --max-size. */
+    int64_t size = (*a)->content ? (int64_t)(*a)->content_len : (*a)->size;
+    if (p->cfg->max_size > 0 && size > p->cfg->max_size) {
+        char why[100];
+        snprintf(why, sizeof why, "too big (%" PRId64 " bytes, --max-size %" PRId64 ")", size,
+                 p->cfg->max_size);
+        reject(p, a, jid, WM_REJECT_TOO_BIG, why);
+        return false;
+    }
+    if (!(*a)->content && !url_is_http(url)) {
+        reject(p, a, jid, WM_REJECT_URL, "not an http(s) URL");
+        return false;
+    }
+    const char *rule = NULL;
+    if (!filter_accepts(p->cfg->filter, url, &rule)) {
+        char why[300];
+        snprintf(why, sizeof why, "by --reject %s", rule ? rule : "(default)");
+        reject(p, a, jid, WM_REJECT_FILTER, why);
+        return false;
+    }
+    return true;
+}
+
+static bool journal_record(struct peer *p, const struct announce *a,
+                           const struct journal_entry *raw, uint64_t *jid);
+
+/* Joins an announcement to the job in flight for its file. Returns false if there is none. */
+static bool join_inflight(struct peer *p, struct announce **a, uint64_t jid, const char *key,
+                          const char *url, const struct journal_entry *raw)
+{
+    struct job *j = strmap_get(p->inflight, key);
+    if (!j) return false;
+    if (integrity_equal(&j->a->sum, &(*a)->sum)) {
+        job_add_source(j, url);
+        duplicate(p, a, jid, " (in flight)");
+    } else if ((*a)->pubtime_ns <= j->a->pubtime_ns) {
+        reject(p, a, jid, WM_REJECT_STALE, "older than the version in flight");
+    } else if (j->retry_timer) {
+        /* A newer version supersedes one that is only waiting to be retried. */
+        log_info("superseded %s: a newer version was announced", j->a->rel_path);
+        peer_journal_done(p, j->jid);
+        job_finish(j);
+        return strmap_get(p->inflight, key) ? join_inflight(p, a, jid, key, url, raw) : false;
+    } else {
+        /* Decided once the download in flight is settled, maybe after a restart: journaled
+         * now, as its PUBACK leaves this turn. */
+        if (!jid && p->journal && !journal_record(p, *a, raw, &jid)) {
+            announce_free(a);
+            return true;
+        }
+        job_defer(j, *a, jid);
+        *a = NULL;
+    }
+    return true;
+}
+
+/* Journals a: the message as it came (raw), or when there is none, a re-encoded in the format
+ * that loses least of it (WIS2 as WIS2, else v03), with the topic it came on. */
+static bool journal_record(struct peer *p, const struct announce *a,
+                           const struct journal_entry *raw, uint64_t *jid)
+{
+    char *text = NULL;
+    size_t len = 0;
+    enum wm_err e = WM_OK;
+    struct journal_entry made = {.topic = a->topic, .topic_len = a->topic ? strlen(a->topic) : 0};
+    if (!raw) {
+        e = codec_encode(a, a->format == WM_FORMAT_WNM ? WM_FORMAT_WNM : WM_FORMAT_V03, &text,
+                         &len);
+        made.payload = text;
+        made.len = len;
+        raw = &made;
+    }
+    if (e == WM_OK) e = journal_add_entry(p->journal, raw, jid);
+    free(text);
+    if (e != WM_OK) {
+        log_error("cannot journal %s: %s", a->rel_path, wm_strerror(e));
+        return false;
+    }
+    atomic_fetch_add(&p->metrics.journal_live, 1);
+    return true;
+}
+
+enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out, size_t outlen)
+{
+    const struct peer_config *c = p->cfg;
+    const char *exchange = c->post_exchange ? c->post_exchange : c->exchange;
+    const char *prefix = c->post_topic_prefix ? c->post_topic_prefix : c->topic_prefix;
+    if (c->post_topic_copy && a->topic) {
+        enum wm_err e =
+            codec_topic_copy(c->exchange, c->topic_prefix, a->topic, exchange, prefix, out, outlen);
+        if (e == WM_OK) return WM_OK;
+        /* Say it once: a broker that rewrites topics would make it happen to every message. */
+        if (!p->warned_topic)
+            log_warn("--post-topic copy: the topic %s is not under %s/%s or cannot be published "
+                     "(%s): announcing %s on its relPath's topic (logged once)",
+                     a->topic, c->exchange, c->topic_prefix, wm_strerror(e), a->rel_path);
+        else
+            log_debug("topic %s not copied (%s): announcing %s on its relPath's topic", a->topic,
+                      wm_strerror(e), a->rel_path);
+        p->warned_topic = true;
+    }
+    return codec_topic(exchange, prefix, a->rel_path, out, outlen);
+}
+
+void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed,
+                const struct journal_entry *raw)
+{
+    char key[PATH_MAX];
+    char *url = NULL;
+    if (tree_clean_relpath(a->rel_path, key, sizeof key) != WM_OK) {
+        reject(p, &a, jid, WM_REJECT_UNSAFE_PATH, "unsafe relPath");
+        return;
+    }
+    url = a->download_url
+              ? strdup(a->download_url)
+              : url_join(a->base_url, a->retrieve_path ? a->retrieve_path : a->rel_path);
+    if (!url) {
+        log_error("dropping %s: out of memory", a->rel_path);
+        announce_free(&a);
+        peer_journal_done(p, jid);
+        return;
+    }
+    if (!admissible(p, &a, jid, url)) goto done;
+    bool seeable = a->sum.method != WM_SUM_COD;
+    if (!replayed && p->seen && seeable &&
+        seen_contains(p->seen, seen_key(key, &a->sum), peer_now_s())) {
+        duplicate(p, &a, jid, "");
+        goto done;
+    }
+    if (join_inflight(p, &a, jid, key, url, raw)) goto done;
+    struct wm_checksum held;
+    enum holding h = holding_of(p, key, a, replayed, &held);
+    if (h == HOLDS_SAME && p->seen && seeable)
+        seen_add(p->seen, seen_key(key, &held), peer_now_s());
+    if (h == HOLDS_SAME && !replayed) {
+        duplicate(p, &a, jid, "");
+        goto done;
+    }
+    if (h == HOLDS_NEWER) {
+        reject(p, &a, jid, WM_REJECT_STALE, "older than the version held");
+        goto done;
+    }
+    if (!jid && p->journal && !journal_record(p, a, raw, &jid)) {
+        announce_free(&a);
+        goto done;
+    }
+    struct job *j = job_new(p, key, a, url);
+    if (!j || strmap_put(p->inflight, key, j) != WM_OK) {
+        log_error("dropping %s: out of memory", a->rel_path);
+        if (j) j->a = NULL;
+        free(j ? j->key : NULL);
+        free(j);
+        announce_free(&a);
+        peer_journal_done(p, jid);
+        goto done;
+    }
+    j->jid = jid;
+    j->replayed = replayed;
+    atomic_fetch_add(&p->metrics.queue_depth, 1);
+    /* A journaled announcement whose file is already held was stored before a restart, maybe
+     * without being announced: announce it (again) rather than fetch it again. */
+    if (h == HOLDS_SAME)
+        job_reannounce_held(j, &held);
+    else
+        job_start(j);
+done:
+    free(url);
+}
