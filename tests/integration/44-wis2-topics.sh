@@ -88,6 +88,20 @@ kept_intact() {
     done
 }
 
+# expect_cache_copy OBSERVER PEER DATA_ID: waits for PEER's re-announcement of DATA_ID, checks
+# that it is on CACHE_TOPIC, kept what wnm_msg put in and links to PEER's copy; prints it.
+expect_cache_copy() {
+    local obs=$1 peer=$2 data_id=$3 got out why
+    wait_until 20 observed_has "$obs" "$data_id" || fail "$peer did not re-announce: $(observed "$obs")"
+    got=$(topic_of_msg "$obs" "$data_id")
+    [ "$got" = "$CACHE_TOPIC" ] || fail "$peer re-announced on $got, not $CACHE_TOPIC"
+    out=$(msg_of "$obs" "$data_id")
+    why=$(kept_intact "$out") || fail "$peer's re-announcement lost something ($why): $out"
+    grep -qF "\"href\":\"$(base_url "$peer")/$data_id\"" <<<"$out" ||
+        fail "$peer's link is not its copy: $out"
+    printf '%s\n' "$out"
+}
+
 WIS2_TOPIC=origin/a/wis2/jp-jma/data/core/weather/surface-based-observations/synop
 CACHE_TOPIC=cache/a/wis2/jp-jma/data/core/weather/surface-based-observations/synop
 WIS2_ARGS=(--exchange origin --topic-prefix a/wis2 --post-exchange cache --post-format wnm)
@@ -119,20 +133,9 @@ data_id=jp-jma/synop/ISMN01_RJTD_120000.bufr4
 msg=$(wnm_msg 6c1c3b4e-1a2b-4c3d-8e9f-0a1b2c3d4e5f "$data_id" \
     "$(base_url S)/synop/ISMN01_RJTD_120000.bufr4" "$T/origin/synop/ISMN01_RJTD_120000.bufr4")
 pub gb "$WIS2_TOPIC" "$msg"
-wait_until 20 observed_has obs1 "$data_id" || fail "C1 did not re-announce: $(observed obs1)"
-got=$(topic_of_msg obs1 "$data_id")
-[ "$got" = "$CACHE_TOPIC" ] || fail "C1 re-announced on $got, not $CACHE_TOPIC"
-out=$(msg_of obs1 "$data_id")
-why=$(kept_intact "$out") || fail "C1's re-announcement lost something ($why): $out"
-grep -qF "\"href\":\"$(base_url C1)/$data_id\"" <<<"$out" || fail "C1's link is not its copy: $out"
-note "origin -> C1: re-announced on $got, geometry and properties kept"
-
-wait_until 20 observed_has obs2 "$data_id" || fail "C2 did not re-announce: $(observed obs2)"
-got=$(topic_of_msg obs2 "$data_id")
-[ "$got" = "$CACHE_TOPIC" ] || fail "C2 re-announced on $got, not $CACHE_TOPIC"
-out2=$(msg_of obs2 "$data_id")
-why=$(kept_intact "$out2") || fail "C2's re-announcement lost something ($why): $out2"
-grep -qF "\"href\":\"$(base_url C2)/$data_id\"" <<<"$out2" || fail "C2's link is not its copy: $out2"
+out=$(expect_cache_copy obs1 C1 "$data_id") || exit 1
+note "origin -> C1: re-announced on $CACHE_TOPIC, geometry and properties kept"
+out2=$(expect_cache_copy obs2 C2 "$data_id") || exit 1
 id1=$(json_str id <<<"$out" | head -n 1)
 id2=$(json_str id <<<"$out2" | head -n 1)
 if [ -z "$id1" ] || [ "$id1" = "$id2" ]; then
@@ -142,7 +145,7 @@ for p in C1 C2; do
     cmp -s "$T/origin/synop/ISMN01_RJTD_120000.bufr4" "$(tree_of "$p")/$data_id" ||
         fail "$p's copy differs"
 done
-note "C1 -> C2 (cache/a/wis2/#): re-announced on $got with a new id, bytes identical"
+note "C1 -> C2 (cache/a/wis2/#): re-announced on $CACHE_TOPIC with a new id, bytes identical"
 
 # --- 3. sr3 topics unchanged by default; copy on request ------------------------------------
 mesh_peer V c1home gb
