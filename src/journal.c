@@ -298,6 +298,19 @@ static enum rd reader_next(struct reader *r, struct record *rec)
 
 /* ---- the journal ---- */
 
+/* What one sync writes: the records buffered when it began, and where they go. */
+struct journal_batch {
+    int fd;             /* the journal file (not owned) */
+    int dirfd;          /* its directory (not owned) */
+    bool fdatasync;     /* flush the file (false: only write it) */
+    bool dir;           /* fsync the directory too (a compaction's rename) */
+    uint64_t offset;    /* where data goes in the file */
+    uint64_t next_id;   /* every id below this is in data or already durable */
+    struct buf data;    /* framed records */
+    int error;          /* errno of the failure, for journal_sync_end */
+    const char *failed; /* what failed: "cannot write", ...; NULL when nothing did */
+};
+
 struct journal {
     int fd;
     int dirfd;              /* the journal's directory: renames and its fsync go through it */
@@ -307,9 +320,11 @@ struct journal {
     uint64_t next_id;       /* the next id to hand out */
     uint64_t durable_below; /* every id below this was added in a record already synced */
     bool no_fdatasync;      /* records are written, not flushed: they survive the process only */
-    uint64_t synced_end;    /* file bytes known durable; pending bytes go after them */
-    struct buf pend;        /* records not yet known durable */
-    uint64_t recs;          /* records in the file and the buffer: the compaction policy */
+    uint64_t synced_end;    /* file bytes known durable; the batch's and pending bytes follow */
+    struct buf pend;        /* records not yet known durable nor in the batch */
+    struct journal_batch *batch; /* kept from one sync to the next (its buffer too) */
+    bool batch_out;              /* between journal_sync_begin and journal_sync_end */
+    uint64_t recs;               /* records in the file and the buffer: the compaction policy */
     struct idset live;
     bool dir_unsynced; /* a compaction renamed, but the directory fsync failed */
     bool replaying;
@@ -455,6 +470,8 @@ static void journal_free(struct journal *j)
     free(j->tmpname);
     free(j->live.slot);
     buf_free(&j->pend);
+    if (j->batch) buf_free(&j->batch->data);
+    free(j->batch);
     free(j);
 }
 
@@ -594,29 +611,101 @@ static enum wm_err sync_fail(struct journal *j, const char *what)
     return WM_ERR_IO;
 }
 
-enum wm_err journal_sync(struct journal *j)
+enum wm_err journal_sync_begin(struct journal *j, struct journal_batch **out)
 {
-    if (!j) return WM_ERR_INVAL;
+    if (!j || !out || j->batch_out) return WM_ERR_INVAL;
+    *out = NULL;
     if (j->pend.len == 0 && !j->dir_unsynced) return WM_OK;
-    /* Every pending byte is written again on each attempt: after a failed write or fdatasync,
-     * pages the kernel holds for this range may be gone or marked clean (Linux), so only a
-     * rewrite followed by a successful fdatasync makes them durable. */
-    if (j->pend.len) {
-        if (write_all(j->fd, j->pend.data, j->pend.len, j->synced_end) < 0)
-            return sync_fail(j, "cannot write");
-        if (!j->no_fdatasync && fdatasync(j->fd) != 0) return sync_fail(j, "cannot sync");
-        j->durable_below = j->next_id;
-        j->synced_end += j->pend.len;
-        j->pend.len = 0;
-        if (j->pend.cap > PEND_KEEP) buf_free(&j->pend);
+    if (!j->batch && !(j->batch = calloc(1, sizeof *j->batch))) return WM_ERR_NOMEM;
+    struct journal_batch *b = j->batch;
+    /* The buffers trade places: records added from now on go to the batch's old, empty one. */
+    struct buf spare = b->data;
+    *b = (struct journal_batch){.fd = j->fd,
+                                .dirfd = j->dirfd,
+                                .fdatasync = !j->no_fdatasync,
+                                .dir = j->dir_unsynced,
+                                .offset = j->synced_end,
+                                .next_id = j->next_id,
+                                .data = j->pend};
+    j->pend = spare;
+    j->pend.len = 0;
+    j->batch_out = true;
+    *out = b;
+    return WM_OK;
+}
+
+static enum wm_err batch_fail(struct journal_batch *b, const char *what)
+{
+    b->error = errno;
+    b->failed = what;
+    return WM_ERR_IO;
+}
+
+enum wm_err journal_batch_write(struct journal_batch *b)
+{
+    if (!b) return WM_ERR_INVAL;
+    b->failed = NULL;
+    if (b->data.len) {
+        if (write_all(b->fd, b->data.data, b->data.len, b->offset) < 0)
+            return batch_fail(b, "cannot write");
+        if (b->fdatasync && fdatasync(b->fd) != 0) return batch_fail(b, "cannot sync");
     }
-    if (j->dir_unsynced) {
-        if (fsync(j->dirfd) != 0) return sync_fail(j, "cannot sync the directory of");
-        j->dir_unsynced = false;
+    if (b->dir && fsync(b->dirfd) != 0) return batch_fail(b, "cannot sync the directory of");
+    return WM_OK;
+}
+
+/* Puts a failed batch's bytes back in front of the pending ones: every byte not known durable
+ * is written again by the next sync (see journal_sync in journal.h). */
+static void unwind_batch(struct journal *j, struct journal_batch *b)
+{
+    if (buf_reserve(&b->data, j->pend.len, SIZE_MAX) == WM_OK) {
+        if (j->pend.len) memcpy(b->data.data + b->data.len, j->pend.data, j->pend.len);
+        b->data.len += j->pend.len;
+        struct buf spare = j->pend;
+        j->pend = b->data;
+        b->data = spare;
+        b->data.len = 0;
+    } else {
+        /* No memory to join them: the records are lost to the file, so their ids must never
+         * count as durable and the peer never acknowledges them. Tell it loudly. */
+        log_error("journal: %s: out of memory keeping %zu unsynced bytes", j->path, b->data.len);
+        b->data.len = 0;
     }
+}
+
+void journal_sync_end(struct journal *j, struct journal_batch **bp, enum wm_err result)
+{
+    if (!j || !bp || !*bp || *bp != j->batch || !j->batch_out) return;
+    struct journal_batch *b = *bp;
+    *bp = NULL;
+    j->batch_out = false;
+    if (result != WM_OK) {
+        if (b->failed) { /* else it was never written (the caller's failure): nothing to say */
+            errno = b->error;
+            sync_fail(j, b->failed);
+        }
+        unwind_batch(j, b);
+        return;
+    }
+    j->durable_below = b->next_id;
+    j->synced_end += b->data.len;
+    if (b->dir) j->dir_unsynced = false;
+    b->data.len = 0;
+    if (b->data.cap > PEND_KEEP) buf_free(&b->data);
     if (j->failing) log_info("journal: %s: syncing again", j->path);
     j->failing = false;
-    return WM_OK;
+}
+
+enum wm_err journal_sync(struct journal *j)
+{
+    struct journal_batch *b = NULL;
+    enum wm_err err = journal_sync_begin(j, &b);
+    if (err != WM_OK || !b) return err;
+    err = journal_batch_write(b);
+    int e = errno;
+    journal_sync_end(j, &b, err);
+    errno = e;
+    return err;
 }
 
 void journal_set_fdatasync(struct journal *j, bool on)
@@ -627,7 +716,7 @@ void journal_set_fdatasync(struct journal *j, bool on)
 bool journal_is_durable(const struct journal *j, uint64_t id)
 {
     /* With nothing pending, every id handed out is in a synced record. */
-    return j && id < j->next_id && (j->pend.len == 0 || id < j->durable_below);
+    return j && id < j->next_id && ((j->pend.len == 0 && !j->batch_out) || id < j->durable_below);
 }
 
 bool journal_dirty(const struct journal *j)
@@ -642,14 +731,14 @@ size_t journal_live(const struct journal *j)
 
 uint64_t journal_size(const struct journal *j)
 {
-    return j ? j->synced_end + j->pend.len : 0;
+    return j ? j->synced_end + (j->batch_out ? j->batch->data.len : 0) + j->pend.len : 0;
 }
 
 enum wm_err journal_replay(struct journal *j,
                            void (*fn)(void *arg, uint64_t id, const void *record, size_t len),
                            void *arg)
 {
-    if (!j || !fn || j->replaying) return WM_ERR_INVAL;
+    if (!j || !fn || j->replaying || j->batch_out) return WM_ERR_INVAL;
     enum wm_err err = journal_sync(j);
     if (err != WM_OK) return err;
     struct reader r;
@@ -674,6 +763,7 @@ enum wm_err journal_replay(struct journal *j,
 enum wm_err journal_maybe_compact(struct journal *j)
 {
     if (!j) return WM_ERR_INVAL;
+    if (j->batch_out) return WM_OK; /* a sync is on its way: next time */
     if (journal_size(j) < JOURNAL_COMPACT_MIN || j->live.count * 4 > j->recs) return WM_OK;
     return journal_compact(j);
 }
@@ -723,7 +813,7 @@ out:
 
 enum wm_err journal_compact(struct journal *j)
 {
-    if (!j || j->replaying) return WM_ERR_INVAL;
+    if (!j || j->replaying || j->batch_out) return WM_ERR_INVAL;
     enum wm_err err = journal_sync(j);
     if (err != WM_OK) return err;
     int fd =

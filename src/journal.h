@@ -27,7 +27,7 @@
  * increasing across restarts and compactions (the header remembers where they stand); only
  * ids never made durable (a crash before their sync) may be handed out again.
  *
- * Not thread-safe: one owner, the event loop. */
+ * Not thread-safe: one owner, the event loop; only journal_batch_write may run elsewhere. */
 
 /* Payload bytes in one record: an entry (below) with a message of --max-message's largest
  * size, 64 KiB, and its topic. Older versions allowed 64 KiB: the files they wrote still read. */
@@ -44,7 +44,7 @@ struct journal;
 struct journal *journal_open(const char *path, enum wm_err *err);
 
 /* Syncs what is buffered (logging an error if that fails: it is then lost), closes and frees
- * *j, and sets it to NULL. */
+ * *j, and sets it to NULL. Never with a batch out (journal_sync_begin): end it first. */
 void journal_close(struct journal **j);
 
 /* Buffers an add record holding a copy of record (len <= JOURNAL_RECORD_MAX; record may be
@@ -98,7 +98,28 @@ enum wm_err journal_done(struct journal *j, uint64_t id);
  * failed fdatasync the kernel may have dropped the dirty pages, so a plain retry could lie). */
 enum wm_err journal_sync(struct journal *j);
 
-/* True when journal_add or journal_done buffered something that is not durable yet. */
+/* journal_sync in three steps, so that the write and the flush can run on another thread
+ * while the loop goes on adding records:
+ *   journal_sync_begin (loop thread) takes everything buffered into a batch, *out (NULL, with
+ *     WM_OK, when nothing is buffered); records added from then on are buffered behind it.
+ *     WM_ERR_INVAL when a batch is already out.
+ *   journal_batch_write (any thread, one at a time) writes and flushes the batch; it touches
+ *     only the batch and the file, never the journal.
+ *   journal_sync_end (loop thread) takes the outcome and the batch back (setting *b to NULL):
+ *     on WM_OK the batch's records are durable (journal_is_durable); on an error (logged once,
+ *     as journal_sync does, when journal_batch_write failed; a caller may also fail a batch it
+ *     never wrote) its bytes go back in front of the buffered ones, to be written again by the
+ *     next sync.
+ * Between begin and end: no journal_sync, journal_replay, journal_compact or journal_close
+ * (they return WM_ERR_INVAL; journal_maybe_compact waits for a later call). The batch belongs
+ * to the journal. */
+struct journal_batch;
+enum wm_err journal_sync_begin(struct journal *j, struct journal_batch **out);
+enum wm_err journal_batch_write(struct journal_batch *b);
+void journal_sync_end(struct journal *j, struct journal_batch **b, enum wm_err result);
+
+/* True when journal_add or journal_done buffered something that is not durable yet (a batch
+ * out is not counted: it is on its way). */
 bool journal_dirty(const struct journal *j);
 
 /* With on false, journal_sync writes records to the file without fdatasync: they then survive

@@ -74,7 +74,11 @@ struct mqtt_link {
     bool share_said;    /* the one line saying a 3.1.1 broker has no shared subscriptions */
     bool closing;
     bool paused; /* not reading: backpressure */
-    bool held;   /* not writing while up: acknowledgements must wait */
+    /* Gating (mqtt_set_gated): on a connection that is up, out is written only up to byte
+     * `released` of the connection; `written` counts what left. conn numbers connections. */
+    bool gated;
+    uint32_t conn;
+    uint64_t written, released;
     enum link_state state;
     int fd;
     unsigned watched; /* events asked of the loop for fd */
@@ -165,6 +169,8 @@ static void close_socket(struct mqtt_link *l)
     l->tls_write_wants_read = false;
     l->in.len = 0;
     l->out.len = 0;
+    l->written = l->released = 0;
+    l->conn++;
 }
 
 /* Bytes read into l->in: >0, 0 at end of stream, -1 with errno (EAGAIN when none now). */
@@ -214,11 +220,22 @@ static const char *io_error(const struct mqtt_link *l, int err)
     return strerror(err);
 }
 
-/* Writes as much of l->out as the socket takes. False when the connection failed. */
+/* Bytes of l->out that may be written now: all of them, but on a gated link that is up only
+ * those released. */
+static size_t writable(const struct mqtt_link *l)
+{
+    if (!l->gated || l->state != LINK_UP) return l->out.len;
+    uint64_t allowed = l->released > l->written ? l->released - l->written : 0;
+    return allowed < l->out.len ? (size_t)allowed : l->out.len;
+}
+
+/* Writes as much of l->out as the socket takes and gating allows. False when the connection
+ * failed. */
 static bool write_out(struct mqtt_link *l)
 {
-    while (l->out.len > 0) {
-        ssize_t n = send_some(l, l->out.data, l->out.len);
+    size_t can;
+    while ((can = writable(l)) > 0) {
+        ssize_t n = send_some(l, l->out.data, can);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         if (n <= 0) {
@@ -228,6 +245,7 @@ static bool write_out(struct mqtt_link *l)
             return false;
         }
         mqtt_buf_consume(&l->out, (size_t)n);
+        l->written += (uint64_t)n;
         l->last_write_ms = loop_now_ms(l->loop);
     }
     if (l->out.len == 0 && l->out.cap > KEEP_BUFFER) mqtt_buf_free(&l->out);
@@ -575,6 +593,7 @@ static void on_connack(struct mqtt_link *l, const struct mqtt_packet *p)
              l->version == MQTT_LEVEL_5 ? "5" : "3.1.1",
              p->session_present ? ", session resumed" : "");
     subscribe_all(l);
+    l->released = l->written + l->out.len; /* the subscriptions acknowledge nothing */
     if (l->cb.on_connect) l->cb.on_connect(l->arg, l, p->session_present);
 }
 
@@ -743,8 +762,7 @@ static void on_socket(void *arg, int fd, unsigned events)
     default:
         break;
     }
-    bool may_write = l->state != LINK_UP || !l->held;
-    if (may_write && ((events & LOOP_WRITE) || ((events & LOOP_READ) && l->tls_write_wants_read))) {
+    if ((events & LOOP_WRITE) || ((events & LOOP_READ) && l->tls_write_wants_read)) {
         if (!write_out(l)) return;
     }
     if (events & (LOOP_READ | LOOP_ERROR)) {
@@ -761,8 +779,7 @@ static void on_socket(void *arg, int fd, unsigned events)
 static void update_watch(struct mqtt_link *l)
 {
     if (l->fd < 0 || l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE) return;
-    bool may_write = l->state != LINK_UP || !l->held;
-    unsigned want = (l->paused ? 0 : LOOP_READ) | (may_write && l->out.len > 0 ? LOOP_WRITE : 0) |
+    unsigned want = (l->paused ? 0 : LOOP_READ) | (writable(l) > 0 ? LOOP_WRITE : 0) |
                     (l->tls_write_wants_read ? LOOP_READ : 0);
     if (want == l->watched) return;
     if (want == 0) {
@@ -777,7 +794,7 @@ static void update_watch(struct mqtt_link *l)
 static void flush_hook(void *arg)
 {
     struct mqtt_link *l = arg;
-    if (l->state == LINK_UP && !l->held) {
+    if (l->state == LINK_UP) {
         send_publishes(l);
         if (!write_out(l)) return;
     }
@@ -802,7 +819,9 @@ static void on_tick(void *arg)
         drop_connection(l, "broker did not answer PINGREQ");
         return;
     }
-    if (!l->ping_sent_ms && now - l->last_write_ms >= limit_ms * 3 / 4 && !l->held) {
+    /* On a gated link the PINGREQ waits behind the next release, like the PUBACKs before it:
+     * a link whose acknowledgements stay held for long loses its connection either way. */
+    if (!l->ping_sent_ms && now - l->last_write_ms >= limit_ms * 3 / 4) {
         if (mqtt_wire_pingreq(&l->out) == WM_OK) {
             l->ping_sent_ms = now;
             if (write_out(l)) update_watch(l);
@@ -887,7 +906,8 @@ void mqtt_link_free(struct mqtt_link **lp)
     loop_timer_cancel(l->loop, &l->resume_timer);
     if (l->state == LINK_UP) {
         /* A clean goodbye, best effort: what is held stays unwritten. */
-        if (l->held) l->out.len = 0;
+        l->out.len = writable(l);
+        l->gated = false;
         if (mqtt_wire_disconnect(&l->out, l->version) == WM_OK) write_out(l);
     }
     close_socket(l);
@@ -962,11 +982,23 @@ void mqtt_set_reading(struct mqtt_link *l, bool on)
     update_watch(l);
 }
 
-void mqtt_hold_writes(struct mqtt_link *l, bool hold)
+void mqtt_set_gated(struct mqtt_link *l, bool gated)
 {
-    if (!l || l->held == hold) return;
-    l->held = hold;
-    update_watch(l);
+    if (!l || l->gated == gated) return;
+    l->gated = gated;
+    if (!gated && l->fd >= 0) update_watch(l);
+}
+
+struct mqtt_mark mqtt_mark(const struct mqtt_link *l)
+{
+    if (!l) return (struct mqtt_mark){0};
+    return (struct mqtt_mark){.conn = l->conn, .offset = l->written + l->out.len};
+}
+
+void mqtt_release(struct mqtt_link *l, struct mqtt_mark mark)
+{
+    /* The link's pre-wait hook, which runs at the end of every turn, does the writing. */
+    if (l && mark.conn == l->conn && mark.offset > l->released) l->released = mark.offset;
 }
 
 bool mqtt_connected(const struct mqtt_link *l)

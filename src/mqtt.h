@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -63,14 +64,24 @@ enum wm_err mqtt_publish(struct mqtt_link *link, const char *topic, const void *
                          int *mid);
 
 /* Writes what is queued now rather than in the link's pre-wait hook (for publishes queued by a
- * later hook in the same turn). Honours mqtt_hold_writes. */
+ * later hook in the same turn). Honours gating. */
 void mqtt_flush(struct mqtt_link *link);
 /* Stops (false) or resumes (true) reading from the broker: unread announcements stay queued in
  * the broker's session, which is how a busy peer pushes back instead of buffering without end. */
 void mqtt_set_reading(struct mqtt_link *link, bool on);
-/* While held, nothing is written to the broker (no PUBACK leaves): for when what would be
- * acknowledged cannot be made durable. */
-void mqtt_hold_writes(struct mqtt_link *link, bool hold);
+/* Gating, for links whose acknowledgements must wait until what they acknowledge is durable.
+ * On a gated link whose connection is up, queued bytes leave only up to the last mark
+ * released. A mark (mqtt_mark) stands for everything queued on the current connection so far;
+ * releasing it (mqtt_release) lets that go at the end of the loop turn. Marks of an earlier
+ * connection release nothing: its unwritten PUBACKs died with it, and the broker sends those
+ * messages again. Nothing queued to set a connection up (CONNECT, SUBSCRIBE) is ever held. */
+struct mqtt_mark {
+    uint32_t conn;
+    uint64_t offset;
+};
+void mqtt_set_gated(struct mqtt_link *link, bool gated);
+struct mqtt_mark mqtt_mark(const struct mqtt_link *link);
+void mqtt_release(struct mqtt_link *link, struct mqtt_mark mark);
 
 bool mqtt_connected(const struct mqtt_link *link);
 /* 5 or 4 (3.1.1): the protocol of the current or last connection. */

@@ -34,12 +34,6 @@ double peer_lag(const struct announce *a)
     return (double)(loop_wall_ns() - a->pubtime_ns) / 1e9;
 }
 
-void peer_journal_done(struct peer *p, uint64_t jid)
-{
-    if (!jid || !p->journal) return;
-    if (journal_done(p->journal, jid) == WM_OK) atomic_fetch_sub(&p->metrics.journal_live, 1);
-}
-
 /* ---- intake ---- */
 
 static void apply_backpressure(struct peer *p)
@@ -120,45 +114,6 @@ static void on_published(void *arg, struct mqtt_link *link, int mid)
     peer_journal_done(p, *slot);
     *slot = 0;
     apply_backpressure(p);
-}
-
-/* Stores the jobs that were waiting for their journal record to be durable. Storing may admit
- * other versions, whose jobs may park again: only this pass's jobs are taken. */
-static void store_parked(struct peer *p)
-{
-    struct job *j = p->parked_head;
-    if (!j) return;
-    p->parked_head = p->parked_tail = NULL;
-    while (j) {
-        struct job *next = j->next_parked;
-        j->next_parked = NULL;
-        job_store(j);
-        j = next;
-    }
-    mqtt_flush(p->post); /* its hook ran before this one in this turn */
-}
-
-/* Runs before the broker links write: what their PUBACKs acknowledge must be durable first.
- * Files committed this turn are synced before the journal, so no journal record (a finished
- * entry) can outlive the bytes it vouches for. */
-static void journal_hook(void *arg)
-{
-    struct peer *p = arg;
-    enum wm_err e = p->cfg->survive_power_loss ? tree_sync(p->tree) : WM_OK;
-    if (e != WM_OK) log_warn("cannot sync the tree: %s", strerror(errno));
-    e = journal_dirty(p->journal) ? journal_sync(p->journal) : WM_OK;
-    bool failing = e != WM_OK;
-    if (failing != p->journal_failing) {
-        if (failing)
-            log_error("journal sync failed (%s): holding acknowledgements until it works",
-                      strerror(errno));
-        else
-            log_info("journal sync works again: acknowledging");
-        p->journal_failing = failing;
-        for (size_t i = 0; i < p->nup; i++)
-            mqtt_hold_writes(p->up[i].link, failing);
-    }
-    if (!failing) store_parked(p);
 }
 
 /* ---- housekeeping ---- */
@@ -246,6 +201,7 @@ static enum wm_err start_upstreams(struct peer *p, const char *client_id)
             break;
         }
         p->nup++;
+        mqtt_set_gated(u->link, true); /* see peer_sync.c */
         u->metric = metrics_add_broker(&p->metrics, mqtt_label(u->link));
         if (u->metric < 0) e = WM_ERR_TOOBIG;
     }
@@ -371,16 +327,15 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
         log_error("cannot open tree %s: %s", c->dir, strerror(errno));
         return WM_ERR_IO;
     }
-    /* One syncfs per loop turn (journal_hook) instead of two fsyncs per file. */
+    /* One syncfs per tree round (peer_sync.c) instead of two fsyncs per file. */
     tree_set_sync(p->tree, false);
     if ((e = open_state(p, journal_path, sizeof journal_path))) return e;
     derive_client_id(c, c->dir, client_id, idlen);
-    /* The post link's hook comes first: re-announcements need not wait for this turn's syncs
-     * (their journal records were durable before their files were stored; their entries end
-     * only on the broker's PUBACK, in a later turn). The journal's hook comes next, before the
-     * upstream links': their PUBACKs must wait for it. */
+    /* The post link's hook comes first: re-announcements need not wait for any sync (their
+     * journal records were durable before their files were stored). The sync hook comes next,
+     * before the upstream links': their PUBACKs wait for it. */
     if ((e = start_post(p, client_id))) return e;
-    if ((e = loop_add_hook(p->loop, journal_hook, p))) return e;
+    if ((e = peer_sync_start(p))) return e;
     struct fetch_options fo = {.max_per_host = c->max_downloads,
                                .max_total = c->max_downloads,
                                .max_size = c->max_size,
@@ -415,9 +370,9 @@ static void stop(struct peer *p)
 {
     retention_stop(&p->retention);
     /* Durable first: only then may the links' last writes acknowledge anything. */
-    bool durable = !p->journal || journal_sync(p->journal) == WM_OK;
+    bool durable = peer_sync_stop(p);
     for (size_t i = 0; i < p->nup; i++) {
-        if (!durable) mqtt_hold_writes(p->up[i].link, true);
+        if (durable) mqtt_release(p->up[i].link, mqtt_mark(p->up[i].link));
         mqtt_link_free(&p->up[i].link);
     }
     free(p->up);

@@ -9,6 +9,7 @@
 
 #include "announce.h"
 #include "loop.h"
+#include "mqtt.h"
 #include "metrics.h"
 #include "peer.h"
 #include "tree.h"
@@ -23,6 +24,8 @@ struct journal;
 struct journal_entry;
 struct seen;
 struct retention;
+struct syncer;
+struct journal_batch;
 
 /* An announcement waiting behind the job for another version of the same file. */
 struct deferred {
@@ -55,9 +58,16 @@ struct job {
     struct job *next_parked;
 };
 
+/* An entry finished (re-announced and acknowledged, or refused) whose done record waits until
+ * tree round `need` has made every file stored before it durable. */
+struct pending_done {
+    uint64_t jid, need;
+};
+
 struct upstream {
     struct peer *peer;
-    struct mqtt_link *link;
+    struct mqtt_link *link; /* gated: its PUBACKs leave once what they acknowledge is durable */
+    struct mqtt_mark mark;  /* what the journal round in progress will release */
     int metric;
 };
 
@@ -83,7 +93,16 @@ struct peer {
     unsigned housekeeping_rounds;
     uint64_t *ack_jid; /* journal id of each re-announcement awaiting its PUBACK, by mid */
     bool reading;      /* upstream links are being read (not pushed back) */
-    bool journal_failing;
+    /* Durability (peer_sync.c). */
+    struct syncer *jsync, *tsync; /* threads for journal and tree rounds; NULL: inline, none */
+    struct journal_batch *batch;  /* the journal round's records */
+    struct loop_timer *journal_retry, *tree_retry; /* after a failed round */
+    bool journal_failing, tree_failing;
+    int journal_errno, tree_errno;                /* set by the rounds' work, on their threads */
+    uint64_t tree_round;                          /* the number of the tree round in progress */
+    uint64_t tree_rounds_begun, tree_rounds_done; /* numbered from 1; done: the last success */
+    struct pending_done *dones;                   /* finished entries waiting for a tree round */
+    size_t ndones, dones_cap;
     bool warned_topic; /* --post-topic copy fell back to the relPath's topic once: logged */
     struct loop_timer *housekeeping;
     struct retention *retention;
@@ -91,13 +110,23 @@ struct peer {
     struct metrics metrics;
 };
 
-/* peer.c */
 /* peer_admit.c: decides what to do with one announcement; consumes a. jid is its journal id
  * when it was journaled already (replayed at start-up, or deferred behind another version);
  * raw is the message as it came (NULL when it is not at hand), which the journal keeps. */
 void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed,
                 const struct journal_entry *raw);
+/* peer_sync.c: parks verified job j until a journal round has made its record durable. */
+void peer_park(struct peer *p, struct job *j);
+/* peer_sync.c: records that entry jid is finished, once that cannot outlive its file. */
 void peer_journal_done(struct peer *p, uint64_t jid);
+/* Starts the sync threads (under --durability power) and adds the loop hook that runs the
+ * rounds: after the post link's hook, before the upstream links'. */
+enum wm_err peer_sync_start(struct peer *p);
+/* Ends the rounds in progress, then syncs the tree and the journal inline; true when all is
+ * durable (the upstream links' last PUBACKs may then leave). */
+bool peer_sync_stop(struct peer *p);
+
+/* peer.c */
 double peer_lag(const struct announce *a);
 /* The topic to re-announce a on (--post-exchange, --post-topic-prefix, --post-topic). */
 enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out, size_t outlen);

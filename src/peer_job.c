@@ -278,11 +278,7 @@ static void store_when_durable(struct job *j, const struct wm_checksum *sum)
         job_store(j);
         return;
     }
-    if (p->parked_tail)
-        p->parked_tail->next_parked = j;
-    else
-        p->parked_head = j;
-    p->parked_tail = j;
+    peer_park(p, j);
 }
 
 /* ---- inline content ---- */

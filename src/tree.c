@@ -674,10 +674,33 @@ void tree_set_sync(struct tree *t, bool sync)
 enum wm_err tree_sync(struct tree *t)
 {
     if (!t) return WM_ERR_INVAL;
-    if (!t->unsynced) return WM_OK;
-    if (syncfs(t->dirfd) != 0) return WM_ERR_IO;
+    if (!tree_sync_begin(t)) return WM_OK;
+    enum wm_err e = tree_sync_fs(t);
+    if (e != WM_OK) tree_sync_failed(t);
+    return e;
+}
+
+bool tree_sync_begin(struct tree *t)
+{
+    if (!t || !t->unsynced) return false;
     t->unsynced = false;
-    return WM_OK;
+    return true;
+}
+
+bool tree_has_unsynced(const struct tree *t)
+{
+    return t && t->unsynced;
+}
+
+enum wm_err tree_sync_fs(const struct tree *t)
+{
+    if (!t) return WM_ERR_INVAL;
+    return syncfs(t->dirfd) == 0 ? WM_OK : WM_ERR_IO;
+}
+
+void tree_sync_failed(struct tree *t)
+{
+    if (t) t->unsynced = true;
 }
 
 /* ---- temporary files and commits ---- */

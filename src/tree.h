@@ -34,6 +34,15 @@ void tree_set_sync(struct tree *t, bool sync);
 /* Makes every commit since the last call durable with one syncfs(2) of the tree's filesystem;
  * a no-op when nothing was committed. WM_ERR_IO when it fails (the commits stay pending). */
 enum wm_err tree_sync(struct tree *t);
+/* tree_sync in steps, for syncing on another thread: tree_sync_begin (owner's thread) says
+ * whether commits were made since the last sync and forgets them; tree_sync_fs (any thread)
+ * makes them durable with one syncfs(2); after its failure tree_sync_failed (owner's thread)
+ * remembers them again. */
+bool tree_sync_begin(struct tree *t);
+/* True when commits were made since the last tree_sync_begin (or failed sync). */
+bool tree_has_unsynced(const struct tree *t);
+enum wm_err tree_sync_fs(const struct tree *t);
+void tree_sync_failed(struct tree *t);
 
 /* Normalises an announced relPath into a path relative to the tree: leading '/' and repeated
  * '/' dropped, "." components dropped. Refuses (WM_ERR_UNSAFE) "..", components starting with

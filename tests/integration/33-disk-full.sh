@@ -40,7 +40,7 @@ shim_failures() { # shim_failures LOG: lines the shim wrote
     if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
 }
 
-# --- 1: the tree's disk is full --------------------------------------------------------------
+# --- 1: the tree's disk is full (writes and syncs fail) ---------------------------------------
 touch "$T/tree.on"
 WMESH_FAILIO_DIR=$T/P/tree WMESH_FAILIO_SWITCH=$T/tree.on WMESH_FAILIO_ERRNO=ENOSPC \
     WMESH_FAILIO_LOG=$T/shim-tree.txt LD_PRELOAD=$SHIM mesh_peer P home up -- --retry-for 300
@@ -73,6 +73,11 @@ wait_until 90 all_present "$tree" "$T/tree1.list" ||
     fail "once space returned P holds $(count_present "$tree" "$T/tree1.list") of 20 files"
 same_files "$origin" "$tree" "$T/tree1.list" || fail "a file differs once space returned"
 note "space back: all 20 files arrived within $((SECONDS - cleared)) s"
+# syncfs of the tree failed too: finished entries waited in the journal for a tree sync that
+# works, and were recorded once it did.
+grep -q "tree sync failed .*holding finished entries" "$T/P.log" || fail "no failed tree sync was logged"
+wait_until 30 grep -q "tree sync works again" "$T/P.log" || fail "the tree sync never recovered"
+wait_until 30 metric_is P wmesh_journal_live 0 || fail "P's journal holds $(metric P wmesh_journal_live) entries"
 settle P
 left=$(tmp_leftovers "$tree")
 [ -z "$left" ] || fail "temporary files left: $left"

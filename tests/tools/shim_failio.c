@@ -5,7 +5,7 @@
  *   WMESH_FAILIO_SWITCH  a path: faults are on only while it exists (unset: always on)
  *   WMESH_FAILIO_ERRNO   ENOSPC (default) or EIO
  *   WMESH_FAILIO_LOG     optional file that gets one line per failure injected
- * Wrapped: write, pwrite, pwrite64, writev, pwritev, fsync, fdatasync. Only regular files and
+ * Wrapped: write, pwrite, pwrite64, writev, pwritev, fsync, fdatasync, syncfs. Only regular files and
  * directories are considered (fstat), never sockets, pipes or descriptor 2. The path is read from
  * /proc/self/fd/N on every call while the switch is on: no cache, so a reused descriptor number
  * can never be mistaken for the file it used to name.
@@ -153,6 +153,16 @@ int fdatasync(int fd)
 {
     NEXT(sync_fn, "fdatasync")
     if (should_fail("fdatasync", fd)) {
+        errno = fault_errno();
+        return -1;
+    }
+    return next_fn(fd);
+}
+
+int syncfs(int fd)
+{
+    NEXT(sync_fn, "syncfs")
+    if (should_fail("syncfs", fd)) {
         errno = fault_errno();
         return -1;
     }

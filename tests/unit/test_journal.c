@@ -2,6 +2,7 @@
  * the peer's entry format (current and legacy) and its throughput with batched syncs. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -393,6 +394,19 @@ static void test_maybe_compact(void)
     journal_close(&j);
 }
 
+/* Reopens the journal and checks that replay hands over exactly the n ids of want, in order. */
+static void expect_live(const uint64_t *want, size_t n)
+{
+    struct journal *j = open_ok();
+    struct seen_recs r = replay(j);
+    ASSERT_EQ_INT(r.n, n);
+    ASSERT_EQ_INT(r.wrong, 0);
+    for (size_t i = 0; i < r.n && i < n; i++)
+        ASSERT_EQ_INT(r.ids[i], want[i]);
+    free(r.ids);
+    journal_close(&j);
+}
+
 /* Writes that fail (ENOSPC from /dev/full, EBADF from a read-only descriptor) are reported,
  * nothing is lost, and the next sync that can write makes it all durable. */
 static void test_write_failure(void)
@@ -431,16 +445,74 @@ static void test_write_failure(void)
     close(ro);
     journal_close(&j);
 
-    j = open_ok();
-    struct seen_recs r = replay(j);
-    uint64_t want[] = {1, 3, 4, 5, 6, 7};
-    ASSERT_EQ_INT(r.n, 6);
-    ASSERT_EQ_INT(r.wrong, 0);
-    for (size_t i = 0; i < r.n && i < 6; i++)
-        ASSERT_EQ_INT(r.ids[i], want[i]);
-    free(r.ids);
-    journal_close(&j);
+    static const uint64_t want[] = {1, 3, 4, 5, 6, 7};
+    expect_live(want, 6);
     log_set_level(WM_LOG_INFO);
+}
+
+static void *write_batch(void *b)
+{
+    return (void *)(intptr_t)journal_batch_write(b);
+}
+
+/* journal_sync in three steps: the batch is written on another thread while adds go on; only
+ * what it held becomes durable; a failed batch is rewritten by the next sync, ahead of what
+ * was added after it; one batch at a time. */
+static void test_batches(void)
+{
+    reset();
+    struct journal *j = open_ok();
+    struct journal_batch *b = (struct journal_batch *)&b; /* must become NULL */
+    ASSERT_EQ_INT(journal_sync_begin(j, &b), WM_OK);
+    ASSERT_TRUE(b == NULL); /* nothing buffered */
+    add_expect(j, 1);
+    add_expect(j, 2);
+    ASSERT_EQ_INT(journal_sync_begin(j, &b), WM_OK);
+    ASSERT_TRUE(b != NULL);
+    struct journal_batch *again = NULL;
+    ASSERT_EQ_INT(journal_sync_begin(j, &again), WM_ERR_INVAL);
+    ASSERT_EQ_INT(journal_sync(j), WM_ERR_INVAL);
+    ASSERT_EQ_INT(journal_compact(j), WM_ERR_INVAL);
+    ASSERT_EQ_INT(journal_maybe_compact(j), WM_OK);
+    ASSERT_TRUE(!journal_dirty(j)); /* all of it is in the batch */
+    pthread_t t;
+    ASSERT_EQ_INT(pthread_create(&t, NULL, write_batch, b), 0);
+    add_expect(j, 3); /* meanwhile, on this thread */
+    ASSERT_EQ_INT(journal_done(j, 1), WM_OK);
+    ASSERT_TRUE(journal_dirty(j));
+    void *result = NULL;
+    pthread_join(t, &result);
+    ASSERT_EQ_INT((enum wm_err)(intptr_t)result, WM_OK);
+    ASSERT_TRUE(!journal_is_durable(j, 2)); /* not before journal_sync_end */
+    journal_sync_end(j, &b, WM_OK);
+    ASSERT_TRUE(b == NULL);
+    ASSERT_TRUE(journal_is_durable(j, 1) && journal_is_durable(j, 2));
+    ASSERT_TRUE(!journal_is_durable(j, 3));
+    ASSERT_TRUE(journal_dirty(j));
+
+    /* A batch that fails: its records stay undurable and go back ahead of later ones. */
+    log_set_level(WM_LOG_ERROR);
+    int fd = journal_fd();
+    int saved = dup(fd), full = open("/dev/full", O_WRONLY);
+    ASSERT_TRUE(fd >= 0 && saved >= 0 && full >= 0);
+    ASSERT_EQ_INT(journal_sync_begin(j, &b), WM_OK);
+    dup2(full, fd);
+    enum wm_err e = journal_batch_write(b);
+    ASSERT_EQ_INT(e, WM_ERR_IO);
+    add_expect(j, 4);
+    journal_sync_end(j, &b, e);
+    ASSERT_TRUE(!journal_is_durable(j, 3) && !journal_is_durable(j, 4));
+    ASSERT_TRUE(journal_dirty(j));
+    dup2(saved, fd);
+    close(saved);
+    close(full);
+    ASSERT_EQ_INT(journal_sync(j), WM_OK);
+    ASSERT_TRUE(journal_is_durable(j, 3) && journal_is_durable(j, 4));
+    log_set_level(WM_LOG_INFO);
+    journal_close(&j);
+
+    static const uint64_t want[] = {2, 3, 4};
+    expect_live(want, 3);
 }
 
 static void test_bad_open(void)
@@ -644,6 +716,7 @@ int main(void)
     test_many();
     test_maybe_compact();
     test_write_failure();
+    test_batches();
     test_bad_open();
     test_entries();
     bench();
