@@ -5,10 +5,10 @@
  *   WMESH_FAILIO_SWITCH  a path: faults are on only while it exists (unset: always on)
  *   WMESH_FAILIO_ERRNO   ENOSPC (default) or EIO
  *   WMESH_FAILIO_LOG     optional file that gets one line per failure injected
- * Wrapped: write, pwrite, pwrite64, writev, pwritev, fsync, fdatasync, syncfs. Only regular files and
- * directories are considered (fstat), never sockets, pipes or descriptor 2. The path is read from
- * /proc/self/fd/N on every call while the switch is on: no cache, so a reused descriptor number
- * can never be mistaken for the file it used to name.
+ * Wrapped: write, pwrite, pwrite64, writev, pwritev, fsync, fdatasync, syncfs. Only regular files
+ * and directories are considered (fstat), never sockets, pipes or descriptor 2. The path is read
+ * from /proc/self/fd/N on every call while the switch is on: no cache, so a reused descriptor
+ * number can never be mistaken for the file it used to name.
  */
 #include <dlfcn.h>
 #include <errno.h>
