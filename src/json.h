@@ -1,4 +1,4 @@
-/* json.h: a thin wrapper over the JSON library (jansson); no other file includes jansson.h. */
+/* json.h: JSON values, parsing and compact output for the codecs; our own code, no library. */
 #ifndef WMESH_JSON_H
 #define WMESH_JSON_H
 
@@ -8,10 +8,12 @@
 
 #include "error.h"
 
-/* Ownership, as in jansson: wm_json_parse, wm_json_copy and the *_new constructors return a new
- * reference the caller releases with wm_json_free(). Getters (object_get, object_next,
- * array_get, string) return borrowed references, valid while the container holds them. Setters
- * and appenders steal the reference to the value they are given, even when they fail. */
+/* Ownership: every value has one owner, the caller or the container holding it (no reference
+ * counts). wm_json_parse, wm_json_copy and the *_new constructors return a value the caller
+ * owns and releases with wm_json_free(). Getters (object_get, object_next, array_get, string)
+ * return borrowed pointers, valid while the container holds them (object_next's iterator only
+ * while the object is unchanged). Setters and appenders take ownership of the value they are
+ * given, even when they fail. */
 struct wm_json;
 
 #define WM_JSON_MAX_DEPTH 32 /* deepest nesting of arrays and objects wm_json_parse accepts */
@@ -27,16 +29,19 @@ enum wm_json_type {
     WM_JSON_OBJECT,
 };
 
-/* Parses len bytes (need not be NUL-terminated) holding exactly one JSON value of any type.
- * Refuses invalid UTF-8, duplicate object keys, "\u0000" in strings, integers beyond int64 and
- * nesting deeper than WM_JSON_MAX_DEPTH. On success *out is a new reference; on failure *out is
- * NULL, why (whylen bytes, may be NULL) gets a printable one-line reason and the result is
- * WM_ERR_FORMAT (syntax), WM_ERR_TOOBIG (too deep) or WM_ERR_NOMEM. */
+/* Parses len bytes (need not be NUL-terminated) holding exactly one JSON value of any type
+ * (RFC 8259), with whitespace around it and nothing else. Refuses invalid UTF-8 (overlong forms,
+ * surrogates, above U+10FFFF), lone or unpaired \uD800-\uDFFF escapes, "\u0000" in strings,
+ * duplicate object keys, integers beyond int64, reals beyond a double (an underflow reads as 0
+ * or a subnormal), leading zeros, and nesting deeper than WM_JSON_MAX_DEPTH. A number with a
+ * fraction or an exponent is a real, any other an integer. On success *out is the caller's; on
+ * failure *out is NULL, why (whylen bytes, may be NULL) gets a printable one-line reason and the
+ * result is WM_ERR_FORMAT (syntax), WM_ERR_TOOBIG (too deep) or WM_ERR_NOMEM. */
 enum wm_err wm_json_parse(const char *buf, size_t len, struct wm_json **out, char *why,
                           size_t whylen);
-/* Releases the caller's reference to *j and sets *j to NULL. Accepts NULL and *j == NULL. */
+/* Frees *j with everything it holds and sets *j to NULL. Accepts NULL and *j == NULL. */
 void wm_json_free(struct wm_json **j);
-/* A deep copy (a new reference), or NULL on allocation failure. */
+/* A deep copy the caller owns, or NULL (errno ENOMEM). */
 struct wm_json *wm_json_copy(const struct wm_json *j);
 /* Compact text with object keys in insertion order, non-ASCII kept as UTF-8, quotes, backslashes
  * and control characters escaped. *out is a new NUL-terminated string the caller frees with
@@ -61,7 +66,8 @@ struct wm_json *wm_json_integer_new(int64_t v);
 
 /* Borrowed value of key, NULL when absent or obj is not an object. */
 struct wm_json *wm_json_object_get(const struct wm_json *obj, const char *key);
-/* Sets key (UTF-8) to value, stealing value; an existing key keeps its place in the order. */
+/* Sets key to value, taking value; an existing key keeps its place in the order and its old
+ * value is freed. WM_ERR_INVAL when key is not UTF-8 or obj not an object. */
 enum wm_err wm_json_object_set(struct wm_json *obj, const char *key, struct wm_json *value);
 /* WM_ERR_NOTFOUND when key is absent. */
 enum wm_err wm_json_object_del(struct wm_json *obj, const char *key);
@@ -75,7 +81,7 @@ bool wm_json_object_next(const struct wm_json *obj, void **iter, const char **ke
 size_t wm_json_array_size(const struct wm_json *arr);
 /* Borrowed element i, NULL when out of range or arr is not an array. */
 struct wm_json *wm_json_array_get(const struct wm_json *arr, size_t i);
-/* Appends value, stealing it. */
+/* Appends value, taking it. */
 enum wm_err wm_json_array_append(struct wm_json *arr, struct wm_json *value);
 
 /* The UTF-8 bytes of a string (borrowed, NUL-terminated) and their count in *len (may be NULL);
