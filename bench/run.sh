@@ -9,7 +9,7 @@ BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 : "${WMESH:=$BENCH_DIR/../build/wmesh}"
 : "${WMESH_BENCH_TOOLS:=$BENCH_DIR/../build/bench}"
 : "${BENCH_SCALE:=full}"
-ALL="relay latency large memory"
+ALL="relay latency large memory serve"
 scenarios=${*:-$ALL}
 
 scripts=""

@@ -2,7 +2,7 @@
 # Installs the Debian packages wmesh needs to build, test and run its demo, if any are missing.
 set -eu
 PKGS="build-essential pkg-config mosquitto mosquitto-clients libcurl4-openssl-dev \
-libmicrohttpd-dev libssl-dev attr curl openssl"
+libssl-dev attr curl openssl"
 [ "${1:-}" = "--extra" ] && PKGS="$PKGS clang libclang-rt-14-dev nginx-light valgrind wrk chromium groff-base clang-format \
 rabbitmq-server"
 missing=""

@@ -1,4 +1,4 @@
-/* httpd.h: the embedded read-only HTTP server (libmicrohttpd) over a tree, plus dynamic pages. */
+/* httpd.h: the embedded read-only HTTP/1.1 server over a tree, plus dynamic pages. */
 #ifndef WMESH_HTTPD_H
 #define WMESH_HTTPD_H
 
@@ -11,19 +11,32 @@ struct tree;
 struct httpd;
 
 /* Renders a dynamic page: returns a malloc'd body (caller of the callback frees it) and sets
- * *len and *content_type (a static string). NULL means 500. Called from server threads. */
+ * *len and *content_type (a static string). NULL means 500. Called from the server thread. */
 typedef char *(*httpd_page_fn)(void *arg, size_t *len, const char **content_type);
 
 /* Starts serving t read-only under url_prefix (e.g. "/data": GET /data/a/b.txt serves a/b.txt)
- * on listen ("HOST:PORT", port 0 picks a free one). The tree must outlive the server.
- * Returns NULL on failure with *err set. Runs in its own threads. */
+ * on listen ("HOST:PORT" or "[IPv6]:PORT", port 0 picks a free one). The tree must outlive the
+ * server. Returns NULL on failure with *err set (WM_ERR_INVAL for a bad address, WM_ERR_IO when
+ * it cannot listen). Serves from one thread of its own, which blocks every signal. */
 struct httpd *httpd_start(const char *listen, struct tree *t, const char *url_prefix,
                           enum wm_err *err);
 /* Adds an exact-path dynamic page (e.g. "/metrics"); call before requests arrive. */
 enum wm_err httpd_add_page(struct httpd *h, const char *path, httpd_page_fn fn, void *arg);
 /* The port actually bound. */
 uint16_t httpd_port(const struct httpd *h);
-/* Stops the server and frees *h, setting it to NULL. */
+
+/* Limits of a running server; a field left 0 keeps its value. */
+struct httpd_limits {
+    unsigned max_conns; /* connections served at once (1024); further ones wait to be accepted */
+    unsigned idle_ms;   /* an idle keep-alive connection, or a client that stops reading, is
+                         * closed after this (60 s) */
+    unsigned head_ms;   /* a request head must arrive whole within this of its first byte, the
+                         * first one within this of connecting (10 s) */
+};
+/* Changes the limits; safe while serving (the server thread applies them within a second). */
+void httpd_set_limits(struct httpd *h, const struct httpd_limits *lim);
+
+/* Stops the server (open connections are closed at once) and frees *h, setting it to NULL. */
 void httpd_stop(struct httpd **h);
 
 #endif

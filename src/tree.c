@@ -853,7 +853,8 @@ enum wm_err tree_checksum(struct tree *t, const char *clean_rel, enum wm_sum met
     return err;
 }
 
-enum wm_err tree_open_file(struct tree *t, const char *clean_rel, int *fd, off_t *size)
+enum wm_err tree_open_file(struct tree *t, const char *clean_rel, int *fd, off_t *size,
+                           int64_t *mtime_ns)
 {
     if (!fd) return WM_ERR_INVAL;
     *fd = -1;
@@ -862,5 +863,6 @@ enum wm_err tree_open_file(struct tree *t, const char *clean_rel, int *fd, off_t
     enum wm_err err = open_regular(t, clean_rel, fd, &st);
     if (err != WM_OK) return err;
     if (size) *size = st.st_size;
+    if (mtime_ns) *mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
     return WM_OK;
 }

@@ -95,11 +95,13 @@ enum wm_err tree_lookup(struct tree *t, const char *clean_rel, struct wm_checksu
  * xattr. */
 enum wm_err tree_checksum(struct tree *t, const char *clean_rel, enum wm_sum method,
                           struct wm_checksum *out);
-/* Opens a stored regular file read-only for serving; *size gets its length. Refuses
+/* Opens a stored regular file read-only for serving; *size gets its length and *mtime_ns (may
+ * be NULL) its modification time, from the one fstat made to check it. Refuses
  * directories, symlinks, dot-files and anything in WM_TREE_TMPDIR.
  * The caller owns *fd (close it). Symlinks and dot-files give WM_ERR_UNSAFE; absent names,
  * directories and other non-regular files WM_ERR_NOTFOUND. tree_lookup and tree_checksum
  * refuse the same way. Safe to call from several threads at once. */
-enum wm_err tree_open_file(struct tree *t, const char *clean_rel, int *fd, off_t *size);
+enum wm_err tree_open_file(struct tree *t, const char *clean_rel, int *fd, off_t *size,
+                           int64_t *mtime_ns);
 
 #endif

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -17,13 +19,16 @@
 #include "test.h"
 #include "tree.h"
 
-#define BODY_MAX (1024 * 1024)
-#define BLOB_LEN 300000 /* several sendfile rounds */
+#define BODY_MAX (4 * 1024 * 1024)
+#define BLOB_LEN 300000                  /* several sendfile rounds */
+#define LARGE_LEN (3 * 1024 * 1024 + 17) /* over the server's per-turn send budget */
+#define HUGE_LEN (8 * LARGE_LEN)         /* more than socket buffers hold */
 
 static char base[64];
 static char root[128];
 static char outside[128];
 static unsigned char blob[BLOB_LEN];
+static unsigned char *large; /* LARGE_LEN bytes */
 
 struct reply {
     int status;
@@ -169,6 +174,9 @@ static void build_tree(struct tree *t)
     ASSERT_EQ_INT(put(t, "a%20b.txt", "spaced", 6), WM_OK);
     ASSERT_EQ_INT(put(t, "50%252e", "percent", 7), WM_OK); /* on disk: "50%2e" */
     ASSERT_EQ_INT(put(t, "empty", "", 0), WM_OK);
+    for (size_t i = 0; i < LARGE_LEN; i++)
+        large[i] = (unsigned char)(i * 13 + i / 4099);
+    ASSERT_EQ_INT(put(t, "bin/large", large, LARGE_LEN), WM_OK);
 
     char path[PATH_MAX], target[PATH_MAX];
     snprintf(path, sizeof path, "%s/link.txt", root);
@@ -333,6 +341,504 @@ static void test_keep_alive(uint16_t port, struct reply *r)
     close(fd);
 }
 
+/* ---- helpers for the connection tests ---- */
+
+/* True when the server closes fd within ms (EOF or reset), whatever it sends first. */
+static bool closed_within(int fd, int ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[65536];
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n == 0) return true;
+        if (n < 0) return errno == ECONNRESET;
+    }
+}
+
+static int connect_send(uint16_t port, const char *text)
+{
+    int fd = connect_to(AF_INET, port);
+    if (fd >= 0 && send_text(fd, text) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends text on a fresh connection and reads one reply; returns its status (-1 on failure).
+ * *fdp (may be NULL) keeps the connection open for the caller. */
+static int exchange(uint16_t port, const char *text, bool head_only, struct reply *r, int *fdp)
+{
+    int fd = connect_send(port, text);
+    if (fd < 0) return -1;
+    int status = read_reply(fd, head_only, r) == 0 ? r->status : -1;
+    if (fdp)
+        *fdp = fd;
+    else
+        close(fd);
+    return status;
+}
+
+/* ---- pipelining, versions, bodies ---- */
+
+static void test_pipelining(uint16_t port, struct reply *r)
+{
+    char value[64];
+    int fd = connect_send(port, "GET /data/a/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "HEAD /data/bin/blob HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "GET /data/missing HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "GET /data/bin/blob HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "\r\nGET /data/a%20b.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_TRUE(fd >= 0);
+    if (fd < 0) return;
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_INT(r->status, 200);
+    ASSERT_EQ_STR(r->body, "hello world\n");
+    ASSERT_EQ_INT(read_reply(fd, true, r), 0);
+    ASSERT_EQ_INT(r->status, 200);
+    ASSERT_TRUE(header(r, "Content-Length", value, sizeof value) && atol(value) == BLOB_LEN);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_INT(r->status, 404);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_INT(r->status, 200);
+    ASSERT_EQ_INT(r->body_len, BLOB_LEN);
+    ASSERT_EQ_MEM(r->body, blob, BLOB_LEN);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_INT(r->status, 200);
+    ASSERT_EQ_STR(r->body, "spaced");
+    /* Still open: one more, sent byte by byte. */
+    const char *req = "GET /metrics HTTP/1.1\nHost: x\n\n"; /* bare LF line ends */
+    for (const char *p = req; *p; p++)
+        ASSERT_TRUE(send(fd, p, 1, MSG_NOSIGNAL) == 1);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_INT(r->status, 200);
+    ASSERT_EQ_STR(r->body, "wmesh_up 1\n");
+    close(fd);
+}
+
+static void test_http10(uint16_t port, struct reply *r)
+{
+    char value[64];
+    int fd = -1;
+    ASSERT_EQ_INT(exchange(port, "GET /data/a/hello.txt HTTP/1.0\r\n\r\n", false, r, &fd), 200);
+    ASSERT_EQ_STR(r->body, "hello world\n");
+    ASSERT_TRUE(fd >= 0 && closed_within(fd, 2000)); /* 1.0 closes unless asked otherwise */
+    if (fd >= 0) close(fd);
+    fd = -1;
+    ASSERT_EQ_INT(exchange(port, "GET /data/a/hello.txt HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+                           false, r, &fd),
+                  200);
+    ASSERT_TRUE(header(r, "Connection", value, sizeof value) &&
+                strcasecmp(value, "keep-alive") == 0);
+    ASSERT_EQ_INT(send_text(fd, "GET /data/empty HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), 0);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_INT(r->status, 200);
+    ASSERT_EQ_INT(r->body_len, 0);
+    ASSERT_EQ_INT(send_text(fd, "GET /data/empty HTTP/1.0\r\n\r\n"), 0);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_TRUE(closed_within(fd, 2000));
+    close(fd);
+    /* Later 1.x minors are 1.1 to us; the absolute form names the same file. */
+    ASSERT_EQ_INT(exchange(port,
+                           "GET http://localhost:1/data/a/hello.txt?q HTTP/1.9\r\nHost: x\r\n\r\n",
+                           false, r, NULL),
+                  200);
+    ASSERT_EQ_STR(r->body, "hello world\n");
+}
+
+static void test_heads_and_bodies(uint16_t port, struct reply *r)
+{
+    char value[64];
+    int fd = -1;
+    /* HEAD of a page and of "/" carry the length a GET would, and no body: the GET that
+     * follows on the same connection must parse. */
+    ASSERT_EQ_INT(exchange(port, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n", true, r, &fd), 200);
+    ASSERT_TRUE(header(r, "Content-Length", value, sizeof value) && strcmp(value, "11") == 0);
+    ASSERT_EQ_INT(send_text(fd, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "HEAD /data/nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "GET /data/a/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"),
+                  0);
+    ASSERT_EQ_INT(read_reply(fd, true, r), 0);
+    ASSERT_EQ_INT(r->status, 200);
+    ASSERT_EQ_INT(read_reply(fd, true, r), 0);
+    ASSERT_EQ_INT(r->status, 404);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_INT(r->status, 200);
+    ASSERT_EQ_STR(r->body, "hello world\n");
+    /* A body on a GET is read and dropped; the next request is found after it. */
+    ASSERT_EQ_INT(send_text(fd, "GET /data/a/hello.txt HTTP/1.1\r\nHost: x\r\n"
+                                "Content-Length: 26\r\n\r\nGET /data/empty HTTP/1.1\r\n"
+                                "GET /data/a%20b.txt HTTP/1.1\r\nHost: x\r\n\r\n"),
+                  0);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_INT(r->status, 200);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_INT(r->status, 200);
+    ASSERT_EQ_STR(r->body, "spaced");
+    /* Other methods: 405, and the connection (its body dropped) goes on. */
+    ASSERT_EQ_INT(send_text(fd, "POST /data/a/hello.txt HTTP/1.1\r\nHost: x\r\n"
+                                "Content-Length: 5\r\n\r\nhello"
+                                "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "GET /data/empty HTTP/1.1\r\nHost: x\r\n\r\n"),
+                  0);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_INT(r->status, 405);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_INT(r->status, 405);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_INT(r->status, 200);
+    close(fd);
+    /* A body over the cap is refused, and the connection closed. */
+    fd = -1;
+    ASSERT_EQ_INT(exchange(port,
+                           "GET /data/empty HTTP/1.1\r\nHost: x\r\n"
+                           "Content-Length: 10000000\r\n\r\nxxxx",
+                           false, r, &fd),
+                  413);
+    ASSERT_TRUE(fd >= 0 && closed_within(fd, 4000));
+    if (fd >= 0) close(fd);
+}
+
+/* Each of these gets its status and a closed connection. */
+static void test_malformed(uint16_t port, struct reply *r)
+{
+    static const struct {
+        const char *text;
+        int status;
+    } cases[] = {
+        {"GET /data/empty HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+        {"GET /data/empty HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501},
+        {"POST /data/empty HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 501},
+        {"GET /data/empty HTTP/1.1\r\n\r\n", 400}, /* no Host */
+        {"GET /data/empty HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400},
+        {"GET  /data/empty HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        {"GET /data/empty HTTP/1.1 \r\nHost: x\r\n\r\n", 400},
+        {"GET /data/empty\r\n\r\n", 400}, /* HTTP/0.9 */
+        {"GET /data/empty HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n", 400},
+        {"GET /data/empty HTTP/1.1\r\nHost : x\r\n\r\n", 400},
+        {"GET /data/empty HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+         400},
+        {"GET /data/empty HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400},
+        {"GET /data/empty HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+         400},
+        {"GET data/empty HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        {"GET /data/em\001pty HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        {"GET /data/empty HTTP/1.1\r\nHost: x\r\nX: a\001b\r\n\r\n", 400},
+        {"G@T /data/empty HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = -1;
+        int status = exchange(port, cases[i].text, false, r, &fd);
+        if (status != cases[i].status) fprintf(stderr, "case %zu\n", i);
+        ASSERT_EQ_INT(status, cases[i].status);
+        ASSERT_TRUE(fd >= 0 && closed_within(fd, 4000));
+        if (fd >= 0) close(fd);
+    }
+}
+
+static void test_oversized(uint16_t port, struct reply *r)
+{
+    char *text = malloc(20000);
+    ASSERT_TRUE(text != NULL);
+    if (!text) return;
+    /* A request line that never ends: 414. */
+    memcpy(text, "GET /", 5);
+    memset(text + 5, 'a', 9000);
+    text[9005] = '\0';
+    int fd = -1;
+    ASSERT_EQ_INT(exchange(port, text, false, r, &fd), 414);
+    ASSERT_TRUE(fd >= 0 && closed_within(fd, 4000));
+    if (fd >= 0) close(fd);
+    /* Headers over 8 KiB: 431, though more keeps coming. */
+    int n = snprintf(text, 20000, "GET /data/empty HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; n < 12000; i++)
+        n += snprintf(text + n, 20000 - (size_t)n, "X-Filler-%d: %0100d\r\n", i, 0);
+    snprintf(text + n, 20000 - (size_t)n, "\r\n");
+    fd = -1;
+    ASSERT_EQ_INT(exchange(port, text, false, r, &fd), 431);
+    ASSERT_TRUE(fd >= 0 && closed_within(fd, 4000));
+    if (fd >= 0) close(fd);
+    /* Just under the cap is fine. */
+    n = snprintf(text, 20000, "GET /data/empty HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; n < 7900; i++)
+        n += snprintf(text + n, 20000 - (size_t)n, "X-Filler-%d: %0100d\r\n", i, 0);
+    snprintf(text + n, 20000 - (size_t)n, "\r\n");
+    ASSERT_EQ_INT(exchange(port, text, false, r, NULL), 200);
+    free(text);
+}
+
+/* ---- files and connections ---- */
+
+static void test_large_file(uint16_t port, struct reply *r)
+{
+    int fd = connect_to(AF_INET, port);
+    ASSERT_TRUE(fd >= 0);
+    if (fd < 0) return;
+    for (int round = 0; round < 2; round++) {
+        ASSERT_EQ_INT(send_text(fd, "GET /data/bin/large HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+        ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+        ASSERT_EQ_INT(r->status, 200);
+        ASSERT_EQ_INT(r->body_len, LARGE_LEN);
+        ASSERT_EQ_MEM(r->body, large, LARGE_LEN);
+    }
+    close(fd);
+}
+
+/* Clients that go away in the middle of an answer leave the server serving. */
+static void test_disconnects(uint16_t port, struct reply *r)
+{
+    for (int i = 0; i < 20; i++) {
+        int fd = connect_send(port, "GET /data/bin/large HTTP/1.1\r\nHost: x\r\n\r\n"
+                                    "GET /data/bin/large HTTP/1.1\r\nHost: x\r\n\r\n");
+        ASSERT_TRUE(fd >= 0);
+        if (fd < 0) continue;
+        char buf[4096];
+        if (i % 2) ASSERT_TRUE(recv(fd, buf, sizeof buf, 0) > 0);
+        if (i % 3 == 0) {
+            /* A reset rather than an orderly close. */
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        close(fd);
+    }
+    ASSERT_EQ_INT(get_status(port, "/data/a/hello.txt", r), 200);
+    ASSERT_EQ_STR(r->body, "hello world\n");
+}
+
+/* Writes HUGE_LEN bytes at root/rel (in place, not through the tree); returns the descriptor. */
+static int write_huge(const char *rel)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    for (size_t done = 0; fd >= 0 && done < HUGE_LEN; done += LARGE_LEN)
+        if (write(fd, large, LARGE_LEN) != LARGE_LEN) {
+            close(fd);
+            return -1;
+        }
+    return fd;
+}
+
+/* Reads until EOF or reset (within ms of silence); returns the bytes read, -1 on a timeout. */
+static long read_to_end(int fd, int ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    static char buf[65536];
+    long total = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) return total;
+        if (n < 0) return -1;
+        total += n;
+    }
+}
+
+/* A connection whose window stays small, so that the server cannot push a huge file into the
+ * socket buffers at once. */
+static int connect_small_window(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int size = 65536;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* A file cut short while it is being sent: the connection ends, it does not hang. */
+static void test_shrinking_file(uint16_t port, struct reply *r)
+{
+    int wfd = write_huge("bin/shrinks");
+    ASSERT_TRUE(wfd >= 0);
+    if (wfd < 0) return;
+    int fd = connect_small_window(port);
+    ASSERT_TRUE(fd >= 0);
+    if (fd >= 0) {
+        ASSERT_EQ_INT(send_text(fd, "GET /data/bin/shrinks HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+        char buf[4096];
+        ASSERT_TRUE(recv(fd, buf, sizeof buf, 0) > 0);
+        usleep(100 * 1000);
+        ASSERT_EQ_INT(ftruncate(wfd, 100000), 0);
+        long got = read_to_end(fd, 5000);
+        ASSERT_TRUE(got >= 0 && got < HUGE_LEN);
+        close(fd);
+    }
+    close(wfd);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/bin/shrinks", root);
+    unlink(path);
+    ASSERT_EQ_INT(get_status(port, "/data/a/hello.txt", r), 200);
+}
+
+#define MANY 300
+
+static void test_many_connections(uint16_t port, struct reply *r)
+{
+    static int fds[MANY];
+    int open_ok = 0, served = 0;
+    for (int i = 0; i < MANY; i++) {
+        fds[i] = connect_to(AF_INET, port);
+        if (fds[i] >= 0) open_ok++;
+    }
+    for (int i = 0; i < MANY; i++)
+        if (fds[i] >= 0)
+            send_text(fds[i], i % 2 ? "GET /data/a/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+                                    : "GET /data/bin/blob HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < MANY; i++) {
+        if (fds[i] < 0) continue;
+        if (read_reply(fds[i], false, r) == 0 && r->status == 200 &&
+            r->body_len == (i % 2 ? 12 : BLOB_LEN))
+            served++;
+        close(fds[i]);
+    }
+    ASSERT_EQ_INT(open_ok, MANY);
+    ASSERT_EQ_INT(served, MANY);
+}
+
+/* Over the connection limit, clients wait in the backlog and are served as others close. */
+static void test_connection_limit(struct httpd *h, uint16_t port, struct reply *r)
+{
+    httpd_set_limits(h, &(struct httpd_limits){.max_conns = 4});
+    int fds[12], served = 0;
+    for (int i = 0; i < 12; i++)
+        fds[i] = connect_send(port, "GET /data/a/hello.txt HTTP/1.1\r\nHost: x\r\n"
+                                    "Connection: close\r\n\r\n");
+    for (int i = 0; i < 12; i++) {
+        if (fds[i] < 0) continue;
+        if (read_reply(fds[i], false, r) == 0 && r->status == 200) served++;
+        close(fds[i]);
+    }
+    ASSERT_EQ_INT(served, 12);
+    httpd_set_limits(h, &(struct httpd_limits){.max_conns = 1024});
+}
+
+/* The highest descriptor open in this process. */
+static int highest_fd(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int max = 2;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        long v = strtol(e->d_name, NULL, 10);
+        if (v > max) max = (int)v;
+    }
+    if (d) closedir(d);
+    return max;
+}
+
+/* Out of descriptors, the server stops accepting for a while instead of spinning, and serves the
+ * waiting clients once descriptors are back. */
+static void test_out_of_descriptors(uint16_t port, struct reply *r)
+{
+    struct rlimit old, low;
+    ASSERT_EQ_INT(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int fds[4];
+    low = old;
+    low.rlim_cur = (rlim_t)highest_fd() + 1 + 4; /* room for the clients, none for accept */
+    ASSERT_EQ_INT(setrlimit(RLIMIT_NOFILE, &low), 0);
+    static int fillers[4096];
+    int nfill = 0;
+    for (int i = 0; i < 4; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_TRUE(fds[i] >= 0);
+    }
+    /* Every free number under the limit taken, so that the server's accept gets EMFILE. */
+    while (nfill < 4096 && (fillers[nfill] = dup(0)) >= 0)
+        nfill++;
+    ASSERT_TRUE(nfill < 4096);
+    for (int i = 0; i < 4; i++) {
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&sa, sizeof sa) == 0)
+            send_text(fds[i], "GET /data/a/hello.txt HTTP/1.1\r\nHost: x\r\n"
+                              "Connection: close\r\n\r\n");
+    }
+    usleep(300 * 1000);
+    while (nfill > 0)
+        close(fillers[--nfill]);
+    ASSERT_EQ_INT(setrlimit(RLIMIT_NOFILE, &old), 0);
+    struct timeval tv = {.tv_sec = 5};
+    for (int i = 0; i < 4; i++)
+        if (fds[i] >= 0) setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int served = 0;
+    for (int i = 0; i < 4; i++) {
+        if (fds[i] < 0) continue;
+        if (read_reply(fds[i], false, r) == 0 && r->status == 200) served++;
+        close(fds[i]);
+    }
+    ASSERT_EQ_INT(served, 4);
+}
+
+static void test_timeouts(struct httpd *h, uint16_t port, struct reply *r)
+{
+    httpd_set_limits(h, &(struct httpd_limits){.idle_ms = 600, .head_ms = 300});
+    struct timeval t0, t1;
+    /* A head trickling in (slowloris) is cut at head_ms though bytes keep coming. */
+    int fd = connect_send(port, "GET /data/a/hel");
+    ASSERT_TRUE(fd >= 0);
+    gettimeofday(&t0, NULL);
+    bool closed = false;
+    for (int i = 0; i < 40 && fd >= 0 && !closed; i++) {
+        usleep(50 * 1000);
+        closed = send(fd, "l", 1, MSG_NOSIGNAL) < 0;
+    }
+    if (fd >= 0) ASSERT_TRUE(closed || closed_within(fd, 100));
+    gettimeofday(&t1, NULL);
+    ASSERT_TRUE(t1.tv_sec - t0.tv_sec < 2);
+    if (fd >= 0) close(fd);
+    /* A connection that says nothing at all, and an idle keep-alive one. */
+    fd = connect_to(AF_INET, port);
+    ASSERT_TRUE(fd >= 0 && closed_within(fd, 2000));
+    if (fd >= 0) close(fd);
+    fd = -1;
+    ASSERT_EQ_INT(exchange(port, "GET /data/empty HTTP/1.1\r\nHost: x\r\n\r\n", false, r, &fd),
+                  200);
+    usleep(300 * 1000); /* under idle_ms: still open */
+    ASSERT_EQ_INT(send_text(fd, "GET /data/empty HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_INT(r->status, 200);
+    ASSERT_TRUE(closed_within(fd, 3000));
+    close(fd);
+    /* A client that stops reading a huge answer is dropped after idle_ms. */
+    int wfd = write_huge("bin/huge");
+    ASSERT_TRUE(wfd >= 0);
+    if (wfd >= 0) close(wfd);
+    fd = connect_small_window(port);
+    if (fd >= 0) {
+        ASSERT_EQ_INT(send_text(fd, "GET /data/bin/huge HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+        usleep(2000 * 1000);
+        long got = read_to_end(fd, 3000); /* what was in flight, then the end */
+        ASSERT_TRUE(got >= 0 && got < HUGE_LEN);
+        close(fd);
+    }
+    httpd_set_limits(h, &(struct httpd_limits){.idle_ms = 60000, .head_ms = 10000});
+}
+
+/* Stopping with connections open (idle, mid-head, mid-answer) closes them and returns. */
+static void test_stop_with_open_connections(struct httpd **h, uint16_t port)
+{
+    int fds[3];
+    fds[0] = connect_to(AF_INET, port);
+    fds[1] = connect_send(port, "GET /data/a");
+    fds[2] = connect_send(port, "GET /data/bin/large HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_TRUE(fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0);
+    usleep(100 * 1000);
+    httpd_stop(h);
+    ASSERT_TRUE(*h == NULL);
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] < 0) continue;
+        ASSERT_TRUE(closed_within(fds[i], 2000));
+        close(fds[i]);
+    }
+}
+
 static void test_listen_errors(struct tree *t, uint16_t port)
 {
     enum wm_err err = WM_OK;
@@ -387,6 +893,9 @@ int main(void)
     mkdir(outside, 0755);
     struct reply r;
     r.body = malloc(BODY_MAX);
+    large = malloc(LARGE_LEN);
+    ASSERT_TRUE(large != NULL);
+    if (!large) return TEST_REPORT();
     struct tree *t = tree_open(root);
     ASSERT_TRUE(t != NULL && r.body != NULL);
     if (!t || !r.body) return TEST_REPORT();
@@ -405,7 +914,20 @@ int main(void)
         test_tmp_not_served(t, port, &r);
         test_methods_and_pages(h, port, &r);
         test_keep_alive(port, &r);
+        test_pipelining(port, &r);
+        test_http10(port, &r);
+        test_heads_and_bodies(port, &r);
+        test_malformed(port, &r);
+        test_oversized(port, &r);
+        test_large_file(port, &r);
+        test_disconnects(port, &r);
+        test_shrinking_file(port, &r);
+        test_many_connections(port, &r);
+        test_connection_limit(h, port, &r);
+        test_out_of_descriptors(port, &r);
+        test_timeouts(h, port, &r);
         test_listen_errors(t, port);
+        test_stop_with_open_connections(&h, port);
         httpd_stop(&h);
         ASSERT_TRUE(h == NULL);
         httpd_stop(&h);
@@ -413,6 +935,7 @@ int main(void)
     test_ipv6_and_root_prefix(t, &r);
     tree_close(&t);
     free(r.body);
+    free(large);
     nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return TEST_REPORT();
 }

@@ -552,32 +552,32 @@ static void test_lookup_and_open_refusals(struct tree *t)
 
     int fd = -1;
     off_t size = -1;
-    ASSERT_EQ_INT(tree_open_file(t, "real.txt", &fd, &size), WM_OK);
+    ASSERT_EQ_INT(tree_open_file(t, "real.txt", &fd, &size, NULL), WM_OK);
     ASSERT_TRUE(fd >= 0);
     ASSERT_EQ_INT(size, 5);
     if (fd >= 0) close(fd);
-    ASSERT_EQ_INT(tree_open_file(t, "ln.txt", &fd, &size), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_open_file(t, "ln.txt", &fd, &size, NULL), WM_ERR_UNSAFE);
     ASSERT_EQ_INT(fd, -1);
-    ASSERT_EQ_INT(tree_open_file(t, "a/b", &fd, &size), WM_ERR_UNSAFE); /* through a link */
-    ASSERT_EQ_INT(tree_open_file(t, "deep", &fd, &size), WM_ERR_NOTFOUND);
-    ASSERT_EQ_INT(tree_open_file(t, "missing", &fd, &size), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_open_file(t, "a/b", &fd, &size, NULL), WM_ERR_UNSAFE); /* through a link */
+    ASSERT_EQ_INT(tree_open_file(t, "deep", &fd, &size, NULL), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_open_file(t, "missing", &fd, &size, NULL), WM_ERR_NOTFOUND);
 
     /* Dot-files and temporary files exist on disk but are never handed out. */
     join(path, sizeof path, root, ".secret");
     ASSERT_EQ_INT(write_path(path, "s"), 0);
-    ASSERT_EQ_INT(tree_open_file(t, ".secret", &fd, &size), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_open_file(t, ".secret", &fd, &size, NULL), WM_ERR_UNSAFE);
     struct tree_tmp tmp;
     ASSERT_EQ_INT(tree_tmp_create(t, &tmp), WM_OK);
     char rel[PATH_MAX];
     join(rel, sizeof rel, WM_TREE_TMPDIR, tmp.name);
-    ASSERT_EQ_INT(tree_open_file(t, rel, &fd, &size), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_open_file(t, rel, &fd, &size, NULL), WM_ERR_UNSAFE);
     ASSERT_EQ_INT(tree_lookup(t, rel, &got, NULL), WM_ERR_UNSAFE);
     tree_tmp_discard(t, &tmp);
 
     /* A FIFO must be refused without blocking. */
     join(path, sizeof path, root, "fifo");
     ASSERT_EQ_INT(mkfifo(path, 0644), 0);
-    ASSERT_EQ_INT(tree_open_file(t, "fifo", &fd, &size), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_open_file(t, "fifo", &fd, &size, NULL), WM_ERR_NOTFOUND);
     ASSERT_EQ_INT(tree_lookup(t, "fifo", &got, NULL), WM_ERR_NOTFOUND);
 }
 
@@ -650,10 +650,10 @@ static void test_without_openat2(struct tree *t)
     ASSERT_EQ_INT(tree_lookup(t, "a/x", &got, NULL), WM_ERR_UNSAFE);
     int fd = -1;
     off_t size = 0;
-    ASSERT_EQ_INT(tree_open_file(t, "walk/one/two.txt", &fd, &size), WM_OK);
+    ASSERT_EQ_INT(tree_open_file(t, "walk/one/two.txt", &fd, &size, NULL), WM_OK);
     if (fd >= 0) close(fd);
-    ASSERT_EQ_INT(tree_open_file(t, "deep/link/victim", &fd, &size), WM_ERR_UNSAFE);
-    ASSERT_EQ_INT(tree_open_file(t, "walk/one", &fd, &size), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_open_file(t, "deep/link/victim", &fd, &size, NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_open_file(t, "walk/one", &fd, &size, NULL), WM_ERR_NOTFOUND);
     assert_tmpdir_empty();
 }
 
