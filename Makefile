@@ -4,7 +4,7 @@
 
 CC ?= cc
 BUILD ?= build
-PKGS := libcurl libssl libcrypto
+PKGS := libssl libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages wmesh needs to build, test and run its demo, if any are missing.
 set -eu
-PKGS="build-essential pkg-config mosquitto mosquitto-clients libcurl4-openssl-dev \
+PKGS="build-essential pkg-config mosquitto mosquitto-clients \
 libssl-dev attr curl openssl"
 [ "${1:-}" = "--extra" ] && PKGS="$PKGS clang libclang-rt-14-dev nginx-light valgrind wrk chromium groff-base clang-format \
 rabbitmq-server"

@@ -1,374 +1,1309 @@
-/* fetch.c: the only file that includes <curl/curl.h>: event-driven downloads on the loop. */
+/* fetch.c: HTTP/1.1 downloads on the event loop: keep-alive connections pooled per scheme, host
+ * and port, a FIFO queue beyond the pool's limits, redirects, size and stall limits, https
+ * through tls.c; http_wire.c reads and writes the bytes.
+ *
+ * What a small file costs on a kept-alive connection: one send(2) of the request, one recv(2)
+ * of the response (the connection stays watched for reading, so no epoll_ctl), a few thousand
+ * instructions, and no allocation but url_parse's. Every connection reads into one receive
+ * buffer per fetcher: the data callback consumes what it is given before the next read, so
+ * one suffices, and a large one means few reads and callbacks for large files. */
 #include "fetch.h"
 
-#include <curl/curl.h>
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "http_wire.h"
 #include "loop.h"
+#include "tls.h"
+#include "url.h"
 
-#define RECV_BUFFER (512L * 1024)
+#define RECV_BUFFER (512 * 1024) /* shared by the connections of a fetcher */
+#define RESOLVE_TTL_MS 60000     /* getaddrinfo blocks the loop: its answers are kept */
+#define RESOLVE_FAIL_TTL_MS 5000 /* and its failures, a little */
+#define IDLE_MAX_MS 118000       /* an idle connection older than this is closed */
+#define MAX_REDIRECTS 5
+#define DRAIN_MAX (64 * 1024)   /* an error page or redirect body read to keep the connection */
+#define SPARE_MAX 64            /* finished transfers kept for reuse */
+#define REQUEST_MAX (16 * 1024) /* longer URLs are refused */
+#define HOSTS_MAX 256           /* unused host entries beyond this are forgotten at once */
+
+/* One pool key: scheme, host and port, with its resolution cache. */
+struct host {
+    struct host *next;
+    char *name;
+    int port;
+    bool tls;
+    int refs;               /* transfers pointing here */
+    int nconns;             /* connections open to it, idle ones included */
+    struct conn *idle;      /* its idle connections, the most recently used first */
+    struct addrinfo *addrs; /* NULL until resolved, or when resolving failed */
+    int resolve_error;      /* getaddrinfo's error when addrs is NULL */
+    int64_t resolved_ms;
+    /* The "scheme://[userinfo@]host[:port]" of the first URL that named it, and that URL parsed
+     * (without its path): URLs that start the same way need no url_parse, and no allocation. */
+    char *authority;
+    size_t authority_len;
+    struct wm_url url;
+};
+
+enum conn_state {
+    CONN_CONNECTING, /* TCP connect in progress */
+    CONN_HANDSHAKE,  /* TLS handshake in progress */
+    CONN_SENDING,    /* the request did not go out in one send */
+    CONN_RECEIVING,  /* waiting for (the rest of) the response */
+    CONN_IDLE,       /* kept alive between transfers, watched for reading */
+};
+
+struct conn {
+    struct fetcher *f;
+    struct host *h;
+    struct transfer *t; /* the transfer it carries; NULL when idle */
+    enum conn_state state;
+    int fd;
+    unsigned watched; /* LOOP_READ | LOOP_WRITE as registered with the loop */
+    struct tls_conn *tls;
+    int next_addr;       /* index in h->addrs of the next address to try */
+    int last_errno;      /* of the last address that failed */
+    char addr[64];       /* the address tried or connected to, for messages */
+    int64_t deadline_ms; /* of the whole connect, TLS handshake included */
+    int64_t attempt_ms;  /* of the current address */
+    int64_t progress_ms; /* last byte sent or received (or the start of the request) */
+    int64_t idle_ms;     /* since when it is idle */
+    unsigned uses;       /* responses it carried to their end */
+    bool got_byte;       /* a byte of the current response arrived */
+    int tls_end;         /* TLS ended after bytes were read: 0, or EOF (-1), or an errno */
+    struct http_response resp;
+    char *carry; /* HTTP_WIRE_MAX_LINE bytes: the partial line of the last read, or NULL */
+    size_t carry_len;
+    struct conn *next, *prev;           /* every connection of the fetcher */
+    struct conn *idle_next, *idle_prev; /* the host's idle list */
+};
 
 struct transfer {
-    CURL *easy;
+    struct fetcher *f;
     fetch_data_fn data;
     fetch_done_fn done;
     void *arg;
-    int64_t bytes;
-    int64_t max_size;
-    bool aborted_by_caller;
-    bool too_big;
-    char errbuf[CURL_ERROR_SIZE];
-    struct transfer *next; /* free list, or the active list */
-    struct transfer *prev; /* active list */
-};
-
-/* What the fetcher knows of one descriptor number. */
-struct sock {
-    unsigned events;  /* LOOP_READ | LOOP_WRITE as last registered with the loop; 0: none */
-    bool ours;        /* a connection socket curl opened through open_socket and has not closed */
-    bool established; /* ours and once watched for reading (see open_socket) */
-    bool parked;      /* curl stopped watching it; the loop still does until the turn ends */
+    struct host *h;
+    struct conn *c; /* NULL while queued or failing */
+    char *url;      /* the URL being fetched, the last redirect's target after one */
+    size_t url_cap;
+    char *req; /* the request for url */
+    size_t req_cap, req_len, req_sent;
+    char *location; /* of the redirect being read */
+    int redirects;
+    bool retried; /* the keep-alive race was met once */
+    bool fresh;   /* must go on a new connection */
+    bool discard; /* the body is an error page or a redirect's: read only to keep the connection */
+    long status;
+    int64_t bytes, drained;
+    enum wm_err err; /* a failure waiting for the defer timer */
+    char why[256];
+    struct transfer *next, *prev;     /* the active list, or the spare list */
+    struct transfer *q_next, *q_prev; /* the queue, or the failing list (q_next only) */
 };
 
 struct fetcher {
     struct loop *loop;
-    CURLM *multi;
-    struct loop_timer *timer;
     struct fetch_options opts;
+    char *buf; /* RECV_BUFFER bytes */
+    struct host *hosts;
+    size_t nhosts;
+    struct conn *conns;
+    int nconns, nidle;
+    struct transfer *active_list; /* started and not done, wherever they are */
     size_t active;
-    struct transfer *spare; /* finished transfers kept for reuse */
+    struct transfer *queue_head, *queue_tail;
+    struct transfer *failing, **failing_tail;
+    struct transfer *spare;
     size_t nspare;
-    struct transfer *running; /* transfers added to the multi handle */
-    /* Indexed by descriptor. A finished transfer leaves its keep-alive connection idle, and
-     * curl stops watching it; the next transfer, usually started in the same loop turn, takes
-     * it up again. Taking it off epoll and adding it back would cost two epoll_ctl calls, so it
-     * is only parked, and the pre-wait hook unwatches what is still parked then. Only sockets
-     * that curl closes through close_socket are parked (see open_socket), so a parked number is
-     * never reused behind our back. */
-    struct sock *socks;
-    size_t nsocks;
-    size_t nparked;
+    struct loop_timer *sweep; /* timeouts: one timer for every connection (see arm_sweep) */
+    int64_t sweep_due;
+    struct loop_timer *defer; /* ends the failing transfers */
+    int defer_depth;          /* > 0: a transfer that fails now ends at the defer timer */
+    bool dispatching, dispatch_again;
 };
 
-static void link_running(struct fetcher *f, struct transfer *t)
+static void receive(struct conn *c);
+static void send_request(struct conn *c);
+static void submit(struct transfer *t);
+static void dispatch_queue(struct fetcher *f);
+
+static int64_t now_ms(const struct fetcher *f)
 {
-    t->prev = NULL;
-    t->next = f->running;
-    if (f->running) f->running->prev = t;
-    f->running = t;
+    return loop_now_ms(f->loop);
 }
 
-static void unlink_running(struct fetcher *f, struct transfer *t)
+/* ---- timers ---- */
+
+static void on_sweep(void *arg);
+
+/* Timeouts cost no system call: one loop timer, due at the earliest deadline it was told of.
+ * Deadlines that move later as bytes arrive (stall) are not told: the sweep finds them not yet
+ * due, and arms itself for the earliest real one. */
+static void arm_sweep(struct fetcher *f, int64_t due)
 {
-    if (t->prev)
-        t->prev->next = t->next;
+    if (f->sweep && f->sweep_due <= due) return;
+    loop_timer_cancel(f->loop, &f->sweep);
+    int64_t delay = due - now_ms(f);
+    f->sweep = loop_timer_add(f->loop, delay > 0 ? delay : 0, on_sweep, f);
+    f->sweep_due = due;
+}
+
+static int64_t stall_ms(const struct fetcher *f)
+{
+    return (int64_t)f->opts.low_speed_time_s * 1000;
+}
+
+/* ---- lists ---- */
+
+static void queue_push(struct fetcher *f, struct transfer *t)
+{
+    t->q_next = NULL;
+    t->q_prev = f->queue_tail;
+    if (f->queue_tail)
+        f->queue_tail->q_next = t;
     else
-        f->running = t->next;
-    if (t->next) t->next->prev = t->prev;
-    t->next = t->prev = NULL;
+        f->queue_head = t;
+    f->queue_tail = t;
 }
 
-static bool global_init_done;
-
-static enum wm_err global_init(void)
+static void queue_remove(struct fetcher *f, struct transfer *t)
 {
-    if (global_init_done) return WM_OK;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return WM_ERR_LIB;
-    global_init_done = true;
-    return WM_OK;
+    if (t->q_prev)
+        t->q_prev->q_next = t->q_next;
+    else
+        f->queue_head = t->q_next;
+    if (t->q_next)
+        t->q_next->q_prev = t->q_prev;
+    else
+        f->queue_tail = t->q_prev;
+    t->q_next = t->q_prev = NULL;
 }
 
-static void check_done(struct fetcher *f);
-
-/* The state of descriptor fd, growing the table as needed; NULL when out of memory. */
-static struct sock *sock_at(struct fetcher *f, int fd)
+static void idle_push(struct conn *c)
 {
-    if (fd < 0) return NULL;
-    if ((size_t)fd >= f->nsocks) {
-        size_t n = f->nsocks ? f->nsocks : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        struct sock *grown = realloc(f->socks, n * sizeof *grown);
-        if (!grown) return NULL;
-        memset(grown + f->nsocks, 0, (n - f->nsocks) * sizeof *grown);
-        f->socks = grown;
-        f->nsocks = n;
+    struct host *h = c->h;
+    c->idle_prev = NULL;
+    c->idle_next = h->idle;
+    if (h->idle) h->idle->idle_prev = c;
+    h->idle = c;
+    c->f->nidle++;
+}
+
+static void idle_remove(struct conn *c)
+{
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else
+        c->h->idle = c->idle_next;
+    if (c->idle_next) c->idle_next->idle_prev = c->idle_prev;
+    c->idle_next = c->idle_prev = NULL;
+    c->f->nidle--;
+}
+
+/* ---- hosts ---- */
+
+static void host_free(struct host *h)
+{
+    if (h->addrs) freeaddrinfo(h->addrs);
+    free(h->name);
+    free(h->authority);
+    url_clear(&h->url);
+    free(h);
+}
+
+/* The host whose authority url starts with, its path following; NULL when none. */
+static struct host *host_of_authority(const struct fetcher *f, const char *url)
+{
+    for (struct host *h = f->hosts; h; h = h->next)
+        if (h->authority && strncmp(url, h->authority, h->authority_len) == 0 &&
+            (url[h->authority_len] == '/' || url[h->authority_len] == '\0'))
+            return h;
+    return NULL;
+}
+
+/* Keeps u (its path aside) as h's parsed authority, unless h has one. Consumes u. */
+static void remember_authority(struct host *h, const char *url, struct wm_url *u)
+{
+    size_t len = strlen(url) - strlen(u->path);
+    if (h->authority || !(h->authority = strndup(url, len))) {
+        url_clear(u);
+        return;
     }
-    return &f->socks[fd];
+    h->authority_len = len;
+    free(u->path);
+    u->path = NULL;
+    h->url = *u;
+    memset(u, 0, sizeof *u);
 }
 
-static void unwatch(struct fetcher *f, int fd, struct sock *k)
+/* Forgets the hosts nothing uses whose resolution is stale, or all unused ones when there are
+ * too many (a hostile upstream could name a new host in every announcement). */
+static void prune_hosts(struct fetcher *f)
 {
-    loop_unwatch(f->loop, fd);
-    if (!k) return;
-    if (k->parked) f->nparked--;
-    k->parked = false;
-    k->events = 0;
-}
-
-/* Pre-wait hook: what curl did not take up again this turn stops being watched before the
- * loop sleeps, or an idle connection closed by its server would wake it at every turn. */
-static void unwatch_parked(void *arg)
-{
-    struct fetcher *f = arg;
-    for (size_t fd = 0; f->nparked > 0 && fd < f->nsocks; fd++)
-        if (f->socks[fd].parked) unwatch(f, (int)fd, &f->socks[fd]);
-}
-
-static void on_socket_event(void *arg, int fd, unsigned events)
-{
-    struct fetcher *f = arg;
-    int mask = 0, running = 0;
-    if (events & LOOP_READ) mask |= CURL_CSELECT_IN;
-    if (events & LOOP_WRITE) mask |= CURL_CSELECT_OUT;
-    if (events & LOOP_ERROR) mask |= CURL_CSELECT_ERR;
-    curl_multi_socket_action(f->multi, fd, mask, &running);
-    check_done(f);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    struct fetcher *f = userp;
-    (void)easy;
-    (void)socketp;
-    struct sock *k = sock_at(f, s);
-    if (what == CURL_POLL_REMOVE) {
-        if (k && k->established && k->events && !k->parked) {
-            k->parked = true;
-            f->nparked++;
-        } else if (!k || !k->parked) {
-            unwatch(f, s, k);
+    int64_t now = now_ms(f);
+    bool crowded = f->nhosts >= HOSTS_MAX;
+    for (struct host **pp = &f->hosts; *pp;) {
+        struct host *h = *pp;
+        if (h->refs == 0 && h->nconns == 0 && (crowded || now - h->resolved_ms >= RESOLVE_TTL_MS)) {
+            *pp = h->next;
+            host_free(h);
+            f->nhosts--;
+        } else {
+            pp = &h->next;
         }
-        return 0;
     }
-    unsigned ev = 0;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev |= LOOP_READ;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev |= LOOP_WRITE;
-    if (k && k->parked) {
-        k->parked = false;
-        f->nparked--;
-        if (k->events == ev) return 0; /* still registered as wanted: nothing to do */
-    }
-    if (loop_watch(f->loop, s, ev, on_socket_event, f) != WM_OK) return -1;
-    if (k) {
-        k->events = ev;
-        if (ev & LOOP_READ) k->established = k->ours;
-    }
-    return 0;
 }
 
-/* Connection sockets are opened here to know which ones curl closes through close_socket: all
- * those of established connections. (curl 7.88 closes a socket that never became the
- * connection's, such as the loser of a happy-eyeballs race, with close(2) directly; such a
- * socket is only ever watched for writing, while connecting, so being watched for reading is
- * what tells an established one.) CLOEXEC too, which curl does not set itself. */
-static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+/* The entry for name:port over tls, with one more reference; NULL when out of memory. */
+static struct host *host_get(struct fetcher *f, const char *name, int port, bool tls)
 {
-    struct fetcher *f = clientp;
-    int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
-    if (fd < 0) return CURL_SOCKET_BAD;
-    struct sock *k = sock_at(f, fd);
-    if (k) {
-        if (k->parked) f->nparked--; /* the number was closed without us: forget it */
-        *k = (struct sock){.ours = purpose == CURLSOCKTYPE_IPCXN};
+    for (struct host *h = f->hosts; h; h = h->next) {
+        if (h->port == port && h->tls == tls && strcasecmp(h->name, name) == 0) {
+            h->refs++;
+            return h;
+        }
     }
-    return fd;
-}
-
-static int close_socket(void *clientp, curl_socket_t fd)
-{
-    struct fetcher *f = clientp;
-    struct sock *k = fd >= 0 && (size_t)fd < f->nsocks ? &f->socks[fd] : NULL;
-    /* Normally parked by CURL_POLL_REMOVE just before: unwatch while the number is still ours. */
-    if (k && (k->parked || k->events)) unwatch(f, fd, k);
-    if (k) k->ours = k->established = false;
-    return close(fd);
-}
-
-static void on_timeout(void *arg)
-{
-    struct fetcher *f = arg;
-    int running = 0;
-    f->timer = NULL;
-    curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(f);
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    struct fetcher *f = userp;
-    (void)multi;
-    loop_timer_cancel(f->loop, &f->timer);
-    if (timeout_ms >= 0) f->timer = loop_timer_add(f->loop, timeout_ms, on_timeout, f);
-    return 0;
-}
-
-static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct transfer *t = userdata;
-    size_t n = size * nmemb;
-    t->bytes += (int64_t)n;
-    /* curl only enforces MAXFILESIZE when the length is announced; chunked bodies end here. */
-    if (t->max_size > 0 && t->bytes > t->max_size) {
-        t->too_big = true;
-        return 0;
+    prune_hosts(f);
+    struct host *h = calloc(1, sizeof *h);
+    if (!h || !(h->name = strdup(name))) {
+        free(h);
+        return NULL;
     }
-    if (t->data && t->data(t->arg, ptr, n) != 0) {
-        t->aborted_by_caller = true;
-        return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
-    }
-    return n;
+    h->port = port;
+    h->tls = tls;
+    h->refs = 1;
+    h->next = f->hosts;
+    f->hosts = h;
+    f->nhosts++;
+    return h;
 }
 
-static enum wm_err map_curl(CURLcode rc)
+/* Resolves h unless its cached answer is fresh. False with why when there is no address. */
+static bool resolve(struct fetcher *f, struct host *h, char *why, size_t wl)
 {
-    switch (rc) {
-    case CURLE_OK:
-        return WM_OK;
-    case CURLE_OUT_OF_MEMORY:
-        return WM_ERR_NOMEM;
-    case CURLE_FILESIZE_EXCEEDED:
-        return WM_ERR_TOOBIG;
-    case CURLE_WRITE_ERROR:
-        return WM_ERR_IO;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-        return WM_ERR_INVAL;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-        return WM_ERR_CONN;
-    default:
-        return WM_ERR_PROTOCOL;
-    }
+    int64_t now = now_ms(f);
+    int64_t ttl = h->addrs ? RESOLVE_TTL_MS : RESOLVE_FAIL_TTL_MS;
+    if ((h->addrs || h->resolve_error) && now - h->resolved_ms < ttl) goto done;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", h->port);
+    int rc = getaddrinfo(h->name, port, &hints, &res);
+    h->resolved_ms = now;
+    if (rc == 0) {
+        if (h->addrs) freeaddrinfo(h->addrs);
+        h->addrs = res;
+        h->resolve_error = 0;
+    } else if (!h->addrs) {
+        h->resolve_error = rc;
+    } /* else the stale answer is kept for another while: better than none */
+done:
+    if (h->addrs) return true;
+    snprintf(why, wl, "cannot resolve %s: %s", h->name, gai_strerror(h->resolve_error));
+    return false;
 }
+
+static struct addrinfo *nth_addr(const struct host *h, int n)
+{
+    struct addrinfo *a = h->addrs;
+    while (a && n-- > 0)
+        a = a->ai_next;
+    return a;
+}
+
+static void describe_addr(const struct addrinfo *a, char *out, size_t outlen)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (a->ai_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a->ai_addr;
+        inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof ip);
+        port = ntohs(s->sin6_port);
+        snprintf(out, outlen, "[%s]:%d", ip, port);
+        return;
+    }
+    const struct sockaddr_in *s = (const struct sockaddr_in *)a->ai_addr;
+    inet_ntop(AF_INET, &s->sin_addr, ip, sizeof ip);
+    port = ntohs(s->sin_port);
+    snprintf(out, outlen, "%s:%d", ip, port);
+}
+
+/* ---- connections ---- */
+
+static void on_conn_event(void *arg, int fd, unsigned events);
+
+static bool watch(struct conn *c, unsigned events)
+{
+    if (c->watched == events) return true;
+    if (loop_watch(c->f->loop, c->fd, events, on_conn_event, c) != WM_OK) return false;
+    c->watched = events;
+    return true;
+}
+
+static void close_socket(struct conn *c)
+{
+    if (c->watched) loop_unwatch(c->f->loop, c->fd);
+    c->watched = 0;
+    tls_free(&c->tls);
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+}
+
+/* Closes c and frees it; its transfer, if any, must have been detached. */
+static void conn_close(struct conn *c)
+{
+    struct fetcher *f = c->f;
+    close_socket(c);
+    if (c->state == CONN_IDLE) idle_remove(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        f->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->h->nconns--;
+    f->nconns--;
+    free(c->carry);
+    free(c);
+}
+
+/* Closes the idle connection of h (or of any host, when h is NULL) unused the longest. False
+ * when there is none. */
+static bool close_oldest_idle(struct fetcher *f, struct host *h)
+{
+    struct conn *oldest = NULL;
+    for (struct conn *c = f->conns; c; c = c->next)
+        if (c->state == CONN_IDLE && (!h || c->h == h) && (!oldest || c->idle_ms < oldest->idle_ms))
+            oldest = c;
+    if (!oldest) return false;
+    conn_close(oldest);
+    return true;
+}
+
+/* Detaches t from its connection, which becomes idle (keep) or is closed. */
+static void release(struct transfer *t, bool keep)
+{
+    struct conn *c = t->c;
+    if (!c) return;
+    t->c = NULL;
+    c->t = NULL;
+    if (!keep) {
+        conn_close(c);
+        return;
+    }
+    c->state = CONN_IDLE;
+    c->uses++;
+    c->idle_ms = now_ms(c->f);
+    idle_push(c);
+    arm_sweep(c->f, c->idle_ms + IDLE_MAX_MS);
+}
+
+/* ---- the end of a transfer ---- */
 
 static void recycle(struct fetcher *f, struct transfer *t)
 {
-    if (f->nspare >= 64) {
-        curl_easy_cleanup(t->easy);
+    free(t->location);
+    if (f->nspare >= SPARE_MAX) {
+        free(t->url);
+        free(t->req);
         free(t);
         return;
     }
+    char *url = t->url, *req = t->req;
+    size_t url_cap = t->url_cap, req_cap = t->req_cap;
+    memset(t, 0, sizeof *t);
+    t->url = url;
+    t->url_cap = url_cap;
+    t->req = req;
+    t->req_cap = req_cap;
     t->next = f->spare;
     f->spare = t;
     f->nspare++;
 }
 
-static void finish(struct fetcher *f, CURLMsg *msg)
+static void on_defer(void *arg);
+
+/* Ends t, whose connection was released: its done callback runs now, or from the defer timer
+ * when failures are deferred (inside fetch_start and wherever callbacks must not run). The
+ * queue is served before the callback, so transfers waiting keep their turn. */
+static void end_transfer(struct transfer *t, enum wm_err err, long status, const char *why)
 {
-    struct transfer *t = NULL;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-    long status = 0;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-    CURLcode rc = msg->data.result;
-    curl_multi_remove_handle(f->multi, msg->easy_handle);
-    unlink_running(f, t);
-    f->active--;
-    enum wm_err err = map_curl(rc);
-    const char *why = rc == CURLE_OK ? "" : (t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
-    if (t->aborted_by_caller) why = "aborted by receiver";
-    if (t->too_big) {
-        err = WM_ERR_TOOBIG;
-        why = "larger than the size limit";
+    struct fetcher *f = t->f;
+    if (f->defer_depth > 0) {
+        t->err = err;
+        t->status = status;
+        if (why != t->why) snprintf(t->why, sizeof t->why, "%s", why);
+        t->q_next = NULL;
+        *f->failing_tail = t;
+        f->failing_tail = &t->q_next;
+        if (!f->defer) f->defer = loop_timer_add(f->loop, 0, on_defer, f);
+        return;
     }
-    if (err == WM_OK && status != 200) err = WM_ERR_PROTOCOL;
-    t->done(t->arg, err, status, why);
+    fetch_done_fn done = t->done;
+    void *arg = t->arg;
+    char text[sizeof t->why];
+    if (why == t->why) { /* t is recycled below */
+        memcpy(text, t->why, sizeof text);
+        why = text;
+    }
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        f->active_list = t->next;
+    if (t->next) t->next->prev = t->prev;
+    f->active--;
+    if (t->h) t->h->refs--;
     recycle(f, t);
+    dispatch_queue(f);
+    done(arg, err, status, why);
 }
 
-static void check_done(struct fetcher *f)
+static void on_defer(void *arg)
 {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(f->multi, &left)))
-        if (msg->msg == CURLMSG_DONE) finish(f, msg);
+    struct fetcher *f = arg;
+    f->defer = NULL;
+    /* Those that fail while these end wait for the next turn. */
+    struct transfer *list = f->failing;
+    f->failing = NULL;
+    f->failing_tail = &f->failing;
+    while (list) {
+        struct transfer *t = list;
+        list = t->q_next;
+        t->q_next = NULL;
+        end_transfer(t, t->err, t->status, t->why);
+    }
 }
+
+/* Ends the transfer of c and closes c. */
+static void conn_fail(struct conn *c, enum wm_err err, const char *why)
+{
+    struct transfer *t = c->t;
+    release(t, false);
+    end_transfer(t, err, t->status, why);
+}
+
+/* ---- connecting ---- */
+
+static void start_request(struct conn *c, struct transfer *t);
+
+static void connect_failed(struct conn *c)
+{
+    char why[160];
+    if (c->last_errno == ETIMEDOUT)
+        snprintf(why, sizeof why, "timed out connecting to %s", c->addr);
+    else if (c->last_errno == ECONNREFUSED)
+        snprintf(why, sizeof why, "connection refused to %s", c->addr);
+    else
+        snprintf(why, sizeof why, "cannot connect to %s: %s", c->addr, strerror(c->last_errno));
+    conn_fail(c, WM_ERR_CONN, why);
+}
+
+static void handshake(struct conn *c)
+{
+    switch (tls_handshake(c->tls)) {
+    case TLS_DONE:
+        start_request(c, c->t);
+        return;
+    case TLS_WANT_READ:
+        if (!watch(c, LOOP_READ)) conn_fail(c, WM_ERR_IO, "cannot watch a socket");
+        return;
+    case TLS_WANT_WRITE:
+        if (!watch(c, LOOP_WRITE)) conn_fail(c, WM_ERR_IO, "cannot watch a socket");
+        return;
+    default: {
+        char why[300];
+        snprintf(why, sizeof why, "%s (%s)",
+                 tls_error(c->tls)[0] ? tls_error(c->tls) : "TLS handshake: connection closed",
+                 c->addr);
+        conn_fail(c, WM_ERR_PROTOCOL, why);
+    }
+    }
+}
+
+/* The TCP connection is up: TLS first for https, then the request. */
+static void connected(struct conn *c)
+{
+    c->progress_ms = now_ms(c->f);
+    if (!c->h->tls) {
+        start_request(c, c->t);
+        return;
+    }
+    char why[256];
+    enum wm_err e = tls_new(c->fd, c->h->name, c->f->opts.cafile, &c->tls, why, sizeof why);
+    if (e != WM_OK) {
+        conn_fail(c, e, why);
+        return;
+    }
+    c->state = CONN_HANDSHAKE;
+    arm_sweep(c->f, c->deadline_ms); /* the TCP connect may not have needed one */
+    handshake(c);
+}
+
+/* Tries the host's addresses from c->next_addr on, each with its share of the time left. */
+static void connect_next(struct conn *c)
+{
+    struct fetcher *f = c->f;
+    int64_t now = now_ms(f);
+    for (struct addrinfo *a; (a = nth_addr(c->h, c->next_addr)); c->next_addr++) {
+        if (now >= c->deadline_ms) {
+            c->last_errno = ETIMEDOUT;
+            break;
+        }
+        describe_addr(a, c->addr, sizeof c->addr);
+        c->fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+        if (c->fd < 0) {
+            c->last_errno = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(c->fd, a->ai_addr, a->ai_addrlen) == 0) {
+            c->next_addr++;
+            connected(c);
+            return;
+        }
+        if (errno == EINPROGRESS) {
+            int rest = 0;
+            for (struct addrinfo *b = a->ai_next; b; b = b->ai_next)
+                rest++;
+            c->next_addr++;
+            c->state = CONN_CONNECTING;
+            c->attempt_ms = now + (c->deadline_ms - now) / (rest + 1);
+            if (!watch(c, LOOP_WRITE)) {
+                conn_fail(c, WM_ERR_IO, "cannot watch a socket");
+                return;
+            }
+            arm_sweep(f, c->attempt_ms);
+            return;
+        }
+        c->last_errno = errno;
+        close_socket(c);
+    }
+    connect_failed(c);
+}
+
+static void connect_done(struct conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err == 0) {
+        connected(c);
+        return;
+    }
+    c->last_errno = err;
+    close_socket(c);
+    connect_next(c);
+}
+
+/* Opens a connection for t (capacity was checked). */
+static void open_conn(struct transfer *t)
+{
+    struct fetcher *f = t->f;
+    char why[300];
+    if (!resolve(f, t->h, why, sizeof why)) {
+        end_transfer(t, WM_ERR_CONN, 0, why);
+        return;
+    }
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        end_transfer(t, WM_ERR_NOMEM, 0, "out of memory");
+        return;
+    }
+    c->f = f;
+    c->h = t->h;
+    c->fd = -1;
+    c->t = t;
+    t->c = c;
+    c->next = f->conns;
+    if (f->conns) f->conns->prev = c;
+    f->conns = c;
+    c->h->nconns++;
+    f->nconns++;
+    c->deadline_ms = now_ms(f) + f->opts.connect_timeout_ms;
+    connect_next(c);
+}
+
+/* ---- requests and responses ---- */
+
+static void start_request(struct conn *c, struct transfer *t)
+{
+    struct fetcher *f = c->f;
+    c->t = t;
+    t->c = c;
+    t->req_sent = 0;
+    http_wire_begin(&c->resp);
+    c->got_byte = false;
+    c->carry_len = 0;
+    c->state = CONN_SENDING;
+    c->progress_ms = now_ms(f);
+    arm_sweep(f, c->progress_ms + stall_ms(f));
+    send_request(c);
+}
+
+/* Bytes written: >= 0, or -1 with errno (EAGAIN: not now; ECONNRESET, EPIPE: the peer is gone;
+ * EPROTO: TLS failed, tls_error says why). */
+static ssize_t conn_write(struct conn *c, const char *p, size_t n)
+{
+    if (!c->tls) {
+        ssize_t w;
+        while ((w = send(c->fd, p, n, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+            ;
+        return w;
+    }
+    size_t put = 0;
+    enum tls_io io = tls_write(c->tls, p, n, &put);
+    int e = errno;
+    if (io == TLS_DONE) return (ssize_t)put;
+    if (io == TLS_WANT_READ || io == TLS_WANT_WRITE)
+        errno = EAGAIN;
+    else
+        errno = io == TLS_CLOSED || e == ECONNRESET || e == EPIPE ? EPIPE : EPROTO;
+    return -1;
+}
+
+/* Bytes read: > 0, 0 at the end of the stream, or -1 with errno as for conn_write. A TLS
+ * connection reads records until the socket has no more or buf is full. */
+static ssize_t conn_read(struct conn *c, char *buf, size_t n)
+{
+    if (!c->tls) {
+        ssize_t r;
+        while ((r = recv(c->fd, buf, n, 0)) < 0 && errno == EINTR)
+            ;
+        return r;
+    }
+    if (c->tls_end) {
+        errno = c->tls_end > 0 ? c->tls_end : 0;
+        return c->tls_end > 0 ? -1 : 0;
+    }
+    size_t total = 0;
+    for (;;) {
+        size_t got = 0;
+        enum tls_io io = tls_read(c->tls, buf + total, n - total, &got);
+        int e = errno;
+        if (io == TLS_DONE) {
+            total += got;
+            if (total < n) continue;
+            return (ssize_t)total;
+        }
+        if (io == TLS_WANT_READ || io == TLS_WANT_WRITE) {
+            if (total > 0) return (ssize_t)total;
+            errno = EAGAIN;
+            return -1;
+        }
+        e = io == TLS_CLOSED ? -1 : e == ECONNRESET || e == EPIPE ? ECONNRESET : EPROTO;
+        if (total > 0) {
+            /* The end came with the last bytes, and the socket may never wake us again (a
+             * server can keep it open after its close_notify): told at the next call. */
+            c->tls_end = e;
+            return (ssize_t)total;
+        }
+        errno = e > 0 ? e : 0;
+        return e > 0 ? -1 : 0;
+    }
+}
+
+static const char *io_error(const struct conn *c, int err)
+{
+    if (c->tls && err == EPROTO && tls_error(c->tls)[0]) return tls_error(c->tls);
+    return strerror(err);
+}
+
+static void finish_at_eof(struct conn *c);
+
+/* The connection failed (err) or ended (eof) while t was using it. A kept-alive connection may
+ * have been closed by its server just as the request went out, the race every client meets:
+ * such a request is sent again, once, on a new connection. */
+static void io_failed(struct conn *c, int err, bool eof)
+{
+    struct transfer *t = c->t;
+    if (c->uses > 0 && !c->got_byte && !t->retried && (eof || err == ECONNRESET || err == EPIPE)) {
+        release(t, false);
+        t->retried = true;
+        t->fresh = true;
+        submit(t);
+        return;
+    }
+    if (eof) {
+        finish_at_eof(c);
+        return;
+    }
+    char why[320];
+    if (err == ECONNRESET || err == EPIPE)
+        snprintf(why, sizeof why, "connection reset by %s", c->addr);
+    else
+        snprintf(why, sizeof why, "connection to %s failed: %s", c->addr, io_error(c, err));
+    conn_fail(c, WM_ERR_CONN, why);
+}
+
+static void send_request(struct conn *c)
+{
+    struct transfer *t = c->t;
+    while (t->req_sent < t->req_len) {
+        ssize_t n = conn_write(c, t->req + t->req_sent, t->req_len - t->req_sent);
+        if (n > 0) {
+            t->req_sent += (size_t)n;
+            c->progress_ms = now_ms(c->f);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* Reading too: a server may answer (or close) before it has read everything. */
+            if (!watch(c, LOOP_READ | LOOP_WRITE)) conn_fail(c, WM_ERR_IO, "cannot watch a socket");
+            return;
+        }
+        io_failed(c, n < 0 ? errno : EPIPE, false);
+        return;
+    }
+    c->state = CONN_RECEIVING;
+    if (!watch(c, LOOP_READ)) conn_fail(c, WM_ERR_IO, "cannot watch a socket");
+}
+
+static bool is_redirect(long status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* The absolute form of location, relative to base (RFC 3986, 5.2, without the removal of dot
+ * segments, which servers do). A new string, or NULL when out of memory. */
+static char *absolute_url(const char *base, const char *loc)
+{
+    size_t ll = strcspn(loc, "#");
+    size_t i = 0;
+    while (isalnum((unsigned char)loc[i]) || (loc[i] && strchr("+-.", loc[i])))
+        i++;
+    const char *auth = strstr(base, "://");
+    size_t keep = 0;    /* bytes of base kept */
+    bool slash = false; /* a '/' between them, when base has no path */
+    if (i > 0 && loc[i] == ':') {
+        keep = 0; /* it has a scheme: absolute already */
+    } else if (!auth) {
+        return NULL;
+    } else if (loc[0] == '/' && loc[1] == '/') {
+        keep = (size_t)(auth - base) + 1; /* the scheme and its ':' */
+    } else {
+        size_t path_at = (size_t)(auth + 3 - base) + strcspn(auth + 3, "/");
+        keep = path_at + strcspn(base + path_at, "?#");
+        if (loc[0] == '/') {
+            keep = path_at;
+        } else {
+            if (loc[0] != '?') /* a relative path replaces the last segment */
+                while (keep > path_at && base[keep - 1] != '/')
+                    keep--;
+            slash = keep == path_at;
+        }
+    }
+    char *u = malloc(keep + slash + ll + 1);
+    if (!u) return NULL;
+    memcpy(u, base, keep);
+    if (slash) u[keep] = '/';
+    memcpy(u + keep + slash, loc, ll);
+    u[keep + slash + ll] = '\0';
+    return u;
+}
+
+/* Writes t's request for u into t->req. */
+static enum wm_err write_request(struct transfer *t, const struct wm_url *u, char *why, size_t wl)
+{
+    size_t need = http_wire_request(u, t->req, t->req_cap);
+    if (need >= t->req_cap && need > 0 && need < REQUEST_MAX) {
+        char *grown = realloc(t->req, need + 1);
+        if (!grown) {
+            snprintf(why, wl, "out of memory");
+            return WM_ERR_NOMEM;
+        }
+        t->req = grown;
+        t->req_cap = need + 1;
+        need = http_wire_request(u, t->req, t->req_cap);
+    }
+    if (need == 0 || need >= t->req_cap) {
+        snprintf(why, wl, "URL not fit for a request");
+        return WM_ERR_INVAL;
+    }
+    t->req_len = need;
+    return WM_OK;
+}
+
+static void set_host(struct transfer *t, struct host *h)
+{
+    if (t->h) t->h->refs--;
+    t->h = h; /* host_get counted the reference */
+}
+
+/* Makes t ready to fetch url: the request written, the host found. */
+static enum wm_err prepare(struct transfer *t, const char *url, char *why, size_t wl)
+{
+    size_t n = strlen(url);
+    if (n >= REQUEST_MAX) {
+        snprintf(why, wl, "URL longer than %d bytes", REQUEST_MAX);
+        return WM_ERR_INVAL;
+    }
+    if (n + 1 > t->url_cap) {
+        char *grown = realloc(t->url, n + 1);
+        if (!grown) {
+            snprintf(why, wl, "out of memory");
+            return WM_ERR_NOMEM;
+        }
+        t->url = grown;
+        t->url_cap = n + 1;
+    }
+    memmove(t->url, url, n + 1);
+    struct host *h = host_of_authority(t->f, t->url);
+    if (h) { /* the usual case: a host fetched from before */
+        struct wm_url u = h->url;
+        u.path = t->url + h->authority_len;
+        enum wm_err e = write_request(t, &u, why, wl);
+        if (e == WM_OK) {
+            h->refs++;
+            set_host(t, h);
+        }
+        return e;
+    }
+    struct wm_url u;
+    if (url_parse(t->url, &u) != WM_OK) {
+        snprintf(why, wl, "malformed URL");
+        return WM_ERR_INVAL;
+    }
+    bool tls = strcmp(u.scheme, "https") == 0;
+    if (!tls && strcmp(u.scheme, "http") != 0) {
+        snprintf(why, wl, "unsupported scheme %.20s", u.scheme);
+        url_clear(&u);
+        return WM_ERR_INVAL;
+    }
+    enum wm_err e = write_request(t, &u, why, wl);
+    if (e == WM_OK && !(h = host_get(t->f, u.host, u.port, tls))) {
+        snprintf(why, wl, "out of memory");
+        e = WM_ERR_NOMEM;
+    }
+    if (e != WM_OK) {
+        url_clear(&u);
+        return e;
+    }
+    set_host(t, h);
+    remember_authority(h, t->url, &u);
+    return WM_OK;
+}
+
+/* A redirect's response was read: on to its target, on a connection of the target's host. */
+static void follow(struct transfer *t)
+{
+    char why[300];
+    long status = t->status;
+    if (t->redirects >= MAX_REDIRECTS) {
+        end_transfer(t, WM_ERR_PROTOCOL, status, "more than 5 redirects");
+        return;
+    }
+    t->redirects++;
+    char *target = absolute_url(t->url, t->location);
+    free(t->location);
+    t->location = NULL;
+    enum wm_err e = target ? prepare(t, target, why, sizeof why) : WM_ERR_NOMEM;
+    free(target);
+    if (e != WM_OK) {
+        if (e == WM_ERR_NOMEM) snprintf(why, sizeof why, "out of memory");
+        end_transfer(t, e, status, why);
+        return;
+    }
+    t->status = 0;
+    t->bytes = t->drained = 0;
+    t->discard = t->retried = t->fresh = false;
+    submit(t);
+}
+
+/* The response ended, or was abandoned (reusable false): the transfer's outcome. */
+static void response_done(struct conn *c, bool reusable)
+{
+    struct transfer *t = c->t;
+    /* Bytes TLS decrypted past the response would be taken for the next one's. */
+    bool keep = reusable && c->resp.keep_alive && !c->tls_end && !(c->tls && tls_pending(c->tls));
+    release(t, keep);
+    if (t->status == 200) {
+        end_transfer(t, WM_OK, 200, "");
+    } else if (is_redirect(t->status) && t->location) {
+        follow(t);
+    } else {
+        char why[32];
+        snprintf(why, sizeof why, "HTTP %ld", t->status);
+        end_transfer(t, WM_ERR_PROTOCOL, t->status, why);
+    }
+}
+
+static void finish_at_eof(struct conn *c)
+{
+    struct transfer *t = c->t;
+    if (t->discard) { /* only the status mattered */
+        response_done(c, false);
+        return;
+    }
+    if (http_wire_eof(&c->resp) == HTTP_WIRE_END) {
+        response_done(c, false);
+        return;
+    }
+    char why[160];
+    if (!c->got_byte)
+        snprintf(why, sizeof why, "connection closed by %s without a response", c->addr);
+    else if (c->resp.framing == HTTP_WIRE_LENGTH && t->status)
+        snprintf(why, sizeof why, "short body: %lld of %lld bytes", (long long)c->resp.body_bytes,
+                 (long long)c->resp.length);
+    else
+        snprintf(why, sizeof why, "%s", c->resp.why);
+    conn_fail(c, WM_ERR_CONN, why);
+}
+
+/* The head of the final response came. False when that ended the transfer. */
+static bool on_head(struct conn *c)
+{
+    struct transfer *t = c->t;
+    const struct http_response *r = &c->resp;
+    t->status = r->status;
+    if (r->status == 200) {
+        if (c->f->opts.max_size > 0 && r->length > c->f->opts.max_size) {
+            conn_fail(c, WM_ERR_TOOBIG, "larger than the size limit");
+            return false;
+        }
+        return true;
+    }
+    /* Not the file: its body is read only to keep the connection, and only when small. */
+    t->discard = true;
+    if (r->framing == HTTP_WIRE_UNTIL_CLOSE || r->length > DRAIN_MAX) {
+        response_done(c, false);
+        return false;
+    }
+    return true;
+}
+
+static bool on_body(struct conn *c, const char *data, size_t len)
+{
+    struct transfer *t = c->t;
+    if (t->discard) {
+        t->drained += (int64_t)len;
+        if (t->drained <= DRAIN_MAX) return true;
+        response_done(c, false);
+        return false;
+    }
+    int64_t max = c->f->opts.max_size;
+    if (max > 0 && (int64_t)len > max - t->bytes) {
+        conn_fail(c, WM_ERR_TOOBIG, "larger than the size limit");
+        return false;
+    }
+    t->bytes += (int64_t)len;
+    if (t->data && t->data(t->arg, data, len) != 0) {
+        conn_fail(c, WM_ERR_IO, "aborted by receiver");
+        return false;
+    }
+    return true;
+}
+
+static bool on_location(struct conn *c, const char *data, size_t len)
+{
+    struct transfer *t = c->t;
+    if (!is_redirect(c->resp.status) || t->location) return true;
+    t->location = strndup(data, len);
+    if (t->location) return true;
+    conn_fail(c, WM_ERR_NOMEM, "out of memory");
+    return false;
+}
+
+/* Keeps the partial line the parser left for the next read. */
+static bool keep_carry(struct conn *c, const char *rest, size_t len)
+{
+    if (len == 0) return true;
+    if (len > HTTP_WIRE_MAX_LINE) { /* the parser's caps make this impossible */
+        conn_fail(c, WM_ERR_PROTOCOL, "line too long");
+        return false;
+    }
+    if (!c->carry && !(c->carry = malloc(HTTP_WIRE_MAX_LINE))) {
+        conn_fail(c, WM_ERR_NOMEM, "out of memory");
+        return false;
+    }
+    memcpy(c->carry, rest, len);
+    c->carry_len = len;
+    return true;
+}
+
+/* Parses what was read. True when the transfer goes on (more is needed). */
+static bool parse(struct conn *c, const char *buf, size_t len)
+{
+    for (;;) {
+        size_t used = 0, dlen = 0;
+        const char *data = NULL;
+        enum http_wire_event ev = http_wire_parse(&c->resp, buf, len, &used, &data, &dlen);
+        buf += used;
+        len -= used;
+        switch (ev) {
+        case HTTP_WIRE_MORE:
+            return keep_carry(c, buf, len);
+        case HTTP_WIRE_LOCATION:
+            if (!on_location(c, data, dlen)) return false;
+            break;
+        case HTTP_WIRE_HEAD:
+            if (!on_head(c)) return false;
+            break;
+        case HTTP_WIRE_BODY:
+            if (!on_body(c, data, dlen)) return false;
+            break;
+        case HTTP_WIRE_END:
+            /* Bytes after the response: we never pipeline, so the server is confused. */
+            response_done(c, len == 0);
+            return false;
+        case HTTP_WIRE_ERROR:
+        default:
+            conn_fail(c, WM_ERR_PROTOCOL, c->resp.why ? c->resp.why : "malformed response");
+            return false;
+        }
+    }
+}
+
+/* One read per readiness event (the loop's epoll is level-triggered: what is left wakes it
+ * again), and for TLS as long as decrypted bytes wait, which epoll cannot see. */
+static void receive(struct conn *c)
+{
+    struct fetcher *f = c->f;
+    for (;;) {
+        size_t have = c->carry_len;
+        ssize_t n = conn_read(c, f->buf + have, RECV_BUFFER - have);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n <= 0) {
+            io_failed(c, n < 0 ? errno : 0, n == 0);
+            return;
+        }
+        if (have) memcpy(f->buf, c->carry, have);
+        c->carry_len = 0;
+        c->got_byte = true;
+        c->progress_ms = now_ms(f);
+        if (!parse(c, f->buf, have + (size_t)n)) return;
+        if (!c->tls || (tls_pending(c->tls) == 0 && !c->tls_end)) return;
+    }
+}
+
+/* An idle connection became readable: its server closed it, or sent what no request asked
+ * for; either way it is done. (With TLS it may only be a session ticket: kept then.) */
+static void idle_event(struct conn *c, unsigned events)
+{
+    struct fetcher *f = c->f;
+    if (c->tls && !(events & LOOP_ERROR)) {
+        size_t got = 0;
+        if (tls_read(c->tls, f->buf, RECV_BUFFER, &got) == TLS_WANT_READ && !tls_pending(c->tls))
+            return;
+    }
+    conn_close(c);
+    dispatch_queue(f);
+}
+
+static void on_conn_event(void *arg, int fd, unsigned events)
+{
+    struct conn *c = arg;
+    (void)fd;
+    switch (c->state) {
+    case CONN_CONNECTING:
+        connect_done(c);
+        break;
+    case CONN_HANDSHAKE:
+        handshake(c);
+        break;
+    case CONN_SENDING:
+        send_request(c);
+        break;
+    case CONN_RECEIVING:
+        receive(c);
+        break;
+    case CONN_IDLE:
+        idle_event(c, events);
+        break;
+    }
+}
+
+/* ---- scheduling ---- */
+
+/* Whether t can go on a connection now. */
+static bool has_capacity(const struct fetcher *f, const struct transfer *t)
+{
+    const struct host *h = t->h;
+    if (!t->fresh && h->idle) return true;
+    if (h->nconns >= f->opts.max_per_host) return h->idle != NULL; /* one of them can go */
+    return f->nconns < f->opts.max_total || f->nidle > 0;
+}
+
+/* Puts t on a connection (has_capacity said it can): an idle one of its host, or a new one,
+ * closing an idle connection to make room if need be. */
+static void start(struct transfer *t)
+{
+    struct fetcher *f = t->f;
+    struct host *h = t->h;
+    if (!t->fresh && h->idle) {
+        struct conn *c = h->idle;
+        idle_remove(c);
+        start_request(c, t);
+        return;
+    }
+    if (h->nconns >= f->opts.max_per_host) close_oldest_idle(f, h);
+    if (f->nconns >= f->opts.max_total) close_oldest_idle(f, NULL);
+    open_conn(t);
+}
+
+/* Starts t or queues it. Whatever fails meanwhile ends at the defer timer: no callback runs
+ * inside fetch_start, and the queue is never changed under dispatch_queue's feet. */
+static void submit(struct transfer *t)
+{
+    struct fetcher *f = t->f;
+    f->defer_depth++;
+    if (has_capacity(f, t))
+        start(t);
+    else
+        queue_push(f, t);
+    f->defer_depth--;
+}
+
+/* Starts the queued transfers that can start, oldest first. */
+static void dispatch_queue(struct fetcher *f)
+{
+    if (f->dispatching) {
+        f->dispatch_again = true;
+        return;
+    }
+    f->dispatching = true;
+    do {
+        f->dispatch_again = false;
+        for (struct transfer *t = f->queue_head, *next; t; t = next) {
+            next = t->q_next;
+            if (f->nconns >= f->opts.max_total && f->nidle == 0) break;
+            if (!has_capacity(f, t)) continue;
+            queue_remove(f, t);
+            submit(t);
+        }
+    } while (f->dispatch_again);
+    f->dispatching = false;
+}
+
+/* What c waits for, and until when. */
+static int64_t conn_due(const struct fetcher *f, const struct conn *c)
+{
+    switch (c->state) {
+    case CONN_CONNECTING:
+        return c->attempt_ms;
+    case CONN_HANDSHAKE:
+        return c->deadline_ms;
+    case CONN_IDLE:
+        return c->idle_ms + IDLE_MAX_MS;
+    default:
+        return c->progress_ms + stall_ms(f);
+    }
+}
+
+static void expire(struct fetcher *f, struct conn *c)
+{
+    char why[160];
+    switch (c->state) {
+    case CONN_CONNECTING:
+        c->last_errno = ETIMEDOUT;
+        close_socket(c);
+        connect_next(c);
+        return;
+    case CONN_HANDSHAKE:
+        snprintf(why, sizeof why, "timed out in the TLS handshake with %s", c->addr);
+        conn_fail(c, WM_ERR_CONN, why);
+        return;
+    case CONN_IDLE:
+        conn_close(c);
+        return;
+    default:
+        snprintf(why, sizeof why, "no byte for %ld s", f->opts.low_speed_time_s);
+        conn_fail(c, WM_ERR_CONN, why);
+        return;
+    }
+}
+
+static void on_sweep(void *arg)
+{
+    struct fetcher *f = arg;
+    f->sweep = NULL;
+    int64_t now = now_ms(f);
+    /* Failures found here end at the defer timer: no callback runs while the list is walked. */
+    f->defer_depth++;
+    for (struct conn *c = f->conns, *next; c; c = next) {
+        next = c->next;
+        if (now >= conn_due(f, c)) expire(f, c);
+    }
+    f->defer_depth--;
+    dispatch_queue(f);
+    int64_t due = INT64_MAX;
+    for (struct conn *c = f->conns; c; c = c->next) {
+        int64_t d = conn_due(f, c);
+        if (d < due) due = d;
+    }
+    if (due != INT64_MAX) arm_sweep(f, due);
+}
+
+/* ---- the interface ---- */
 
 struct fetcher *fetch_new(struct loop *loop, const struct fetch_options *opts)
 {
-    if (!loop || global_init() != WM_OK) return NULL;
+    if (!loop) return NULL;
     struct fetcher *f = calloc(1, sizeof *f);
     if (!f) return NULL;
     f->loop = loop;
     if (opts) f->opts = *opts;
-    if (!f->opts.connect_timeout_ms) f->opts.connect_timeout_ms = 10000;
-    if (!f->opts.low_speed_time_s) f->opts.low_speed_time_s = 30;
-    if (!f->opts.max_per_host) f->opts.max_per_host = 8;
-    if (!f->opts.max_total) f->opts.max_total = 64;
-    f->multi = curl_multi_init();
-    if (!f->multi) {
-        free(f);
-        return NULL;
-    }
-    curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
-    curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
-    curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)f->opts.max_per_host);
-    curl_multi_setopt(f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)f->opts.max_total);
-    curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)f->opts.max_total);
-    if (loop_add_hook(loop, unwatch_parked, f) != WM_OK) {
-        curl_multi_cleanup(f->multi);
+    if (f->opts.connect_timeout_ms <= 0) f->opts.connect_timeout_ms = 10000;
+    if (f->opts.low_speed_time_s <= 0) f->opts.low_speed_time_s = 30;
+    if (f->opts.max_per_host <= 0) f->opts.max_per_host = 8;
+    if (f->opts.max_total <= 0) f->opts.max_total = 64;
+    f->failing_tail = &f->failing;
+    /* Allocated once: its pages are only touched as far as the largest read went. */
+    f->buf = malloc(RECV_BUFFER);
+    if (!f->buf) {
         free(f);
         return NULL;
     }
     return f;
 }
 
+static void free_transfer(struct transfer *t)
+{
+    free(t->url);
+    free(t->req);
+    free(t->location);
+    free(t);
+}
+
 void fetch_free(struct fetcher **fp)
 {
     if (!fp || !*fp) return;
     struct fetcher *f = *fp;
-    loop_timer_cancel(f->loop, &f->timer);
+    loop_timer_cancel(f->loop, &f->sweep);
+    loop_timer_cancel(f->loop, &f->defer);
+    while (f->conns)
+        conn_close(f->conns);
     /* Transfers still running are abandoned without their done callbacks. */
-    while (f->running) {
-        struct transfer *t = f->running;
-        unlink_running(f, t);
-        curl_multi_remove_handle(f->multi, t->easy);
-        curl_easy_cleanup(t->easy);
-        free(t);
+    while (f->active_list) {
+        struct transfer *t = f->active_list;
+        f->active_list = t->next;
+        free_transfer(t);
     }
     while (f->spare) {
         struct transfer *t = f->spare;
         f->spare = t->next;
-        curl_easy_cleanup(t->easy);
-        free(t);
+        free_transfer(t);
     }
-    /* Closes the cached connections, through close_socket: the loop is still there. */
-    curl_multi_cleanup(f->multi);
-    unwatch_parked(f);
-    loop_remove_hook(f->loop, unwatch_parked, f);
-    free(f->socks);
+    while (f->hosts) {
+        struct host *h = f->hosts;
+        f->hosts = h->next;
+        host_free(h);
+    }
+    free(f->buf);
     free(f);
     *fp = NULL;
-}
-
-/* Options every transfer gets: only http(s), also after redirects, and timeouts that catch
- * servers that stall instead of failing. */
-static void set_common_options(CURL *e, const struct fetch_options *o)
-{
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->low_speed_time_s);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "wmesh/0.1");
-    if (o->max_size > 0) curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_size);
-    if (o->cafile) curl_easy_setopt(e, CURLOPT_CAINFO, o->cafile);
 }
 
 static struct transfer *take_transfer(struct fetcher *f)
@@ -377,20 +1312,10 @@ static struct transfer *take_transfer(struct fetcher *f)
     if (t) {
         f->spare = t->next;
         f->nspare--;
-        curl_easy_reset(t->easy);
-        CURL *keep = t->easy;
-        memset(t, 0, sizeof *t);
-        t->easy = keep;
+        t->next = NULL;
         return t;
     }
-    t = calloc(1, sizeof *t);
-    if (!t) return NULL;
-    t->easy = curl_easy_init();
-    if (!t->easy) {
-        free(t);
-        return NULL;
-    }
-    return t;
+    return calloc(1, sizeof *t);
 }
 
 enum wm_err fetch_start(struct fetcher *f, const char *url, fetch_data_fn data, fetch_done_fn done,
@@ -399,30 +1324,25 @@ enum wm_err fetch_start(struct fetcher *f, const char *url, fetch_data_fn data, 
     if (!f || !url || !done) return WM_ERR_INVAL;
     struct transfer *t = take_transfer(f);
     if (!t) return WM_ERR_NOMEM;
+    t->f = f;
     t->data = data;
     t->done = done;
     t->arg = arg;
-    t->max_size = f->opts.max_size;
-    set_common_options(t->easy, &f->opts);
-    curl_easy_setopt(t->easy, CURLOPT_URL, url);
-    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
-    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
-    curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
-    curl_easy_setopt(t->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(t->easy, CURLOPT_OPENSOCKETDATA, f);
-    curl_easy_setopt(t->easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
-    curl_easy_setopt(t->easy, CURLOPT_CLOSESOCKETDATA, f);
-    /* One read, one callback and one write(2) of the file per 512 KiB of a large body, not per
-     * 16 KiB: a quarter less CPU for 256 MiB files. curl allocates it per transfer and frees it
-     * when the transfer ends, and a small body only touches its first pages. */
-    curl_easy_setopt(t->easy, CURLOPT_BUFFERSIZE, RECV_BUFFER);
-    if (curl_multi_add_handle(f->multi, t->easy) != CURLM_OK) {
-        recycle(f, t);
-        return WM_ERR_LIB;
-    }
-    link_running(f, t);
+    t->next = f->active_list;
+    t->prev = NULL;
+    if (f->active_list) f->active_list->prev = t;
+    f->active_list = t;
     f->active++;
+    char why[300];
+    enum wm_err e = prepare(t, url, why, sizeof why);
+    if (e == WM_OK) {
+        submit(t);
+        return WM_OK;
+    }
+    /* A URL that cannot be fetched fails like a download, through done. */
+    f->defer_depth++;
+    end_transfer(t, e, 0, why);
+    f->defer_depth--;
     return WM_OK;
 }
 
@@ -431,49 +1351,87 @@ size_t fetch_active(const struct fetcher *f)
     return f ? f->active : 0;
 }
 
+/* ---- the blocking GET ---- */
+
 struct buffer {
+    struct loop *loop;
     char *data;
-    size_t len, cap;
+    size_t len, size, cap;
     bool overflow;
+    enum wm_err err;
+    long status;
 };
 
-static size_t buffer_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+static int buffer_data(void *arg, const void *data, size_t len)
 {
-    struct buffer *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n > b->cap) {
+    struct buffer *b = arg;
+    if (len > b->cap - b->len) {
         b->overflow = true;
-        return 0;
+        return -1;
     }
-    char *grown = realloc(b->data, b->len + n + 1);
-    if (!grown) return 0;
-    b->data = grown;
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
+    if (b->len + len + 1 > b->size) {
+        size_t size = b->size ? b->size : 4096;
+        while (size < b->len + len + 1)
+            size *= 2;
+        char *grown = realloc(b->data, size);
+        if (!grown) return -1;
+        b->data = grown;
+        b->size = size;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
     b->data[b->len] = '\0';
-    return n;
+    return 0;
+}
+
+static void buffer_done(void *arg, enum wm_err err, long status, const char *why)
+{
+    struct buffer *b = arg;
+    (void)why;
+    b->err = err;
+    b->status = status;
+    loop_stop(b->loop);
 }
 
 enum wm_err fetch_get_buffer(const char *url, size_t cap, char **body, size_t *len,
                              long *http_status)
 {
-    if (!url || !body || global_init() != WM_OK) return WM_ERR_INVAL;
-    CURL *e = curl_easy_init();
-    if (!e) return WM_ERR_NOMEM;
+    if (!url || !body) return WM_ERR_INVAL;
+    struct buffer b = {.cap = cap, .err = WM_ERR_NOMEM};
     struct fetch_options o = {.connect_timeout_ms = 5000, .low_speed_time_s = 10};
-    struct buffer b = {.cap = cap};
-    set_common_options(e, &o);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buffer_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    CURLcode rc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
-    if (http_status) *http_status = status;
-    if (rc != CURLE_OK) {
+    if (cap < INT64_MAX) o.max_size = (int64_t)cap;
+    struct fetcher *f = NULL;
+    /* TLS writes go through write(2): a tool need not ignore SIGPIPE for an https URL. One
+     * raised meanwhile stays pending while blocked, and is taken before unblocking. */
+    sigset_t pipe, old;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, &old);
+    if (!(b.loop = loop_new()) || !(f = fetch_new(b.loop, &o))) goto done;
+    if ((b.err = fetch_start(f, url, buffer_data, buffer_done, &b)) == WM_OK) {
+        b.err = WM_ERR_NOMEM; /* until done says otherwise */
+        if (loop_run(b.loop) != WM_OK) b.err = WM_ERR_IO;
+    }
+done:
+    fetch_free(&f);
+    loop_free(&b.loop);
+    if (!sigismember(&old, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe, NULL, &zero) == SIGPIPE)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (http_status) *http_status = b.status;
+    if (b.overflow) b.err = WM_ERR_TOOBIG;
+    /* A final status other than 200 is an answer, as it always was here: the caller looks. */
+    if (b.err == WM_ERR_PROTOCOL && b.status >= 200 && b.status != 200) {
+        b.err = WM_OK;
+        b.len = 0;
+        if (b.data) b.data[0] = '\0';
+    }
+    if (b.err != WM_OK) {
         free(b.data);
-        return b.overflow ? WM_ERR_TOOBIG : map_curl(rc);
+        return b.err;
     }
     if (!b.data && !(b.data = calloc(1, 1))) return WM_ERR_NOMEM;
     *body = b.data;

@@ -1,5 +1,7 @@
-/* fetch.h: HTTP(S) downloads with libcurl: concurrent, event-driven transfers for the peer and a
- * blocking one-shot GET for tools. Only http and https are ever allowed. */
+/* fetch.h: HTTP(S) downloads: concurrent, event-driven transfers over kept-alive HTTP/1.1
+ * connections for the peer, and a blocking one-shot GET for tools. Only http and https are ever
+ * allowed, also after redirects (up to 5). https writes can raise SIGPIPE: a process that runs
+ * a fetcher for https URLs ignores it (the peer does); fetch_get_buffer takes care of it. */
 #ifndef WMESH_FETCH_H
 #define WMESH_FETCH_H
 
@@ -13,30 +15,44 @@ struct fetcher;
 
 /* Receives each chunk of a transfer's body; return non-zero to abort the transfer. */
 typedef int (*fetch_data_fn)(void *arg, const void *data, size_t len);
-/* Called once per transfer when it ends: err WM_OK with http_status 200 means complete. */
+/* Called once per transfer when it ends: err WM_OK with http_status 200 means complete. Other
+ * outcomes: WM_ERR_PROTOCOL with the final status when it is not 200 (or 0 for a malformed
+ * response), WM_ERR_TOOBIG past max_size, WM_ERR_IO when the data callback aborted,
+ * WM_ERR_CONN when resolving, connecting, TLS reading or the server failed (refused, reset,
+ * stalled, short body), WM_ERR_INVAL for a URL that cannot be fetched; why says it in words,
+ * and is only valid during the call. */
 typedef void (*fetch_done_fn)(void *arg, enum wm_err err, long http_status, const char *why);
 
 struct fetch_options {
     long connect_timeout_ms; /* 0: 10 s */
-    long low_speed_time_s;   /* abort when below 1 byte/s this long; 0: 30 s */
+    long low_speed_time_s;   /* abort when no byte came for this long; 0: 30 s */
     int64_t max_size;        /* bytes; 0: unlimited */
-    int max_per_host;        /* concurrent connections per host; 0: 8 */
-    int max_total;           /* concurrent transfers; 0: 64 */
+    int max_per_host;        /* connections per scheme, host and port; 0: 8 */
+    int max_total;           /* connections in all, idle ones included; 0: 64 */
     const char *cafile;      /* https: CA certificates to trust; NULL: the system's store */
 };
 
-/* Creates a fetcher driven by loop. The caller owns it; the loop must outlive it. It adds a
- * pre-wait hook to the loop (fetch_free removes it). */
+/* Creates a fetcher driven by loop. The caller owns it; the loop must outlive it. It keeps up
+ * to max_total connections open, idle ones for reuse; cafile is copied by pointer and must
+ * live as long. NULL when out of memory. */
 struct fetcher *fetch_new(struct loop *loop, const struct fetch_options *opts);
+/* Closes every connection and abandons the transfers not done, without their callbacks; not
+ * from inside a callback. Sets *f to NULL. */
 void fetch_free(struct fetcher **f);
-/* Starts GET url. Exactly one done callback follows (never from inside fetch_start). */
+/* Starts GET url; transfers beyond the connection limits wait, first come first served. Exactly
+ * one done callback follows, never from inside fetch_start, also for a URL that cannot be
+ * fetched. The data callback receives the body of a 200 response only, in pieces that are
+ * valid during the call. Errors: WM_ERR_INVAL (no url or done), WM_ERR_NOMEM. */
 enum wm_err fetch_start(struct fetcher *f, const char *url, fetch_data_fn data, fetch_done_fn done,
                         void *arg);
 /* Transfers started and not yet done. */
 size_t fetch_active(const struct fetcher *f);
 
 /* Blocking GET of url into a new NUL-terminated buffer (caller frees), refusing bodies over
- * cap bytes. For tools and tests, not for the peer's hot path. */
+ * cap bytes (WM_ERR_TOOBIG), on a loop of its own, with SIGPIPE blocked meanwhile. A final
+ * status other than 200 is WM_OK with that *http_status and an empty body. For tools and
+ * tests, not for the peer's hot path nor from inside a running loop (loop_run ends the
+ * thread's log batching). */
 enum wm_err fetch_get_buffer(const char *url, size_t cap, char **body, size_t *len,
                              long *http_status);
 

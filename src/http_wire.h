@@ -1,0 +1,83 @@
+/* http_wire.h: HTTP/1.1 on the wire, without I/O: an incremental parser of responses that hands
+ * body bytes out in place, and the writer of the GET requests the downloader sends. */
+#ifndef WMESH_HTTP_WIRE_H
+#define WMESH_HTTP_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "url.h"
+
+/* Caps on what grows from network input. */
+#define HTTP_WIRE_MAX_HEAD                                                                         \
+    (32 * 1024) /* status lines and fields of a response, its 1xx included                         \
+                 */
+#define HTTP_WIRE_MAX_LINE                                                                         \
+    (8 * 1024)                        /* one line of a head or of the trailers, line end included  \
+                                       */
+#define HTTP_WIRE_MAX_CHUNK_LINE 1024 /* one chunk-size line, extensions included */
+
+/* What one call of http_wire_parse() found. */
+enum http_wire_event {
+    HTTP_WIRE_MORE = 0, /* every whole line was consumed: call again with the rest, then more */
+    HTTP_WIRE_LOCATION, /* data, len: the value of a Location field of the head being read */
+    HTTP_WIRE_HEAD,     /* the final (non-1xx) response's head is complete: see the fields */
+    HTTP_WIRE_BODY,     /* data, len: body bytes (dechunked), pointing into buf */
+    HTTP_WIRE_END,      /* the response is complete; bytes after it are not part of it */
+    HTTP_WIRE_ERROR,    /* malformed, or over a cap: why says what; the connection is unusable */
+};
+
+/* How the body of the final response is delimited. */
+enum http_wire_framing {
+    HTTP_WIRE_NO_BODY = 0, /* 204 and 304 */
+    HTTP_WIRE_LENGTH,      /* Content-Length */
+    HTTP_WIRE_CHUNKED,     /* Transfer-Encoding: chunked (which wins over a Content-Length) */
+    HTTP_WIRE_UNTIL_CLOSE, /* neither: the body ends when the connection does */
+};
+
+/* One response being parsed. Ready it with http_wire_begin(); it holds no pointer and owns
+ * nothing, so it needs no freeing. Fields after the comment "private" are the parser's. */
+struct http_response {
+    int status;                     /* of the status line last read; final once HEAD came */
+    int64_t length;                 /* Content-Length; -1 when absent or overridden by chunked */
+    enum http_wire_framing framing; /* set with HEAD */
+    bool keep_alive;                /* set with HEAD: the connection may carry another request */
+    int64_t body_bytes;             /* body bytes handed out so far */
+    const char *why;                /* with HTTP_WIRE_ERROR: a static, lower-case reason */
+    /* private */
+    int state;
+    int minor;       /* HTTP/1.minor */
+    unsigned fields; /* flags of the fields seen in the head being read (http_wire.c) */
+    unsigned codings;
+    size_t head_bytes; /* of every head line so far (1xx included), or of the trailers */
+    size_t scanned;    /* bytes of the pending partial line already searched for LF */
+    int64_t left;      /* body or chunk bytes still to come */
+};
+
+/* Readies r for a new response (the request has been sent). */
+void http_wire_begin(struct http_response *r);
+
+/* Parses buf[0..len): the bytes that came after those consumed so far, the unconsumed rest of
+ * the previous call first. Sets *used to the bytes consumed (never more than len) and returns
+ * one event; call again with the bytes after *used until HTTP_WIRE_MORE, HTTP_WIRE_END or
+ * HTTP_WIRE_ERROR. On HTTP_WIRE_MORE, the len - *used bytes not consumed (an incomplete line,
+ * never more than HTTP_WIRE_MAX_LINE) must come again at the start of the next call's buf.
+ * *data and *dlen point into buf for LOCATION and BODY; nothing is copied or kept. */
+enum http_wire_event http_wire_parse(struct http_response *r, const char *buf, size_t len,
+                                     size_t *used, const char **data, size_t *dlen);
+
+/* The connection ended (EOF) after everything was parsed: HTTP_WIRE_END when that completes
+ * the response (a body read until close), else HTTP_WIRE_ERROR with why ("short body", ...). */
+enum http_wire_event http_wire_eof(struct http_response *r);
+
+/* Writes the GET request for u (http or https) into out, NUL-terminated: the request line with
+ * u's path ("/" when empty; no fragment; spaces and non-ASCII bytes percent-encoded), Host
+ * (with the port when it is not the scheme's default), User-Agent: wmesh/0.1, an Accept of any
+ * type, and Authorization: Basic when u has a user (its user and password are already decoded).
+ * Returns the request's length; when that is outlen or more, out holds nothing usable and the
+ * caller retries with a buffer of the length + 1. 0 when u cannot be requested: another
+ * scheme, control characters in the path or host, or credentials over 1 KiB. */
+size_t http_wire_request(const struct wm_url *u, char *out, size_t outlen);
+
+#endif
