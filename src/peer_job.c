@@ -181,14 +181,22 @@ static const struct wm_checksum *verified_sum(const struct announce *a,
 
 static void retry_or_give_up(struct job *j, const char *why);
 
+/* Gives the temporary file what the stored one carries besides its bytes: its checksum in the
+ * xattr and the version's pubTime as its mtime (to tell newer from older later). Done as soon
+ * as the content is verified, while the journal record may still be flushing: a temporary
+ * file is not the tree, and what is left once the record is durable is one rename. */
+static enum wm_err label_tmp(struct job *j)
+{
+    if (tree_tmp_set_time(&j->tmp, j->a->pubtime_ns) != WM_OK)
+        log_debug("cannot set the time of %s: %s", j->a->rel_path, strerror(errno));
+    return tree_tmp_set_sum(&j->tmp, &j->verified);
+}
+
 static enum wm_err commit_and_announce(struct job *j, const struct wm_checksum *sum,
                                        const char *how)
 {
     struct peer *p = j->peer;
-    /* The file's mtime records the version's pubTime, to tell newer from older later. */
-    if (tree_tmp_set_time(&j->tmp, j->a->pubtime_ns) != WM_OK)
-        log_debug("cannot set the time of %s: %s", j->a->rel_path, strerror(errno));
-    enum wm_err e = tree_tmp_commit(p->tree, &j->tmp, j->key, sum);
+    enum wm_err e = tree_tmp_commit(p->tree, &j->tmp, j->key, NULL); /* see label_tmp */
     j->has_tmp = false; /* commit consumed it, whatever the outcome */
     if (e != WM_OK) {
         log_error("cannot store %s: %s", j->a->rel_path, wm_strerror(e));
@@ -274,6 +282,13 @@ static void store_when_durable(struct job *j, const struct wm_checksum *sum)
 {
     struct peer *p = j->peer;
     j->verified = *sum;
+    enum wm_err e = label_tmp(j);
+    if (e != WM_OK) {
+        log_error("cannot store %s: %s", j->a->rel_path, wm_strerror(e));
+        discard_tmp(j);
+        retry_or_give_up(j, "cannot store");
+        return;
+    }
     if (!p->journal || !j->jid || journal_is_durable(p->journal, j->jid)) {
         job_store(j);
         return;

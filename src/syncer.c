@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,13 @@ struct syncer *syncer_new(struct loop *loop)
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
     if (loop_watch(loop, s->efd, LOOP_READ, on_signal, s) != WM_OK) goto fail_sync;
+    /* The thread starts with every signal blocked: signals are the loop's (signalfd), and a
+     * SIGTERM delivered here would kill the process without its clean stop. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int e = pthread_create(&s->thread, NULL, run, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e != 0) {
         loop_unwatch(loop, s->efd);
         errno = e;

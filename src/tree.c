@@ -771,6 +771,12 @@ enum wm_err tree_tmp_set_time(struct tree_tmp *tmp, int64_t ns)
     return futimens(tmp->fd, times) == 0 ? WM_OK : WM_ERR_IO;
 }
 
+enum wm_err tree_tmp_set_sum(struct tree_tmp *tmp, const struct wm_checksum *sum)
+{
+    if (!tmp || tmp->fd < 0 || !sum) return WM_ERR_INVAL;
+    return sum->method == WM_SUM_NONE ? WM_OK : store_sum(tmp->fd, sum);
+}
+
 enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel,
                             const struct wm_checksum *sum)
 {

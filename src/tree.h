@@ -82,6 +82,10 @@ enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *cl
  * the pubTime of each version it stores there, so a later announcement can tell newer from
  * older. */
 enum wm_err tree_tmp_set_time(struct tree_tmp *tmp, int64_t ns);
+/* Records sum in the temporary file's xattr ahead of tree_tmp_commit (which then takes NULL):
+ * the peer does it while the file's journal record is being flushed, off the path from
+ * durable record to announcement. */
+enum wm_err tree_tmp_set_sum(struct tree_tmp *tmp, const struct wm_checksum *sum);
 /* Closes and removes the temporary file. */
 void tree_tmp_discard(struct tree *t, struct tree_tmp *tmp);
 

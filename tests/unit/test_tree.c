@@ -629,6 +629,19 @@ static void test_version_time(struct tree *t)
     ASSERT_EQ_INT(tree_tmp_commit(t, &tmp, "times/v", &sum), WM_OK);
     ASSERT_EQ_INT(tree_lookup(t, "times/v", &got, &mtime), WM_OK);
     ASSERT_EQ_INT(mtime, when);
+
+    /* Labelled ahead of the commit, as the peer does: the commit then takes no checksum. */
+    ASSERT_EQ_INT(integrity_of_buffer(WM_SUM_SHA512, "v", "v2", 2, &sum), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_create(t, &tmp), WM_OK);
+    ASSERT_EQ_INT(write(tmp.fd, "v2", 2), 2);
+    ASSERT_EQ_INT(tree_tmp_set_time(&tmp, when + 1), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_set_sum(&tmp, &sum), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_commit(t, &tmp, "times/v", NULL), WM_OK);
+    memset(&got, 0, sizeof got);
+    ASSERT_EQ_INT(tree_lookup(t, "times/v", &got, &mtime), WM_OK);
+    assert_same_sum(&got, &sum);
+    ASSERT_EQ_INT(mtime, when + 1);
+    ASSERT_EQ_INT(tree_tmp_set_sum(NULL, &sum), WM_ERR_INVAL);
 }
 
 static void test_without_openat2(struct tree *t)
