@@ -762,7 +762,9 @@ static void test_failures(struct canned *s, struct loop *l)
     fetch_free(&f);
 }
 
-/* Stalls and connect timeouts. */
+/* Stalls and connect timeouts. Lower bounds check that no timeout fires early; upper bounds are
+ * loose (the machine is shared and noisy) but far below what a timeout that never fired would
+ * take: the canned server stalls for good and the full backlog drops SYNs for minutes. */
 static void test_timeouts(struct canned *s, struct loop *l)
 {
     struct fetch_options o = {.low_speed_time_s = 1, .connect_timeout_ms = 300};
@@ -773,11 +775,11 @@ static void test_timeouts(struct canned *s, struct loop *l)
     double took = seconds_since(&t0);
     ASSERT_EQ_INT(res.err, WM_ERR_CONN);
     ASSERT_EQ_STR(res.why, "no byte for 1 s");
-    ASSERT_TRUE(took >= 0.9 && took < 3);
+    ASSERT_TRUE(took >= 0.9 && took < 10);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     get(f, l, url_of(s, "/stall-head"), &res);
     ASSERT_EQ_INT(res.err, WM_ERR_CONN);
-    ASSERT_TRUE(seconds_since(&t0) < 3);
+    ASSERT_TRUE(seconds_since(&t0) < 10);
 
     /* A listener whose backlog is full drops SYNs: the connect hangs until it times out. */
     unsigned port = 0;
@@ -798,7 +800,7 @@ static void test_timeouts(struct canned *s, struct loop *l)
     took = seconds_since(&t0);
     ASSERT_EQ_INT(res.err, WM_ERR_CONN);
     ASSERT_EQ_STR(res.why, want);
-    ASSERT_TRUE(took >= 0.25 && took < 2);
+    ASSERT_TRUE(took >= 0.25 && took < 10);
     for (int i = 0; i < 3; i++)
         close(fillers[i]);
     close(lfd);
@@ -838,7 +840,7 @@ static void test_sizes(struct canned *s, struct loop *l)
     ASSERT_EQ_INT(res.err, WM_ERR_TOOBIG);
     ASSERT_EQ_STR(res.why, "larger than the size limit");
     ASSERT_EQ_INT(res.bytes, 0);
-    ASSERT_TRUE(seconds_since(&t0) < 1);
+    ASSERT_TRUE(seconds_since(&t0) < 4); /* refused at the head; the server holds on for 5 s */
     get(f, l, url_of(s, "/big-chunked"), &res);
     ASSERT_EQ_INT(res.err, WM_ERR_TOOBIG);
     ASSERT_TRUE(res.bytes <= 1024 * 1024);
