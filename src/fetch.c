@@ -814,18 +814,26 @@ static char *absolute_url(const char *base, const char *loc)
     return u;
 }
 
+/* Makes *buf (capacity *cap) hold at least need bytes; false, with why set, when out of memory. */
+static bool reserve(char **buf, size_t *cap, size_t need, char *why, size_t wl)
+{
+    if (need <= *cap) return true;
+    char *grown = realloc(*buf, need);
+    if (!grown) {
+        snprintf(why, wl, "out of memory");
+        return false;
+    }
+    *buf = grown;
+    *cap = need;
+    return true;
+}
+
 /* Writes t's request for u into t->req. */
 static enum wm_err write_request(struct transfer *t, const struct wm_url *u, char *why, size_t wl)
 {
     size_t need = http_wire_request(u, t->req, t->req_cap);
     if (need >= t->req_cap && need > 0 && need < REQUEST_MAX) {
-        char *grown = realloc(t->req, need + 1);
-        if (!grown) {
-            snprintf(why, wl, "out of memory");
-            return WM_ERR_NOMEM;
-        }
-        t->req = grown;
-        t->req_cap = need + 1;
+        if (!reserve(&t->req, &t->req_cap, need + 1, why, wl)) return WM_ERR_NOMEM;
         need = http_wire_request(u, t->req, t->req_cap);
     }
     if (need == 0 || need >= t->req_cap) {
@@ -850,15 +858,7 @@ static enum wm_err prepare(struct transfer *t, const char *url, char *why, size_
         snprintf(why, wl, "URL longer than %d bytes", REQUEST_MAX);
         return WM_ERR_INVAL;
     }
-    if (n + 1 > t->url_cap) {
-        char *grown = realloc(t->url, n + 1);
-        if (!grown) {
-            snprintf(why, wl, "out of memory");
-            return WM_ERR_NOMEM;
-        }
-        t->url = grown;
-        t->url_cap = n + 1;
-    }
+    if (!reserve(&t->url, &t->url_cap, n + 1, why, wl)) return WM_ERR_NOMEM;
     memmove(t->url, url, n + 1);
     struct host *h = host_of_authority(t->f, t->url);
     if (h) { /* the usual case: a host fetched from before */

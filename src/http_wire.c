@@ -297,11 +297,18 @@ static int field_line(struct http_response *r, const char *s, size_t n, const ch
     }
 }
 
+/* The longest line the head (or the trailers) may still take: a line's cap, or what is left of
+ * the head's. */
+static size_t head_line_cap(const struct http_response *r)
+{
+    size_t room = HTTP_WIRE_MAX_HEAD - r->head_bytes;
+    return room < HTTP_WIRE_MAX_LINE ? room : HTTP_WIRE_MAX_LINE;
+}
+
 static int head_line(struct http_response *r, const char *s, size_t len, size_t *off,
                      const char **data, size_t *dlen)
 {
-    size_t room = HTTP_WIRE_MAX_HEAD - r->head_bytes;
-    size_t cap = room < HTTP_WIRE_MAX_LINE ? room : HTTP_WIRE_MAX_LINE;
+    size_t cap = head_line_cap(r);
     size_t n = 0, adv = 0;
     switch (take_line(r, s, len, cap, &n, &adv)) {
     case LINE_PARTIAL:
@@ -370,10 +377,8 @@ static int chunk_end(struct http_response *r, const char *s, size_t len, size_t 
 /* Trailer fields are read and ignored: nothing we need comes there. */
 static int trailer_line(struct http_response *r, const char *s, size_t len, size_t *off)
 {
-    size_t room = HTTP_WIRE_MAX_HEAD - r->head_bytes;
-    size_t cap = room < HTTP_WIRE_MAX_LINE ? room : HTTP_WIRE_MAX_LINE;
     size_t n = 0, adv = 0;
-    switch (take_line(r, s, len, cap, &n, &adv)) {
+    switch (take_line(r, s, len, head_line_cap(r), &n, &adv)) {
     case LINE_PARTIAL:
         return HTTP_WIRE_MORE;
     case LINE_TOO_LONG:
