@@ -53,6 +53,7 @@ wait_until "$(by_scale 600 60)" counter_done cdown "$N" ||
 t1=$(last_arrival cdown)
 cpu=$(cpu_seconds "$pid")
 read -r cpu_user cpu_sys <<<"$(user_sys_seconds "$pid")"
+threads=$(thread_cpu "$pid")
 hwm=$(kib "$pid" VmHWM)
 # shellcheck disable=SC2086
 cpu_others=$(awk -v a="$cpu_others0" -v b="$(cpu_seconds $others)" 'BEGIN { printf "%.2f", b - a }')
@@ -64,6 +65,7 @@ detail "relay: first re-announcement after $(elapsed "$t0" "$first") s, steady r
 detail "relay: peer $(counters R | cut -d' ' -f2-) (received downloads inlined duplicates" \
     "published errors); peer CPU user $cpu_user s, system $cpu_sys s;" \
     "brokers+nginx used $cpu_others CPU s meanwhile"
+detail "relay: peer threads, user+system CPU s: $threads"
 if [ -n "$perf_pid" ]; then
     stop_pid "$perf_pid" # perf record writes its data on SIGTERM too
     mkdir -p "$BENCH_OUT"

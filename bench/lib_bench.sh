@@ -13,7 +13,7 @@
 #   start_counter NAME BROKER N    mosquitto_sub -C of N announcements with their arrival times
 #                                  ("%U topic payload") into $T/NAME.arrivals; returns once it
 #                                  is subscribed. counted NAME, counter_done NAME N, last_arrival
-#   cpu_seconds PID..., kib PID FIELD (VmHWM, VmRSS), age_over PID SECONDS
+#   cpu_seconds PID..., thread_cpu PID, kib PID FIELD (VmHWM, VmRSS), age_over PID SECONDS
 #   ms_stats                       p50, p99 and max in ms of the seconds on stdin
 #   ratio A B, per_second N SECONDS, detail MSG, summary SCENARIO KEY=VALUE...
 
@@ -76,6 +76,20 @@ elapsed() {
 user_sys_seconds() {
     sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null |
         awk -v hz="$HZ" '{ printf "%.2f %.2f\n", $12 / hz, $13 / hz }'
+}
+
+# thread_cpu PID: "name=USER+SYS(runqueue S)" CPU seconds of each thread of one process (wmesh
+# names its threads: the loop is "wmesh", then wmesh-httpd, wmesh-journal, wmesh-tree...), and
+# the seconds it spent runnable but waiting for a CPU (from schedstat): a thread that waits there
+# long is short of CPU, not of work.
+thread_cpu() {
+    local task
+    for task in /proc/"$1"/task/*; do
+        printf '%s %s\n' "$(sed 's/^[0-9]* (\(.*\)) /\1 /' "$task/stat" 2>/dev/null)" \
+            "$(cat "$task/schedstat" 2>/dev/null)"
+    done | awk -v hz="$HZ" '{ printf "%s%s=%.2f+%.2f", sep, $1, $13 / hz, $14 / hz; sep = " "
+            if (NF >= 3) printf "(runqueue %.2f)", $(NF - 1) / 1e9 }
+        END { print "" }'
 }
 
 # cpu_seconds PID...: user + system CPU time of the processes so far (threads included).

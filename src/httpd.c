@@ -10,7 +10,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 #include "httpd_request.h"
 #include "log.h"
 #include "loop.h"
+#include "thread.h"
 #include "tree.h"
 
 #define HTTPD_MAX_PAGES 16
@@ -855,20 +855,11 @@ static void *serve(void *arg)
     return NULL;
 }
 
-/* The thread must not take the process's signals: the main loop reads them from a signalfd. */
 static enum wm_err start_thread(struct httpd *h)
 {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&h->thread, NULL, serve, h);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        errno = rc;
-        return WM_ERR_IO;
-    }
-    h->running = true;
-    return WM_OK;
+    enum wm_err e = thread_start(&h->thread, "wmesh-httpd", serve, h);
+    if (e == WM_OK) h->running = true;
+    return e;
 }
 
 static enum wm_err set_prefix(struct httpd *h, const char *url_prefix)

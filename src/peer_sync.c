@@ -225,7 +225,8 @@ enum wm_err peer_sync_start(struct peer *p)
 {
     if (p->cfg->survive_power_loss) {
         /* Flushes take 0.3 - 500 ms: the loop goes on receiving and downloading meanwhile. */
-        if (!(p->jsync = syncer_new(p->loop)) || !(p->tsync = syncer_new(p->loop))) {
+        if (!(p->jsync = syncer_new(p->loop, "wmesh-journal")) ||
+            !(p->tsync = syncer_new(p->loop, "wmesh-tree"))) {
             log_error("cannot start the sync threads: %s", strerror(errno));
             return WM_ERR_NOMEM;
         }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "thread.h"
 
 #define MAX_DEPTH 64
 #define DIR_GRACE_NS (60 * 1000000000LL)
@@ -150,7 +151,7 @@ struct retention *retention_start(const char *dir, double keep_s, double interva
     r->removed = removed;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->wake, NULL);
-    if (r->dirfd < 0 || pthread_create(&r->thread, NULL, run, r) != 0) {
+    if (r->dirfd < 0 || thread_start(&r->thread, "wmesh-retention", run, r) != WM_OK) {
         int saved = errno;
         if (r->dirfd >= 0) close(r->dirfd);
         free(r);

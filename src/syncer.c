@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "thread.h"
 
 struct syncer {
     struct loop *loop;
@@ -80,9 +80,9 @@ static void on_signal(void *arg, int fd, unsigned events)
     deliver(s);
 }
 
-struct syncer *syncer_new(struct loop *loop)
+struct syncer *syncer_new(struct loop *loop, const char *name)
 {
-    if (!loop) {
+    if (!loop || !name) {
         errno = EINVAL;
         return NULL;
     }
@@ -94,16 +94,10 @@ struct syncer *syncer_new(struct loop *loop)
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
     if (loop_watch(loop, s->efd, LOOP_READ, on_signal, s) != WM_OK) goto fail_sync;
-    /* The thread starts with every signal blocked: signals are the loop's (signalfd), and a
-     * SIGTERM delivered here would kill the process without its clean stop. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int e = pthread_create(&s->thread, NULL, run, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (e != 0) {
+    if (thread_start(&s->thread, name, run, s) != WM_OK) {
+        int saved = errno;
         loop_unwatch(loop, s->efd);
-        errno = e;
+        errno = saved;
         goto fail_sync;
     }
     return s;

@@ -15,9 +15,9 @@ typedef enum wm_err (*syncer_work_fn)(void *arg);
 /* Runs on the loop's thread once the work returned, with its result. */
 typedef void (*syncer_done_fn)(void *arg, enum wm_err result);
 
-/* Starts the thread and watches its completions on loop (which must outlive the syncer). The
- * caller owns the result (syncer_free). NULL with errno set on failure. */
-struct syncer *syncer_new(struct loop *loop);
+/* Starts the thread, named name (thread.h), and watches its completions on loop (which must
+ * outlive the syncer). The caller owns the result (syncer_free). NULL with errno set on failure. */
+struct syncer *syncer_new(struct loop *loop, const char *name);
 
 /* Hands work(arg) to the thread; done(arg, result) follows on the loop, never from inside this
  * call. WM_ERR_INVAL while earlier work has not had its done call yet. */

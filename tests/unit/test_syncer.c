@@ -50,7 +50,7 @@ static void test_round_trips(void)
 {
     struct run r = {.loop = loop_new(), .loop_thread = pthread_self()};
     ASSERT_TRUE(r.loop != NULL);
-    r.s = syncer_new(r.loop);
+    r.s = syncer_new(r.loop, "test-syncer");
     ASSERT_TRUE(r.s != NULL);
     if (!r.loop || !r.s) return;
     ASSERT_TRUE(!syncer_busy(r.s));
@@ -120,7 +120,7 @@ static void test_thread_blocks_signals(void)
     sigaddset(&term, SIGTERM);
     pthread_sigmask(SIG_UNBLOCK, &term, &old);
     struct loop *loop = loop_new();
-    struct syncer *s = syncer_new(loop);
+    struct syncer *s = syncer_new(loop, "test-syncer");
     ASSERT_TRUE(s != NULL);
     int others = 0;
     int blocking = threads_blocking_sigterm(&others);
