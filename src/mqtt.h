@@ -20,6 +20,11 @@ struct mqtt_msg {
     size_t len;
     int qos;
     bool retain;
+    bool dup; /* the DUP flag: the broker sent this message before, on an earlier connection */
+    /* Which connection of the link it came on: 1 for the first since mqtt_link_new. A message
+     * with dup set on connection 1 went to an earlier process with the same client id, which
+     * never acknowledged it (it crashed, or stopped first). */
+    unsigned connection;
 };
 
 /* Callbacks run in the loop thread. payload and topic are only valid during the call. */

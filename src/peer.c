@@ -89,7 +89,7 @@ static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
         log_warn("rejected %s: %s (topic %s)", metrics_reject_name(r), why, msg->topic);
         return;
     }
-    peer_admit(p, a, 0, false, &raw);
+    peer_admit(p, a, 0, msg->dup && msg->connection == 1 ? ADMIT_RESENT : ADMIT_FRESH, &raw);
     apply_backpressure(p);
 }
 
@@ -269,7 +269,7 @@ static void replay_one(void *arg, uint64_t id, const void *record, size_t len)
         peer_journal_done(p, id);
         return;
     }
-    peer_admit(p, a, id, true, &entry);
+    peer_admit(p, a, id, ADMIT_REPLAYED, &entry);
 }
 
 static enum wm_err open_state(struct peer *p, char *path, size_t pathlen)
@@ -378,7 +378,6 @@ static void stop(struct peer *p)
     free(p->up);
     mqtt_link_free(&p->post);
     httpd_stop(&p->httpd);
-    p->parked_head = p->parked_tail = NULL; /* the in-flight table holds them all */
     if (p->inflight) jobs_drop_all(p);
     fetch_free(&p->fetcher);
     if (p->seen && seen_save(p->seen, p->seen_path) != WM_OK)

@@ -192,7 +192,7 @@ enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out,
     return codec_topic(exchange, prefix, a->rel_path, out, outlen);
 }
 
-void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed,
+void peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_origin origin,
                 const struct journal_entry *raw)
 {
     char key[PATH_MAX];
@@ -212,17 +212,18 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed,
     }
     if (!admissible(p, &a, jid, url)) goto done;
     bool seeable = a->sum.method != WM_SUM_COD;
-    if (!replayed && p->seen && seeable &&
+    bool fresh = origin == ADMIT_FRESH;
+    if (fresh && p->seen && seeable &&
         seen_contains(p->seen, seen_key(key, &a->sum), peer_now_s())) {
         duplicate(p, &a, jid, "");
         goto done;
     }
     if (join_inflight(p, &a, jid, key, url, raw)) goto done;
     struct wm_checksum held;
-    enum holding h = holding_of(p, key, a, replayed, &held);
+    enum holding h = holding_of(p, key, a, !fresh, &held);
     if (h == HOLDS_SAME && p->seen && seeable)
         seen_add(p->seen, seen_key(key, &held), peer_now_s());
-    if (h == HOLDS_SAME && !replayed) {
+    if (h == HOLDS_SAME && fresh) {
         duplicate(p, &a, jid, "");
         goto done;
     }
@@ -245,10 +246,9 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed,
         goto done;
     }
     j->jid = jid;
-    j->replayed = replayed;
     atomic_fetch_add(&p->metrics.queue_depth, 1);
-    /* A journaled announcement whose file is already held was stored before a restart, maybe
-     * without being announced: announce it (again) rather than fetch it again. */
+    /* A journaled or resent announcement whose file is already held was stored before a
+     * restart, maybe without being announced: announce it (again) rather than fetch it again. */
     if (h == HOLDS_SAME)
         job_reannounce_held(j, &held);
     else

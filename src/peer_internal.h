@@ -39,7 +39,6 @@ struct job {
     char *key;          /* the clean relPath: the in-flight table's key */
     struct announce *a; /* the announcement acted on */
     uint64_t jid;       /* its journal id (0: not journaled) */
-    bool replayed;      /* from the journal: may be held already, and then only re-announced */
     char **urls;        /* sources: the first announcer, then others that announced it too */
     size_t nurls, next_url;
     struct tree_tmp tmp;
@@ -55,7 +54,6 @@ struct job {
     size_t ndeferred;
     struct wm_checksum verified; /* what the content hashed to, once verified */
     struct job *next_waiting;
-    struct job *next_parked;
 };
 
 /* An entry finished (re-announced and acknowledged, or refused) whose done record waits until
@@ -82,8 +80,7 @@ struct peer {
     struct upstream *up;
     size_t nup;
     struct mqtt_link *post;
-    struct strmap *inflight;               /* clean relPath -> struct job */
-    struct job *parked_head, *parked_tail; /* verified; stored once their record is durable */
+    struct strmap *inflight; /* clean relPath -> struct job */
     struct job *wait_head, *wait_tail;
     size_t nwaiting;
     int active; /* downloads running */
@@ -97,6 +94,8 @@ struct peer {
     struct syncer *jsync, *tsync; /* threads for journal and tree rounds; NULL: inline, none */
     struct journal_batch *batch;  /* the journal round's records */
     struct loop_timer *journal_retry, *tree_retry; /* after a failed round */
+    struct loop_timer *tree_pace;                  /* the next tree round, when it is due */
+    int64_t tree_round_ms;                         /* when the last tree round began */
     bool journal_failing, tree_failing;
     int journal_errno, tree_errno;                /* set by the rounds' work, on their threads */
     uint64_t tree_round;                          /* the number of the tree round in progress */
@@ -110,13 +109,23 @@ struct peer {
     struct metrics metrics;
 };
 
+/* Where an announcement comes from: what the peer's own state can tell about it. */
+enum admit_origin {
+    ADMIT_FRESH, /* a broker's delivery: a file held is a duplicate */
+    /* Delivered again (DUP) on a link's first connection: an earlier process of this peer got
+     * it and never acknowledged it, so it may have stored the file and died before announcing
+     * it. A file held is re-announced, never dropped. */
+    ADMIT_RESENT,
+    /* From the journal (at start-up) or deferred behind another version: journaled, maybe
+     * stored before a restart; a file held is re-announced. */
+    ADMIT_REPLAYED,
+};
+
 /* peer_admit.c: decides what to do with one announcement; consumes a. jid is its journal id
- * when it was journaled already (replayed at start-up, or deferred behind another version);
- * raw is the message as it came (NULL when it is not at hand), which the journal keeps. */
-void peer_admit(struct peer *p, struct announce *a, uint64_t jid, bool replayed,
+ * when it was journaled already (ADMIT_REPLAYED), else 0; raw is the message as it came (NULL
+ * when it is not at hand), which the journal keeps. */
+void peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_origin origin,
                 const struct journal_entry *raw);
-/* peer_sync.c: parks verified job j until a journal round has made its record durable. */
-void peer_park(struct peer *p, struct job *j);
 /* peer_sync.c: records that entry jid is finished, once that cannot outlive its file. */
 void peer_journal_done(struct peer *p, uint64_t jid);
 /* Starts the sync threads (under --durability power) and adds the loop hook that runs the

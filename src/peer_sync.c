@@ -7,8 +7,11 @@
  * The rules (what a power loss must never leave behind):
  *  - a PUBACK leaves only once the add record of what it acknowledges is durable, or the
  *    broker would forget a message the peer never got to keep;
- *  - a file is stored only once its add record is durable (peer_job.c: store_when_durable),
- *    or a broker's resend would find the file and drop the message unannounced;
+ *  - a file is stored and announced without waiting for its add record (peer_job.c:
+ *    store_verified): if the peer dies first, the broker, never acknowledged, delivers the
+ *    message again with the DUP flag, and the next process re-announces the file it finds
+ *    held rather than dropping it (peer_admit.c, ADMIT_RESENT). A stored file's only wait
+ *    for the disk is then the download itself;
  *  - an entry's done record is made durable only after a tree round that began after the
  *    entry's file was stored has succeeded, or the journal could forget a file the tree lost.
  * The journal is flushed every few milliseconds while syncfs(2) of a busy tree can take tens
@@ -25,6 +28,11 @@
 #include "syncer.h"
 
 #define SYNC_RETRY_MS 200 /* after a failed round, before the next */
+/* Tree rounds begin at most this often. They only let done records into the journal, which
+ * nothing waits for, while each syncfs(2) writes out the whole filesystem and queues the journal
+ * round's fdatasync, that every stored file waits for, behind its writes: at 200 files/s, a
+ * round per file doubled the journal round's time. */
+#define TREE_ROUND_EVERY_MS 100
 
 /* ---- finished entries ---- */
 
@@ -99,34 +107,6 @@ static void on_tree_retry(void *arg)
 
 /* ---- journal rounds ---- */
 
-void peer_park(struct peer *p, struct job *j)
-{
-    j->next_parked = NULL;
-    if (p->parked_tail)
-        p->parked_tail->next_parked = j;
-    else
-        p->parked_head = j;
-    p->parked_tail = j;
-}
-
-/* Stores the parked jobs whose journal records are durable now; the others, whose records a
- * later round takes, stay parked in order. Storing may admit other versions, whose jobs may
- * park again: only this pass's jobs are looked at. */
-static void store_parked(struct peer *p)
-{
-    struct job *j = p->parked_head;
-    p->parked_head = p->parked_tail = NULL;
-    while (j) {
-        struct job *next = j->next_parked;
-        j->next_parked = NULL;
-        if (journal_is_durable(p->journal, j->jid))
-            job_store(j);
-        else
-            peer_park(p, j);
-        j = next;
-    }
-}
-
 /* On the journal syncer's thread (or inline): touches only the batch and the file. */
 static enum wm_err journal_work(void *arg)
 {
@@ -136,7 +116,7 @@ static enum wm_err journal_work(void *arg)
     return e;
 }
 
-/* What the round marked may now be acknowledged, and what waited for its record stored. */
+/* What the round marked may now be acknowledged. */
 static void journal_round_done(struct peer *p, enum wm_err e)
 {
     journal_sync_end(p->journal, &p->batch, e);
@@ -147,7 +127,6 @@ static void journal_round_done(struct peer *p, enum wm_err e)
     }
     for (size_t i = 0; i < p->nup; i++)
         mqtt_release(p->up[i].link, p->up[i].mark);
-    store_parked(p);
 }
 
 static void on_journal_synced(void *arg, enum wm_err e)
@@ -167,7 +146,6 @@ static void start_journal_round(struct peer *p)
     if (!p->batch) {
         for (size_t i = 0; i < p->nup; i++)
             mqtt_release(p->up[i].link, p->up[i].mark);
-        store_parked(p);
         return;
     }
     if (p->jsync && syncer_start(p->jsync, journal_work, on_journal_synced, p) == WM_OK) return;
@@ -198,9 +176,28 @@ static void on_tree_synced(void *arg, enum wm_err e)
     record_durable_dones(p); /* their done records go in the next journal round */
 }
 
+static void on_tree_due(void *arg)
+{
+    struct peer *p = arg;
+    p->tree_pace = NULL; /* the hook, at the end of this turn, starts the round */
+}
+
+/* Whether a tree round may begin now; if not, a timer wakes the loop when it may. */
+static bool tree_round_due(struct peer *p)
+{
+    if (p->tree_pace) return false;
+    int64_t wait = p->tree_round_ms + TREE_ROUND_EVERY_MS - loop_now_ms(p->loop);
+    if (wait <= 0) return true;
+    p->tree_pace = loop_timer_add(p->loop, wait, on_tree_due, p);
+    return false;
+}
+
 static void start_tree_round(struct peer *p)
 {
-    if (!p->tsync || syncer_busy(p->tsync) || p->tree_retry || !tree_sync_begin(p->tree)) return;
+    if (!p->tsync || syncer_busy(p->tsync) || p->tree_retry || !tree_has_unsynced(p->tree) ||
+        !tree_round_due(p) || !tree_sync_begin(p->tree))
+        return;
+    p->tree_round_ms = loop_now_ms(p->loop);
     p->tree_round = ++p->tree_rounds_begun;
     if (syncer_start(p->tsync, tree_work, on_tree_synced, p) != WM_OK) {
         tree_sync_failed(p->tree); /* cannot happen while it is idle; tried again next turn */
@@ -216,9 +213,7 @@ static void sync_hook(void *arg)
 {
     struct peer *p = arg;
     start_tree_round(p);
-    bool inline_round = !p->jsync && !p->journal_retry;
     start_journal_round(p);
-    if (inline_round) mqtt_flush(p->post); /* what store_parked announced: its hook has run */
 }
 
 enum wm_err peer_sync_start(struct peer *p)
@@ -242,6 +237,7 @@ bool peer_sync_stop(struct peer *p)
     if (p->loop) {
         loop_timer_cancel(p->loop, &p->journal_retry);
         loop_timer_cancel(p->loop, &p->tree_retry);
+        loop_timer_cancel(p->loop, &p->tree_pace);
         loop_remove_hook(p->loop, sync_hook, p);
     }
     bool durable = !p->tree || !p->cfg->survive_power_loss || tree_sync(p->tree) == WM_OK;

@@ -7,11 +7,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_faults.sh"
 
-require_tool shim_failio.so
+use_failio_shim
 require_peer_options --retry-for --state-dir
-SHIM=$WMESH_TOOLS/shim_failio.so
-# Under AddressSanitizer (make SANITIZER=address) the shim comes before libasan: allow it.
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 start_broker up
 start_broker home
 origin=$T/origin

@@ -19,6 +19,8 @@
 #   tree_files DIR                 every entry under DIR outside .wmesh-tmp/, relative, sorted
 #   tmp_leftovers DIR              entries in DIR/.wmesh-tmp and names that look temporary
 #   pid_of NAME                    the pid recorded for NAME
+#   use_failio_shim                sets SHIM to tests/tools' shim_failio.so (fails when absent)
+#                                  and lets it come before libasan under SANITIZER=address
 
 : "${WMESH_TOOLS:=$LIB_DIR/../../build/tools}"
 export WMESH_TOOLS
@@ -39,6 +41,13 @@ require_peer_options() {
 require_tool() {
     [ -x "$WMESH_TOOLS/$1" ] || [ -f "$WMESH_TOOLS/$1" ] ||
         fail "no $WMESH_TOOLS/$1: build it with 'make build/tools/$1' (make integration does)"
+}
+
+use_failio_shim() {
+    require_tool shim_failio.so
+    SHIM=$WMESH_TOOLS/shim_failio.so
+    # Under AddressSanitizer (make SANITIZER=address) the shim comes before libasan: allow it.
+    export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 }
 
 untrack() {
