@@ -24,9 +24,13 @@
 #include "seen.h"
 #include "status_page.h"
 #include "strmap.h"
+#include "tree_spares.h"
 #include "url.h"
 
 #define HOUSEKEEPING_MS 10000
+/* Temporary files kept ready (tree_spares.h): a burst of this many downloads starting in one
+ * turn finds them made, and the thread wakes once per half of them. */
+#define SPARE_TMP_FILES 64
 #define SEEN_SAVE_EVERY 6 /* housekeeping rounds */
 
 double peer_lag(const struct announce *a)
@@ -329,11 +333,12 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
     }
     /* One syncfs per tree round (peer_sync.c) instead of two fsyncs per file. */
     tree_set_sync(p->tree, false);
+    if (!(p->spares = tree_spares_start(p->tree, SPARE_TMP_FILES)))
+        log_warn("temporary files are made as needed: %s", strerror(errno));
     if ((e = open_state(p, journal_path, sizeof journal_path))) return e;
     derive_client_id(c, c->dir, client_id, idlen);
-    /* The post link's hook comes first: re-announcements need not wait for any sync (their
-     * journal records were durable before their files were stored). The sync hook comes next,
-     * before the upstream links': their PUBACKs wait for it. */
+    /* The post link's hook comes first: announcements wait for no sync (peer_sync.c says why).
+     * The sync hook comes next, before the upstream links': their PUBACKs wait for it. */
     if ((e = start_post(p, client_id))) return e;
     if ((e = peer_sync_start(p))) return e;
     struct fetch_options fo = {.max_per_host = c->max_downloads,
@@ -386,6 +391,7 @@ static void stop(struct peer *p)
     journal_close(&p->journal);
     strmap_free(&p->inflight);
     free(p->ack_jid);
+    tree_spares_stop(&p->spares);
     tree_close(&p->tree);
     if (p->loop) loop_timer_cancel(p->loop, &p->housekeeping);
     loop_free(&p->loop);

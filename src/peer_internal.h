@@ -75,6 +75,7 @@ struct peer {
     const struct peer_config *cfg;
     struct loop *loop;
     struct tree *tree;
+    struct tree_spares *spares; /* temporary files made ahead; NULL: made as needed */
     struct fetcher *fetcher;
     struct httpd *httpd;
     struct upstream *up;

@@ -16,6 +16,7 @@
 #include "peer_internal.h"
 #include "seen.h"
 #include "strmap.h"
+#include "tree_spares.h"
 
 #define RETRY_MAX_DELAY_MS 30000
 
@@ -308,7 +309,7 @@ static void store_inline(struct job *j)
         job_finish(j);
         return;
     }
-    e = tree_tmp_create(p->tree, &j->tmp);
+    e = tree_spares_take(p->spares, p->tree, &j->tmp);
     if (e == WM_OK) {
         j->has_tmp = true;
         e = write_all(j->tmp.fd, a->content, a->content_len);
@@ -347,7 +348,7 @@ static bool try_next_source(struct job *j)
         discard_tmp(j);
         j->bytes = 0;
         j->write_errno = 0;
-        enum wm_err e = tree_tmp_create(p->tree, &j->tmp);
+        enum wm_err e = tree_spares_take(p->spares, p->tree, &j->tmp);
         if (e != WM_OK) {
             log_error("no temporary file for %s: %s", j->a->rel_path, strerror(errno));
             return false;

@@ -68,6 +68,8 @@ struct tree {
     uint64_t name_key; /* random, drawn once; hides the counter in temporary names */
     uint64_t dir_tick; /* use counter of the directory cache */
     struct dir_slot dirs[DIR_CACHE_SLOTS];
+    atomic_bool no_tmpfile;    /* the filesystem refused O_TMPFILE: temporary files are named */
+    atomic_bool no_empty_path; /* linkat(AT_EMPTY_PATH) refused: link through /proc/self/fd */
 };
 
 /* Set once the kernel has said ENOSYS to openat2: later lookups walk components directly. */
@@ -714,18 +716,50 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* "tmp.<pid>.": the open of a tree keeps the files of other live processes (see
+ * owned_by_live_process). */
+static void next_tmp_name(struct tree *t, char name[64])
+{
+    unsigned long n = atomic_fetch_add(&t->counter, 1);
+    snprintf(name, 64, "tmp.%ld.%lu.%08" PRIx32, t->pid, n, (uint32_t)mix64(t->name_key ^ n));
+}
+
+/* An unnamed file in the temporary directory's filesystem (O_TMPFILE): nothing to clean up
+ * after a crash, no directory entry made and removed per file, and no lock on the temporary
+ * directory, which the commits' renames out of it would contend for. -1 when the filesystem
+ * cannot (remembered: named files from then on) or on another error (errno set). */
+static int open_anonymous(struct tree *t)
+{
+    if (atomic_load(&t->no_tmpfile)) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    int fd = openat(t->tmpfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+    if (fd >= 0) return fd;
+    if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
+        atomic_store(&t->no_tmpfile, true);
+        log_debug("tree: %s has no O_TMPFILE: temporary files are named", t->path);
+        errno = EOPNOTSUPP;
+    }
+    return -1;
+}
+
+void tree_name_tmp_files(struct tree *t)
+{
+    if (t) atomic_store(&t->no_tmpfile, true);
+}
+
 enum wm_err tree_tmp_create(struct tree *t, struct tree_tmp *tmp)
 {
     if (!tmp) return WM_ERR_INVAL;
     tmp->fd = -1;
     tmp->name[0] = '\0';
     if (!t) return WM_ERR_INVAL;
+    if ((tmp->fd = open_anonymous(t)) >= 0) return WM_OK;
+    if (errno != EOPNOTSUPP)
+        return err_from_errno(errno) == WM_ERR_NOMEM ? WM_ERR_NOMEM : WM_ERR_IO;
     for (int tries = 0; tries < 8; tries++) {
-        /* "tmp.<pid>.": the open of a tree keeps the files of other live processes (see
-         * owned_by_live_process). */
-        unsigned long n = atomic_fetch_add(&t->counter, 1);
-        snprintf(tmp->name, sizeof tmp->name, "tmp.%ld.%lu.%08" PRIx32, t->pid, n,
-                 (uint32_t)mix64(t->name_key ^ n));
+        next_tmp_name(t, tmp->name);
         int fd =
             openat(t->tmpfd, tmp->name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd >= 0) {
@@ -777,6 +811,41 @@ enum wm_err tree_tmp_set_sum(struct tree_tmp *tmp, const struct wm_checksum *sum
     return sum->method == WM_SUM_NONE ? WM_OK : store_sum(tmp->fd, sum);
 }
 
+/* Names the unnamed file fd last in directory dirfd; -1 with errno as linkat(2) sets it. */
+static int link_anonymous(struct tree *t, int fd, int dirfd, const char *last)
+{
+    if (!atomic_load(&t->no_empty_path)) {
+        if (linkat(fd, "", dirfd, last, AT_EMPTY_PATH) == 0) return 0;
+        /* Without CAP_DAC_READ_SEARCH, kernels before 6.10 say ENOENT. */
+        if (errno != ENOENT && errno != EPERM) return -1;
+    }
+    char proc[40];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, dirfd, last, AT_SYMLINK_FOLLOW) != 0) return -1;
+    atomic_store(&t->no_empty_path, true);
+    return 0;
+}
+
+/* Puts tmp at last in directory pfd, atomically replacing a file there; -1 with errno set. An
+ * unnamed file is linked in place; over an existing entry (which a link cannot replace) it is
+ * given a name in the temporary directory first, then renamed like a named one. */
+static int place(struct tree *t, struct tree_tmp *tmp, int pfd, const char *last)
+{
+    if (tmp->name[0]) return renameat(t->tmpfd, tmp->name, pfd, last);
+    if (link_anonymous(t, tmp->fd, pfd, last) == 0) return 0;
+    if (errno != EEXIST) return -1;
+    for (int tries = 0; tries < 8; tries++) {
+        next_tmp_name(t, tmp->name);
+        if (link_anonymous(t, tmp->fd, t->tmpfd, tmp->name) == 0)
+            return renameat(t->tmpfd, tmp->name, pfd, last); /* on failure, discard unlinks it */
+        if (errno != EEXIST) break;
+    }
+    int saved = errno;
+    tmp->name[0] = '\0';
+    errno = saved;
+    return -1;
+}
+
 enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel,
                             const struct wm_checksum *sum)
 {
@@ -795,7 +864,7 @@ enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *cl
     for (int attempt = 0;; attempt++) {
         err = open_parent(t, clean_rel, &pfd, &owned, &last);
         if (err != WM_OK) goto fail;
-        if (renameat(t->tmpfd, tmp->name, pfd, last) == 0) break;
+        if (place(t, tmp, pfd, last) == 0) break;
         /* Linux refuses new entries in a removed directory (ENOENT): the retention thread or
          * another process may have pruned it since it was opened, and a cached descriptor
          * lives long. Resolve it afresh, creating it again, once. */

@@ -59,13 +59,17 @@ enum wm_err tree_clean_relpath(const char *rel_path, char *out, size_t outlen);
 /* A file being written before it joins the tree. */
 struct tree_tmp {
     int fd;        /* open for writing; owned by the tree_tmp until commit or discard */
-    char name[64]; /* its name inside WM_TREE_TMPDIR */
+    char name[64]; /* its name inside WM_TREE_TMPDIR; "" while it has none (O_TMPFILE) */
 };
 
-/* Creates a fresh temporary file named "tmp.<pid>.<counter>.<8 hex digits>": unique among the
- * processes sharing the tree, whose open keeps the files of other live pids. Safe to call from
- * several threads at once. */
+/* Creates a fresh temporary file in WM_TREE_TMPDIR's filesystem: unnamed (O_TMPFILE) where the
+ * filesystem allows, so that a crash leaves nothing behind; else named
+ * "tmp.<pid>.<counter>.<8 hex digits>", unique among the processes sharing the tree, whose open
+ * keeps the files of other live pids. Safe to call from several threads at once. */
 enum wm_err tree_tmp_create(struct tree *t, struct tree_tmp *tmp);
+/* From now on tree_tmp_create makes named files, as on a filesystem without O_TMPFILE: for the
+ * tests of that way. */
+void tree_name_tmp_files(struct tree *t);
 /* Records sum in the file's xattr, creates the parent directories of clean_rel (refusing
  * symlinks), and renames the file over clean_rel atomically. Closes tmp->fd. On failure the
  * temporary file is removed. clean_rel must come from tree_clean_relpath().

@@ -17,7 +17,8 @@
 #   start_badhttpd NAME DIR FAULTS badhttpd serving DIR under /data at $(base_url NAME)
 #   make_small_files DIR N TAG MAX N text files of 0..MAX bytes; prints their relPaths
 #   tree_files DIR                 every entry under DIR outside .wmesh-tmp/, relative, sorted
-#   tmp_leftovers DIR              entries in DIR/.wmesh-tmp and names that look temporary
+#   tmp_leftovers DIR              entries in DIR/.wmesh-tmp (but a live peer's empty spares)
+#                                  and names that look temporary
 #   pid_of NAME                    the pid recorded for NAME
 #   use_failio_shim                sets SHIM to tests/tools' shim_failio.so (fails when absent)
 #                                  and lets it come before libasan under SANITIZER=address
@@ -207,10 +208,21 @@ tree_files() {
         sed 's#^\./##' | LC_ALL=C sort)
 }
 
-# tmp_leftovers DIR: what lies in DIR/.wmesh-tmp, and anything elsewhere that looks temporary.
+# tmp_leftovers DIR: what lies in DIR/.wmesh-tmp but a running peer's spares (empty files named
+# after its live pid, made ahead of need: src/tree_spares.h), and anything elsewhere that looks
+# temporary.
 tmp_leftovers() {
+    local f pid
     if [ -d "$1/.wmesh-tmp" ]; then
-        (cd "$1/.wmesh-tmp" && find . -mindepth 1 | sed 's#^\.#.wmesh-tmp#')
+        for f in "$1"/.wmesh-tmp/* "$1"/.wmesh-tmp/.[!.]*; do
+            [ -e "$f" ] || [ -L "$f" ] || continue
+            pid=$(sed -n 's/^tmp\.\([0-9]*\)\..*/\1/p' <<<"${f##*/}")
+            if [ -f "$f" ] && [ ! -L "$f" ] && [ ! -s "$f" ] && [ -n "$pid" ] &&
+                kill -0 "$pid" 2>/dev/null; then
+                continue
+            fi
+            echo ".wmesh-tmp/${f##*/}"
+        done
     fi
     (cd "$1" && find . -mindepth 1 -path ./.wmesh-tmp -prune -o \
         \( -name '.*' -o -name 'tmp.*' -o -name '*.tmp' -o -name '*.part' -o -name '*~' \) -print)

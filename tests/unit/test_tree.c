@@ -19,6 +19,7 @@
 
 #include "test.h"
 #include "tree.h"
+#include "tree_spares.h"
 
 static char base[64];     /* the mkdtemp directory holding everything below */
 static char root[128];    /* the tree */
@@ -268,19 +269,26 @@ static void test_open_empties_tmpdir(void)
     ASSERT_TRUE(tree_open("") == NULL);
 }
 
-static void test_tmp_names_unique(struct tree *t)
+/* Named temporary files have names of their own; unnamed ones (O_TMPFILE, where the filesystem
+ * has it) leave no entry. Either way each is a file of its own. */
+static void test_tmp_files_distinct(struct tree *t, bool named)
 {
     struct tree_tmp tmps[50];
     int ok = 1;
     for (int i = 0; i < 50; i++) {
         ASSERT_EQ_INT(tree_tmp_create(t, &tmps[i]), WM_OK);
+        ASSERT_EQ_INT(tmps[i].name[0] != '\0', named);
         for (int j = 0; j < i; j++)
-            if (strcmp(tmps[i].name, tmps[j].name) == 0) ok = 0;
+            if (named && strcmp(tmps[i].name, tmps[j].name) == 0) ok = 0;
     }
     ASSERT_TRUE(ok);
+    struct stat a, b;
+    ASSERT_EQ_INT(fstat(tmps[0].fd, &a), 0);
+    ASSERT_EQ_INT(fstat(tmps[49].fd, &b), 0);
+    ASSERT_TRUE(a.st_ino != b.st_ino);
     char path[PATH_MAX];
     join(path, sizeof path, root, WM_TREE_TMPDIR);
-    ASSERT_EQ_INT(count_entries(path), 50);
+    ASSERT_EQ_INT(count_entries(path), named ? 50 : 0);
     for (int i = 0; i < 50; i++)
         tree_tmp_discard(t, &tmps[i]);
     ASSERT_EQ_INT(count_entries(path), 0);
@@ -303,6 +311,7 @@ static void test_tmp_names_across_processes(void)
     struct tree *t = tree_attach(root);
     ASSERT_TRUE(t != NULL);
     if (!t) return;
+    tree_name_tmp_files(t);
     struct tree_tmp mine;
     ASSERT_EQ_INT(tree_tmp_create(t, &mine), WM_OK);
     ASSERT_TRUE(strncmp(mine.name, prefix, strlen(prefix)) == 0);
@@ -314,6 +323,7 @@ static void test_tmp_names_across_processes(void)
     pid_t pid = fork();
     if (pid == 0) {
         struct tree *c = tree_attach(root);
+        tree_name_tmp_files(c);
         struct tree_tmp tmp;
         char name[sizeof tmp.name] = "";
         if (c && tree_tmp_create(c, &tmp) == WM_OK) memcpy(name, tmp.name, sizeof name);
@@ -599,13 +609,21 @@ static void test_checksum(struct tree *t)
 
 /* Makes openat2 fail with ENOSYS for the rest of the process, as old kernels and some
  * container filters do, so that the component walk is exercised too. */
-static int forbid_openat2(void)
+/* For the rest of the process: openat2 says ENOSYS, as on kernels before 5.6, and linkat with
+ * AT_EMPTY_PATH says ENOENT, as it does to processes without CAP_DAC_READ_SEARCH before 6.10. */
+static int forbid_openat2_and_flink(void)
 {
 #ifdef SYS_openat2
     struct sock_filter filter[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_linkat, 0, 3),
+        /* linkat's flags, the low half of its fifth argument (x86-64 and arm64 are little-endian)
+         */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[4])),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, AT_EMPTY_PATH, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOENT),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
     struct sock_fprog prog = {.len = sizeof filter / sizeof filter[0], .filter = filter};
@@ -644,9 +662,11 @@ static void test_version_time(struct tree *t)
     ASSERT_EQ_INT(tree_tmp_set_sum(NULL, &sum), WM_ERR_INVAL);
 }
 
-static void test_without_openat2(struct tree *t)
+/* Paths walked component by component, and unnamed temporary files linked through
+ * /proc/self/fd: what older kernels, or a peer without privileges, get. */
+static void test_without_openat2_and_flink(struct tree *t)
 {
-    if (forbid_openat2() < 0) {
+    if (forbid_openat2_and_flink() < 0) {
         fprintf(stderr, "seccomp unavailable (%s): component walk not tested\n", strerror(errno));
         return;
     }
@@ -654,6 +674,7 @@ static void test_without_openat2(struct tree *t)
     md5_of_hello(&sum);
     ASSERT_EQ_INT(put(t, "walk/one/two.txt", "hello", &sum), WM_OK);
     ASSERT_EQ_INT(put(t, "walk/one/three.txt", "hello", &sum), WM_OK);
+    ASSERT_EQ_INT(put(t, "walk/one/three.txt", "hello", &sum), WM_OK); /* replaces */
     ASSERT_EQ_INT(tree_lookup(t, "walk/one/two.txt", &got, NULL), WM_OK);
     assert_same_sum(&got, &sum);
     ASSERT_EQ_INT(put(t, "a/b", "evil", NULL), WM_ERR_UNSAFE);
@@ -668,6 +689,60 @@ static void test_without_openat2(struct tree *t)
     ASSERT_EQ_INT(tree_open_file(t, "deep/link/victim", &fd, &size, NULL), WM_ERR_UNSAFE);
     ASSERT_EQ_INT(tree_open_file(t, "walk/one", &fd, &size, NULL), WM_ERR_NOTFOUND);
     assert_tmpdir_empty();
+}
+
+static size_t ready_spares;
+static bool spares_ready(struct tree_spares *s, size_t want)
+{
+    for (int i = 0; i < 2000; i++) { /* polls for up to 10 s: the thread may be slow to run */
+        if ((ready_spares = tree_spares_ready(s)) == want) return true;
+        usleep(5000);
+    }
+    return false;
+}
+
+/* Spares: made ahead up to the number kept, each a usable temporary file that commits like one
+ * from tree_tmp_create; refilled once taken below half; without a ring (or once it is empty) a
+ * file is made on the spot; stopping removes the ones nobody took and closes their files. */
+static void test_spares(struct tree *t)
+{
+    struct tree_spares *s = tree_spares_start(t, 8);
+    ASSERT_TRUE(s != NULL);
+    if (!s) return;
+    ASSERT_TRUE(spares_ready(s, 8));
+    char path[PATH_MAX];
+    join(path, sizeof path, root, WM_TREE_TMPDIR);
+    struct tree_tmp probe;
+    ASSERT_EQ_INT(tree_tmp_create(t, &probe), WM_OK);
+    ASSERT_EQ_INT(count_entries(path), probe.name[0] ? 9 : 0); /* unnamed ones leave none */
+    tree_tmp_discard(t, &probe);
+    struct tree_tmp taken[10];
+    for (int i = 0; i < 5; i++)
+        ASSERT_EQ_INT(tree_spares_take(s, t, &taken[i]), WM_OK);
+    ASSERT_TRUE(spares_ready(s, 8)); /* 3 left, under half: refilled */
+    ASSERT_EQ_INT((int)ready_spares, 8);
+    struct wm_checksum sum;
+    md5_of_hello(&sum);
+    ASSERT_EQ_INT(write(taken[0].fd, "hello\n", 6), 6);
+    ASSERT_EQ_INT(tree_tmp_commit(t, &taken[0], "spares/hello.txt", &sum), WM_OK);
+    char text[16] = "";
+    join(path, sizeof path, root, "spares/hello.txt");
+    ASSERT_EQ_INT((int)read_path(path, text, sizeof text), 6);
+    ASSERT_EQ_STR(text, "hello\n");
+    for (int i = 1; i < 5; i++)
+        tree_tmp_discard(t, &taken[i]);
+    ASSERT_TRUE(spares_ready(s, 8));
+    int fds_with_spares = count_open_fds();
+    tree_spares_stop(&s);
+    ASSERT_TRUE(s == NULL);
+    assert_tmpdir_empty();
+    ASSERT_EQ_INT(count_open_fds(), fds_with_spares - 8);
+    /* No ring: made on the spot. */
+    ASSERT_EQ_INT(tree_spares_take(NULL, t, &taken[5]), WM_OK);
+    ASSERT_TRUE(taken[5].fd >= 0);
+    tree_tmp_discard(t, &taken[5]);
+    ASSERT_TRUE(tree_spares_start(t, 0) == NULL);
+    ASSERT_TRUE(tree_spares_start(NULL, 4) == NULL);
 }
 
 int main(void)
@@ -689,7 +764,7 @@ int main(void)
     ASSERT_TRUE(t != NULL);
     if (t) {
         tree_set_sync(t, true);
-        test_tmp_names_unique(t);
+        test_tmp_files_distinct(t, false);
         test_commit_and_lookup(t);
         test_commit_replaces(t);
         test_commit_refusals(t);
@@ -700,7 +775,18 @@ int main(void)
         test_dir_cache_expires(t);
         test_tmp_names_across_processes();
         test_dir_cache_bound();
-        test_without_openat2(t);
+        test_without_openat2_and_flink(t);
+        test_spares(t);
+        tree_close(&t);
+    }
+    /* Named temporary files, as on a filesystem without O_TMPFILE. */
+    t = tree_attach(root);
+    ASSERT_TRUE(t != NULL);
+    if (t) {
+        tree_name_tmp_files(t);
+        test_tmp_files_distinct(t, true);
+        test_commit_replaces(t);
+        test_spares(t);
         tree_close(&t);
     }
     rm_rf(base);
