@@ -34,9 +34,10 @@ publish_feed up relay
 detail "published $N announcements to up in $(elapsed "$t" "$EPOCHREALTIME") s (the peer away)"
 
 # Broker and nginx CPU over the timed run, to see who is busy.
-others="$(pid_of up) $(pid_of down) $(tree_pids "$(pid_of web)")"
+nginx_pids=$(tree_pids "$(pid_of web)")
 # shellcheck disable=SC2086 # lists of pids
-cpu_others0=$(cpu_seconds $others)
+read -r cpu_up0 cpu_down0 cpu_web0 <<<"$(cpu_seconds "$(pid_of up)") \
+    $(cpu_seconds "$(pid_of down)") $(cpu_seconds $nginx_pids)"
 t0=$EPOCHREALTIME
 mesh_peer R down up -- "${PEER_ARGS[@]}"
 pid=$(pid_of R)
@@ -56,7 +57,11 @@ read -r cpu_user cpu_sys <<<"$(user_sys_seconds "$pid")"
 threads=$(thread_cpu "$pid")
 hwm=$(kib "$pid" VmHWM)
 # shellcheck disable=SC2086
-cpu_others=$(awk -v a="$cpu_others0" -v b="$(cpu_seconds $others)" 'BEGIN { printf "%.2f", b - a }')
+read -r cpu_up cpu_down cpu_web <<<"$(cpu_seconds "$(pid_of up)") \
+    $(cpu_seconds "$(pid_of down)") $(cpu_seconds $nginx_pids)"
+cpu_others=$(awk -v u="$cpu_up" -v d="$cpu_down" -v w="$cpu_web" -v u0="$cpu_up0" -v d0="$cpu_down0" \
+    -v w0="$cpu_web0" 'BEGIN { printf "%.2f (broker up %.2f, broker down %.2f, nginx %.2f)",
+        u + d + w - u0 - d0 - w0, u - u0, d - d0, w - w0 }')
 secs=$(elapsed "$t0" "$t1")
 rate=$(per_second "$N" "$secs")
 first=$(first_arrival cdown)

@@ -93,14 +93,13 @@ struct mqtt_link {
     size_t topic_cap;
     /* Publishes: [head, unsent) sent and awaiting PUBACK, [unsent, tail] not yet sent. */
     struct outmsg *head, *tail, *unsent;
-    int inflight;         /* sent, not acknowledged */
-    int send_quota;       /* most messages in flight: the broker's receive maximum, capped */
-    int max_inflight;     /* from the options */
-    int pending;          /* publishes not yet acknowledged */
-    int next_mid;         /* identifies publishes to the caller */
-    unsigned connections; /* CONNACKs accepted so far */
-    uint16_t next_pid;    /* packet ids, 1..65535 */
-    uint16_t sub_pid;     /* SUBSCRIBE's packet id on this connection */
+    int inflight;      /* sent, not acknowledged */
+    int send_quota;    /* most messages in flight: the broker's receive maximum, capped */
+    int max_inflight;  /* from the options */
+    int pending;       /* publishes not yet acknowledged */
+    int next_mid;      /* identifies publishes to the caller */
+    uint16_t next_pid; /* packet ids, 1..65535 */
+    uint16_t sub_pid;  /* SUBSCRIBE's packet id on this connection */
     unsigned char pid_used[65536 / 8];
     int64_t backoff_ms;
     int64_t last_write_ms, state_since_ms, ping_sent_ms;
@@ -582,7 +581,6 @@ static void on_connack(struct mqtt_link *l, const struct mqtt_packet *p)
         return;
     }
     set_state(l, LINK_UP);
-    l->connections++;
     /* MQTT 5: the broker may impose its own keep-alive, which the client must then use. */
     l->keepalive_s = p->server_keepalive_set ? p->server_keepalive_s : l->keepalive_wanted_s;
     l->ping_sent_ms = 0;
@@ -640,8 +638,7 @@ static bool deliver(struct mqtt_link *l, const struct mqtt_packet *p)
                              .len = p->payload_len,
                              .qos = p->qos,
                              .retain = p->retain,
-                             .dup = p->dup,
-                             .connection = l->connections};
+                             .dup = p->dup};
         l->cb.on_message(l->arg, l, &m);
     }
     /* The acknowledgement waits in l->out for the write hook, which runs after the journal. */

@@ -20,11 +20,9 @@ struct mqtt_msg {
     size_t len;
     int qos;
     bool retain;
-    bool dup; /* the DUP flag: the broker sent this message before, on an earlier connection */
-    /* Which connection of the link it came on: 1 for the first since mqtt_link_new. A message
-     * with dup set on connection 1 went to an earlier process with the same client id, which
-     * never acknowledged it (it crashed, or stopped first). */
-    unsigned connection;
+    /* The DUP flag: the broker sent this message before, on an earlier connection of this
+     * client id (maybe an earlier process's), and was not acknowledged. */
+    bool dup;
 };
 
 /* Callbacks run in the loop thread. payload and topic are only valid during the call. */

@@ -93,7 +93,7 @@ static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
         log_warn("rejected %s: %s (topic %s)", metrics_reject_name(r), why, msg->topic);
         return;
     }
-    peer_admit(p, a, 0, msg->dup && msg->connection == 1 ? ADMIT_RESENT : ADMIT_FRESH, &raw);
+    peer_admit(p, a, 0, msg->dup ? ADMIT_RESENT : ADMIT_FRESH, &raw);
     apply_backpressure(p);
 }
 
@@ -322,6 +322,7 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
     char journal_path[PATH_MAX + 16];
     enum wm_err e;
     p->reading = true;
+    p->started_ns = loop_wall_ns();
     p->loop = loop_new();
     p->inflight = strmap_new();
     p->ack_jid = calloc(PEER_ACK_SLOTS, sizeof *p->ack_jid);

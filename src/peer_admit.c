@@ -38,11 +38,13 @@ static void duplicate(struct peer *p, struct announce **a, uint64_t jid, const c
 /* What the tree holds of an announced file. */
 enum holding { HOLDS_NOTHING, HOLDS_SAME, HOLDS_OLDER, HOLDS_NEWER };
 
+/* What the tree holds of a's file: *held gets its checksum and *stored_ns when it was stored. */
 static enum holding holding_of(struct peer *p, const char *key, const struct announce *a,
-                               bool verify, struct wm_checksum *held)
+                               bool verify, struct wm_checksum *held, int64_t *stored_ns)
 {
-    int64_t mtime = 0;
-    enum wm_err e = tree_lookup(p->tree, key, held, &mtime);
+    struct tree_times times = {0};
+    enum wm_err e = tree_lookup(p->tree, key, held, &times);
+    *stored_ns = times.ctime_ns;
     if (e != WM_OK && e != WM_ERR_NOSUM) return HOLDS_NOTHING;
     /* Without a digest to compare, holding the relPath is all we can know. */
     if (!integrity_is_digest(a->sum.method) && a->sum.method != WM_SUM_MD5NAME) {
@@ -58,7 +60,7 @@ static enum holding holding_of(struct peer *p, const char *key, const struct ann
     if (integrity_equal(held, &a->sum)) return HOLDS_SAME;
     /* Another version: only a later pubTime replaces it, so that two versions crossing in the
      * mesh cannot chase each other round it forever. */
-    return a->pubtime_ns > mtime ? HOLDS_OLDER : HOLDS_NEWER;
+    return a->pubtime_ns > times.mtime_ns ? HOLDS_OLDER : HOLDS_NEWER;
 }
 
 static bool has_file_op(const struct announce *a)
@@ -220,10 +222,14 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_ori
     }
     if (join_inflight(p, &a, jid, key, url, raw)) goto done;
     struct wm_checksum held;
-    enum holding h = holding_of(p, key, a, !fresh, &held);
+    int64_t stored_ns = 0;
+    enum holding h = holding_of(p, key, a, !fresh, &held, &stored_ns);
     if (h == HOLDS_SAME && p->seen && seeable)
         seen_add(p->seen, seen_key(key, &held), peer_now_s());
-    if (h == HOLDS_SAME && fresh) {
+    /* A resent announcement of a file this process stored itself is its own business: its
+     * announcement went, or goes, with the store. Only an earlier process's may be missing. */
+    bool stored_here = origin == ADMIT_RESENT && stored_ns >= p->started_ns;
+    if (h == HOLDS_SAME && (fresh || stored_here)) {
         duplicate(p, &a, jid, "");
         goto done;
     }

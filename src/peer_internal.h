@@ -107,15 +107,19 @@ struct peer {
     struct loop_timer *housekeeping;
     struct retention *retention;
     int exit_code;
+    /* Wall clock (ns) when this process began: a file whose change time is earlier was stored
+     * by an earlier process (ADMIT_RESENT). */
+    int64_t started_ns;
     struct metrics metrics;
 };
 
 /* Where an announcement comes from: what the peer's own state can tell about it. */
 enum admit_origin {
-    ADMIT_FRESH, /* a broker's delivery: a file held is a duplicate */
-    /* Delivered again (DUP) on a link's first connection: an earlier process of this peer got
-     * it and never acknowledged it, so it may have stored the file and died before announcing
-     * it. A file held is re-announced, never dropped. */
+    ADMIT_FRESH, /* a broker's first delivery: a file held is a duplicate */
+    /* Delivered again (DUP) after a reconnect: this process, or an earlier one with the same
+     * client id, got it and did not acknowledge it. An earlier process may have stored the file
+     * and died before announcing it, so a file held that this process did not store (its change
+     * time predates started_ns) is re-announced, never dropped. */
     ADMIT_RESENT,
     /* From the journal (at start-up) or deferred behind another version: journaled, maybe
      * stored before a restart; a file held is re-announced. */

@@ -276,7 +276,8 @@ void job_store(struct job *j)
  * journal record to be durable (which takes an fdatasync, the largest part of a hop's time
  * under --durability power). Should the peer die before the record is durable, its PUBACK has
  * not left: the broker delivers the message again with the DUP flag to the next process of this
- * peer, which re-announces the file it finds held instead of dropping it (ADMIT_RESENT). */
+ * peer, which re-announces the file it finds held, stored before it started, instead of
+ * dropping it (ADMIT_RESENT). */
 static void store_verified(struct job *j, const struct wm_checksum *sum)
 {
     j->verified = *sum;

@@ -10,8 +10,8 @@
  *  - a file is stored and announced without waiting for its add record (peer_job.c:
  *    store_verified): if the peer dies first, the broker, never acknowledged, delivers the
  *    message again with the DUP flag, and the next process re-announces the file it finds
- *    held rather than dropping it (peer_admit.c, ADMIT_RESENT). A stored file's only wait
- *    for the disk is then the download itself;
+ *    held, stored before it started, rather than dropping it (peer_admit.c, ADMIT_RESENT).
+ *    So nothing on a file's way through the peer waits for a flush;
  *  - an entry's done record is made durable only after a tree round that began after the
  *    entry's file was stored has succeeded, or the journal could forget a file the tree lost.
  * The journal is flushed every few milliseconds while syncfs(2) of a busy tree can take tens

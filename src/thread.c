@@ -3,7 +3,25 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+
+struct start {
+    void *(*fn)(void *);
+    void *arg;
+    char name[16];
+};
+
+/* Names the thread before its work begins, so that whatever it does, and anyone reading
+ * /proc meanwhile, sees the name. */
+static void *trampoline(void *p)
+{
+    struct start s = *(struct start *)p;
+    free(p);
+    /* A name is for people reading /proc; failing to set it changes nothing else. */
+    (void)pthread_setname_np(pthread_self(), s.name);
+    return s.fn(s.arg);
+}
 
 enum wm_err thread_start(pthread_t *thread, const char *name, void *(*fn)(void *), void *arg)
 {
@@ -11,21 +29,23 @@ enum wm_err thread_start(pthread_t *thread, const char *name, void *(*fn)(void *
         errno = EINVAL;
         return WM_ERR_INVAL;
     }
+    struct start *s = malloc(sizeof *s);
+    if (!s) return WM_ERR_NOMEM;
+    s->fn = fn;
+    s->arg = arg;
+    size_t n = strnlen(name, sizeof s->name - 1);
+    memcpy(s->name, name, n);
+    s->name[n] = '\0';
     sigset_t all, old;
     sigfillset(&all);
     /* The new thread inherits the mask in force when it is created. */
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(thread, NULL, fn, arg);
+    int rc = pthread_create(thread, NULL, trampoline, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
+        free(s);
         errno = rc;
         return WM_ERR_IO;
     }
-    char short_name[16];
-    size_t n = strnlen(name, sizeof short_name - 1);
-    memcpy(short_name, name, n);
-    short_name[n] = '\0';
-    /* A name is for people reading /proc; failing to set it changes nothing else. */
-    (void)pthread_setname_np(*thread, short_name);
     return WM_OK;
 }

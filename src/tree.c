@@ -897,14 +897,17 @@ fail:
 /* ---- lookups ---- */
 
 enum wm_err tree_lookup(struct tree *t, const char *clean_rel, struct wm_checksum *stored,
-                        int64_t *mtime_ns)
+                        struct tree_times *times)
 {
     if (!t || !clean_rel || !stored) return WM_ERR_INVAL;
     int fd = -1;
     struct stat st;
     enum wm_err err = open_regular(t, clean_rel, &fd, &st);
     if (err != WM_OK) return err;
-    if (mtime_ns) *mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    if (times) {
+        times->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        times->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+    }
     err = load_sum(fd, stored);
     close(fd);
     return err;

@@ -93,12 +93,19 @@ enum wm_err tree_tmp_set_sum(struct tree_tmp *tmp, const struct wm_checksum *sum
 /* Closes and removes the temporary file. */
 void tree_tmp_discard(struct tree *t, struct tree_tmp *tmp);
 
+/* A stored file's times, nanoseconds since the epoch. */
+struct tree_times {
+    int64_t mtime_ns; /* for files a peer stored, the pubTime of the version held (see
+                         tree_tmp_set_time) */
+    int64_t ctime_ns; /* the inode's last change: for files a peer stored, when it was stored
+                         (linked or renamed into place), unless its xattr was set again since */
+};
+
 /* Looks a regular file up: WM_ERR_NOTFOUND when absent; WM_ERR_NOSUM when present without a
- * readable cached checksum; WM_OK with *stored filled from its xattr otherwise. *mtime_ns (may
- * be NULL) gets the file's modification time whenever the file is present: for files a peer
- * stored, the pubTime of the version held (see tree_tmp_set_time). */
+ * readable cached checksum; WM_OK with *stored filled from its xattr otherwise. *times (may be
+ * NULL) gets the file's times whenever the file is present. */
 enum wm_err tree_lookup(struct tree *t, const char *clean_rel, struct wm_checksum *stored,
-                        int64_t *mtime_ns);
+                        struct tree_times *times);
 /* Computes the checksum of a stored file with method (reading it once) and caches it in the
  * xattr. */
 enum wm_err tree_checksum(struct tree *t, const char *clean_rel, enum wm_sum method,

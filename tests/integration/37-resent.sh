@@ -1,9 +1,14 @@
 #!/bin/bash
 # 37-resent.sh: a peer stores and announces a file without waiting for its journal record to be
-# durable. Here it stores 20 files it can neither journal (its state dir fails every write and
-# sync, so no PUBACK leaves) nor announce (its own broker is down), and is killed. Its next
-# process gets the 20 messages again, flagged DUP, finds the files held and announces every one
-# of them: none is dropped as a duplicate, none is downloaded again.
+# durable, so a message its broker sends again (DUP) may be for a file an earlier process stored
+# and never announced.
+#  1. The peer stores 20 files it can neither journal (its state dir fails every write and
+#     sync, so no PUBACK leaves) nor announce (its own broker is down), and is killed. Its next
+#     process gets the 20 messages again, flagged DUP, finds the files held and announces every
+#     one: none is dropped as a duplicate, none is downloaded again.
+#  2. The same process stores and announces 10 more while its journal fails; its upstream
+#     broker restarts and sends them again, flagged DUP: files it stored itself are duplicates,
+#     announced once only.
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_faults.sh"
@@ -50,4 +55,34 @@ downloaded=$(log_count Q downloaded)
 grep -q "^.*duplicate " "$T/Q.log" && fail "Q dropped a resent announcement as a duplicate"
 wait_until 30 metric_is Q wmesh_journal_live 0 || fail "Q's journal holds $(metric Q wmesh_journal_live) entries"
 alive Q
-note "Q's next process re-announced all 20 held files from the resent messages; Q: $(counters Q)"
+note "1: Q's next process re-announced all 20 held files from the resent messages"
+
+# --- 2 -------------------------------------------------------------------------------------
+make_files "$origin" 10 second >"$T/list2"
+touch "$T/state.on"
+post_files up "$(base_url S)" "$origin" "$T/list2"
+announced_list2() {
+    local rel
+    while IFS= read -r rel; do
+        observed_has obs "$rel" || return 1
+    done <"$T/list2"
+}
+wait_until 60 announced_list2 || fail "Q did not announce the second batch with its journal failing"
+duplicates=$(metric Q wmesh_duplicates_total)
+restart_broker up
+more_duplicates() {
+    [ "$(metric Q wmesh_duplicates_total)" -ge $((duplicates + 10)) ]
+}
+wait_until 60 more_duplicates ||
+    fail "Q counted $(($(metric Q wmesh_duplicates_total) - duplicates)) duplicates of 10 resent"
+rm "$T/state.on"
+wait_until 30 metric_is Q wmesh_journal_live 0 || fail "Q's journal holds $(metric Q wmesh_journal_live) entries"
+settle Q
+while IFS= read -r rel; do
+    n=$(observed obs | grep -cF "\"$rel\"")
+    [ "$n" -eq 1 ] || fail "$rel was announced $n times on home"
+done <"$T/list2"
+[ "$(log_count Q reannounced)" -eq 20 ] || fail "Q re-announced a file it stored itself"
+alive Q
+note "2: the 10 files resent after the upstream broker restarted were duplicates, announced once"
+note "Q: $(counters Q)"

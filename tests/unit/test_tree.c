@@ -639,14 +639,15 @@ static void test_version_time(struct tree *t)
 {
     struct tree_tmp tmp;
     struct wm_checksum sum, got;
-    int64_t when = 1548000000123456789, mtime = 0;
+    int64_t when = 1548000000123456789;
+    struct tree_times times;
     ASSERT_EQ_INT(integrity_of_buffer(WM_SUM_SHA512, "v", "v1", 2, &sum), WM_OK);
     ASSERT_EQ_INT(tree_tmp_create(t, &tmp), WM_OK);
     ASSERT_EQ_INT(write(tmp.fd, "v1", 2), 2);
     ASSERT_EQ_INT(tree_tmp_set_time(&tmp, when), WM_OK);
     ASSERT_EQ_INT(tree_tmp_commit(t, &tmp, "times/v", &sum), WM_OK);
-    ASSERT_EQ_INT(tree_lookup(t, "times/v", &got, &mtime), WM_OK);
-    ASSERT_EQ_INT(mtime, when);
+    ASSERT_EQ_INT(tree_lookup(t, "times/v", &got, &times), WM_OK);
+    ASSERT_EQ_INT(times.mtime_ns, when);
 
     /* Labelled ahead of the commit, as the peer does: the commit then takes no checksum. */
     ASSERT_EQ_INT(integrity_of_buffer(WM_SUM_SHA512, "v", "v2", 2, &sum), WM_OK);
@@ -654,11 +655,20 @@ static void test_version_time(struct tree *t)
     ASSERT_EQ_INT(write(tmp.fd, "v2", 2), 2);
     ASSERT_EQ_INT(tree_tmp_set_time(&tmp, when + 1), WM_OK);
     ASSERT_EQ_INT(tree_tmp_set_sum(&tmp, &sum), WM_OK);
+    /* The change time says when the file joined the tree, not when it was labelled: the peer
+     * tells the files it stored itself from those an earlier process left by it. */
+    usleep(100000);
+    struct timespec before, after;
+    clock_gettime(CLOCK_REALTIME, &before);
     ASSERT_EQ_INT(tree_tmp_commit(t, &tmp, "times/v", NULL), WM_OK);
+    clock_gettime(CLOCK_REALTIME, &after);
     memset(&got, 0, sizeof got);
-    ASSERT_EQ_INT(tree_lookup(t, "times/v", &got, &mtime), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "times/v", &got, &times), WM_OK);
     assert_same_sum(&got, &sum);
-    ASSERT_EQ_INT(mtime, when + 1);
+    ASSERT_EQ_INT(times.mtime_ns, when + 1);
+    int64_t coarse_ns = 20000000; /* file times come from the kernel's coarse clock */
+    ASSERT_TRUE(times.ctime_ns >= before.tv_sec * 1000000000LL + before.tv_nsec - coarse_ns);
+    ASSERT_TRUE(times.ctime_ns <= after.tv_sec * 1000000000LL + after.tv_nsec);
     ASSERT_EQ_INT(tree_tmp_set_sum(NULL, &sum), WM_ERR_INVAL);
 }
 
