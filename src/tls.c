@@ -1,10 +1,13 @@
 /* tls.c: TLS client sessions for broker links over OpenSSL's libssl, on non-blocking sockets. */
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,12 @@ static void take_error(struct tls_conn *c, const char *what)
         snprintf(c->error, sizeof c->error, "%s: %s", what,
                  text[0] ? text : (errno ? strerror(errno) : "connection reset"));
     ERR_clear_error();
+}
+
+static bool is_address(const char *host)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
 }
 
 static enum wm_err set_up_context(struct tls_conn *c, const char *cafile, char *why, size_t wl)
@@ -75,8 +84,10 @@ enum wm_err tls_new(int fd, const char *host, const char *cafile, struct tls_con
         snprintf(why, whylen, "cannot create a TLS session");
         goto fail;
     }
-    /* The name is both sent (SNI) and checked against the certificate. */
-    if (SSL_set_tlsext_host_name(c->ssl, host) != 1 || SSL_set1_host(c->ssl, host) != 1) {
+    /* The name is checked against the certificate (an address against its IP entries), and
+     * sent (SNI) unless it is an address, which RFC 6066 leaves out of SNI. */
+    if ((!is_address(host) && SSL_set_tlsext_host_name(c->ssl, host) != 1) ||
+        SSL_set1_host(c->ssl, host) != 1) {
         snprintf(why, whylen, "cannot set the TLS host name %s", host);
         goto fail;
     }
