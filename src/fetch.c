@@ -134,6 +134,7 @@ struct fetcher {
     struct loop_timer *defer; /* ends the failing transfers */
     int defer_depth;          /* > 0: a transfer that fails now ends at the defer timer */
     bool dispatching, dispatch_again;
+    struct tls_config *tls; /* trust for https, set up at the first https connection */
 };
 
 static void receive(struct conn *c);
@@ -542,7 +543,9 @@ static void connected(struct conn *c)
         return;
     }
     char why[256];
-    enum wm_err e = tls_new(c->fd, c->h->name, c->f->opts.cafile, &c->tls, why, sizeof why);
+    enum wm_err e = WM_OK;
+    if (!c->f->tls) e = tls_config_new(c->f->opts.cafile, &c->f->tls, why, sizeof why);
+    if (e == WM_OK) e = tls_new(c->fd, c->h->name, c->f->tls, &c->tls, why, sizeof why);
     if (e != WM_OK) {
         conn_fail(c, e, why);
         return;
@@ -1301,6 +1304,7 @@ void fetch_free(struct fetcher **fp)
         f->hosts = h->next;
         host_free(h);
     }
+    tls_config_free(&f->tls);
     free(f->buf);
     free(f);
     *fp = NULL;

@@ -60,6 +60,7 @@ struct mqtt_link {
     char label[256];
     char *client_id;
     char *cafile;
+    struct tls_config *tls_cfg; /* set up at the first mqtts connection, kept for the next */
     char **subs;
     size_t nsubs;
     char **sub_filters; /* borrowed from subs: those of the last SUBSCRIBE */
@@ -410,7 +411,9 @@ static bool start_tls_or_connect(struct mqtt_link *l)
 {
     if (strcmp(l->url.scheme, "mqtts") != 0) return queue_connect(l);
     char why[300];
-    enum wm_err e = tls_new(l->fd, l->url.host, l->cafile, &l->tls, why, sizeof why);
+    enum wm_err e = WM_OK;
+    if (!l->tls_cfg) e = tls_config_new(l->cafile, &l->tls_cfg, why, sizeof why);
+    if (e == WM_OK) e = tls_new(l->fd, l->url.host, l->tls_cfg, &l->tls, why, sizeof why);
     if (e != WM_OK) {
         drop_connection(l, why);
         return false;
@@ -929,6 +932,7 @@ void mqtt_link_free(struct mqtt_link **lp)
     free(l->sub_filters);
     free(l->client_id);
     free(l->cafile);
+    tls_config_free(&l->tls_cfg);
     url_clear(&l->url);
     free(l);
     *lp = NULL;

@@ -12,9 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct tls_conn {
+struct tls_config {
     SSL_CTX *ctx;
-    SSL *ssl;
+};
+
+struct tls_conn {
+    SSL *ssl; /* holds a reference to its context */
     char error[256];
 };
 
@@ -41,30 +44,52 @@ static bool is_address(const char *host)
     return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
 }
 
-static enum wm_err set_up_context(struct tls_conn *c, const char *cafile, char *why, size_t wl)
+enum wm_err tls_config_new(const char *cafile, struct tls_config **out, char *why, size_t wl)
 {
-    c->ctx = SSL_CTX_new(TLS_client_method());
-    if (!c->ctx) {
+    char dummy[8];
+    if (!why) {
+        why = dummy;
+        wl = sizeof dummy;
+    }
+    why[0] = '\0';
+    if (!out) return WM_ERR_INVAL;
+    *out = NULL;
+    struct tls_config *cfg = calloc(1, sizeof *cfg);
+    if (!cfg) return WM_ERR_NOMEM;
+    cfg->ctx = SSL_CTX_new(TLS_client_method());
+    if (!cfg->ctx) {
         snprintf(why, wl, "cannot create a TLS context");
+        ERR_clear_error();
+        free(cfg);
         return WM_ERR_LIB;
     }
-    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_min_proto_version(cfg->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_PEER, NULL);
     /* Partial writes let a large buffer go out as far as the socket takes it. */
-    SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    int ok = cafile ? SSL_CTX_load_verify_locations(c->ctx, cafile, NULL)
-                    : SSL_CTX_set_default_verify_paths(c->ctx);
+    SSL_CTX_set_mode(cfg->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    int ok = cafile ? SSL_CTX_load_verify_locations(cfg->ctx, cafile, NULL)
+                    : SSL_CTX_set_default_verify_paths(cfg->ctx);
     if (ok != 1) {
         snprintf(why, wl, "cannot load CA certificates from %s",
                  cafile ? cafile : "the system's store");
         ERR_clear_error();
+        tls_config_free(&cfg);
         return WM_ERR_IO;
     }
+    *out = cfg;
     return WM_OK;
 }
 
-enum wm_err tls_new(int fd, const char *host, const char *cafile, struct tls_conn **out, char *why,
-                    size_t whylen)
+void tls_config_free(struct tls_config **cp)
+{
+    if (!cp || !*cp) return;
+    SSL_CTX_free((*cp)->ctx); /* sessions still open keep it until they are freed */
+    free(*cp);
+    *cp = NULL;
+}
+
+enum wm_err tls_new(int fd, const char *host, struct tls_config *cfg, struct tls_conn **out,
+                    char *why, size_t whylen)
 {
     char dummy[8];
     if (!why) {
@@ -72,14 +97,12 @@ enum wm_err tls_new(int fd, const char *host, const char *cafile, struct tls_con
         whylen = sizeof dummy;
     }
     why[0] = '\0';
-    if (!out || fd < 0 || !host) return WM_ERR_INVAL;
+    if (!out || fd < 0 || !host || !cfg) return WM_ERR_INVAL;
     *out = NULL;
     struct tls_conn *c = calloc(1, sizeof *c);
     if (!c) return WM_ERR_NOMEM;
-    enum wm_err e = set_up_context(c, cafile, why, whylen);
-    if (e != WM_OK) goto fail;
-    e = WM_ERR_LIB;
-    c->ssl = SSL_new(c->ctx);
+    enum wm_err e = WM_ERR_LIB;
+    c->ssl = SSL_new(cfg->ctx);
     if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
         snprintf(why, whylen, "cannot create a TLS session");
         goto fail;
@@ -105,7 +128,6 @@ void tls_free(struct tls_conn **cp)
     if (!cp || !*cp) return;
     struct tls_conn *c = *cp;
     if (c->ssl) SSL_free(c->ssl);
-    if (c->ctx) SSL_CTX_free(c->ctx);
     free(c);
     *cp = NULL;
 }

@@ -10,6 +10,9 @@
 #include "error.h"
 
 struct tls_conn;
+/* What the sessions of one owner (a downloader, a broker link) share: the trusted CAs, read
+ * once, and the protocol settings; OpenSSL's SSL_CTX. */
+struct tls_config;
 
 /* The outcome of a TLS step on a non-blocking socket. */
 enum tls_io {
@@ -20,12 +23,20 @@ enum tls_io {
     TLS_FAILED,     /* error; tls_error() says what */
 };
 
+/* Sets up trust in cafile, or in the system's store when cafile is NULL, for sessions made
+ * with tls_new: the file is read once, not per connection. *out is owned by the caller
+ * (tls_config_free), and may be freed while sessions made with it live on (they hold a
+ * reference). WM_ERR_LIB (with why) when OpenSSL cannot set up, WM_ERR_IO when cafile cannot
+ * be read. */
+enum wm_err tls_config_new(const char *cafile, struct tls_config **out, char *why, size_t whylen);
+void tls_config_free(struct tls_config **c);
+
 /* Starts a client session on the connected socket fd (not owned: the caller closes it after
- * tls_free) for host (checked against the certificate), trusting cafile, or the system's store
- * when cafile is NULL. *out is owned by the caller. WM_ERR_LIB (with why) when OpenSSL cannot
- * set up, WM_ERR_IO when cafile cannot be read. */
-enum wm_err tls_new(int fd, const char *host, const char *cafile, struct tls_conn **out, char *why,
-                    size_t whylen);
+ * tls_free) for host (checked against the certificate: a name, or an address against its IP
+ * entries; sent in SNI unless an address) under cfg. *out is owned by the caller. WM_ERR_LIB
+ * (with why) when OpenSSL cannot set up. */
+enum wm_err tls_new(int fd, const char *host, struct tls_config *cfg, struct tls_conn **out,
+                    char *why, size_t whylen);
 void tls_free(struct tls_conn **c);
 
 /* Advances the handshake. */

@@ -1020,11 +1020,17 @@ static void test_https(struct loop *l)
     }
     struct fetch_options o = {.cafile = ca, .connect_timeout_ms = 5000, .low_speed_time_s = 5};
     struct fetcher *f = fetch_new(l, &o);
+    char moved[160];
+    snprintf(moved, sizeof moved, "%s.moved", ca);
     for (int i = 0; i < 3; i++) {
         get(f, l, url, &res);
         ASSERT_EQ_INT(res.err, WM_OK);
         ASSERT_EQ_STR(res.body, "secret bytes");
+        /* s_server closes each connection: the next two are new ones, verified with what the
+         * fetcher read from the CA file once. */
+        if (i == 0) ASSERT_EQ_INT(rename(ca, moved), 0);
     }
+    ASSERT_EQ_INT(rename(moved, ca), 0);
     fetch_free(&f);
     f = fetch_new(l, NULL); /* the system's CAs do not know ours */
     get(f, l, url, &res);
