@@ -156,6 +156,14 @@ char *metrics_render(const struct metrics *m, size_t *len)
             get(&m->inlined));
     counter(&o, "wmesh_duplicates_total", "Announcements of files already held (or in flight).",
             get(&m->duplicates));
+    counter(&o, "wmesh_resent_total",
+            "Announcements a broker delivered again (MQTT DUP): unacknowledged when this peer, "
+            "or an earlier process of it, lost its connection.",
+            get(&m->resent));
+    counter(&o, "wmesh_reannounced_total",
+            "Files held already and announced again: stored by an earlier process that may not "
+            "have announced them (from the journal, or a broker's resend).",
+            get(&m->reannounced));
     emit(&o, "# HELP wmesh_rejected_total Announcements refused, by reason.\n"
              "# TYPE wmesh_rejected_total counter\n");
     for (int r = 0; r < WM_REJECT_COUNT; r++)

@@ -33,6 +33,8 @@ struct metrics {
     atomic_uint_fast64_t download_bytes;
     atomic_uint_fast64_t inlined;
     atomic_uint_fast64_t duplicates;
+    atomic_uint_fast64_t resent;      /* delivered again by a broker (MQTT DUP) */
+    atomic_uint_fast64_t reannounced; /* held already, announced again (journal or resend) */
     atomic_uint_fast64_t download_errors;
     atomic_uint_fast64_t integrity_failures;
     atomic_uint_fast64_t published;

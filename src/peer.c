@@ -93,6 +93,7 @@ static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
         log_warn("rejected %s: %s (topic %s)", metrics_reject_name(r), why, msg->topic);
         return;
     }
+    if (msg->dup) peer_count(&p->metrics.resent, 1);
     peer_admit(p, a, 0, msg->dup ? ADMIT_RESENT : ADMIT_FRESH, &raw);
     apply_backpressure(p);
 }

@@ -158,6 +158,7 @@ done:
 void job_reannounce_held(struct job *j, const struct wm_checksum *held)
 {
     log_info("reannounced %s lag=%.3fs (held before a restart)", j->a->rel_path, peer_lag(j->a));
+    peer_count(&j->peer->metrics.reannounced, 1);
     announce_stored(j, held);
     job_finish(j);
 }

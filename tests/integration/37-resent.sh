@@ -50,6 +50,8 @@ wait_until 60 announced_all || fail "Q's next process announced only some files:
 $(observed obs | head -n 40)"
 reannounced=$(log_count Q reannounced)
 [ "$reannounced" -eq 20 ] || fail "Q re-announced $reannounced of 20 held files"
+metric_is Q wmesh_reannounced_total 20 || fail "wmesh_reannounced_total is $(metric Q wmesh_reannounced_total)"
+[ "$(metric Q wmesh_resent_total)" -ge 20 ] || fail "Q counted $(metric Q wmesh_resent_total) resent of 20"
 downloaded=$(log_count Q downloaded)
 [ "$downloaded" -eq 20 ] || fail "Q downloaded $downloaded times for 20 files (once each)"
 grep -q "^.*duplicate " "$T/Q.log" && fail "Q dropped a resent announcement as a duplicate"
@@ -69,12 +71,15 @@ announced_list2() {
 }
 wait_until 60 announced_list2 || fail "Q did not announce the second batch with its journal failing"
 duplicates=$(metric Q wmesh_duplicates_total)
+resent=$(metric Q wmesh_resent_total)
 restart_broker up
 more_duplicates() {
-    [ "$(metric Q wmesh_duplicates_total)" -ge $((duplicates + 10)) ]
+    [ "$(metric Q wmesh_duplicates_total)" -ge $((duplicates + 10)) ] &&
+        [ "$(metric Q wmesh_resent_total)" -ge $((resent + 10)) ]
 }
 wait_until 60 more_duplicates ||
-    fail "Q counted $(($(metric Q wmesh_duplicates_total) - duplicates)) duplicates of 10 resent"
+    fail "Q counted $(($(metric Q wmesh_duplicates_total) - duplicates)) duplicates and" \
+        "$(($(metric Q wmesh_resent_total) - resent)) resent of the 10 sent again"
 rm "$T/state.on"
 wait_until 30 metric_is Q wmesh_journal_live 0 || fail "Q's journal holds $(metric Q wmesh_journal_live) entries"
 settle Q
@@ -82,7 +87,7 @@ while IFS= read -r rel; do
     n=$(observed obs | grep -cF "\"$rel\"")
     [ "$n" -eq 1 ] || fail "$rel was announced $n times on home"
 done <"$T/list2"
-[ "$(log_count Q reannounced)" -eq 20 ] || fail "Q re-announced a file it stored itself"
+metric_is Q wmesh_reannounced_total 20 || fail "Q re-announced a file it stored itself"
 alive Q
 note "2: the 10 files resent after the upstream broker restarted were duplicates, announced once"
 note "Q: $(counters Q)"
