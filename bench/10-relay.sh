@@ -101,7 +101,15 @@ broker_secs=$(elapsed "$t" "$(last_arrival calone)")
 broker_rate=$(per_second "$N" "$broker_secs")
 detail "broker alone: $N QoS 1 messages in $broker_secs s"
 
-# Ceiling (b): the same files from the same nginx, 4 keep-alive connections, for a few seconds.
+# Ceiling (b): the filesystem's, the same number of files stored the way the peer stores them,
+# one thread, no network. Run after the relay, so as not to change what the relay met: a
+# journal-less ext4 makes creating a file dearer for minutes after files were deleted.
+read -r store_secs store_rate store_user store_sys <<<"$("$WMESH_BENCH_TOOLS/storeonly" \
+    "$T/store" "$N" "$SIZE")" || fail "storeonly failed"
+detail "store alone: $N files of $SIZE bytes in $store_secs s (CPU user $store_user s, system" \
+    "$store_sys s), through tree.c on one thread, in the same filesystem"
+
+# Ceiling (c): the same files from the same nginx, 4 keep-alive connections, for a few seconds.
 cat >"$T/paths.lua" <<'EOF'
 local paths, i = {}, 0
 function init(args)
@@ -123,5 +131,6 @@ detail "nginx alone: $(grep -E 'requests in' "$T/wrk.out" | sed 's/^ *//') (wrk,
     "4 connections, cycling over the $N files)"
 
 summary relay "files=$N size=$SIZE seconds=$secs files_s=$rate cpu_s=$cpu peak_rss_kib=$hwm"
-summary ceilings "broker_msgs_s=$broker_rate nginx_files_s=$nginx_rate" \
-    "relay_vs_broker=$(ratio "$rate" "$broker_rate") relay_vs_nginx=$(ratio "$rate" "$nginx_rate")"
+summary ceilings "broker_msgs_s=$broker_rate nginx_files_s=$nginx_rate store_files_s=$store_rate" \
+    "relay_vs_broker=$(ratio "$rate" "$broker_rate") relay_vs_nginx=$(ratio "$rate" "$nginx_rate")" \
+    "relay_vs_store=$(ratio "$rate" "$store_rate")"
