@@ -6,7 +6,16 @@
  * of the response (the connection stays watched for reading, so no epoll_ctl), a few thousand
  * instructions, and no allocation but url_parse's. Every connection reads into one receive
  * buffer per fetcher: the data callback consumes what it is given before the next read, so
- * one suffices, and a large one means few reads and callbacks for large files. */
+ * one suffices, and a large one means few reads and callbacks for large files.
+ *
+ * Pipelining (HTTP/1.1, RFC 9112 9.3.2): a transfer expected to be small may be sent on a busy
+ * connection, behind the requests already there, rather than on an idle or a new one. The
+ * requests queued on a connection during a loop turn go out in one sendmsg(2) before the loop
+ * waits, the server reads them in one go, and one recv(2) often brings several responses: for
+ * 1 KiB files, nginx spends about half the CPU per request at a depth of 4. Only connections
+ * that have already kept alive are used, never behind a large or unknown size (head-of-line
+ * blocking), and a request whose connection ends before its answer is queued again, to go
+ * alone: a server that closes after each response costs a resend, never a failure. */
 #include "fetch.h"
 
 #include <arpa/inet.h>
@@ -22,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "http_wire.h"
@@ -38,6 +48,8 @@
 #define SPARE_MAX 64            /* finished transfers kept for reuse */
 #define REQUEST_MAX (16 * 1024) /* longer URLs are refused */
 #define HOSTS_MAX 256           /* unused host entries beyond this are forgotten at once */
+#define PIPELINE_SIZE_MAX (256 * 1024) /* larger transfers never share a connection */
+#define PIPELINE_IOV 16                /* requests written by one sendmsg */
 
 /* One pool key: scheme, host and port, with its resolution cache. */
 struct host {
@@ -61,15 +73,17 @@ struct host {
 enum conn_state {
     CONN_CONNECTING, /* TCP connect in progress */
     CONN_HANDSHAKE,  /* TLS handshake in progress */
-    CONN_SENDING,    /* the request did not go out in one send */
-    CONN_RECEIVING,  /* waiting for (the rest of) the response */
+    CONN_BUSY,       /* requests out (or going out), responses awaited */
     CONN_IDLE,       /* kept alive between transfers, watched for reading */
 };
 
 struct conn {
     struct fetcher *f;
     struct host *h;
-    struct transfer *t; /* the transfer it carries; NULL when idle */
+    struct transfer *t; /* the transfer whose response comes next; NULL when idle */
+    struct transfer *behind, *behind_tail; /* pipelined after t, in the order of the requests */
+    int depth;                             /* t and those behind it */
+    bool flush_queued; /* requests behind wait for the pre-wait flush (flush_pipelines) */
     enum conn_state state;
     int fd;
     unsigned watched; /* LOOP_READ | LOOP_WRITE as registered with the loop */
@@ -104,8 +118,11 @@ struct transfer {
     size_t req_cap, req_len, req_sent;
     char *location; /* of the redirect being read */
     int redirects;
-    bool retried; /* the keep-alive race was met once */
-    bool fresh;   /* must go on a new connection */
+    bool retried;      /* the keep-alive race was met once */
+    bool fresh;        /* must go on a new connection */
+    bool solo;         /* its connection ended before its answer: it goes alone, never pipelined */
+    int64_t size_hint; /* as given to fetch_start; -1 unknown */
+    struct transfer *pipe_next; /* behind it on its connection */
     bool discard; /* the body is an error page or a redirect's: read only to keep the connection */
     long status;
     int64_t bytes, drained;
@@ -134,11 +151,12 @@ struct fetcher {
     struct loop_timer *defer; /* ends the failing transfers */
     int defer_depth;          /* > 0: a transfer that fails now ends at the defer timer */
     bool dispatching, dispatch_again;
+    int nflush;             /* connections with flush_queued */
     struct tls_config *tls; /* trust for https, set up at the first https connection */
 };
 
 static void receive(struct conn *c);
-static void send_request(struct conn *c);
+static bool send_pending(struct conn *c);
 static void submit(struct transfer *t);
 static void dispatch_queue(struct fetcher *f);
 
@@ -179,6 +197,21 @@ static void queue_push(struct fetcher *f, struct transfer *t)
     else
         f->queue_head = t;
     f->queue_tail = t;
+}
+
+/* Puts t in the queue right after prev (at its head when prev is NULL). */
+static void queue_insert_after(struct fetcher *f, struct transfer *prev, struct transfer *t)
+{
+    t->q_prev = prev;
+    t->q_next = prev ? prev->q_next : f->queue_head;
+    if (t->q_next)
+        t->q_next->q_prev = t;
+    else
+        f->queue_tail = t;
+    if (prev)
+        prev->q_next = t;
+    else
+        f->queue_head = t;
 }
 
 static void queue_remove(struct fetcher *f, struct transfer *t)
@@ -370,6 +403,7 @@ static void conn_close(struct conn *c)
     struct fetcher *f = c->f;
     close_socket(c);
     if (c->state == CONN_IDLE) idle_remove(c);
+    if (c->flush_queued) f->nflush--;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -394,7 +428,48 @@ static bool close_oldest_idle(struct fetcher *f, struct host *h)
     return true;
 }
 
-/* Detaches t from its connection, which becomes idle (keep) or is closed. */
+static bool has_capacity(const struct fetcher *f, const struct transfer *t);
+static void start(struct transfer *t);
+
+/* The transfers behind c's current one, sent but unanswered when c closes, go to the head of the
+ * queue in their order (or straight onto a connection), alone this time. */
+static void requeue(struct fetcher *f, struct transfer *list)
+{
+    struct transfer *prev = NULL;
+    f->defer_depth++;
+    while (list) {
+        struct transfer *t = list;
+        list = t->pipe_next;
+        t->pipe_next = NULL;
+        t->c = NULL;
+        t->solo = true;
+        if (has_capacity(f, t)) {
+            start(t);
+        } else {
+            queue_insert_after(f, prev, t);
+            prev = t;
+        }
+    }
+    f->defer_depth--;
+}
+
+/* The next transfer behind becomes c's current one: its response is the next to come. */
+static void next_response(struct conn *c)
+{
+    struct transfer *t = c->behind;
+    c->behind = t->pipe_next;
+    if (!c->behind) c->behind_tail = NULL;
+    t->pipe_next = NULL;
+    c->t = t;
+    c->depth--;
+    http_wire_begin(&c->resp);
+    c->got_byte = false;
+    c->carry_len = 0;
+    c->progress_ms = now_ms(c->f);
+}
+
+/* Detaches t, the current transfer of its connection, which goes on with the next one behind,
+ * becomes idle (keep), or is closed. */
 static void release(struct transfer *t, bool keep)
 {
     struct conn *c = t->c;
@@ -402,11 +477,20 @@ static void release(struct transfer *t, bool keep)
     t->c = NULL;
     c->t = NULL;
     if (!keep) {
+        struct fetcher *f = c->f;
+        struct transfer *behind = c->behind;
+        c->behind = c->behind_tail = NULL;
         conn_close(c);
+        requeue(f, behind);
+        return;
+    }
+    c->uses++;
+    if (c->behind) {
+        next_response(c);
         return;
     }
     c->state = CONN_IDLE;
-    c->uses++;
+    c->depth = 0;
     c->idle_ms = now_ms(c->f);
     idle_push(c);
     arm_sweep(c->f, c->idle_ms + IDLE_MAX_MS);
@@ -642,33 +726,55 @@ static void open_conn(struct transfer *t)
 
 /* ---- requests and responses ---- */
 
+/* Puts t on c, idle or just connected, and sends its request. */
 static void start_request(struct conn *c, struct transfer *t)
 {
     struct fetcher *f = c->f;
     c->t = t;
     t->c = c;
     t->req_sent = 0;
+    c->depth = 1;
     http_wire_begin(&c->resp);
     c->got_byte = false;
     c->carry_len = 0;
-    c->state = CONN_SENDING;
+    c->state = CONN_BUSY;
     c->progress_ms = now_ms(f);
     arm_sweep(f, c->progress_ms + stall_ms(f));
-    send_request(c);
+    send_pending(c);
 }
 
-/* Bytes written: >= 0, or -1 with errno (EAGAIN: not now; ECONNRESET, EPIPE: the peer is gone;
- * EPROTO: TLS failed, tls_error says why). */
-static ssize_t conn_write(struct conn *c, const char *p, size_t n)
+/* Puts t behind the transfers of c, busy: its request goes out with the others queued in this
+ * loop turn, from flush_pipelines. */
+static void pipeline_onto(struct conn *c, struct transfer *t)
+{
+    t->c = c;
+    t->req_sent = 0;
+    t->pipe_next = NULL;
+    if (c->behind_tail)
+        c->behind_tail->pipe_next = t;
+    else
+        c->behind = t;
+    c->behind_tail = t;
+    c->depth++;
+    if (!c->flush_queued) {
+        c->flush_queued = true;
+        c->f->nflush++;
+    }
+}
+
+/* Bytes written of the n pieces of iov: >= 0, or -1 with errno (EAGAIN: not now; ECONNRESET,
+ * EPIPE: the peer is gone; EPROTO: TLS failed, tls_error says why). TLS writes the first. */
+static ssize_t conn_write(struct conn *c, struct iovec *iov, size_t n)
 {
     if (!c->tls) {
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = n};
         ssize_t w;
-        while ((w = send(c->fd, p, n, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        while ((w = sendmsg(c->fd, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
             ;
         return w;
     }
     size_t put = 0;
-    enum tls_io io = tls_write(c->tls, p, n, &put);
+    enum tls_io io = tls_write(c->tls, iov[0].iov_base, iov[0].iov_len, &put);
     int e = errno;
     if (io == TLS_DONE) return (ssize_t)put;
     if (io == TLS_WANT_READ || io == TLS_WANT_WRITE)
@@ -752,26 +858,70 @@ static void io_failed(struct conn *c, int err, bool eof)
     conn_fail(c, WM_ERR_CONN, why);
 }
 
-static void send_request(struct conn *c)
+/* The unsent parts of the requests on c, in order, into iov (PIPELINE_IOV at most). */
+static size_t unsent(const struct conn *c, struct iovec *iov)
 {
-    struct transfer *t = c->t;
-    while (t->req_sent < t->req_len) {
-        ssize_t n = conn_write(c, t->req + t->req_sent, t->req_len - t->req_sent);
-        if (n > 0) {
-            t->req_sent += (size_t)n;
+    size_t n = 0;
+    for (struct transfer *t = c->t; t && n < PIPELINE_IOV; t = t == c->t ? c->behind : t->pipe_next)
+        if (t->req_sent < t->req_len)
+            iov[n++] = (struct iovec){t->req + t->req_sent, t->req_len - t->req_sent};
+    return n;
+}
+
+/* Counts n bytes written against the requests on c, in order. */
+static void mark_sent(struct conn *c, size_t n)
+{
+    for (struct transfer *t = c->t; t && n > 0; t = t == c->t ? c->behind : t->pipe_next) {
+        size_t left = t->req_len - t->req_sent;
+        size_t k = n < left ? n : left;
+        t->req_sent += k;
+        n -= k;
+    }
+}
+
+/* Sends what is not yet sent of the requests on c. False when that ended c. */
+static bool send_pending(struct conn *c)
+{
+    struct iovec iov[PIPELINE_IOV];
+    size_t n;
+    while ((n = unsent(c, iov)) > 0) {
+        ssize_t w = conn_write(c, iov, n);
+        if (w > 0) {
+            mark_sent(c, (size_t)w);
             c->progress_ms = now_ms(c->f);
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             /* Reading too: a server may answer (or close) before it has read everything. */
-            if (!watch(c, LOOP_READ | LOOP_WRITE)) conn_fail(c, WM_ERR_IO, "cannot watch a socket");
-            return;
+            if (watch(c, LOOP_READ | LOOP_WRITE)) return true;
+            conn_fail(c, WM_ERR_IO, "cannot watch a socket");
+            return false;
         }
-        io_failed(c, n < 0 ? errno : EPIPE, false);
-        return;
+        io_failed(c, w < 0 ? errno : EPIPE, false);
+        return false;
     }
-    c->state = CONN_RECEIVING;
-    if (!watch(c, LOOP_READ)) conn_fail(c, WM_ERR_IO, "cannot watch a socket");
+    if (watch(c, LOOP_READ)) return true;
+    conn_fail(c, WM_ERR_IO, "cannot watch a socket");
+    return false;
+}
+
+/* Loop hook: the requests pipelined during the turn go out, a connection's in one write. What
+ * fails here ends at the defer timer, as no callback may run while the list is walked. */
+static void flush_pipelines(void *arg)
+{
+    struct fetcher *f = arg;
+    if (f->nflush == 0) return;
+    f->defer_depth++;
+    while (f->nflush > 0) {
+        struct conn *c = f->conns;
+        while (c && !c->flush_queued)
+            c = c->next;
+        if (!c) break;
+        c->flush_queued = false;
+        f->nflush--;
+        send_pending(c);
+    }
+    f->defer_depth--;
 }
 
 static bool is_redirect(long status)
@@ -925,12 +1075,17 @@ static void follow(struct transfer *t)
     submit(t);
 }
 
-/* The response ended, or was abandoned (reusable false): the transfer's outcome. */
-static void response_done(struct conn *c, bool reusable)
+/* The response ended, or was abandoned (reusable false): the transfer's outcome. True when c
+ * goes on with the response of a transfer behind (it then outlives the callbacks run here: a
+ * busy connection is closed only by its own events).  */
+static bool response_done(struct conn *c, bool reusable)
 {
     struct transfer *t = c->t;
-    /* Bytes TLS decrypted past the response would be taken for the next one's. */
-    bool keep = reusable && c->resp.keep_alive && !c->tls_end && !(c->tls && tls_pending(c->tls));
+    /* Bytes TLS decrypted past the response would be taken for the next one's, unless a
+     * request behind asked for them. */
+    bool keep = reusable && c->resp.keep_alive && !c->tls_end &&
+                (c->behind || !(c->tls && tls_pending(c->tls)));
+    bool goes_on = keep && c->behind;
     release(t, keep);
     if (t->status == 200) {
         end_transfer(t, WM_OK, 200, "");
@@ -941,6 +1096,7 @@ static void response_done(struct conn *c, bool reusable)
         snprintf(why, sizeof why, "HTTP %ld", t->status);
         end_transfer(t, WM_ERR_PROTOCOL, t->status, why);
     }
+    return goes_on;
 }
 
 static void finish_at_eof(struct conn *c)
@@ -1058,9 +1214,13 @@ static bool parse(struct conn *c, const char *buf, size_t len)
             if (!on_body(c, data, dlen)) return false;
             break;
         case HTTP_WIRE_END:
-            /* Bytes after the response: we never pipeline, so the server is confused. */
-            response_done(c, len == 0);
-            return false;
+            /* Bytes after the response with no request behind: the server is confused. */
+            if (!c->behind) {
+                response_done(c, len == 0);
+                return false;
+            }
+            if (!response_done(c, true)) return false;
+            break; /* on with the next response, from what is left */
         case HTTP_WIRE_ERROR:
         default:
             conn_fail(c, WM_ERR_PROTOCOL, c->resp.why ? c->resp.why : "malformed response");
@@ -1116,11 +1276,9 @@ static void on_conn_event(void *arg, int fd, unsigned events)
     case CONN_HANDSHAKE:
         handshake(c);
         break;
-    case CONN_SENDING:
-        send_request(c);
-        break;
-    case CONN_RECEIVING:
-        receive(c);
+    case CONN_BUSY:
+        if ((events & LOOP_WRITE) && !send_pending(c)) break;
+        if (events & (LOOP_READ | LOOP_ERROR)) receive(c);
         break;
     case CONN_IDLE:
         idle_event(c, events);
@@ -1130,21 +1288,46 @@ static void on_conn_event(void *arg, int fd, unsigned events)
 
 /* ---- scheduling ---- */
 
+static bool small(const struct transfer *t)
+{
+    return t->size_hint >= 0 && t->size_hint <= PIPELINE_SIZE_MAX;
+}
+
+/* The busy connection t can be pipelined on, the least deep of them; NULL when none. One that
+ * has not yet kept alive may be a server's that closes after each response. */
+static struct conn *pipeline_target(const struct fetcher *f, const struct transfer *t)
+{
+    if (f->opts.pipeline < 2 || t->fresh || t->solo || !small(t)) return NULL;
+    struct conn *best = NULL;
+    for (struct conn *c = f->conns; c; c = c->next)
+        if (c->h == t->h && c->state == CONN_BUSY && c->uses > 0 && c->depth < f->opts.pipeline &&
+            small(c->t) && (!best || c->depth < best->depth))
+            best = c;
+    return best;
+}
+
 /* Whether t can go on a connection now. */
 static bool has_capacity(const struct fetcher *f, const struct transfer *t)
 {
     const struct host *h = t->h;
     if (!t->fresh && h->idle) return true;
+    if (pipeline_target(f, t)) return true;
     if (h->nconns >= f->opts.max_per_host) return h->idle != NULL; /* one of them can go */
     return f->nconns < f->opts.max_total || f->nidle > 0;
 }
 
-/* Puts t on a connection (has_capacity said it can): an idle one of its host, or a new one,
- * closing an idle connection to make room if need be. */
+/* Puts t on a connection (has_capacity said it can): behind the requests on a busy one of its
+ * host (fewer connections, fewer system calls on both sides, and no wait for a connect), an
+ * idle one, or a new one, closing an idle connection to make room if need be. */
 static void start(struct transfer *t)
 {
     struct fetcher *f = t->f;
     struct host *h = t->h;
+    struct conn *busy = pipeline_target(f, t);
+    if (busy) {
+        pipeline_onto(busy, t);
+        return;
+    }
     if (!t->fresh && h->idle) {
         struct conn *c = h->idle;
         idle_remove(c);
@@ -1181,7 +1364,7 @@ static void dispatch_queue(struct fetcher *f)
         f->dispatch_again = false;
         for (struct transfer *t = f->queue_head, *next; t; t = next) {
             next = t->q_next;
-            if (f->nconns >= f->opts.max_total && f->nidle == 0) break;
+            if (f->nconns >= f->opts.max_total && f->nidle == 0 && f->opts.pipeline < 2) break;
             if (!has_capacity(f, t)) continue;
             queue_remove(f, t);
             submit(t);
@@ -1263,9 +1446,14 @@ struct fetcher *fetch_new(struct loop *loop, const struct fetch_options *opts)
     if (f->opts.max_per_host <= 0) f->opts.max_per_host = 8;
     if (f->opts.max_total <= 0) f->opts.max_total = 64;
     f->failing_tail = &f->failing;
+    if (loop_add_hook(loop, flush_pipelines, f) != WM_OK) {
+        free(f);
+        return NULL;
+    }
     /* Allocated once: its pages are only touched as far as the largest read went. */
     f->buf = malloc(RECV_BUFFER);
     if (!f->buf) {
+        loop_remove_hook(loop, flush_pipelines, f);
         free(f);
         return NULL;
     }
@@ -1286,6 +1474,7 @@ void fetch_free(struct fetcher **fp)
     struct fetcher *f = *fp;
     loop_timer_cancel(f->loop, &f->sweep);
     loop_timer_cancel(f->loop, &f->defer);
+    loop_remove_hook(f->loop, flush_pipelines, f);
     while (f->conns)
         conn_close(f->conns);
     /* Transfers still running are abandoned without their done callbacks. */
@@ -1322,8 +1511,8 @@ static struct transfer *take_transfer(struct fetcher *f)
     return calloc(1, sizeof *t);
 }
 
-enum wm_err fetch_start(struct fetcher *f, const char *url, fetch_data_fn data, fetch_done_fn done,
-                        void *arg)
+enum wm_err fetch_start(struct fetcher *f, const char *url, int64_t size_hint, fetch_data_fn data,
+                        fetch_done_fn done, void *arg)
 {
     if (!f || !url || !done) return WM_ERR_INVAL;
     struct transfer *t = take_transfer(f);
@@ -1332,6 +1521,7 @@ enum wm_err fetch_start(struct fetcher *f, const char *url, fetch_data_fn data, 
     t->data = data;
     t->done = done;
     t->arg = arg;
+    t->size_hint = size_hint;
     t->next = f->active_list;
     t->prev = NULL;
     if (f->active_list) f->active_list->prev = t;
@@ -1412,7 +1602,7 @@ enum wm_err fetch_get_buffer(const char *url, size_t cap, char **body, size_t *l
     sigaddset(&pipe, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe, &old);
     if (!(b.loop = loop_new()) || !(f = fetch_new(b.loop, &o))) goto done;
-    if ((b.err = fetch_start(f, url, buffer_data, buffer_done, &b)) == WM_OK) {
+    if ((b.err = fetch_start(f, url, -1, buffer_data, buffer_done, &b)) == WM_OK) {
         b.err = WM_ERR_NOMEM; /* until done says otherwise */
         if (loop_run(b.loop) != WM_OK) b.err = WM_ERR_IO;
     }

@@ -29,6 +29,7 @@ struct fetch_options {
     int64_t max_size;        /* bytes; 0: unlimited */
     int max_per_host;        /* connections per scheme, host and port; 0: 8 */
     int max_total;           /* connections in all, idle ones included; 0: 64 */
+    int pipeline;            /* requests in flight per connection for small transfers; 0, 1: 1 */
     const char *cafile;      /* https: CA certificates to trust; NULL: the system's store */
 };
 
@@ -42,9 +43,11 @@ void fetch_free(struct fetcher **f);
 /* Starts GET url; transfers beyond the connection limits wait, first come first served. Exactly
  * one done callback follows, never from inside fetch_start, also for a URL that cannot be
  * fetched. The data callback receives the body of a 200 response only, in pieces that are
- * valid during the call. Errors: WM_ERR_INVAL (no url or done), WM_ERR_NOMEM. */
-enum wm_err fetch_start(struct fetcher *f, const char *url, fetch_data_fn data, fetch_done_fn done,
-                        void *arg);
+ * valid during the call. size_hint is the size the caller expects (-1: unknown): a small one
+ * lets the request be pipelined (opts.pipeline), a wrong one costs only speed. Errors:
+ * WM_ERR_INVAL (no url or done), WM_ERR_NOMEM. */
+enum wm_err fetch_start(struct fetcher *f, const char *url, int64_t size_hint, fetch_data_fn data,
+                        fetch_done_fn done, void *arg);
 /* Transfers started and not yet done. */
 size_t fetch_active(const struct fetcher *f);
 

@@ -345,6 +345,7 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
     if ((e = peer_sync_start(p))) return e;
     struct fetch_options fo = {.max_per_host = c->max_downloads,
                                .max_total = c->max_downloads,
+                               .pipeline = c->pipeline,
                                .max_size = c->max_size,
                                .connect_timeout_ms = (long)(c->connect_timeout_s * 1000),
                                .low_speed_time_s = (long)c->stall_timeout_s,

@@ -41,6 +41,7 @@ struct peer_config {
     double lag_drop_s;           /* <= 0: never drop */
     size_t max_message;          /* bytes; larger payloads are refused */
     int max_downloads;           /* concurrent downloads */
+    int pipeline;                /* HTTP requests in flight per connection, small files; 0: 1 */
     double retry_for_s;          /* keep retrying a failed download this long */
     int64_t max_size;            /* largest file downloaded, bytes; 0: no limit */
     double connect_timeout_s;    /* download connection timeout */

@@ -362,7 +362,7 @@ static bool try_next_source(struct job *j)
                       integrity_method_name(j->a->sum.method));
             return false;
         }
-        e = fetch_start(p->fetcher, url, on_data, on_done, j);
+        e = fetch_start(p->fetcher, url, j->a->size, on_data, on_done, j);
         if (e == WM_OK) return true;
         log_warn("cannot start download of %s: %s", url, wm_strerror(e));
     }

@@ -43,6 +43,8 @@ static const struct option_spec specs[] = {
     {"lag-drop", OPT_NUMBER, false, "S", "7200", "drop announcements older than S seconds"},
     {"max-message", OPT_NUMBER, false, "BYTES", "8192", "largest announcement accepted"},
     {"max-downloads", OPT_NUMBER, false, "N", "16", "concurrent downloads"},
+    {"pipeline", OPT_NUMBER, false, "N", "4",
+     "requests in flight per connection for files up to 256 KiB (1: no HTTP pipelining)"},
     {"max-size", OPT_NUMBER, false, "BYTES", "0", "largest file downloaded (0: no limit)"},
     {"connect-timeout", OPT_NUMBER, false, "S", "10", "download connection timeout"},
     {"stall-timeout", OPT_NUMBER, false, "S", "30", "cut a download that moves no byte this long"},
@@ -99,11 +101,12 @@ static int build_filter(struct options *o, struct filter *f)
 
 static int numbers(struct options *o, struct peer_config *c)
 {
-    double max_message, max_downloads, max_size, max_queue, seen_capacity;
+    double max_message, max_downloads, pipeline, max_size, max_queue, seen_capacity;
     if (options_number(o, "lag-warn", 120, &c->lag_warn_s) ||
         options_number(o, "lag-drop", 7200, &c->lag_drop_s) ||
         options_number(o, "max-message", 8192, &max_message) ||
         options_number(o, "max-downloads", 16, &max_downloads) ||
+        options_number(o, "pipeline", 4, &pipeline) || pipeline < 1 || pipeline > 64 ||
         options_number(o, "max-size", 0, &max_size) ||
         options_number(o, "retry-for", 3600, &c->retry_for_s) ||
         options_number(o, "connect-timeout", 10, &c->connect_timeout_s) ||
@@ -120,6 +123,7 @@ static int numbers(struct options *o, struct peer_config *c)
     }
     c->max_message = (size_t)max_message;
     c->max_downloads = (int)max_downloads;
+    c->pipeline = (int)pipeline;
     c->max_size = (int64_t)max_size;
     c->max_queue = (size_t)max_queue;
     c->seen_capacity = (size_t)seen_capacity;

@@ -97,7 +97,7 @@ static void start_next(struct run *r)
         char url[160];
         snprintf(url, sizeof url, "%s%d", r->url, j->n);
         r->to_start--;
-        if (fetch_start(r->f, url, on_data, on_done, j) != WM_OK) {
+        if (fetch_start(r->f, url, (int64_t)size_of(j->n), on_data, on_done, j) != WM_OK) {
             free(j);
             r->failed++;
             continue;
@@ -198,6 +198,14 @@ static void test_embedded_server(void)
     fetch_free(&r.f);
     ASSERT_TRUE(r.f == NULL);
     ASSERT_TRUE(idle_turns(r.loop, 200) < 20);
+    /* The same over 2 connections, up to 4 requests deep on each. */
+    struct fetch_options piped = {.max_per_host = 2, .pipeline = 4};
+    r.f = fetch_new(r.loop, &piped);
+    ASSERT_TRUE(r.f != NULL);
+    run_transfers(&r, 200);
+    ASSERT_EQ_INT(r.ok, 200);
+    ASSERT_EQ_INT(r.wrong, 0);
+    fetch_free(&r.f);
 
     /* Idle connections the server closes must not wake the loop. */
     r.f = fetch_new(r.loop, &opts);
@@ -241,6 +249,7 @@ struct canned {
     pthread_t acceptor;
     pthread_mutex_t lock;
     int conns, requests; /* accepted and read so far */
+    int pipelined;       /* requests that came before the answer to the one ahead */
     char last_request[2048];
     int fds[CANNED_CONNS];
     pthread_t threads[CANNED_CONNS];
@@ -354,6 +363,13 @@ static bool respond(struct canned *s, int fd, const char *path, int n)
     if (strcmp(path, "/race") == 0) /* kept alive once, then closed as the next request comes */
         return n == 1 && send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nrace");
     if (strcmp(path, "/drop") == 0) return false;
+    if (strcmp(path, "/every3") == 0) { /* the third response of a connection is its last */
+        if (n % 3 == 0) {
+            send_str(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+            return false;
+        }
+        return send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    }
     if (strcmp(path, "/reset") == 0) {
         struct linger l = {1, 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
@@ -463,6 +479,11 @@ static void *serve_conn(void *arg)
         pthread_mutex_unlock(&s->lock);
         memmove(buf, buf + len, have - len);
         have -= len;
+        if (memmem(buf, have, "\r\n\r\n", 4)) {
+            pthread_mutex_lock(&s->lock);
+            s->pipelined++;
+            pthread_mutex_unlock(&s->lock);
+        }
         if (!respond(s, fd, path, n)) break;
     }
     shutdown(fd, SHUT_WR);
@@ -562,6 +583,7 @@ struct result {
     char body[64];
     bool large_ok; /* the bytes are send_large's */
     size_t abort_after;
+    int64_t size_hint;          /* given to fetch_start, kept by start_one */
     int index, *order, *norder; /* for the queue: the order of the done callbacks */
 };
 
@@ -594,12 +616,14 @@ static void result_done(void *arg, enum wm_err err, long status, const char *why
 static void start_one(struct fetcher *f, struct loop *l, const char *url, struct result *r)
 {
     size_t abort_after = r->abort_after;
+    int64_t size_hint = r->size_hint;
     memset(r, 0, sizeof *r);
     r->abort_after = abort_after;
+    r->size_hint = size_hint;
     r->loop = l;
     r->large_ok = true;
     in_start = true;
-    enum wm_err e = fetch_start(f, url, result_data, result_done, r);
+    enum wm_err e = fetch_start(f, url, r->size_hint, result_data, result_done, r);
     in_start = false;
     ASSERT_EQ_INT(e, WM_OK);
     ASSERT_EQ_INT(r->calls, 0);
@@ -934,6 +958,69 @@ static void test_queue(struct canned *s, struct loop *l)
     ASSERT_EQ_INT(rs[0].calls + rs[1].calls + rs[2].calls, 0);
 }
 
+/* Starts n transfers of paths[i % npaths] with size hint hint at once, and runs the loop until
+ * all are done; each must have the body wanted for its path. */
+static void run_batch(struct fetcher *f, struct loop *l, struct canned *s, int n,
+                      const char *const *paths, const char *const *bodies, int npaths, int64_t hint)
+{
+    static struct result rs[64];
+    int order[64], norder = 0;
+    ASSERT_TRUE(n <= 64);
+    for (int i = 0; i < n && i < 64; i++) {
+        rs[i].size_hint = hint;
+        start_one(f, l, url_of(s, paths[i % npaths]), &rs[i]);
+        rs[i].index = i;
+        rs[i].order = order;
+        rs[i].norder = &norder;
+    }
+    struct guard g;
+    guard_set(&g, l);
+    while (norder < n && !g.fired)
+        loop_run(l);
+    loop_timer_cancel(l, &g.timer);
+    ASSERT_EQ_INT(norder, n);
+    for (int i = 0; i < n && i < 64; i++) {
+        if (rs[i].err != WM_OK) fprintf(stderr, "%s: %s\n", paths[i % npaths], rs[i].why);
+        ASSERT_EQ_INT(rs[i].err, WM_OK);
+        ASSERT_EQ_INT(rs[i].calls, 1);
+        ASSERT_EQ_STR(rs[i].body, bodies[i % npaths]);
+    }
+    ASSERT_EQ_INT(fetch_active(f), 0);
+}
+
+/* Pipelining: small transfers share the connections that have kept alive; responses cut
+ * anywhere across reads, servers that close with requests unanswered. */
+static void test_pipelining(struct canned *s, struct loop *l)
+{
+    struct fetch_options o = {.max_per_host = 2, .pipeline = 4};
+    struct fetcher *f = fetch_new(l, &o);
+    ASSERT_TRUE(f != NULL);
+    if (!f) return;
+    static const char *const mixed[] = {"/ok", "/chunked", "/split", "/ok", "/split-chunks"};
+    static const char *const mixed_bodies[] = {"hello", "Wikipedia in\r\n\r\nchunks.", "abcdef",
+                                               "hello", "abcdef"};
+    int c0 = counter(s, &s->conns), p0 = counter(s, &s->pipelined);
+    run_batch(f, l, s, 40, mixed, mixed_bodies, 5, 5);
+    ASSERT_TRUE(counter(s, &s->conns) - c0 <= 2);
+    ASSERT_TRUE(counter(s, &s->pipelined) - p0 >= 10);
+
+    /* Unknown or large sizes go one at a time. */
+    p0 = counter(s, &s->pipelined);
+    run_batch(f, l, s, 20, mixed, mixed_bodies, 5, -1);
+    run_batch(f, l, s, 20, mixed, mixed_bodies, 5, 10 * 1024 * 1024);
+    ASSERT_EQ_INT(counter(s, &s->pipelined) - p0, 0);
+
+    /* A server that closes after the third response of each connection, and one that closes as
+     * the second request comes: what was behind goes again, alone, and nothing fails. */
+    static const char *const every3[] = {"/every3"}, *const ok2[] = {"ok"};
+    p0 = counter(s, &s->pipelined);
+    run_batch(f, l, s, 60, every3, ok2, 1, 2);
+    ASSERT_TRUE(counter(s, &s->pipelined) - p0 > 0);
+    static const char *const race[] = {"/race"}, *const race_body[] = {"race"};
+    run_batch(f, l, s, 30, race, race_body, 1, 4);
+    fetch_free(&f);
+}
+
 static void test_get_buffer(struct canned *s)
 {
     char *body = NULL;
@@ -1057,6 +1144,7 @@ int main(void)
     test_redirects(&s, l);
     test_sizes(&s, l);
     test_queue(&s, l);
+    test_pipelining(&s, l);
     test_get_buffer(&s);
     test_https(l);
     loop_free(&l);
