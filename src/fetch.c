@@ -1,6 +1,7 @@
 /* fetch.c: HTTP/1.1 downloads on the event loop: keep-alive connections pooled per scheme, host
- * and port, a FIFO queue beyond the pool's limits, redirects, size and stall limits, https
- * through tls.c; http_wire.c reads and writes the bytes.
+ * and port (fetch_hosts.c keeps the keys and their addresses), a FIFO queue beyond the pool's
+ * limits, pipelining, redirects, size and stall limits, https through tls.c; http_wire.c reads
+ * and writes the bytes; fetch_get.c is the blocking GET of tools.
  *
  * What a small file costs on a kept-alive connection: one send(2) of the request, one recv(2)
  * of the response (the connection stays watched for reading, so no epoll_ctl), a few thousand
@@ -18,57 +19,32 @@
  * alone: a server that closes after each response costs a resend, never a failure. */
 #include "fetch.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fetch_hosts.h"
 #include "http_wire.h"
 #include "loop.h"
 #include "tls.h"
 #include "url.h"
 
 #define RECV_BUFFER (512 * 1024) /* shared by the connections of a fetcher */
-#define RESOLVE_TTL_MS 60000     /* getaddrinfo blocks the loop: its answers are kept */
-#define RESOLVE_FAIL_TTL_MS 5000 /* and its failures, a little */
 #define IDLE_MAX_MS 118000       /* an idle connection older than this is closed */
 #define MAX_REDIRECTS 5
 #define DRAIN_MAX (64 * 1024)   /* an error page or redirect body read to keep the connection */
 #define SPARE_MAX 64            /* finished transfers kept for reuse */
 #define REQUEST_MAX (16 * 1024) /* longer URLs are refused */
-#define HOSTS_MAX 256           /* unused host entries beyond this are forgotten at once */
 #define PIPELINE_SIZE_MAX (256 * 1024) /* larger transfers never share a connection */
 #define PIPELINE_IOV 16                /* requests written by one sendmsg */
-
-/* One pool key: scheme, host and port, with its resolution cache. */
-struct host {
-    struct host *next;
-    char *name;
-    int port;
-    bool tls;
-    int refs;               /* transfers pointing here */
-    int nconns;             /* connections open to it, idle ones included */
-    struct conn *idle;      /* its idle connections, the most recently used first */
-    struct addrinfo *addrs; /* NULL until resolved, or when resolving failed */
-    int resolve_error;      /* getaddrinfo's error when addrs is NULL */
-    int64_t resolved_ms;
-    /* The "scheme://[userinfo@]host[:port]" of the first URL that named it, and that URL parsed
-     * (without its path): URLs that start the same way need no url_parse, and no allocation. */
-    char *authority;
-    size_t authority_len;
-    struct wm_url url;
-};
 
 enum conn_state {
     CONN_CONNECTING, /* TCP connect in progress */
@@ -136,8 +112,7 @@ struct fetcher {
     struct loop *loop;
     struct fetch_options opts;
     char *buf; /* RECV_BUFFER bytes */
-    struct host *hosts;
-    size_t nhosts;
+    struct host_pool hosts;
     struct conn *conns;
     int nconns, nidle;
     struct transfer *active_list; /* started and not done, wherever they are */
@@ -246,134 +221,6 @@ static void idle_remove(struct conn *c)
     if (c->idle_next) c->idle_next->idle_prev = c->idle_prev;
     c->idle_next = c->idle_prev = NULL;
     c->f->nidle--;
-}
-
-/* ---- hosts ---- */
-
-static void host_free(struct host *h)
-{
-    if (h->addrs) freeaddrinfo(h->addrs);
-    free(h->name);
-    free(h->authority);
-    url_clear(&h->url);
-    free(h);
-}
-
-/* The host whose authority url starts with, its path following; NULL when none. */
-static struct host *host_of_authority(const struct fetcher *f, const char *url)
-{
-    for (struct host *h = f->hosts; h; h = h->next)
-        if (h->authority && strncmp(url, h->authority, h->authority_len) == 0 &&
-            (url[h->authority_len] == '/' || url[h->authority_len] == '\0'))
-            return h;
-    return NULL;
-}
-
-/* Keeps u (its path aside) as h's parsed authority, unless h has one. Consumes u. */
-static void remember_authority(struct host *h, const char *url, struct wm_url *u)
-{
-    size_t len = strlen(url) - strlen(u->path);
-    if (h->authority || !(h->authority = strndup(url, len))) {
-        url_clear(u);
-        return;
-    }
-    h->authority_len = len;
-    free(u->path);
-    u->path = NULL;
-    h->url = *u;
-    memset(u, 0, sizeof *u);
-}
-
-/* Forgets the hosts nothing uses whose resolution is stale, or all unused ones when there are
- * too many (a hostile upstream could name a new host in every announcement). */
-static void prune_hosts(struct fetcher *f)
-{
-    int64_t now = now_ms(f);
-    bool crowded = f->nhosts >= HOSTS_MAX;
-    for (struct host **pp = &f->hosts; *pp;) {
-        struct host *h = *pp;
-        if (h->refs == 0 && h->nconns == 0 && (crowded || now - h->resolved_ms >= RESOLVE_TTL_MS)) {
-            *pp = h->next;
-            host_free(h);
-            f->nhosts--;
-        } else {
-            pp = &h->next;
-        }
-    }
-}
-
-/* The entry for name:port over tls, with one more reference; NULL when out of memory. */
-static struct host *host_get(struct fetcher *f, const char *name, int port, bool tls)
-{
-    for (struct host *h = f->hosts; h; h = h->next) {
-        if (h->port == port && h->tls == tls && strcasecmp(h->name, name) == 0) {
-            h->refs++;
-            return h;
-        }
-    }
-    prune_hosts(f);
-    struct host *h = calloc(1, sizeof *h);
-    if (!h || !(h->name = strdup(name))) {
-        free(h);
-        return NULL;
-    }
-    h->port = port;
-    h->tls = tls;
-    h->refs = 1;
-    h->next = f->hosts;
-    f->hosts = h;
-    f->nhosts++;
-    return h;
-}
-
-/* Resolves h unless its cached answer is fresh. False with why when there is no address. */
-static bool resolve(struct fetcher *f, struct host *h, char *why, size_t wl)
-{
-    int64_t now = now_ms(f);
-    int64_t ttl = h->addrs ? RESOLVE_TTL_MS : RESOLVE_FAIL_TTL_MS;
-    if ((h->addrs || h->resolve_error) && now - h->resolved_ms < ttl) goto done;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    char port[16];
-    snprintf(port, sizeof port, "%d", h->port);
-    int rc = getaddrinfo(h->name, port, &hints, &res);
-    h->resolved_ms = now;
-    if (rc == 0) {
-        if (h->addrs) freeaddrinfo(h->addrs);
-        h->addrs = res;
-        h->resolve_error = 0;
-    } else if (!h->addrs) {
-        h->resolve_error = rc;
-    } /* else the stale answer is kept for another while: better than none */
-done:
-    if (h->addrs) return true;
-    snprintf(why, wl, "cannot resolve %s: %s", h->name, gai_strerror(h->resolve_error));
-    return false;
-}
-
-static struct addrinfo *nth_addr(const struct host *h, int n)
-{
-    struct addrinfo *a = h->addrs;
-    while (a && n-- > 0)
-        a = a->ai_next;
-    return a;
-}
-
-static void describe_addr(const struct addrinfo *a, char *out, size_t outlen)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (a->ai_family == AF_INET6) {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a->ai_addr;
-        inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof ip);
-        port = ntohs(s->sin6_port);
-        snprintf(out, outlen, "[%s]:%d", ip, port);
-        return;
-    }
-    const struct sockaddr_in *s = (const struct sockaddr_in *)a->ai_addr;
-    inet_ntop(AF_INET, &s->sin_addr, ip, sizeof ip);
-    port = ntohs(s->sin_port);
-    snprintf(out, outlen, "%s:%d", ip, port);
 }
 
 /* ---- connections ---- */
@@ -644,12 +491,12 @@ static void connect_next(struct conn *c)
 {
     struct fetcher *f = c->f;
     int64_t now = now_ms(f);
-    for (struct addrinfo *a; (a = nth_addr(c->h, c->next_addr)); c->next_addr++) {
+    for (struct addrinfo *a; (a = host_addr(c->h, c->next_addr)); c->next_addr++) {
         if (now >= c->deadline_ms) {
             c->last_errno = ETIMEDOUT;
             break;
         }
-        describe_addr(a, c->addr, sizeof c->addr);
+        addr_describe(a, c->addr, sizeof c->addr);
         c->fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
         if (c->fd < 0) {
             c->last_errno = errno;
@@ -701,7 +548,7 @@ static void open_conn(struct transfer *t)
 {
     struct fetcher *f = t->f;
     char why[300];
-    if (!resolve(f, t->h, why, sizeof why)) {
+    if (!host_resolve(t->h, now_ms(f), why, sizeof why)) {
         end_transfer(t, WM_ERR_CONN, 0, why);
         return;
     }
@@ -929,44 +776,6 @@ static bool is_redirect(long status)
     return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
-/* The absolute form of location, relative to base (RFC 3986, 5.2, without the removal of dot
- * segments, which servers do). A new string, or NULL when out of memory. */
-static char *absolute_url(const char *base, const char *loc)
-{
-    size_t ll = strcspn(loc, "#");
-    size_t i = 0;
-    while (isalnum((unsigned char)loc[i]) || (loc[i] && strchr("+-.", loc[i])))
-        i++;
-    const char *auth = strstr(base, "://");
-    size_t keep = 0;    /* bytes of base kept */
-    bool slash = false; /* a '/' between them, when base has no path */
-    if (i > 0 && loc[i] == ':') {
-        keep = 0; /* it has a scheme: absolute already */
-    } else if (!auth) {
-        return NULL;
-    } else if (loc[0] == '/' && loc[1] == '/') {
-        keep = (size_t)(auth - base) + 1; /* the scheme and its ':' */
-    } else {
-        size_t path_at = (size_t)(auth + 3 - base) + strcspn(auth + 3, "/");
-        keep = path_at + strcspn(base + path_at, "?#");
-        if (loc[0] == '/') {
-            keep = path_at;
-        } else {
-            if (loc[0] != '?') /* a relative path replaces the last segment */
-                while (keep > path_at && base[keep - 1] != '/')
-                    keep--;
-            slash = keep == path_at;
-        }
-    }
-    char *u = malloc(keep + slash + ll + 1);
-    if (!u) return NULL;
-    memcpy(u, base, keep);
-    if (slash) u[keep] = '/';
-    memcpy(u + keep + slash, loc, ll);
-    u[keep + slash + ll] = '\0';
-    return u;
-}
-
 /* Makes *buf (capacity *cap) hold at least need bytes; false, with why set, when out of memory. */
 static bool reserve(char **buf, size_t *cap, size_t need, char *why, size_t wl)
 {
@@ -1000,7 +809,7 @@ static enum wm_err write_request(struct transfer *t, const struct wm_url *u, cha
 static void set_host(struct transfer *t, struct host *h)
 {
     if (t->h) t->h->refs--;
-    t->h = h; /* host_get counted the reference */
+    t->h = h; /* hosts_get counted the reference */
 }
 
 /* Makes t ready to fetch url: the request written, the host found. */
@@ -1013,7 +822,7 @@ static enum wm_err prepare(struct transfer *t, const char *url, char *why, size_
     }
     if (!reserve(&t->url, &t->url_cap, n + 1, why, wl)) return WM_ERR_NOMEM;
     memmove(t->url, url, n + 1);
-    struct host *h = host_of_authority(t->f, t->url);
+    struct host *h = hosts_by_authority(&t->f->hosts, t->url);
     if (h) { /* the usual case: a host fetched from before */
         struct wm_url u = h->url;
         u.path = t->url + h->authority_len;
@@ -1036,7 +845,7 @@ static enum wm_err prepare(struct transfer *t, const char *url, char *why, size_
         return WM_ERR_INVAL;
     }
     enum wm_err e = write_request(t, &u, why, wl);
-    if (e == WM_OK && !(h = host_get(t->f, u.host, u.port, tls))) {
+    if (e == WM_OK && !(h = hosts_get(&t->f->hosts, u.host, u.port, tls, now_ms(t->f)))) {
         snprintf(why, wl, "out of memory");
         e = WM_ERR_NOMEM;
     }
@@ -1045,7 +854,7 @@ static enum wm_err prepare(struct transfer *t, const char *url, char *why, size_
         return e;
     }
     set_host(t, h);
-    remember_authority(h, t->url, &u);
+    host_remember_authority(h, t->url, &u);
     return WM_OK;
 }
 
@@ -1059,7 +868,7 @@ static void follow(struct transfer *t)
         return;
     }
     t->redirects++;
-    char *target = absolute_url(t->url, t->location);
+    char *target = url_resolve(t->url, t->location);
     free(t->location);
     t->location = NULL;
     enum wm_err e = target ? prepare(t, target, why, sizeof why) : WM_ERR_NOMEM;
@@ -1488,11 +1297,7 @@ void fetch_free(struct fetcher **fp)
         f->spare = t->next;
         free_transfer(t);
     }
-    while (f->hosts) {
-        struct host *h = f->hosts;
-        f->hosts = h->next;
-        host_free(h);
-    }
+    hosts_free(&f->hosts);
     tls_config_free(&f->tls);
     free(f->buf);
     free(f);
@@ -1543,92 +1348,4 @@ enum wm_err fetch_start(struct fetcher *f, const char *url, int64_t size_hint, f
 size_t fetch_active(const struct fetcher *f)
 {
     return f ? f->active : 0;
-}
-
-/* ---- the blocking GET ---- */
-
-struct buffer {
-    struct loop *loop;
-    char *data;
-    size_t len, size, cap;
-    bool overflow;
-    enum wm_err err;
-    long status;
-};
-
-static int buffer_data(void *arg, const void *data, size_t len)
-{
-    struct buffer *b = arg;
-    if (len > b->cap - b->len) {
-        b->overflow = true;
-        return -1;
-    }
-    if (b->len + len + 1 > b->size) {
-        size_t size = b->size ? b->size : 4096;
-        while (size < b->len + len + 1)
-            size *= 2;
-        char *grown = realloc(b->data, size);
-        if (!grown) return -1;
-        b->data = grown;
-        b->size = size;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-static void buffer_done(void *arg, enum wm_err err, long status, const char *why)
-{
-    struct buffer *b = arg;
-    (void)why;
-    b->err = err;
-    b->status = status;
-    loop_stop(b->loop);
-}
-
-enum wm_err fetch_get_buffer(const char *url, size_t cap, char **body, size_t *len,
-                             long *http_status)
-{
-    if (!url || !body) return WM_ERR_INVAL;
-    struct buffer b = {.cap = cap, .err = WM_ERR_NOMEM};
-    struct fetch_options o = {.connect_timeout_ms = 5000, .low_speed_time_s = 10};
-    if (cap < INT64_MAX) o.max_size = (int64_t)cap;
-    struct fetcher *f = NULL;
-    /* TLS writes go through write(2): a tool need not ignore SIGPIPE for an https URL. One
-     * raised meanwhile stays pending while blocked, and is taken before unblocking. */
-    sigset_t pipe, old;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe, &old);
-    if (!(b.loop = loop_new()) || !(f = fetch_new(b.loop, &o))) goto done;
-    if ((b.err = fetch_start(f, url, -1, buffer_data, buffer_done, &b)) == WM_OK) {
-        b.err = WM_ERR_NOMEM; /* until done says otherwise */
-        if (loop_run(b.loop) != WM_OK) b.err = WM_ERR_IO;
-    }
-done:
-    fetch_free(&f);
-    loop_free(&b.loop);
-    if (!sigismember(&old, SIGPIPE)) {
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&pipe, NULL, &zero) == SIGPIPE)
-            ;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (http_status) *http_status = b.status;
-    if (b.overflow) b.err = WM_ERR_TOOBIG;
-    /* A final status other than 200 is an answer, as it always was here: the caller looks. */
-    if (b.err == WM_ERR_PROTOCOL && b.status >= 200 && b.status != 200) {
-        b.err = WM_OK;
-        b.len = 0;
-        if (b.data) b.data[0] = '\0';
-    }
-    if (b.err != WM_OK) {
-        free(b.data);
-        return b.err;
-    }
-    if (!b.data && !(b.data = calloc(1, 1))) return WM_ERR_NOMEM;
-    *body = b.data;
-    if (len) *len = b.len;
-    return WM_OK;
 }

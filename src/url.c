@@ -209,3 +209,39 @@ bool url_is_http(const char *text)
 {
     return text && (strncasecmp(text, "http://", 7) == 0 || strncasecmp(text, "https://", 8) == 0);
 }
+
+char *url_resolve(const char *base, const char *loc)
+{
+    size_t ll = strcspn(loc, "#");
+    size_t i = 0;
+    while (isalnum((unsigned char)loc[i]) || (loc[i] && strchr("+-.", loc[i])))
+        i++;
+    const char *auth = strstr(base, "://");
+    size_t keep = 0;    /* bytes of base kept */
+    bool slash = false; /* a '/' between them, when base has no path */
+    if (i > 0 && loc[i] == ':') {
+        keep = 0; /* it has a scheme: absolute already */
+    } else if (!auth) {
+        return NULL;
+    } else if (loc[0] == '/' && loc[1] == '/') {
+        keep = (size_t)(auth - base) + 1; /* the scheme and its ':' */
+    } else {
+        size_t path_at = (size_t)(auth + 3 - base) + strcspn(auth + 3, "/");
+        keep = path_at + strcspn(base + path_at, "?#");
+        if (loc[0] == '/') {
+            keep = path_at;
+        } else {
+            if (loc[0] != '?') /* a relative path replaces the last segment */
+                while (keep > path_at && base[keep - 1] != '/')
+                    keep--;
+            slash = keep == path_at;
+        }
+    }
+    char *u = malloc(keep + slash + ll + 1);
+    if (!u) return NULL;
+    memcpy(u, base, keep);
+    if (slash) u[keep] = '/';
+    memcpy(u + keep + slash, loc, ll);
+    u[keep + slash + ll] = '\0';
+    return u;
+}

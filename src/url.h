@@ -29,6 +29,11 @@ void url_redact(const char *text, char *out, size_t outlen);
  * (caller frees) or NULL. */
 char *url_join(const char *base, const char *rel);
 
+/* A redirect's Location loc made absolute against base, the URL that answered it (RFC 3986
+ * 5.2, without the removal of dot segments, which servers do; a fragment is dropped). A new
+ * string (caller frees), or NULL when out of memory or base has no "://". */
+char *url_resolve(const char *base, const char *loc);
+
 /* True when text starts with http:// or https:// (case-insensitive). */
 bool url_is_http(const char *text);
 

@@ -94,10 +94,35 @@ static void test_join(void)
     ASSERT_TRUE(!url_is_http("ftp://x"));
 }
 
+/* Redirect targets, as servers write them in Location. */
+static void test_resolve(void)
+{
+    struct {
+        const char *base, *loc, *want;
+    } cases[] = {
+        {"http://h:1/rel/a/b", "c?x=1", "http://h:1/rel/a/c?x=1"},
+        {"http://h/q", "?v=2", "http://h/q?v=2"},
+        {"http://h/q?v=1#f", "?v=2", "http://h/q?v=2"},
+        {"http://h/a/b", "//x:2/ok#frag", "http://x:2/ok"},
+        {"https://h/a/b", "/abs", "https://h/abs"},
+        {"http://h", "x", "http://h/x"},
+        {"http://h/a/b/", "c", "http://h/a/b/c"},
+        {"http://h/a", "ftp://y/z", "ftp://y/z"},
+        {"http://h/a", "HTTPS://y/z", "HTTPS://y/z"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = url_resolve(cases[i].base, cases[i].loc);
+        ASSERT_EQ_STR(got, cases[i].want);
+        free(got);
+    }
+    ASSERT_TRUE(url_resolve("no scheme", "x") == NULL);
+}
+
 int main(void)
 {
     test_parse();
     test_redact();
     test_join();
+    test_resolve();
     return TEST_REPORT();
 }
