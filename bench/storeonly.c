@@ -40,11 +40,11 @@ static int store_one(struct tree *t, long i, const char *data, size_t size)
         return -1;
     if (write(tmp.fd, data, size) != (ssize_t)size ||
         tree_tmp_set_time(&tmp, 1700000000000000000LL + i) != WM_OK ||
-        tree_tmp_set_sum(&tmp, &sum) != WM_OK) {
+        tree_tmp_set_sum(&tmp, &sum, (int64_t)size) != WM_OK) {
         tree_tmp_discard(t, &tmp);
         return -1;
     }
-    return tree_tmp_commit(t, &tmp, rel, NULL) == WM_OK ? 0 : -1;
+    return tree_tmp_commit(t, &tmp, rel) == WM_OK ? 0 : -1;
 }
 
 int main(int argc, char **argv)

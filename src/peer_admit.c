@@ -43,20 +43,18 @@ static enum holding holding_of(struct peer *p, const char *key, const struct ann
                                bool verify, struct wm_checksum *held, int64_t *stored_ns)
 {
     struct tree_times times = {0};
-    enum wm_err e = tree_lookup(p->tree, key, held, &times);
-    *stored_ns = times.ctime_ns;
-    if (e != WM_OK && e != WM_ERR_NOSUM) return HOLDS_NOTHING;
     /* Without a digest to compare, holding the relPath is all we can know. */
-    if (!integrity_is_digest(a->sum.method) && a->sum.method != WM_SUM_MD5NAME) {
+    bool digest = integrity_is_digest(a->sum.method) || a->sum.method == WM_SUM_MD5NAME;
+    /* After a crash the cached checksum may vouch for bytes that never reached the disk: a
+     * replayed entry (verify) is checked against the bytes themselves. */
+    enum wm_err e =
+        tree_lookup(p->tree, key, digest ? a->sum.method : WM_SUM_NONE, verify, held, &times);
+    *stored_ns = times.ctime_ns;
+    if (!digest && (e == WM_OK || e == WM_ERR_NOSUM)) {
         if (e == WM_ERR_NOSUM) *held = a->sum;
         return HOLDS_SAME;
     }
-    /* After a crash the cached checksum may vouch for bytes that never reached the disk: a
-     * replayed entry is checked against the bytes themselves. */
-    bool compared = e == WM_OK && held->method == a->sum.method && !verify;
-    /* Cached under another method, or not at all: hash the file once with the announced one. */
-    if (!compared && tree_checksum(p->tree, key, a->sum.method, held) != WM_OK)
-        return HOLDS_NOTHING;
+    if (e != WM_OK) return HOLDS_NOTHING;
     if (integrity_equal(held, &a->sum)) return HOLDS_SAME;
     /* Another version: only a later pubTime replaces it, so that two versions crossing in the
      * mesh cannot chase each other round it forever. */

@@ -189,14 +189,14 @@ static enum wm_err label_tmp(struct job *j)
 {
     if (tree_tmp_set_time(&j->tmp, j->a->pubtime_ns) != WM_OK)
         log_debug("cannot set the time of %s: %s", j->a->rel_path, strerror(errno));
-    return tree_tmp_set_sum(&j->tmp, &j->verified);
+    return tree_tmp_set_sum(&j->tmp, &j->verified, j->bytes);
 }
 
 static enum wm_err commit_and_announce(struct job *j, const struct wm_checksum *sum,
                                        const char *how)
 {
     struct peer *p = j->peer;
-    enum wm_err e = tree_tmp_commit(p->tree, &j->tmp, j->key, NULL); /* see label_tmp */
+    enum wm_err e = tree_tmp_commit(p->tree, &j->tmp, j->key); /* labelled by label_tmp */
     j->has_tmp = false; /* commit consumed it, whatever the outcome */
     if (e != WM_OK) {
         log_error("cannot store %s: %s", j->a->rel_path, wm_strerror(e));

@@ -480,6 +480,14 @@ static void note_no_xattr(void)
         log_debug("tree: extended attributes unsupported here; checksums are not cached");
 }
 
+/* Whether a file's checksum by method is worth an xattr (see WM_TREE_SUM_CACHE_MIN): an opaque
+ * one (arbitrary, random) always is, since nothing else can tell it again. */
+static bool worth_caching(enum wm_sum method, int64_t size)
+{
+    if (method == WM_SUM_MD5NAME) return false; /* the name's, never the bytes' */
+    return !integrity_is_digest(method) || size > WM_TREE_SUM_CACHE_MIN;
+}
+
 static enum wm_err store_sum(int fd, const struct wm_checksum *sum)
 {
     char text[SUM_TEXT_MAX];
@@ -805,10 +813,11 @@ enum wm_err tree_tmp_set_time(struct tree_tmp *tmp, int64_t ns)
     return futimens(tmp->fd, times) == 0 ? WM_OK : WM_ERR_IO;
 }
 
-enum wm_err tree_tmp_set_sum(struct tree_tmp *tmp, const struct wm_checksum *sum)
+enum wm_err tree_tmp_set_sum(struct tree_tmp *tmp, const struct wm_checksum *sum, int64_t size)
 {
     if (!tmp || tmp->fd < 0 || !sum) return WM_ERR_INVAL;
-    return sum->method == WM_SUM_NONE ? WM_OK : store_sum(tmp->fd, sum);
+    if (sum->method == WM_SUM_NONE || !worth_caching(sum->method, size)) return WM_OK;
+    return store_sum(tmp->fd, sum);
 }
 
 /* Names the unnamed file fd last in directory dirfd; -1 with errno as linkat(2) sets it. */
@@ -846,8 +855,7 @@ static int place(struct tree *t, struct tree_tmp *tmp, int pfd, const char *last
     return -1;
 }
 
-enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel,
-                            const struct wm_checksum *sum)
+enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel)
 {
     if (!t || !tmp || tmp->fd < 0) return WM_ERR_INVAL;
     enum wm_err err = WM_ERR_UNSAFE;
@@ -855,7 +863,6 @@ enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *cl
     bool owned = false;
     const char *last = NULL;
     if (!rel_is_clean(clean_rel)) goto fail;
-    if (sum && sum->method != WM_SUM_NONE && (err = store_sum(tmp->fd, sum)) != WM_OK) goto fail;
     /* Content before name: after a crash the xattr must never vouch for missing bytes. */
     if (t->sync && fsync(tmp->fd) < 0) {
         err = WM_ERR_IO;
@@ -896,10 +903,37 @@ fail:
 
 /* ---- lookups ---- */
 
-enum wm_err tree_lookup(struct tree *t, const char *clean_rel, struct wm_checksum *stored,
-                        struct tree_times *times)
+/* The checksum by method of the open regular file fd (its stat in st), from its bytes; cached
+ * in its xattr when worth it. The xattr lands on the inode just read, even if the name was
+ * replaced meanwhile. */
+static enum wm_err compute_sum(const char *clean_rel, int fd, const struct stat *st,
+                               enum wm_sum method, struct wm_checksum *out)
 {
-    if (!t || !clean_rel || !stored) return WM_ERR_INVAL;
+    const char *slash = strrchr(clean_rel, '/');
+    const char *name = slash ? slash + 1 : clean_rel;
+    enum wm_err err = WM_ERR_IO;
+    if (st->st_size <= WM_TREE_SUM_CACHE_MIN) {
+        /* One read; a file that changed length since the fstat is read the long way. */
+        unsigned char bytes[WM_TREE_SUM_CACHE_MIN + 1];
+        ssize_t n = pread(fd, bytes, sizeof bytes, 0);
+        if (n == st->st_size) err = integrity_of_buffer(method, name, bytes, (size_t)n, out);
+    }
+    if (err != WM_OK) err = integrity_of_fd(method, name, fd, out);
+    /* Failing to cache costs a rehash later, not a wrong answer now. */
+    if (err == WM_OK && worth_caching(method, st->st_size) && store_sum(fd, out) != WM_OK)
+        log_debug("tree: cannot cache the checksum of %s: %s", clean_rel, strerror(errno));
+    return err;
+}
+
+static bool computable(enum wm_sum method)
+{
+    return integrity_is_digest(method) || method == WM_SUM_MD5NAME;
+}
+
+enum wm_err tree_lookup(struct tree *t, const char *clean_rel, enum wm_sum method, bool fresh,
+                        struct wm_checksum *held, struct tree_times *times)
+{
+    if (!t || !clean_rel || !held) return WM_ERR_INVAL;
     int fd = -1;
     struct stat st;
     enum wm_err err = open_regular(t, clean_rel, &fd, &st);
@@ -908,25 +942,12 @@ enum wm_err tree_lookup(struct tree *t, const char *clean_rel, struct wm_checksu
         times->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
         times->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
     }
-    err = load_sum(fd, stored);
-    close(fd);
-    return err;
-}
-
-enum wm_err tree_checksum(struct tree *t, const char *clean_rel, enum wm_sum method,
-                          struct wm_checksum *out)
-{
-    if (!t || !clean_rel || !out) return WM_ERR_INVAL;
-    int fd = -1;
-    struct stat st;
-    enum wm_err err = open_regular(t, clean_rel, &fd, &st);
-    if (err != WM_OK) return err;
-    const char *slash = strrchr(clean_rel, '/');
-    err = integrity_of_fd(method, slash ? slash + 1 : clean_rel, fd, out);
-    /* The xattr is on the inode just read, even if the name was replaced meanwhile. Failing
-     * to cache costs a rehash later, not a wrong answer now. */
-    if (err == WM_OK && store_sum(fd, out) != WM_OK)
-        log_debug("tree: cannot cache the checksum of %s: %s", clean_rel, strerror(errno));
+    if (!computable(method)) {
+        err = load_sum(fd, held);
+    } else if (fresh || !worth_caching(method, st.st_size) || load_sum(fd, held) != WM_OK ||
+               held->method != method) {
+        err = compute_sum(clean_rel, fd, &st, method, held);
+    }
     close(fd);
     return err;
 }

@@ -14,6 +14,12 @@
 
 #define WM_TREE_TMPDIR ".wmesh-tmp" /* at the tree's root; never served, emptied at open */
 #define WM_XATTR_SUM "user.sr_integrity"
+/* A file of at most this many bytes gets no checksum xattr when its checksum is a digest
+ * (or md5name): hashing one block again (about 5 us for SHA-512) costs less than recording
+ * the xattr, which on ext4's default 256-byte inodes takes a 4 KiB block of its own (the
+ * 117-byte SHA-512 xattr does not fit in the inode), doubling the disk a small file uses and
+ * costing a block allocation per file stored. */
+#define WM_TREE_SUM_CACHE_MIN 4096
 
 struct tree;
 
@@ -70,26 +76,24 @@ enum wm_err tree_tmp_create(struct tree *t, struct tree_tmp *tmp);
 /* From now on tree_tmp_create makes named files, as on a filesystem without O_TMPFILE: for the
  * tests of that way. */
 void tree_name_tmp_files(struct tree *t);
-/* Records sum in the file's xattr, creates the parent directories of clean_rel (refusing
- * symlinks), and renames the file over clean_rel atomically. Closes tmp->fd. On failure the
- * temporary file is removed. clean_rel must come from tree_clean_relpath().
- * sum may be NULL (or WM_SUM_NONE) to record nothing. Without xattr support the sum is skipped
- * (logged once at debug). Errors: WM_ERR_UNSAFE for a symlink or special file in the way,
- * WM_ERR_EXISTS for a regular file where a directory is needed or a directory at clean_rel.
+/* Creates the parent directories of clean_rel (refusing symlinks) and renames the file over
+ * clean_rel atomically. Closes tmp->fd. On failure the temporary file is removed. clean_rel
+ * must come from tree_clean_relpath(). Errors: WM_ERR_UNSAFE for a symlink or special file in
+ * the way, WM_ERR_EXISTS for a regular file where a directory is needed or a directory at
+ * clean_rel.
  * The destination directory stays open (up to 64 of them, each resolved afresh after a second
  * or when found removed), so the usual commit opens nothing: a directory moved by hand while
  * the peer runs may receive files for up to a second after the move. Commits, tree_sync and
  * tree_close must come from one thread at a time. */
-enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel,
-                            const struct wm_checksum *sum);
+enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel);
 /* Sets the temporary file's modification time (nanoseconds since the epoch): the peer records
  * the pubTime of each version it stores there, so a later announcement can tell newer from
  * older. */
 enum wm_err tree_tmp_set_time(struct tree_tmp *tmp, int64_t ns);
-/* Records sum in the temporary file's xattr ahead of tree_tmp_commit (which then takes NULL):
- * the peer does it while the file's journal record is being flushed, off the path from
- * durable record to announcement. */
-enum wm_err tree_tmp_set_sum(struct tree_tmp *tmp, const struct wm_checksum *sum);
+/* Records sum, the checksum of the size bytes written, in the temporary file's xattr, unless
+ * the file is too small to be worth it (WM_TREE_SUM_CACHE_MIN) or sum is WM_SUM_NONE. Without
+ * xattr support the sum is skipped (logged once at debug). */
+enum wm_err tree_tmp_set_sum(struct tree_tmp *tmp, const struct wm_checksum *sum, int64_t size);
 /* Closes and removes the temporary file. */
 void tree_tmp_discard(struct tree *t, struct tree_tmp *tmp);
 
@@ -101,21 +105,23 @@ struct tree_times {
                          (linked or renamed into place), unless its xattr was set again since */
 };
 
-/* Looks a regular file up: WM_ERR_NOTFOUND when absent; WM_ERR_NOSUM when present without a
- * readable cached checksum; WM_OK with *stored filled from its xattr otherwise. *times (may be
- * NULL) gets the file's times whenever the file is present. */
-enum wm_err tree_lookup(struct tree *t, const char *clean_rel, struct wm_checksum *stored,
-                        struct tree_times *times);
-/* Computes the checksum of a stored file with method (reading it once) and caches it in the
- * xattr. */
-enum wm_err tree_checksum(struct tree *t, const char *clean_rel, enum wm_sum method,
-                          struct wm_checksum *out);
+/* Looks a regular file up and tells its checksum: WM_ERR_NOTFOUND when absent. *times (may be
+ * NULL) gets the file's times whenever the file is present.
+ * With a method that can be computed from the file (a digest, or md5name), *held gets the
+ * file's checksum by that method: the one cached in its xattr when it is by that method and
+ * fresh is false, otherwise computed from the bytes (read once) and cached for next time, small
+ * files excepted (WM_TREE_SUM_CACHE_MIN). fresh asks for the bytes themselves: after a crash a
+ * cached checksum may vouch for bytes that never reached the disk.
+ * With any other method (WM_SUM_NONE, or opaque ones such as arbitrary) *held gets whatever the
+ * xattr holds: WM_ERR_NOSUM when it holds nothing readable. */
+enum wm_err tree_lookup(struct tree *t, const char *clean_rel, enum wm_sum method, bool fresh,
+                        struct wm_checksum *held, struct tree_times *times);
 /* Opens a stored regular file read-only for serving; *size gets its length and *mtime_ns (may
  * be NULL) its modification time, from the one fstat made to check it. Refuses
  * directories, symlinks, dot-files and anything in WM_TREE_TMPDIR.
  * The caller owns *fd (close it). Symlinks and dot-files give WM_ERR_UNSAFE; absent names,
- * directories and other non-regular files WM_ERR_NOTFOUND. tree_lookup and tree_checksum
- * refuse the same way. Safe to call from several threads at once. */
+ * directories and other non-regular files WM_ERR_NOTFOUND. tree_lookup refuses the same
+ * way. Safe to call from several threads at once. */
 enum wm_err tree_open_file(struct tree *t, const char *clean_rel, int *fd, off_t *size,
                            int64_t *mtime_ns);
 

@@ -98,7 +98,8 @@ static int post_file(struct post *p, struct options *o, struct tree *t, const ch
     a->rel_path = strdup(rel);
     if (!a->base_url || !a->rel_path) goto done;
     step = "checksum";
-    if ((e = tree_checksum(t, clean, method, &a->sum))) goto done;
+    /* From the bytes: the file may have changed since a checksum was cached. */
+    if ((e = tree_lookup(t, clean, method, true, &a->sum, NULL))) goto done;
     step = "encode";
     if ((e = codec_encode(a, fmt, &text, &len))) goto done;
     step = "topic";

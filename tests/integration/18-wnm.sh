@@ -61,10 +61,10 @@ topic=xpublic/v03/post/wis2/ca/obs
 data_id=wis2/ca/obs/UANT01_CWAO_200445.bufr4
 name=UANT01_CWAO_200445.bufr4
 mkdir -p "$T/origin/obs/v0" "$T/origin/obs/v2" "$T/origin/big" "$T/mirror/obs"
-head -c 3000 /dev/urandom >"$T/origin/obs/$name"
+head -c 6000 /dev/urandom >"$T/origin/obs/$name"
 cp "$T/origin/obs/$name" "$T/mirror/obs/$name"
-head -c 2500 /dev/urandom >"$T/origin/obs/v2/$name"
-head -c 2000 /dev/urandom >"$T/origin/obs/v0/$name"
+head -c 5500 /dev/urandom >"$T/origin/obs/v2/$name"
+head -c 5000 /dev/urandom >"$T/origin/obs/v0/$name"
 sum1=$(checksum_b64 sha512 "$T/origin/obs/$name")
 sum2=$(checksum_b64 sha512 "$T/origin/obs/v2/$name")
 # Three versions, dated 30, 20 and 10 s ago (within --lag-warn: no late-announcement lines).

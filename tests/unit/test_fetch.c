@@ -153,7 +153,7 @@ static enum wm_err put(struct tree *t, const char *rel, size_t size)
         tree_tmp_discard(t, &tmp);
         return WM_ERR_IO;
     }
-    return tree_tmp_commit(t, &tmp, rel, NULL);
+    return tree_tmp_commit(t, &tmp, rel);
 }
 
 static void test_embedded_server(void)

@@ -162,7 +162,7 @@ static enum wm_err put(struct tree *t, const char *rel, const void *data, size_t
         tree_tmp_discard(t, &tmp);
         return WM_ERR_IO;
     }
-    return tree_tmp_commit(t, &tmp, clean, NULL);
+    return tree_tmp_commit(t, &tmp, clean);
 }
 
 static void build_tree(struct tree *t)

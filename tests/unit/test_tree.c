@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "test.h"
 #include "tree.h"
 #include "tree_spares.h"
@@ -113,11 +114,33 @@ static enum wm_err put(struct tree *t, const char *rel, const char *text,
     struct tree_tmp tmp;
     enum wm_err err = tree_tmp_create(t, &tmp);
     if (err != WM_OK) return err;
-    if (write(tmp.fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+    size_t len = strlen(text);
+    if (write(tmp.fd, text, len) != (ssize_t)len ||
+        (sum && tree_tmp_set_sum(&tmp, sum, (int64_t)len) != WM_OK)) {
         tree_tmp_discard(t, &tmp);
         return WM_ERR_IO;
     }
-    return tree_tmp_commit(t, &tmp, rel, sum);
+    return tree_tmp_commit(t, &tmp, rel);
+}
+
+/* text of len bytes (len < 64 KiB), every byte from seed: a file above
+ * WM_TREE_SUM_CACHE_MIN. */
+static const char *big_text(size_t len, char seed)
+{
+    static char text[64 * 1024];
+    for (size_t i = 0; i < len; i++)
+        text[i] = (char)('a' + (seed + i) % 26);
+    text[len] = '\0';
+    return text;
+}
+
+/* The xattr's text on path; "" when it has none. */
+static const char *xattr_of(const char *path)
+{
+    static char text[512];
+    ssize_t n = lgetxattr(path, WM_XATTR_SUM, text, sizeof text - 1);
+    text[n > 0 ? n : 0] = '\0';
+    return text;
 }
 
 /* ---- tree_clean_relpath ---- */
@@ -445,10 +468,8 @@ static void test_commit_and_lookup(struct tree *t)
     join(path, sizeof path, root, "x/y/z/hello.txt");
     ASSERT_EQ_INT(read_path(path, text, sizeof text), 5);
     ASSERT_EQ_STR(text, "hello");
-    ssize_t n = lgetxattr(path, WM_XATTR_SUM, text, sizeof text - 1);
-    ASSERT_TRUE(n > 0);
-    text[n > 0 ? n : 0] = '\0';
-    ASSERT_TRUE(strstr(text, "value") != NULL);
+    /* Small enough to hash again: no xattr, the lookup computes the checksum. */
+    ASSERT_EQ_STR(xattr_of(path), "");
     join(path, sizeof path, root, "x/y");
     struct stat st;
     ASSERT_EQ_INT(lstat(path, &st), 0);
@@ -456,18 +477,30 @@ static void test_commit_and_lookup(struct tree *t)
     ASSERT_EQ_INT(st.st_mode & 0777, 0755 & ~022);
 
     memset(&got, 0, sizeof got);
-    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/hello.txt", &got, NULL), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/hello.txt", WM_SUM_MD5, false, &got, NULL), WM_OK);
     assert_same_sum(&got, &sum);
-    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/absent", &got, NULL), WM_ERR_NOTFOUND);
-    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/hello.txt/below", &got, NULL), WM_ERR_NOTFOUND);
-    ASSERT_EQ_INT(tree_lookup(t, "x/y", &got, NULL), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/hello.txt", WM_SUM_NONE, false, &got, NULL), WM_ERR_NOSUM);
+    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/absent", WM_SUM_MD5, false, &got, NULL), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_lookup(t, "x/y/z/hello.txt/below", WM_SUM_MD5, false, &got, NULL),
+                  WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_lookup(t, "x/y", WM_SUM_MD5, false, &got, NULL), WM_ERR_NOTFOUND);
+
+    /* A bigger file keeps its checksum in the xattr, and the lookup reads it from there. */
+    const char *big = big_text(WM_TREE_SUM_CACHE_MIN + 1, 0);
+    ASSERT_EQ_INT(integrity_of_buffer(WM_SUM_SHA512, "big", big, strlen(big), &sum), WM_OK);
+    ASSERT_EQ_INT(put(t, "x/big", big, &sum), WM_OK);
+    join(path, sizeof path, root, "x/big");
+    ASSERT_TRUE(strstr(xattr_of(path), "\"sha512\"") != NULL);
+    memset(&got, 0, sizeof got);
+    ASSERT_EQ_INT(tree_lookup(t, "x/big", WM_SUM_NONE, false, &got, NULL), WM_OK);
+    assert_same_sum(&got, &sum);
 
     /* Present without a checksum, or with a checksum that does not parse. */
     ASSERT_EQ_INT(put(t, "nosum.bin", "data", NULL), WM_OK);
-    ASSERT_EQ_INT(tree_lookup(t, "nosum.bin", &got, NULL), WM_ERR_NOSUM);
+    ASSERT_EQ_INT(tree_lookup(t, "nosum.bin", WM_SUM_NONE, false, &got, NULL), WM_ERR_NOSUM);
     join(path, sizeof path, root, "nosum.bin");
     ASSERT_EQ_INT(lsetxattr(path, WM_XATTR_SUM, "{not json", 9, 0), 0);
-    ASSERT_EQ_INT(tree_lookup(t, "nosum.bin", &got, NULL), WM_ERR_NOSUM);
+    ASSERT_EQ_INT(tree_lookup(t, "nosum.bin", WM_SUM_NONE, false, &got, NULL), WM_ERR_NOSUM);
 }
 
 static void test_commit_replaces(struct tree *t)
@@ -486,11 +519,11 @@ static void test_commit_replaces(struct tree *t)
     ASSERT_EQ_INT(read_fd(old, text, sizeof text), 11);
     ASSERT_EQ_STR(text, "old content");
     close(old);
-    ASSERT_EQ_INT(tree_lookup(t, "r/file", &got, NULL), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "r/file", WM_SUM_MD5, false, &got, NULL), WM_OK);
     assert_same_sum(&got, &sum);
     /* A top-level name works too. */
     ASSERT_EQ_INT(put(t, "top", "hello", &sum), WM_OK);
-    ASSERT_EQ_INT(tree_lookup(t, "top", &got, NULL), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "top", WM_SUM_MD5, false, &got, NULL), WM_OK);
 }
 
 static void assert_tmpdir_empty(void)
@@ -555,10 +588,10 @@ static void test_lookup_and_open_refusals(struct tree *t)
     join(path, sizeof path, root, "ln.txt");
     join(target, sizeof target, root, "real.txt");
     ASSERT_EQ_INT(symlink(target, path), 0);
-    ASSERT_EQ_INT(tree_lookup(t, "ln.txt", &got, NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_lookup(t, "ln.txt", WM_SUM_MD5, false, &got, NULL), WM_ERR_UNSAFE);
     join(path, sizeof path, root, "rel.txt");
     ASSERT_EQ_INT(symlink("real.txt", path), 0);
-    ASSERT_EQ_INT(tree_lookup(t, "rel.txt", &got, NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_lookup(t, "rel.txt", WM_SUM_MD5, false, &got, NULL), WM_ERR_UNSAFE);
 
     int fd = -1;
     off_t size = -1;
@@ -581,30 +614,86 @@ static void test_lookup_and_open_refusals(struct tree *t)
     char rel[PATH_MAX];
     join(rel, sizeof rel, WM_TREE_TMPDIR, tmp.name);
     ASSERT_EQ_INT(tree_open_file(t, rel, &fd, &size, NULL), WM_ERR_UNSAFE);
-    ASSERT_EQ_INT(tree_lookup(t, rel, &got, NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_lookup(t, rel, WM_SUM_MD5, false, &got, NULL), WM_ERR_UNSAFE);
     tree_tmp_discard(t, &tmp);
 
     /* A FIFO must be refused without blocking. */
     join(path, sizeof path, root, "fifo");
     ASSERT_EQ_INT(mkfifo(path, 0644), 0);
     ASSERT_EQ_INT(tree_open_file(t, "fifo", &fd, &size, NULL), WM_ERR_NOTFOUND);
-    ASSERT_EQ_INT(tree_lookup(t, "fifo", &got, NULL), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(tree_lookup(t, "fifo", WM_SUM_MD5, false, &got, NULL), WM_ERR_NOTFOUND);
+}
+
+/* The xattr form of sum written on path by hand, as another tool (or a crash) could leave. */
+static void write_xattr(const char *path, const struct wm_checksum *sum)
+{
+    char text[512];
+    ASSERT_EQ_INT(codec_sum_to_json(sum, text, sizeof text), WM_OK);
+    ASSERT_EQ_INT(lsetxattr(path, WM_XATTR_SUM, text, strlen(text), 0), 0);
 }
 
 static void test_checksum(struct tree *t)
 {
-    struct wm_checksum expect, got, again;
+    struct wm_checksum expect, got, wrong;
+    char path[PATH_MAX];
+
+    /* A small file is hashed at each lookup and its checksum never cached, even one another
+     * tool left there. */
     md5_of_hello(&expect);
     ASSERT_EQ_INT(put(t, "sums/h.txt", "hello", NULL), WM_OK);
-    ASSERT_EQ_INT(tree_lookup(t, "sums/h.txt", &got, NULL), WM_ERR_NOSUM);
+    join(path, sizeof path, root, "sums/h.txt");
+    wrong = expect;
+    wrong.value[0] ^= 1;
+    write_xattr(path, &wrong);
     memset(&got, 0, sizeof got);
-    ASSERT_EQ_INT(tree_checksum(t, "sums/h.txt", WM_SUM_MD5, &got), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/h.txt", WM_SUM_MD5, false, &got, NULL), WM_OK);
     assert_same_sum(&got, &expect);
-    memset(&again, 0, sizeof again);
-    ASSERT_EQ_INT(tree_lookup(t, "sums/h.txt", &again, NULL), WM_OK);
-    assert_same_sum(&again, &expect);
-    ASSERT_EQ_INT(tree_checksum(t, "ln.txt", WM_SUM_MD5, &got), WM_ERR_UNSAFE);
-    ASSERT_EQ_INT(tree_checksum(t, "sums/none", WM_SUM_MD5, &got), WM_ERR_NOTFOUND);
+    ASSERT_EQ_INT(lremovexattr(path, WM_XATTR_SUM), 0);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/h.txt", WM_SUM_MD5, false, &got, NULL), WM_OK);
+    ASSERT_EQ_STR(xattr_of(path), "");
+    /* md5name is the name's: nothing is read, nothing cached. */
+    ASSERT_EQ_INT(integrity_of_buffer(WM_SUM_MD5NAME, "h.txt", "", 0, &expect), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/h.txt", WM_SUM_MD5NAME, false, &got, NULL), WM_OK);
+    assert_same_sum(&got, &expect);
+    ASSERT_EQ_STR(xattr_of(path), "");
+
+    /* A bigger one is hashed once, then read from its xattr. */
+    const char *big = big_text(3 * WM_TREE_SUM_CACHE_MIN, 1);
+    size_t len = strlen(big);
+    ASSERT_EQ_INT(put(t, "sums/big", big, NULL), WM_OK);
+    join(path, sizeof path, root, "sums/big");
+    ASSERT_EQ_INT(tree_lookup(t, "sums/big", WM_SUM_NONE, false, &got, NULL), WM_ERR_NOSUM);
+    ASSERT_EQ_INT(integrity_of_buffer(WM_SUM_SHA512, "big", big, len, &expect), WM_OK);
+    memset(&got, 0, sizeof got);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/big", WM_SUM_SHA512, false, &got, NULL), WM_OK);
+    assert_same_sum(&got, &expect);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/big", WM_SUM_NONE, false, &got, NULL), WM_OK);
+    assert_same_sum(&got, &expect);
+    /* The cache is trusted unless the bytes themselves are asked for (fresh), which mends it. */
+    wrong = expect;
+    wrong.value[0] ^= 1;
+    write_xattr(path, &wrong);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/big", WM_SUM_SHA512, false, &got, NULL), WM_OK);
+    assert_same_sum(&got, &wrong);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/big", WM_SUM_SHA512, true, &got, NULL), WM_OK);
+    assert_same_sum(&got, &expect);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/big", WM_SUM_SHA512, false, &got, NULL), WM_OK);
+    assert_same_sum(&got, &expect);
+    /* Cached under another method: hashed with the one asked for, which is cached instead. */
+    ASSERT_EQ_INT(integrity_of_buffer(WM_SUM_MD5, "big", big, len, &expect), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/big", WM_SUM_MD5, false, &got, NULL), WM_OK);
+    assert_same_sum(&got, &expect);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/big", WM_SUM_NONE, false, &got, NULL), WM_OK);
+    assert_same_sum(&got, &expect);
+
+    /* An opaque value cannot be told again from the bytes: kept whatever the size. */
+    struct wm_checksum tag = {.method = WM_SUM_ARBITRARY, .len = 3, .value = "tag"};
+    ASSERT_EQ_INT(put(t, "sums/tagged", "hello", &tag), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/tagged", WM_SUM_ARBITRARY, false, &got, NULL), WM_OK);
+    assert_same_sum(&got, &tag);
+
+    ASSERT_EQ_INT(tree_lookup(t, "ln.txt", WM_SUM_MD5, false, &got, NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_lookup(t, "sums/none", WM_SUM_MD5, false, &got, NULL), WM_ERR_NOTFOUND);
 }
 
 /* Makes openat2 fail with ENOSYS for the rest of the process, as old kernels and some
@@ -645,31 +734,32 @@ static void test_version_time(struct tree *t)
     ASSERT_EQ_INT(tree_tmp_create(t, &tmp), WM_OK);
     ASSERT_EQ_INT(write(tmp.fd, "v1", 2), 2);
     ASSERT_EQ_INT(tree_tmp_set_time(&tmp, when), WM_OK);
-    ASSERT_EQ_INT(tree_tmp_commit(t, &tmp, "times/v", &sum), WM_OK);
-    ASSERT_EQ_INT(tree_lookup(t, "times/v", &got, &times), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_set_sum(&tmp, &sum, 2), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_commit(t, &tmp, "times/v"), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "times/v", WM_SUM_SHA512, false, &got, &times), WM_OK);
     ASSERT_EQ_INT(times.mtime_ns, when);
 
-    /* Labelled ahead of the commit, as the peer does: the commit then takes no checksum. */
+    /* Labelled ahead of the commit, as the peer does. */
     ASSERT_EQ_INT(integrity_of_buffer(WM_SUM_SHA512, "v", "v2", 2, &sum), WM_OK);
     ASSERT_EQ_INT(tree_tmp_create(t, &tmp), WM_OK);
     ASSERT_EQ_INT(write(tmp.fd, "v2", 2), 2);
     ASSERT_EQ_INT(tree_tmp_set_time(&tmp, when + 1), WM_OK);
-    ASSERT_EQ_INT(tree_tmp_set_sum(&tmp, &sum), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_set_sum(&tmp, &sum, 2), WM_OK);
     /* The change time says when the file joined the tree, not when it was labelled: the peer
      * tells the files it stored itself from those an earlier process left by it. */
     usleep(100000);
     struct timespec before, after;
     clock_gettime(CLOCK_REALTIME, &before);
-    ASSERT_EQ_INT(tree_tmp_commit(t, &tmp, "times/v", NULL), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_commit(t, &tmp, "times/v"), WM_OK);
     clock_gettime(CLOCK_REALTIME, &after);
     memset(&got, 0, sizeof got);
-    ASSERT_EQ_INT(tree_lookup(t, "times/v", &got, &times), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "times/v", WM_SUM_SHA512, false, &got, &times), WM_OK);
     assert_same_sum(&got, &sum);
     ASSERT_EQ_INT(times.mtime_ns, when + 1);
     int64_t coarse_ns = 20000000; /* file times come from the kernel's coarse clock */
     ASSERT_TRUE(times.ctime_ns >= before.tv_sec * 1000000000LL + before.tv_nsec - coarse_ns);
     ASSERT_TRUE(times.ctime_ns <= after.tv_sec * 1000000000LL + after.tv_nsec);
-    ASSERT_EQ_INT(tree_tmp_set_sum(NULL, &sum), WM_ERR_INVAL);
+    ASSERT_EQ_INT(tree_tmp_set_sum(NULL, &sum, 2), WM_ERR_INVAL);
 }
 
 /* Paths walked component by component, and unnamed temporary files linked through
@@ -685,13 +775,13 @@ static void test_without_openat2_and_flink(struct tree *t)
     ASSERT_EQ_INT(put(t, "walk/one/two.txt", "hello", &sum), WM_OK);
     ASSERT_EQ_INT(put(t, "walk/one/three.txt", "hello", &sum), WM_OK);
     ASSERT_EQ_INT(put(t, "walk/one/three.txt", "hello", &sum), WM_OK); /* replaces */
-    ASSERT_EQ_INT(tree_lookup(t, "walk/one/two.txt", &got, NULL), WM_OK);
+    ASSERT_EQ_INT(tree_lookup(t, "walk/one/two.txt", WM_SUM_MD5, false, &got, NULL), WM_OK);
     assert_same_sum(&got, &sum);
     ASSERT_EQ_INT(put(t, "a/b", "evil", NULL), WM_ERR_UNSAFE);
     ASSERT_EQ_INT(put(t, "deep/link/x", "evil", NULL), WM_ERR_UNSAFE);
     ASSERT_EQ_INT(count_entries(outside), 0);
-    ASSERT_EQ_INT(tree_lookup(t, "ln.txt", &got, NULL), WM_ERR_UNSAFE);
-    ASSERT_EQ_INT(tree_lookup(t, "a/x", &got, NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_lookup(t, "ln.txt", WM_SUM_MD5, false, &got, NULL), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(tree_lookup(t, "a/x", WM_SUM_MD5, false, &got, NULL), WM_ERR_UNSAFE);
     int fd = -1;
     off_t size = 0;
     ASSERT_EQ_INT(tree_open_file(t, "walk/one/two.txt", &fd, &size, NULL), WM_OK);
@@ -734,7 +824,7 @@ static void test_spares(struct tree *t)
     struct wm_checksum sum;
     md5_of_hello(&sum);
     ASSERT_EQ_INT(write(taken[0].fd, "hello\n", 6), 6);
-    ASSERT_EQ_INT(tree_tmp_commit(t, &taken[0], "spares/hello.txt", &sum), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_commit(t, &taken[0], "spares/hello.txt"), WM_OK);
     char text[16] = "";
     join(path, sizeof path, root, "spares/hello.txt");
     ASSERT_EQ_INT((int)read_path(path, text, sizeof text), 6);
