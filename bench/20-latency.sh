@@ -62,6 +62,17 @@ detail "publish (pubTime -> bA):  $pub"
 detail "hop B   (bA -> bB):       $hopB"
 detail "hop C   (bB -> bC):       $hopC"
 detail "end to end (pubTime -> bC): $e2e"
+# Each peer's own part of its hop (its log's took=: from reading the announcement to handing
+# the re-announcement to its broker link), the rest of the hop being the broker's pass and
+# the waits for a CPU on both sides.
+took() {
+    awk '/ downloaded .* took=/ { t = $0; sub(/.* took=/, "", t); printf "%.6f\n", t / 1000 }' \
+        "$T/$1.log" | ms_stats
+}
+tookB=$(took B)
+tookC=$(took C)
+detail "peer B's part of hop B:   $tookB"
+detail "peer C's part of hop C:   $tookC"
 # What one synchronous write costs on the disk of the peers' state (a journal sync per batch and
 # the file syncs of a durable store come before each re-announcement).
 t=$EPOCHREALTIME
@@ -77,4 +88,4 @@ keys() {
         printf "%s%s_%s_ms=%s", (i > 1 ? " " : ""), p, kv[1], kv[2] } }'
 }
 summary latency "rate=$RATE seconds=$DURATION files=$N $(keys hopB "$hopB") $(keys hopC "$hopC")" \
-    "$(keys e2e "$e2e") disk_sync_ms=$sync_ms"
+    "$(keys e2e "$e2e") $(keys peerB "$tookB") $(keys peerC "$tookC") disk_sync_ms=$sync_ms"

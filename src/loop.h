@@ -52,5 +52,7 @@ void loop_stop(struct loop *l);
 int64_t loop_now_ms(const struct loop *l);
 /* Wall clock, nanoseconds since the epoch (not cached). */
 int64_t loop_wall_ns(void);
+/* Monotonic nanoseconds (not cached): for timing spans shorter than a turn. */
+int64_t loop_mono_ns(void);
 
 #endif

@@ -6,12 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const double lag_bounds[WM_LAG_BUCKETS] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
-                                                  1,     5,     10,   60,   300, 3600};
+static const double lag_bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600};
+/* A file's way through a peer takes well under a millisecond when all goes well: finer at the
+ * low end, where the targets of a hop are (docs/PERFORMANCE.md). */
+static const double relay_bounds[] = {0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05,
+                                      0.1,    0.5,    1,     5,     30,    300};
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+_Static_assert(COUNT_OF(lag_bounds) <= WM_HISTOGRAM_BOUNDS_MAX, "too many lag buckets");
+_Static_assert(COUNT_OF(relay_bounds) <= WM_HISTOGRAM_BOUNDS_MAX, "too many relay buckets");
 
 void metrics_init(struct metrics *m)
 {
     memset(m, 0, sizeof *m);
+    m->lag.bounds = lag_bounds;
+    m->lag.nbounds = COUNT_OF(lag_bounds);
+    m->relay.bounds = relay_bounds;
+    m->relay.nbounds = COUNT_OF(relay_bounds);
 }
 
 int metrics_add_broker(struct metrics *m, const char *label)
@@ -22,17 +33,17 @@ int metrics_add_broker(struct metrics *m, const char *label)
     return (int)m->nbrokers++;
 }
 
-void metrics_observe_lag(struct metrics *m, double seconds)
+void metrics_observe(struct metrics_histogram *h, double seconds)
 {
     if (seconds < 0) seconds = 0;
     size_t i = 0;
-    while (i < WM_LAG_BUCKETS && seconds > lag_bounds[i])
+    while (i < h->nbounds && seconds > h->bounds[i])
         i++;
-    atomic_fetch_add_explicit(&m->lag_bucket[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->bucket[i], 1, memory_order_relaxed);
     uint64_t us = (uint64_t)(seconds * 1e6);
-    atomic_fetch_add_explicit(&m->lag_sum_us, us, memory_order_relaxed);
-    uint64_t max = atomic_load_explicit(&m->lag_max_us, memory_order_relaxed);
-    while (us > max && !atomic_compare_exchange_weak(&m->lag_max_us, &max, us)) {
+    atomic_fetch_add_explicit(&h->sum_us, us, memory_order_relaxed);
+    uint64_t max = atomic_load_explicit(&h->max_us, memory_order_relaxed);
+    while (us > max && !atomic_compare_exchange_weak(&h->max_us, &max, us)) {
     }
 }
 
@@ -123,23 +134,25 @@ static void render_brokers(struct out *o, const struct metrics *m)
     }
 }
 
-static void render_lag(struct out *o, const struct metrics *m)
+/* name's _bucket, _sum and _count lines, and name_max (without "_seconds") as a gauge. */
+static void render_histogram(struct out *o, const char *name, const char *help,
+                             const char *max_help, const struct metrics_histogram *h)
 {
-    emit(o, "# HELP wmesh_lag_seconds Time from pubTime to arrival of announcements.\n"
-            "# TYPE wmesh_lag_seconds histogram\n");
+    emit(o, "# HELP %s_seconds %s\n# TYPE %s_seconds histogram\n", name, help, name);
     uint64_t cumulative = 0;
-    for (size_t i = 0; i <= WM_LAG_BUCKETS; i++) {
-        cumulative += get(&m->lag_bucket[i]);
-        if (i < WM_LAG_BUCKETS)
-            emit(o, "wmesh_lag_seconds_bucket{le=\"%g\"} %llu\n", lag_bounds[i],
+    for (size_t i = 0; i <= h->nbounds; i++) {
+        cumulative += get(&h->bucket[i]);
+        if (i < h->nbounds)
+            emit(o, "%s_seconds_bucket{le=\"%g\"} %llu\n", name, h->bounds[i],
                  (unsigned long long)cumulative);
         else
-            emit(o, "wmesh_lag_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
+            emit(o, "%s_seconds_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cumulative);
     }
-    emit(o, "wmesh_lag_seconds_sum %.6f\nwmesh_lag_seconds_count %llu\n",
-         (double)get(&m->lag_sum_us) / 1e6, (unsigned long long)cumulative);
-    gauge(o, "wmesh_lag_max_seconds", "Largest lag seen since start.",
-          (double)get(&m->lag_max_us) / 1e6);
+    emit(o, "%s_seconds_sum %.6f\n%s_seconds_count %llu\n", name, (double)get(&h->sum_us) / 1e6,
+         name, (unsigned long long)cumulative);
+    char max_name[64];
+    snprintf(max_name, sizeof max_name, "%s_max_seconds", name);
+    gauge(o, max_name, max_help, (double)get(&h->max_us) / 1e6);
 }
 
 char *metrics_render(const struct metrics *m, size_t *len)
@@ -185,7 +198,12 @@ char *metrics_render(const struct metrics *m, size_t *len)
           (double)atomic_load(&m->queue_depth));
     gauge(&o, "wmesh_last_message_timestamp_seconds", "When the last announcement arrived.",
           (double)atomic_load(&m->last_message_ns) / 1e9);
-    render_lag(&o, m);
+    render_histogram(&o, "wmesh_lag", "Time from pubTime to arrival of announcements.",
+                     "Largest lag seen since start.", &m->lag);
+    render_histogram(&o, "wmesh_relay",
+                     "Time from the arrival of an announcement of a file this peer lacks to its "
+                     "re-announcement: the download, check and store, this peer's part of a hop.",
+                     "Longest relay since start.", &m->relay);
     if (o.failed) {
         free(o.buf);
         return NULL;

@@ -19,8 +19,18 @@ enum wm_reject {
     WM_REJECT_COUNT
 };
 
-#define WM_LAG_BUCKETS 12
+#define WM_HISTOGRAM_BOUNDS_MAX 16
 #define WM_MAX_BROKERS 32
+
+/* A Prometheus histogram of durations: counts per bucket (upper bounds in seconds, the last
+ * bucket +Inf), their sum and the largest seen. */
+struct metrics_histogram {
+    const double *bounds; /* static, ascending */
+    size_t nbounds;       /* at most WM_HISTOGRAM_BOUNDS_MAX */
+    atomic_uint_fast64_t bucket[WM_HISTOGRAM_BOUNDS_MAX + 1];
+    atomic_uint_fast64_t sum_us;
+    atomic_uint_fast64_t max_us;
+};
 
 struct metrics_broker {
     char label[128];
@@ -44,18 +54,18 @@ struct metrics {
     atomic_uint_fast64_t rejected[WM_REJECT_COUNT];
     atomic_int_fast64_t queue_depth;     /* announcements admitted, not yet finished */
     atomic_int_fast64_t last_message_ns; /* wall clock of the last message received */
-    atomic_uint_fast64_t lag_bucket[WM_LAG_BUCKETS + 1]; /* last one is +Inf */
-    atomic_uint_fast64_t lag_sum_us;
-    atomic_uint_fast64_t lag_max_us;
+    struct metrics_histogram lag;        /* pubTime to arrival */
+    struct metrics_histogram relay; /* admission to re-announcement: this peer's part of a hop */
     size_t nbrokers;
     struct metrics_broker brokers[WM_MAX_BROKERS];
 };
 
-/* Zeroes m. */
+/* Zeroes m and sets the histograms' buckets. */
 void metrics_init(struct metrics *m);
 /* Registers a broker label (copied) and returns its index, or -1 when full. */
 int metrics_add_broker(struct metrics *m, const char *label);
-void metrics_observe_lag(struct metrics *m, double seconds);
+/* Counts one duration (negative ones as 0) in h. Safe from any thread. */
+void metrics_observe(struct metrics_histogram *h, double seconds);
 const char *metrics_reject_name(enum wm_reject r);
 /* Renders the Prometheus text exposition; the caller frees the result. NULL on no memory. */
 char *metrics_render(const struct metrics *m, size_t *len);

@@ -48,6 +48,7 @@ struct job {
     int write_errno; /* set when writing the temporary file failed */
     int attempts;    /* rounds over every source that failed */
     int64_t first_try_ms;
+    int64_t admitted_ns; /* loop_mono_ns() at admission: for wmesh_relay_seconds */
     struct loop_timer *retry_timer;
     bool downloading;
     struct deferred *deferred;

@@ -45,6 +45,7 @@ struct job *job_new(struct peer *p, const char *key, struct announce *a, const c
     }
     j->nurls = 1;
     j->first_try_ms = loop_now_ms(p->loop);
+    j->admitted_ns = loop_mono_ns();
     return j;
 }
 
@@ -203,8 +204,11 @@ static enum wm_err commit_and_announce(struct job *j, const struct wm_checksum *
         return e;
     }
     double lag = peer_lag(j->a);
-    metrics_observe_lag(&p->metrics, lag);
-    log_info("%s %s lag=%.3fs size=%" PRId64, how, j->a->rel_path, lag, j->bytes);
+    double took = (double)(loop_mono_ns() - j->admitted_ns) / 1e9;
+    metrics_observe(&p->metrics.lag, lag);
+    metrics_observe(&p->metrics.relay, took);
+    log_info("%s %s lag=%.3fs took=%.3fms size=%" PRId64, how, j->a->rel_path, lag, took * 1e3,
+             j->bytes);
     if (p->seen) seen_add(p->seen, seen_key(j->key, sum), (uint64_t)(loop_wall_ns() / 1000000000));
     announce_stored(j, sum);
     return WM_OK;

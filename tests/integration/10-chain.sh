@@ -19,9 +19,15 @@ reach_all "$T/list" A C B
 settle A B C
 for p in B C; do
     metrics_are "$p" "$N" wmesh_downloads_total wmesh_published_total \
-        wmesh_messages_received_total
+        wmesh_messages_received_total wmesh_relay_seconds_count
     [ "$(metric "$p" wmesh_download_errors_total)" -eq 0 ] || fail "$p had download errors"
     [ "$(metric "$p" wmesh_lag_seconds_count)" -gt 0 ] || fail "$p measured no lag"
+    # Each file's time through the peer: in the histogram, and the longest of the log lines'
+    # took= is its max.
+    awk -v max="$(metric "$p" wmesh_relay_max_seconds)" '/ downloaded .* took=/ {
+            t = $0; sub(/.* took=/, "", t); t += 0; if (t > m) m = t; n++ }
+        END { d = m / 1000 - max; exit !(n > 0 && m > 0 && d < 1e-5 && d > -1e-5) }' \
+        "$T/$p.log" || fail "$p: took= lines do not match wmesh_relay_max_seconds"
     once_each "$p" downloaded
     [ "$(logged "$p" downloaded | wc -l)" -eq "$N" ] || fail "$p logged $(logged "$p" downloaded | wc -l) downloads"
     [ -z "$(logged "$p" failed)" ] || fail "$p logged failures"
