@@ -38,6 +38,7 @@ nginx_pids=$(tree_pids "$(pid_of web)")
 # shellcheck disable=SC2086 # lists of pids
 read -r cpu_up0 cpu_down0 cpu_web0 <<<"$(cpu_seconds "$(pid_of up)") \
     $(cpu_seconds "$(pid_of down)") $(cpu_seconds $nginx_pids)"
+ticks0=$(machine_ticks)
 t0=$EPOCHREALTIME
 mesh_peer R down up -- "${PEER_ARGS[@]}"
 pid=$(pid_of R)
@@ -51,6 +52,7 @@ elif [ "${BENCH_PERF:-0}" = 1 ]; then
 fi
 wait_until "$(by_scale 600 60)" counter_done cdown "$N" ||
     fail "downstream got $(counted cdown) of $N announcements"
+ticks1=$(machine_ticks)
 t1=$(last_arrival cdown)
 cpu=$(cpu_seconds "$pid")
 read -r cpu_user cpu_sys <<<"$(user_sys_seconds "$pid")"
@@ -69,7 +71,8 @@ detail "relay: first re-announcement after $(elapsed "$t0" "$first") s, steady r
     "$(per_second $((N - 1)) "$(elapsed "$first" "$t1")") files/s from first to last"
 detail "relay: peer $(counters R | cut -d' ' -f2-) (received downloads inlined duplicates" \
     "published errors); peer CPU user $cpu_user s, system $cpu_sys s;" \
-    "brokers+nginx used $cpu_others CPU s meanwhile"
+    "brokers+nginx used $cpu_others CPU s meanwhile; the machine's $(nproc) CPUs were" \
+    "$(machine_busy "$ticks0" "$ticks1")% busy"
 detail "relay: peer threads, user+system CPU s: $threads"
 if [ -n "$perf_pid" ]; then
     stop_pid "$perf_pid" # perf record writes its data on SIGTERM too
