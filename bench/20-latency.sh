@@ -66,8 +66,8 @@ detail "end to end (pubTime -> bC): $e2e"
 # the re-announcement to its broker link), the rest of the hop being the broker's pass and
 # the waits for a CPU on both sides.
 took() {
-    awk '/ downloaded .* took=/ { t = $0; sub(/.* took=/, "", t); printf "%.6f\n", t / 1000 }' \
-        "$T/$1.log" | ms_stats
+    awk '/ (downloaded|inlined) .* took=/ {
+            t = $0; sub(/.* took=/, "", t); printf "%.6f\n", t / 1000 }' "$T/$1.log" | ms_stats
 }
 tookB=$(took B)
 tookC=$(took C)

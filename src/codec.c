@@ -3,6 +3,7 @@
 #include "codec.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,18 @@ static const struct announce *without_wnm_extra(const struct announce *a, struct
     *view = *a;
     view->extra = NULL;
     return view;
+}
+
+size_t codec_inline_capacity(enum wm_format fmt)
+{
+    switch (fmt) {
+    case WM_FORMAT_V03:
+        return SIZE_MAX;
+    case WM_FORMAT_WNM:
+        return (WNM_CONTENT_MAX - 1) / 4 * 3; /* 4 base64 characters per 3 bytes, under the max */
+    default:
+        return 0;
+    }
 }
 
 enum wm_err codec_encode(const struct announce *a, enum wm_format fmt, char **out, size_t *outlen)

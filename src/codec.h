@@ -37,6 +37,11 @@ enum wm_err codec_decode(const char *payload, size_t len, struct announce **out,
  * codec_wnm.c.) */
 enum wm_err codec_encode(const struct announce *a, enum wm_format fmt, char **out, size_t *outlen);
 
+/* The largest content (bytes) that fmt carries inline whatever the bytes are, as base64 if need
+ * be: 0 for array (no place for it), 3 069 for WIS2 (its encoded value must stay under 4096
+ * characters; codec_encode leaves larger content out), SIZE_MAX for v03. */
+size_t codec_inline_capacity(enum wm_format fmt);
+
 /* True when a was decoded from a WIS2 message whose link is rel "update" (a newer version of
  * the same data_id) rather than "canonical". */
 bool codec_wnm_is_update(const struct announce *a);

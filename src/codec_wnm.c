@@ -19,7 +19,6 @@
  * whole message -> extra. Encoding re-publishes the message held in extra (or builds a minimal
  * one) with a new id, the link pointing at the copy and everything else unchanged. */
 
-#define WNM_CONTENT_MAX 4096 /* encoded inline content must stay under this (PROTOCOL.md 2.3) */
 #define SUM_TEXT_MAX (2 * WM_SUM_MAX_LEN + 8)
 #define TIME_TEXT_MAX 48
 

@@ -167,6 +167,9 @@ char *metrics_render(const struct metrics *m, size_t *len)
             get(&m->download_bytes));
     counter(&o, "wmesh_inlined_total", "Files stored from inline content, without download.",
             get(&m->inlined));
+    counter(&o, "wmesh_published_inline_total",
+            "Re-announcements that carried their file inline (--inline).",
+            get(&m->published_inline));
     counter(&o, "wmesh_duplicates_total", "Announcements of files already held (or in flight).",
             get(&m->duplicates));
     counter(&o, "wmesh_resent_total",

@@ -42,6 +42,7 @@ struct metrics {
     atomic_uint_fast64_t downloads;
     atomic_uint_fast64_t download_bytes;
     atomic_uint_fast64_t inlined;
+    atomic_uint_fast64_t published_inline; /* re-announcements that carried their file */
     atomic_uint_fast64_t duplicates;
     atomic_uint_fast64_t resent;      /* delivered again by a broker (MQTT DUP) */
     atomic_uint_fast64_t reannounced; /* held already, announced again (journal or resend) */

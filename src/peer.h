@@ -12,6 +12,12 @@
 struct filter;
 
 /* Everything the peer needs; strings are borrowed and must outlive peer_run(). */
+/* The largest --inline: its base64 (5 464 bytes) and the rest of an announcement stay within
+ * the 8 KiB that peers accept by default (--max-message). */
+#define PEER_INLINE_MAX 4096
+/* The default --max-message: the largest announcement peers accept unless told otherwise. */
+#define PEER_MAX_MESSAGE_DEFAULT 8192
+
 struct peer_config {
     const char *name;           /* for logs; NULL: none */
     const char *dir;            /* the tree */
@@ -44,6 +50,7 @@ struct peer_config {
     int pipeline;                /* HTTP requests in flight per connection, small files; 0: 1 */
     double retry_for_s;          /* keep retrying a failed download this long */
     int64_t max_size;            /* largest file downloaded, bytes; 0: no limit */
+    size_t inline_max;           /* files up to this size go inside re-announcements; 0: none */
     double connect_timeout_s;    /* download connection timeout */
     double stall_timeout_s;      /* a download that moves no byte this long is cut */
     const char *cafile;          /* CA certificates for mqtts and https; NULL: system's */

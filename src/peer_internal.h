@@ -45,8 +45,10 @@ struct job {
     bool has_tmp;
     struct integrity_ctx *hash;
     int64_t bytes;
-    int write_errno; /* set when writing the temporary file failed */
-    int attempts;    /* rounds over every source that failed */
+    unsigned char *inline_copy; /* the bytes so far while they may still go inline (--inline) */
+    bool inline_overflow;       /* more than cfg->inline_max bytes came: no inline copy */
+    int write_errno;            /* set when writing the temporary file failed */
+    int attempts;               /* rounds over every source that failed */
     int64_t first_try_ms;
     int64_t admitted_ns; /* loop_mono_ns() at admission: for wmesh_relay_seconds */
     struct loop_timer *retry_timer;

@@ -94,6 +94,7 @@ static void free_job(struct job *j)
         free(j->urls[i]);
     free(j->urls);
     free(j->key);
+    free(j->inline_copy);
     announce_free(&j->a);
     free(j);
 }
@@ -115,6 +116,44 @@ void job_finish(struct job *j)
 }
 
 /* ---- re-announcement ---- */
+
+/* With --inline, gives out the downloaded bytes as its content when they are few enough for the
+ * option and the format. They go as UTF-8 text when they are, else the encoders use base64. */
+static bool attach_inline(struct job *j, struct announce *out)
+{
+    const struct peer_config *cfg = j->peer->cfg;
+    size_t len = (size_t)j->bytes;
+    bool empty = j->bytes == 0 && j->inline_copy == NULL; /* no data came: nothing to copy */
+    if (cfg->inline_max == 0 || j->inline_overflow || (!j->inline_copy && !empty) ||
+        out->content_encoding != WM_CONTENT_NONE || len > codec_inline_capacity(cfg->post_format))
+        return false;
+    out->content = j->inline_copy;
+    out->content_len = len;
+    out->content_encoding = WM_CONTENT_UTF8;
+    j->inline_copy = NULL;
+    return true;
+}
+
+/* Encodes out; inline content that we attached is left out again when it would make the
+ * message larger than peers accept by default, so that none of them refuses it. */
+static enum wm_err encode_announcement(struct job *j, struct announce *out, bool attached,
+                                       char **text, size_t *len)
+{
+    enum wm_format fmt = j->peer->cfg->post_format;
+    enum wm_err e = codec_encode(out, fmt, text, len);
+    if (e != WM_OK || !attached) return e;
+    if (*len <= PEER_MAX_MESSAGE_DEFAULT) {
+        peer_count(&j->peer->metrics.published_inline, 1);
+        return WM_OK;
+    }
+    free(*text);
+    *text = NULL;
+    free(out->content);
+    out->content = NULL;
+    out->content_len = 0;
+    out->content_encoding = WM_CONTENT_NONE;
+    return codec_encode(out, fmt, text, len);
+}
 
 /* Publishes what was stored; the journal entry is finished when the broker acknowledges it. */
 static void announce_stored(struct job *j, const struct wm_checksum *stored)
@@ -141,7 +180,8 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
     out->download_url = NULL;
     out->sum = *stored;
     if (!out->base_url) goto done;
-    if ((e = codec_encode(out, p->cfg->post_format, &text, &len)) ||
+    bool attached = attach_inline(j, out);
+    if ((e = encode_announcement(j, out, attached, &text, &len)) ||
         (e = peer_post_topic(p, out, topic, sizeof topic)) ||
         (e = mqtt_publish(p->post, topic, text, len, &mid)))
         goto done;
@@ -331,6 +371,23 @@ static void store_inline(struct job *j)
 
 /* ---- downloads ---- */
 
+/* With --inline, keeps a copy of a small file's bytes as they come, for its re-announcement:
+ * reading the file back would cost a system call, and a large file is never held. */
+static void copy_for_inline(struct job *j, const void *data, size_t len)
+{
+    size_t max = j->peer->cfg->inline_max;
+    if (max == 0 || j->inline_overflow) return;
+    if ((size_t)j->bytes + len > max) {
+        j->inline_overflow = true;
+        return;
+    }
+    if (!j->inline_copy && !(j->inline_copy = malloc(max))) {
+        j->inline_overflow = true; /* it goes without: the link still serves it */
+        return;
+    }
+    memcpy(j->inline_copy + j->bytes, data, len);
+}
+
 static int on_data(void *arg, const void *data, size_t len)
 {
     struct job *j = arg;
@@ -339,6 +396,7 @@ static int on_data(void *arg, const void *data, size_t len)
         return -1;
     }
     integrity_update(j->hash, data, len);
+    copy_for_inline(j, data, len);
     j->bytes += (int64_t)len;
     return 0;
 }
@@ -353,6 +411,7 @@ static bool try_next_source(struct job *j)
         const char *url = j->urls[j->next_url++];
         discard_tmp(j);
         j->bytes = 0;
+        j->inline_overflow = false;
         j->write_errno = 0;
         enum wm_err e = tree_spares_take(p->spares, p->tree, &j->tmp);
         if (e != WM_OK) {

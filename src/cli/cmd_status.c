@@ -75,6 +75,7 @@ static void print_counters(const char *before, const char *now, double seconds)
         {"wmesh_inlined_total", "inlined"},
         {"wmesh_duplicates_total", "duplicates"},
         {"wmesh_published_total", "published"},
+        {"wmesh_published_inline_total", "published inline"},
         {"wmesh_download_errors_total", "download errors"},
         {"wmesh_integrity_failures_total", "integrity failures"},
         {"wmesh_retries_total", "retries"},

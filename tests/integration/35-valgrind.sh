@@ -1,7 +1,8 @@
 #!/bin/bash
 # 35-valgrind.sh: A -> B -> C with 50 files, the relay B running under valgrind (memcheck, full
 # leak check, definite leaks count as errors). B is stopped with SIGTERM at the end: it must exit
-# cleanly and valgrind must report 0 errors.
+# cleanly and valgrind must report 0 errors. B runs with --inline 1024, so the copies of small
+# files into its announcements are checked too.
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_faults.sh"
@@ -27,7 +28,7 @@ exec valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=defi
 EOF
 chmod +x "$T/vg-wmesh"
 WMESH=$T/vg-wmesh
-mesh_peer B bB bA
+mesh_peer B bB bA -- --inline 1024
 WMESH=$real
 mesh_peer C bC bB
 grep -q 'Memcheck' "$T/B.valgrind" || fail "B does not run under valgrind"
@@ -39,6 +40,7 @@ wait_until 150 all_present "$(tree_of C)" "$T/list" ||
 same_files "$(tree_of A)" "$(tree_of C)" "$T/list" || fail "C: some file differs from A's"
 settle B C
 once_each B downloaded
+[ "$(metric B wmesh_published_inline_total)" -gt 0 ] || fail "B put no file inline: $(counters B)"
 note "all $N files went through B under valgrind: $(counters B)"
 # Error paths too: a malformed message, and a wrong checksum that B keeps retrying when it stops.
 pub bA xpublic/v03/post/x '{"pubTime": "2024'

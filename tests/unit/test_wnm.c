@@ -1,4 +1,5 @@
 /* test_wnm.c: WIS2 notification messages: decoding, re-publishing, conversions, UUIDs. */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "announce.h"
@@ -353,6 +354,36 @@ static void test_content_forms(void)
     announce_free(&a);
 }
 
+/* codec_inline_capacity is what each format carries of bytes that are not text (the worst
+ * case, base64): WIS2 exactly that many and not one more; v03 anything; array nothing. */
+static void test_inline_capacity(void)
+{
+    size_t cap = codec_inline_capacity(WM_FORMAT_WNM);
+    ASSERT_EQ_INT(cap, 3069);
+    ASSERT_EQ_INT(codec_inline_capacity(WM_FORMAT_ARRAY), 0);
+    ASSERT_TRUE(codec_inline_capacity(WM_FORMAT_V03) == SIZE_MAX);
+    struct announce *a = decode(
+        "{\"pubTime\":\"20190120T045018.314\",\"baseUrl\":\"https://example.org/data\","
+        "\"relPath\":\"a/b.bin\",\"integrity\":{\"method\":\"md5\",\"value\":\"" MD5_EMPTY_B64
+        "\"}}");
+    if (!a) return;
+    a->content_encoding = WM_CONTENT_UTF8; /* as the peer asks; 0xff is no UTF-8: base64 */
+    for (size_t len = cap; len <= cap + 1; len++) {
+        free(a->content);
+        a->content = malloc(len);
+        if (!a->content) break;
+        memset(a->content, 0xff, len);
+        a->content_len = len;
+        char *out = encode(a, WM_FORMAT_WNM);
+        ASSERT_TRUE(out && (strstr(out, "\"encoding\":\"base64\"") != NULL) == (len == cap));
+        free(out);
+        out = encode(a, WM_FORMAT_V03);
+        ASSERT_TRUE(out && strstr(out, "\"encoding\":\"base64\""));
+        free(out);
+    }
+    announce_free(&a);
+}
+
 static void test_methods(void)
 {
     static const char *const names[] = {"sha256",   "sha384",   "sha512", "sha3-256",
@@ -589,6 +620,7 @@ int main(void)
     test_wnm_to_v03();
     test_update_and_deletion();
     test_content_forms();
+    test_inline_capacity();
     test_methods();
     test_times();
     test_malformed();
