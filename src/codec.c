@@ -223,6 +223,20 @@ static const struct announce *without_wnm_extra(const struct announce *a, struct
     return view;
 }
 
+enum wm_err codec_encode_within(struct announce *a, enum wm_format fmt, size_t max, char **out,
+                                size_t *outlen)
+{
+    enum wm_err err = codec_encode(a, fmt, out, outlen);
+    if (err != WM_OK || *outlen <= max || a->content_encoding == WM_CONTENT_NONE) return err;
+    free(*out);
+    *out = NULL;
+    free(a->content);
+    a->content = NULL;
+    a->content_len = 0;
+    a->content_encoding = WM_CONTENT_NONE;
+    return codec_encode(a, fmt, out, outlen);
+}
+
 size_t codec_inline_capacity(enum wm_format fmt)
 {
     switch (fmt) {

@@ -42,6 +42,12 @@ enum wm_err codec_encode(const struct announce *a, enum wm_format fmt, char **ou
  * characters; codec_encode leaves larger content out), SIZE_MAX for v03. */
 size_t codec_inline_capacity(enum wm_format fmt);
 
+/* codec_encode, but when the result is longer than max bytes and a has inline content, the
+ * content is freed and left out (a->content_encoding WM_CONTENT_NONE) and a encoded again: the
+ * link still serves the file, and no subscriber that accepts max bytes refuses the message. */
+enum wm_err codec_encode_within(struct announce *a, enum wm_format fmt, size_t max, char **out,
+                                size_t *outlen);
+
 /* True when a was decoded from a WIS2 message whose link is rel "update" (a newer version of
  * the same data_id) rather than "canonical". */
 bool codec_wnm_is_update(const struct announce *a);

@@ -140,19 +140,11 @@ static enum wm_err encode_announcement(struct job *j, struct announce *out, bool
                                        char **text, size_t *len)
 {
     enum wm_format fmt = j->peer->cfg->post_format;
-    enum wm_err e = codec_encode(out, fmt, text, len);
-    if (e != WM_OK || !attached) return e;
-    if (*len <= PEER_MAX_MESSAGE_DEFAULT) {
+    if (!attached) return codec_encode(out, fmt, text, len);
+    enum wm_err e = codec_encode_within(out, fmt, PEER_MAX_MESSAGE_DEFAULT, text, len);
+    if (e == WM_OK && out->content_encoding != WM_CONTENT_NONE)
         peer_count(&j->peer->metrics.published_inline, 1);
-        return WM_OK;
-    }
-    free(*text);
-    *text = NULL;
-    free(out->content);
-    out->content = NULL;
-    out->content_len = 0;
-    out->content_encoding = WM_CONTENT_NONE;
-    return codec_encode(out, fmt, text, len);
+    return e;
 }
 
 /* Publishes what was stored; the journal entry is finished when the broker acknowledges it. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_common.h"
@@ -13,6 +14,7 @@
 #include "loop.h"
 #include "mqtt.h"
 #include "options.h"
+#include "peer.h"
 #include "tree.h"
 
 static const struct option_spec specs[] = {
@@ -24,6 +26,8 @@ static const struct option_spec specs[] = {
     {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level"},
     {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange"},
     {"timeout", OPT_NUMBER, false, "S", "30", "give up when the broker has not acknowledged"},
+    {"inline", OPT_NUMBER, false, "BYTES", "0",
+     "put files up to BYTES (at most 4096) inside their announcements (0: never)"},
     {NULL, 0, false, NULL, NULL, NULL},
 };
 
@@ -33,6 +37,7 @@ struct post {
     struct loop *loop;
     struct mqtt_link *link;
     bool refused;
+    size_t inline_max; /* --inline, capped by what the format carries */
 };
 
 static void on_published(void *arg, struct mqtt_link *link, int mid)
@@ -74,6 +79,37 @@ static int relpath_of(const char *root, const char *path, char *out, size_t outl
     return j ? 0 : -1;
 }
 
+/* With --inline: reads a small file into a's content and checksums those very bytes, so that the
+ * two agree even if the file changes meanwhile. False when the file is (or grew) too big for
+ * it, or cannot be read: the caller announces it without content. */
+static bool take_inline(struct post *p, struct tree *t, const char *clean, enum wm_sum method,
+                        struct announce *a)
+{
+    int fd = -1;
+    off_t size = 0;
+    if (a->size > (int64_t)p->inline_max || tree_open_file(t, clean, &fd, &size, NULL) != WM_OK)
+        return false;
+    unsigned char *bytes = malloc(p->inline_max + 1);
+    size_t len = 0;
+    ssize_t n = -1;
+    while (bytes && len <= p->inline_max &&
+           (n = read(fd, bytes + len, p->inline_max + 1 - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    /* n is 0 at the end of the file; else the file is bigger, unreadable, or no memory. */
+    const char *base = strrchr(clean, '/');
+    if (n != 0 ||
+        integrity_of_buffer(method, base ? base + 1 : clean, bytes, len, &a->sum) != WM_OK) {
+        free(bytes);
+        return false;
+    }
+    a->content = bytes;
+    a->content_len = len;
+    a->content_encoding = WM_CONTENT_UTF8; /* the encoders use base64 for other bytes */
+    a->size = (int64_t)len;
+    return true;
+}
+
 /* Builds, encodes and queues the announcement of one file. */
 static int post_file(struct post *p, struct options *o, struct tree *t, const char *root,
                      const char *file, enum wm_format fmt, enum wm_sum method)
@@ -99,9 +135,11 @@ static int post_file(struct post *p, struct options *o, struct tree *t, const ch
     if (!a->base_url || !a->rel_path) goto done;
     step = "checksum";
     /* From the bytes: the file may have changed since a checksum was cached. */
-    if ((e = tree_lookup(t, clean, method, true, &a->sum, NULL))) goto done;
+    if (!(p->inline_max && take_inline(p, t, clean, method, a)) &&
+        (e = tree_lookup(t, clean, method, true, &a->sum, NULL)))
+        goto done;
     step = "encode";
-    if ((e = codec_encode(a, fmt, &text, &len))) goto done;
+    if ((e = codec_encode_within(a, fmt, PEER_MAX_MESSAGE_DEFAULT, &text, &len))) goto done;
     step = "topic";
     if ((e = codec_topic(options_get(o, "exchange"), options_get(o, "topic-prefix"), rel, topic,
                          sizeof topic)))
@@ -125,6 +163,15 @@ static int post_all(struct post *p, struct options *o, const char *const *files,
         fprintf(stderr, "wmesh post: unknown --integrity %s\n", options_get(o, "integrity"));
         return 2;
     }
+    double inline_max = 0;
+    if (options_number(o, "inline", 0, &inline_max) || inline_max < 0 ||
+        inline_max > PEER_INLINE_MAX || (inline_max > 0 && codec_inline_capacity(fmt) == 0)) {
+        fprintf(stderr, "wmesh post: --inline is 0 to %d bytes, with --post-format v03 or wnm\n",
+                PEER_INLINE_MAX);
+        return 2;
+    }
+    p->inline_max = (size_t)inline_max;
+    if (p->inline_max > codec_inline_capacity(fmt)) p->inline_max = codec_inline_capacity(fmt);
     char root[PATH_MAX];
     struct tree *t = realpath(options_get(o, "dir"), root) ? tree_attach(root) : NULL;
     if (!t) {

@@ -2,7 +2,8 @@
 # 13-inline.sh: v03 messages with inline content (utf-8 and base64) and the right checksum are
 # stored without any download and re-announced; inline content with a wrong checksum is not.
 # Then A -> B -> C with B --inline 2048: B puts each file of up to 2048 bytes into its
-# re-announcement, and C stores those without a download, with A's bytes.
+# re-announcement, and C stores those without a download, with A's bytes; `wmesh post --inline`
+# does the same at the origin.
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
@@ -100,6 +101,15 @@ metrics_are C $((N - small + 1)) wmesh_downloads_total
 observed obB | grep -F "$padded_rel" | grep -q '"padding"' || fail "B2 did not pass the field on"
 ! observed obB | grep -F "$padded_rel" | grep -q '"content"' || fail "B2 sent 8 KiB or more"
 note "an announcement that content would take over 8192 bytes went without it"
+
+# wmesh post --inline at the origin: B2 stores the small files without asking A for them.
+make_files "$(tree_of A)" 30 posted >"$T/list2"
+small2=$(cd "$(tree_of A)" && xargs -d '\n' stat -c '%s' -- <"$T/list2" | awk -v m="$limit" '$1 <= m' | wc -l)
+post_files bA "$(base_url A)" "$(tree_of A)" "$T/list2" --inline "$limit"
+reach_all "$T/list2" A C B2
+metrics_are B2 "$small2" wmesh_inlined_total
+metrics_are B2 $((N + 1 + 30 - small2)) wmesh_downloads_total
+note "wmesh post --inline $limit: B2 stored $small2 of 30 files from the announcements"
 
 # The array format has no place for content: the option is refused at start, in one line.
 if "$WMESH" peer --dir "$T/x" --broker "$(broker_url bA guest)" --post-broker none \
