@@ -317,6 +317,17 @@ static void test_content(void)
     out = encode(a, WM_FORMAT_ARRAY);
     ASSERT_TRUE(out && !strstr(out, "content"));
     free(out);
+    /* codec_encode_within keeps content that fits and drops what would pass the limit. */
+    size_t len = 0;
+    ASSERT_EQ_INT(codec_encode_within(a, WM_FORMAT_V03, 8192, &out, &len), WM_OK);
+    ASSERT_TRUE(out && strstr(out, "\"value\":\"/wAB\""));
+    free(out);
+    size_t with_content = len;
+    ASSERT_EQ_INT(codec_encode_within(a, WM_FORMAT_V03, with_content - 1, &out, &len), WM_OK);
+    ASSERT_TRUE(out && !strstr(out, "content") && len < with_content && len == strlen(out));
+    ASSERT_EQ_INT(a->content_encoding, WM_CONTENT_NONE);
+    ASSERT_TRUE(a->content == NULL && a->content_len == 0);
+    free(out);
     announce_free(&a);
 
     a = decode(V03_HEAD ",\"content\":{\"encoding\":\"base64\",\"value\":\"AAEC\\n/w==\"}}");
