@@ -37,6 +37,12 @@ enum wm_err codec_decode(const char *payload, size_t len, struct announce **out,
  * codec_wnm.c.) */
 enum wm_err codec_encode(const struct announce *a, enum wm_format fmt, char **out, size_t *outlen);
 
+/* The largest announcement peers accept unless told otherwise (their default --max-message). */
+#define WM_MESSAGE_MAX_DEFAULT 8192
+/* The largest --inline: its base64 (5 464 bytes) and the rest of an announcement stay within
+ * WM_MESSAGE_MAX_DEFAULT. */
+#define WM_INLINE_MAX 4096
+
 /* The largest content (bytes) that fmt carries inline whatever the bytes are, as base64 if need
  * be: 0 for array (no place for it), 3 069 for WIS2 (its encoded value must stay under 4096
  * characters; codec_encode leaves larger content out), SIZE_MAX for v03. */

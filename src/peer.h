@@ -12,12 +12,6 @@
 struct filter;
 
 /* Everything the peer needs; strings are borrowed and must outlive peer_run(). */
-/* The largest --inline: its base64 (5 464 bytes) and the rest of an announcement stay within
- * the 8 KiB that peers accept by default (--max-message). */
-#define PEER_INLINE_MAX 4096
-/* The default --max-message: the largest announcement peers accept unless told otherwise. */
-#define PEER_MAX_MESSAGE_DEFAULT 8192
-
 struct peer_config {
     const char *name;           /* for logs; NULL: none */
     const char *dir;            /* the tree */

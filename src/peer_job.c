@@ -123,8 +123,8 @@ static bool attach_inline(struct job *j, struct announce *out)
 {
     const struct peer_config *cfg = j->peer->cfg;
     size_t len = (size_t)j->bytes;
-    bool empty = j->bytes == 0 && j->inline_copy == NULL; /* no data came: nothing to copy */
-    if (cfg->inline_max == 0 || j->inline_overflow || (!j->inline_copy && !empty) ||
+    /* No copy is right only for an empty file: no bytes came to copy. */
+    if (cfg->inline_max == 0 || j->inline_overflow || (!j->inline_copy && len != 0) ||
         out->content_encoding != WM_CONTENT_NONE || len > codec_inline_capacity(cfg->post_format))
         return false;
     out->content = j->inline_copy;
@@ -141,7 +141,7 @@ static enum wm_err encode_announcement(struct job *j, struct announce *out, bool
 {
     enum wm_format fmt = j->peer->cfg->post_format;
     if (!attached) return codec_encode(out, fmt, text, len);
-    enum wm_err e = codec_encode_within(out, fmt, PEER_MAX_MESSAGE_DEFAULT, text, len);
+    enum wm_err e = codec_encode_within(out, fmt, WM_MESSAGE_MAX_DEFAULT, text, len);
     if (e == WM_OK && out->content_encoding != WM_CONTENT_NONE)
         peer_count(&j->peer->metrics.published_inline, 1);
     return e;

@@ -116,8 +116,8 @@ struct tree_times {
  * xattr holds: WM_ERR_NOSUM when it holds nothing readable. */
 enum wm_err tree_lookup(struct tree *t, const char *clean_rel, enum wm_sum method, bool fresh,
                         struct wm_checksum *held, struct tree_times *times);
-/* Opens a stored regular file read-only for serving; *size gets its length and *mtime_ns (may
- * be NULL) its modification time, from the one fstat made to check it. Refuses
+/* Opens a stored regular file read-only for serving; *size gets its length and *mtime_ns its
+ * modification time (either may be NULL), from the one fstat made to check it. Refuses
  * directories, symlinks, dot-files and anything in WM_TREE_TMPDIR.
  * The caller owns *fd (close it). Symlinks and dot-files give WM_ERR_UNSAFE; absent names,
  * directories and other non-regular files WM_ERR_NOTFOUND. tree_lookup refuses the same

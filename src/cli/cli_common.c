@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "codec.h"
 #include "log.h"
 #include "options.h"
 
@@ -25,6 +26,24 @@ int cli_parse_format(const char *text, enum wm_format *out)
                 text ? text : "");
         return -1;
     }
+    return 0;
+}
+
+int cli_parse_inline(struct options *o, const char *cmd, enum wm_format fmt, size_t *out)
+{
+    double bytes = 0;
+    if (options_number(o, "inline", 0, &bytes) || bytes < 0 || bytes > WM_INLINE_MAX) {
+        fprintf(stderr, "wmesh %s: --inline is 0 to %d bytes\n", cmd, WM_INLINE_MAX);
+        return -1;
+    }
+    if (bytes > 0 && codec_inline_capacity(fmt) == 0) {
+        fprintf(stderr,
+                "wmesh %s: --inline needs --post-format v03 or wnm: the array format "
+                "has no place for content\n",
+                cmd);
+        return -1;
+    }
+    *out = (size_t)bytes;
     return 0;
 }
 

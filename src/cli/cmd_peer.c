@@ -5,7 +5,6 @@
 
 #include "cli.h"
 #include "cli_common.h"
-#include "codec.h"
 #include "credentials.h"
 #include "filter.h"
 #include "log.h"
@@ -105,15 +104,14 @@ static int build_filter(struct options *o, struct filter *f)
 
 static int numbers(struct options *o, struct peer_config *c)
 {
-    double max_message, max_downloads, pipeline, max_size, max_queue, seen_capacity, inline_max;
+    double max_message, max_downloads, pipeline, max_size, max_queue, seen_capacity;
     if (options_number(o, "lag-warn", 120, &c->lag_warn_s) ||
         options_number(o, "lag-drop", 7200, &c->lag_drop_s) ||
         options_number(o, "max-message", 8192, &max_message) ||
         options_number(o, "max-downloads", 16, &max_downloads) ||
         options_number(o, "pipeline", 4, &pipeline) || pipeline < 1 || pipeline > 64 ||
         options_number(o, "max-size", 0, &max_size) ||
-        options_number(o, "inline", 0, &inline_max) || inline_max < 0 ||
-        inline_max > PEER_INLINE_MAX || options_number(o, "retry-for", 3600, &c->retry_for_s) ||
+        options_number(o, "retry-for", 3600, &c->retry_for_s) ||
         options_number(o, "connect-timeout", 10, &c->connect_timeout_s) ||
         options_number(o, "stall-timeout", 30, &c->stall_timeout_s) ||
         c->connect_timeout_s < 0.001 || c->stall_timeout_s < 1 ||
@@ -130,7 +128,6 @@ static int numbers(struct options *o, struct peer_config *c)
     c->max_downloads = (int)max_downloads;
     c->pipeline = (int)pipeline;
     c->max_size = (int64_t)max_size;
-    c->inline_max = (size_t)inline_max;
     c->max_queue = (size_t)max_queue;
     c->seen_capacity = (size_t)seen_capacity;
     return 0;
@@ -208,13 +205,9 @@ static int configure(struct options *o, struct peer_config *c)
         return -1;
     }
     if (cli_parse_format(options_get(o, "post-format"), &c->post_format) != 0) return -1;
-    if (post_topics(o, c) != 0 || numbers(o, c) != 0) return -1;
-    if (c->inline_max && codec_inline_capacity(c->post_format) == 0) {
-        fprintf(stderr, "wmesh peer: --inline needs --post-format v03 or wnm: the array format "
-                        "has no place for content\n");
-        return -1;
-    }
-    return 0;
+    if (post_topics(o, c) != 0) return -1;
+    if (cli_parse_inline(o, "peer", c->post_format, &c->inline_max) != 0) return -1;
+    return numbers(o, c);
 }
 
 /* Loads --credentials, or the default file when it exists. *c stays NULL when there is none. */

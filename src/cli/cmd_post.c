@@ -14,7 +14,6 @@
 #include "loop.h"
 #include "mqtt.h"
 #include "options.h"
-#include "peer.h"
 #include "tree.h"
 
 static const struct option_spec specs[] = {
@@ -86,8 +85,7 @@ static bool take_inline(struct post *p, struct tree *t, const char *clean, enum 
                         struct announce *a)
 {
     int fd = -1;
-    off_t size = 0;
-    if (a->size > (int64_t)p->inline_max || tree_open_file(t, clean, &fd, &size, NULL) != WM_OK)
+    if (a->size > (int64_t)p->inline_max || tree_open_file(t, clean, &fd, NULL, NULL) != WM_OK)
         return false;
     unsigned char *bytes = malloc(p->inline_max + 1);
     size_t len = 0;
@@ -139,7 +137,7 @@ static int post_file(struct post *p, struct options *o, struct tree *t, const ch
         (e = tree_lookup(t, clean, method, true, &a->sum, NULL)))
         goto done;
     step = "encode";
-    if ((e = codec_encode_within(a, fmt, PEER_MAX_MESSAGE_DEFAULT, &text, &len))) goto done;
+    if ((e = codec_encode_within(a, fmt, WM_MESSAGE_MAX_DEFAULT, &text, &len))) goto done;
     step = "topic";
     if ((e = codec_topic(options_get(o, "exchange"), options_get(o, "topic-prefix"), rel, topic,
                          sizeof topic)))
@@ -163,14 +161,7 @@ static int post_all(struct post *p, struct options *o, const char *const *files,
         fprintf(stderr, "wmesh post: unknown --integrity %s\n", options_get(o, "integrity"));
         return 2;
     }
-    double inline_max = 0;
-    if (options_number(o, "inline", 0, &inline_max) || inline_max < 0 ||
-        inline_max > PEER_INLINE_MAX || (inline_max > 0 && codec_inline_capacity(fmt) == 0)) {
-        fprintf(stderr, "wmesh post: --inline is 0 to %d bytes, with --post-format v03 or wnm\n",
-                PEER_INLINE_MAX);
-        return 2;
-    }
-    p->inline_max = (size_t)inline_max;
+    if (cli_parse_inline(o, "post", fmt, &p->inline_max) != 0) return 2;
     if (p->inline_max > codec_inline_capacity(fmt)) p->inline_max = codec_inline_capacity(fmt);
     char root[PATH_MAX];
     struct tree *t = realpath(options_get(o, "dir"), root) ? tree_attach(root) : NULL;
