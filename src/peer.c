@@ -14,6 +14,7 @@
 
 #include "codec.h"
 #include "fetch.h"
+#include "hasher.h"
 #include "httpd.h"
 #include "journal.h"
 #include "log.h"
@@ -337,6 +338,8 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
     tree_set_sync(p->tree, false);
     if (!(p->spares = tree_spares_start(p->tree, SPARE_TMP_FILES)))
         log_warn("temporary files are made as needed: %s", strerror(errno));
+    if (!(p->hasher = hasher_new(p->loop)))
+        log_warn("large files are hashed on the loop's thread: %s", strerror(errno));
     if ((e = open_state(p, journal_path, sizeof journal_path))) return e;
     derive_client_id(c, c->dir, client_id, idlen);
     /* The post link's hook comes first: announcements wait for no sync (peer_sync.c says why).
@@ -386,6 +389,7 @@ static void stop(struct peer *p)
     free(p->up);
     mqtt_link_free(&p->post);
     httpd_stop(&p->httpd);
+    hasher_free(&p->hasher); /* first: it reads the files of the jobs dropped next */
     if (p->inflight) jobs_drop_all(p);
     fetch_free(&p->fetcher);
     if (p->seen && seen_save(p->seen, p->seen_path) != WM_OK)

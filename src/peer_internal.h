@@ -26,6 +26,8 @@ struct seen;
 struct retention;
 struct syncer;
 struct journal_batch;
+struct hasher;
+struct hasher_task;
 
 /* An announcement waiting behind the job for another version of the same file. */
 struct deferred {
@@ -44,6 +46,11 @@ struct job {
     struct tree_tmp tmp;
     bool has_tmp;
     struct integrity_ctx *hash;
+    struct hasher_task *behind; /* non-NULL: the hasher's thread hashes what on_data writes */
+    /* How the transfer ended, kept while the hasher catches up (end_why is owned). */
+    enum wm_err end_err;
+    long end_status;
+    char *end_why;
     int64_t bytes;
     unsigned char *inline_copy; /* the bytes so far while they may still go inline (--inline) */
     bool inline_overflow;       /* more than cfg->inline_max bytes came: no inline copy */
@@ -79,6 +86,7 @@ struct peer {
     struct loop *loop;
     struct tree *tree;
     struct tree_spares *spares; /* temporary files made ahead; NULL: made as needed */
+    struct hasher *hasher;      /* hashes large downloads on a second core; NULL: on the loop */
     struct fetcher *fetcher;
     struct httpd *httpd;
     struct upstream *up;

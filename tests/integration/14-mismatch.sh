@@ -44,3 +44,27 @@ sum=$(sed -n 's/.*"integrity"[[:space:]]*:[[:space:]]*{\([^}]*\)}.*/\1/p' <<<"${
 [ "$(metric P wmesh_published_total)" -eq 1 ] || fail "published: $(counters P)"
 [ "$(metric P wmesh_integrity_failures_total)" -eq 1 ] || fail "integrity failures moved"
 alive P
+
+# A large file (announced at 6 MiB: hashed on the hasher's thread, behind the writes) is judged
+# the same way: refused on a wrong checksum, stored and re-announced with the right one.
+big=Radar/large/composite.bin
+mkdir -p "$origin/${big%/*}"
+head -c $((6 * 1024 * 1024 + 12345)) /dev/urandom >"$origin/$big"
+size=", \"size\": $(stat -c %s "$origin/$big")"
+pub up "$(topic_of "$big")" "$(v03_msg "$(base_url S)" "$big" sha512 \
+    "$(checksum_b64 sha512 "$T/other")" "$size")"
+wait_until 20 logged_has P failed "$big" || fail "no 'failed $big' log line"
+wait_until 10 metric_is P wmesh_integrity_failures_total 2 ||
+    fail "integrity failures: $(metric P wmesh_integrity_failures_total), expected 2"
+[ ! -e "$tree/$big" ] || fail "a large file with a wrong checksum was stored"
+pub up "$(topic_of "$big")" "$(v03_msg "$(base_url S)" "$big" md5 \
+    "$(checksum_b64 md5 "$origin/$big")" "$size")"
+wait_until 20 observed_has obs "$big" || fail "the large file was not re-announced"
+cmp -s "$origin/$big" "$tree/$big" || fail "the large file's stored bytes differ"
+line=$(observed obs | grep -F "\"$big\"")
+sum=$(sed -n 's/.*"integrity"[[:space:]]*:[[:space:]]*{\([^}]*\)}.*/\1/p' <<<"${line#* }")
+[ "$(json_str value <<<"$sum")" = "$(checksum_b64 md5 "$origin/$big")" ] ||
+    fail "the large file re-announced with a checksum other than its own: $line"
+[ "$(metric P wmesh_downloads_total)" -eq 2 ] || fail "downloads: $(counters P)"
+note "a large file hashed behind its writes: wrong checksum refused, right one stored once"
+alive P

@@ -2,7 +2,8 @@
 # 35-valgrind.sh: A -> B -> C with 50 files, the relay B running under valgrind (memcheck, full
 # leak check, definite leaks count as errors). B is stopped with SIGTERM at the end: it must exit
 # cleanly and valgrind must report 0 errors. B runs with --inline 1024, so the copies of small
-# files into its announcements are checked too.
+# files into its announcements are checked too, and relays a 5 MiB file, hashed on its hasher's
+# thread.
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_faults.sh"
@@ -42,6 +43,14 @@ settle B C
 once_each B downloaded
 [ "$(metric B wmesh_published_inline_total)" -gt 0 ] || fail "B put no file inline: $(counters B)"
 note "all $N files went through B under valgrind: $(counters B)"
+# A large file: B hashes it on its hasher's thread, behind the writes.
+big=Radar/large/composite.bin
+mkdir -p "$(tree_of A)/${big%/*}"
+head -c $((5 * 1024 * 1024 + 3)) /dev/urandom >"$(tree_of A)/$big"
+echo "$big" >"$T/big.list"
+post_files bA "$(base_url A)" "$(tree_of A)" "$T/big.list"
+wait_until 120 test -f "$(tree_of C)/$big" || fail "the large file did not reach C"
+cmp -s "$(tree_of A)/$big" "$(tree_of C)/$big" || fail "C's copy of the large file differs"
 # Error paths too: a malformed message, and a wrong checksum that B keeps retrying when it stops.
 pub bA xpublic/v03/post/x '{"pubTime": "2024'
 rel=$(head -n 1 "$T/list")
@@ -49,6 +58,10 @@ printf 'other bytes' >"$T/other"
 pub bA "$(topic_of "$rel.bad")" "$(v03_msg "$(base_url A)" "$rel" sha512 "$(checksum_b64 sha512 "$T/other")")"
 wait_until 30 logged_has B rejected malformed: || fail "B did not reject the malformed message"
 wait_until 30 grep -q "download of $rel failed\|failed $rel" "$T/B.log" || fail "B did not try the wrong checksum"
+# ... and the large one, announced with a wrong checksum, which B may be hashing when it stops.
+pub bA "$(topic_of "$big.bad")" "$(v03_msg "$(base_url A)" "$big" sha512 \
+    "$(checksum_b64 sha512 "$T/other")" ", \"size\": $(stat -c %s "$(tree_of A)/$big")")"
+wait_until 60 grep -q "download of $big failed" "$T/B.log" || fail "B did not try the large file"
 
 pid=$(pid_of B)
 kill -TERM "$pid"
