@@ -163,13 +163,15 @@ void hasher_free(struct hasher **hp)
     *hp = NULL;
 }
 
-struct hasher_task *hasher_task_new(struct hasher *h, int fd, struct integrity_ctx *ctx)
+struct hasher_task *hasher_task_new(struct hasher *h, int fd, struct integrity_ctx *ctx,
+                                    uint64_t from)
 {
     struct hasher_task *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->owner = h;
     t->fd = fd;
     t->ctx = ctx;
+    t->hashed = t->end = from;
     t->prev = h->tail;
     if (h->tail)
         h->tail->next = t;

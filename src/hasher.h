@@ -30,10 +30,12 @@ struct hasher *hasher_new(struct loop *loop);
  * their done calls: their fds and contexts are again the caller's alone), setting it to NULL. */
 void hasher_free(struct hasher **h);
 
-/* Starts hashing, into ctx, the file that the loop writes at fd from offset 0 on. Both are
- * borrowed: the thread reads fd (pread, so its offset is untouched) and updates ctx until the
- * task's done call, and the caller must leave ctx alone until then. NULL with errno set. */
-struct hasher_task *hasher_task_new(struct hasher *h, int fd, struct integrity_ctx *ctx);
+/* Goes on hashing, into ctx, the file that the loop writes at fd, from offset `from` (ctx has
+ * had the bytes before it). Both are borrowed: the thread reads fd (pread, so its offset is
+ * untouched) and updates ctx until the task's done call, and the caller must leave ctx alone
+ * until then. NULL with errno set. */
+struct hasher_task *hasher_task_new(struct hasher *h, int fd, struct integrity_ctx *ctx,
+                                    uint64_t from);
 
 /* Tells the task that the file now holds end bytes (never fewer than before). */
 void hasher_task_grow(struct hasher_task *t, uint64_t end);

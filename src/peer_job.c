@@ -20,8 +20,9 @@
 #include "tree_spares.h"
 
 #define RETRY_MAX_DELAY_MS 30000
-/* Files announced at least this large are hashed on the hasher's thread, behind the writes
- * (hasher.h); below, the hand-over costs more than the hash (4 MiB: ~8 ms of SHA-512). */
+/* Files announced this large, or found so as they come, are hashed on the hasher's thread,
+ * behind the writes (hasher.h); below, the hand-over would cost more than it saves (4 MiB
+ * take ~8 ms of SHA-512). */
 #define HASH_BEHIND_MIN (4 * 1024 * 1024)
 
 static const char *basename_of(const char *path)
@@ -385,22 +386,23 @@ static void copy_for_inline(struct job *j, const void *data, size_t len)
     memcpy(j->inline_copy + j->bytes, data, len);
 }
 
-/* At a large file's first bytes: hands its hashing to the hasher's thread, if there is one
- * (otherwise, or without memory for the task, on_data hashes as before). */
+/* Hands a large file's hashing to the hasher's thread, if there is one, from its first bytes
+ * when it was announced large, else from where it turns out to be (otherwise, or without
+ * memory for the task, on_data goes on hashing). */
 static void maybe_hash_behind(struct job *j)
 {
     struct peer *p = j->peer;
     enum wm_sum method = j->a->sum.method;
-    if (!p->hasher || j->a->size < HASH_BEHIND_MIN ||
+    if (!p->hasher || (j->a->size < HASH_BEHIND_MIN && j->bytes < HASH_BEHIND_MIN) ||
         !(method == WM_SUM_COD || integrity_is_digest(method)))
         return;
-    j->behind = hasher_task_new(p->hasher, j->tmp.fd, j->hash);
+    j->behind = hasher_task_new(p->hasher, j->tmp.fd, j->hash, (uint64_t)j->bytes);
 }
 
 static int on_data(void *arg, const void *data, size_t len)
 {
     struct job *j = arg;
-    if (j->bytes == 0) maybe_hash_behind(j);
+    if (!j->behind) maybe_hash_behind(j);
     if (write_all(j->tmp.fd, data, len) != WM_OK) {
         j->write_errno = errno;
         return -1;

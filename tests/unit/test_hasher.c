@@ -1,5 +1,6 @@
 /* test_hasher.c: files written piece by piece while the hasher's thread reads them back hash to
- * what the same bytes hash to in one go, for several files at once, rounds large and small; a
+ * what the same bytes hash to in one go, for several files at once, rounds large and small, one
+ * of them handed over after the caller hashed its start; a
  * task ended without the rest ends as soon as no round runs on it; a file that cannot be read
  * back ends its task with WM_ERR_IO; hasher_free frees tasks never ended. */
 #include <fcntl.h>
@@ -106,7 +107,12 @@ static void test_files_hash_as_in_one_go(void)
         f->bytes = malloc(f->size + 1);
         fill(f->bytes, f->size, &r.seed);
         f->ctx = integrity_begin(&sha512, "x");
-        f->task = hasher_task_new(r.h, f->fd, f->ctx);
+        if (i == 1) { /* the caller hashed the start itself: the task goes on from there */
+            f->written = (1u << 20) + 11;
+            ASSERT_EQ_INT(pwrite(f->fd, f->bytes, f->written, 0), (ssize_t)f->written);
+            integrity_update(f->ctx, f->bytes, f->written);
+        }
+        f->task = hasher_task_new(r.h, f->fd, f->ctx, f->written);
         ASSERT_TRUE(f->fd >= 0 && f->ctx && f->task);
     }
     loop_timer_add(r.loop, 0, write_some, &r);
@@ -138,7 +144,7 @@ static void test_end_without_rest(void)
     unsigned char *bytes = calloc(1, size);
     ASSERT_EQ_INT(pwrite(fd, bytes, size, 0), (ssize_t)size);
     struct integrity_ctx *ctx = integrity_begin(&md5, "x");
-    struct hasher_task *t = hasher_task_new(h, fd, ctx);
+    struct hasher_task *t = hasher_task_new(h, fd, ctx, 0);
     struct file f = {.stop = loop};
     hasher_task_grow(t, size); /* a round starts */
     hasher_task_end(t, false, on_done, &f);
@@ -150,7 +156,7 @@ static void test_end_without_rest(void)
 
     /* Nothing waiting: ended from inside the call. */
     ctx = integrity_begin(&md5, "x");
-    t = hasher_task_new(h, fd, ctx);
+    t = hasher_task_new(h, fd, ctx, 0);
     struct file g = {0};
     hasher_task_end(t, false, on_done, &g);
     ASSERT_TRUE(g.done);
@@ -175,7 +181,7 @@ static void test_unreadable_file(void)
     static unsigned char zeros[2u << 20];
     ASSERT_EQ_INT(pwrite(rw, zeros, sizeof zeros, 0), (ssize_t)sizeof zeros);
     struct integrity_ctx *ctx = integrity_begin(&sha256, "x");
-    struct hasher_task *t = hasher_task_new(h, wo, ctx);
+    struct hasher_task *t = hasher_task_new(h, wo, ctx, 0);
     struct file f = {.stop = loop};
     hasher_task_grow(t, sizeof zeros);
     hasher_task_end(t, true, on_done, &f);
@@ -187,9 +193,9 @@ static void test_unreadable_file(void)
     /* Tasks never ended are freed with the hasher, without their done calls. */
     struct integrity_ctx *c2 = integrity_begin(&sha256, "x");
     struct file g = {0};
-    t = hasher_task_new(h, rw, c2);
+    t = hasher_task_new(h, rw, c2, 0);
     hasher_task_grow(t, sizeof zeros);
-    hasher_task_new(h, rw, c2);
+    hasher_task_new(h, rw, c2, 0);
     hasher_free(&h);
     ASSERT_TRUE(!g.done);
     integrity_abort(&c2);
