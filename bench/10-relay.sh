@@ -42,14 +42,7 @@ ticks0=$(machine_ticks)
 t0=$EPOCHREALTIME
 mesh_peer R down up -- "${PEER_ARGS[@]}"
 pid=$(pid_of R)
-perf_pid=""
-if [ "${BENCH_PERF:-0}" = 1 ] && ! perf stat -e cpu-clock true >/dev/null 2>&1; then
-    detail "perf: not usable here (BENCH_PERF=1 ignored)"
-elif [ "${BENCH_PERF:-0}" = 1 ]; then
-    perf record -q -e cpu-clock -F 1999 -g -p "$pid" -o "$T/perf.data" 2>>"$T/perf.log" &
-    perf_pid=$!
-    track "$perf_pid"
-fi
+perf_attach "$pid"
 wait_until "$(by_scale 600 60)" counter_done cdown "$N" ||
     fail "downstream got $(counted cdown) of $N announcements"
 ticks1=$(machine_ticks)
@@ -74,22 +67,7 @@ detail "relay: peer $(counters R | cut -d' ' -f2-) (received downloads inlined d
     "brokers+nginx used $cpu_others CPU s meanwhile; the machine's $(nproc) CPUs were" \
     "$(machine_busy "$ticks0" "$ticks1")% busy"
 detail "relay: peer threads, user+system CPU s: $threads"
-if [ -n "$perf_pid" ]; then
-    stop_pid "$perf_pid" # perf record writes its data on SIGTERM too
-    mkdir -p "$BENCH_OUT"
-    # Self time by symbol, then time inside each system call (children of __x64_sys_*).
-    perf report -i "$T/perf.data" --stdio --no-children -g none --sort dso,symbol \
-        2>>"$T/perf.log" | grep -v '^#' | grep -v '^$' |
-        sed 's/[[:space:]-]*$//' >"$BENCH_OUT/relay-perf.txt" || true
-    perf report -i "$T/perf.data" --stdio --children -g none --sort symbol 2>>"$T/perf.log" |
-        awk '$4 ~ /^__x64_sys_/ { printf "%8s  %s\n", $1, substr($4, 11) }' |
-        head -n 10 >"$BENCH_OUT/relay-perf-syscalls.txt" || true
-    detail "perf: the peer's top 15 by self time (cpu-clock samples; all in" \
-        "$BENCH_OUT/relay-perf.txt):"
-    head -n 15 "$BENCH_OUT/relay-perf.txt" | sed 's/^/    /'
-    detail "perf: the peer's time inside system calls, by call:"
-    sed 's/^/    /' "$BENCH_OUT/relay-perf-syscalls.txt"
-fi
+perf_report relay
 stop_pid "$pid"
 [ "$(count_present "$(tree_of R)" "$T/feed/relay.list")" -eq "$N" ] ||
     fail "the peer's tree holds $(count_present "$(tree_of R)" "$T/feed/relay.list") of $N files"

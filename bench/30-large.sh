@@ -23,13 +23,16 @@ mesh_peer L down up -- "${PEER_ARGS[@]}"
 wait_connected L 1
 pid=$(pid_of L)
 start_counter cdown down "$N"
+perf_attach "$pid"
 t0=$EPOCHREALTIME
 publish_feed up large
 wait_until "$(by_scale 600 120)" counter_done cdown "$N" ||
     fail "downstream got $(counted cdown) of $N announcements"
 secs=$(elapsed "$t0" "$(last_arrival cdown)")
 cpu=$(cpu_seconds "$pid")
+threads=$(thread_cpu "$pid")
 hwm=$(kib "$pid" VmHWM)
+perf_report large
 stop_pid "$pid"
 (cd "$T/src" && xargs -d '\n' sha512sum -- <"$T/feed/large.list") >"$T/sums"
 (cd "$(tree_of L)" && sha512sum --quiet --strict -c "$T/sums") >&2 ||
@@ -37,6 +40,7 @@ stop_pid "$pid"
 relay=$(awk -v b="$BYTES" -v s="$secs" 'BEGIN { printf "%.1f\n", b / 1048576 / s }')
 detail "relay: $N x $MIB MiB in $secs s (publish to last re-announcement); peer CPU $cpu s," \
     "peak RSS $hwm KiB"
+detail "relay: peer threads, user+system CPU s: $threads"
 
 # The ceiling, from the same nginx and the same files (in the page cache, as for the peer).
 args=()

@@ -92,6 +92,39 @@ thread_cpu() {
         END { print "" }'
 }
 
+# perf_attach PID: with BENCH_PERF=1, samples PID (cpu-clock, call graphs) until perf_report.
+perf_pid=""
+perf_attach() {
+    if [ "${BENCH_PERF:-0}" = 1 ] && ! perf stat -e cpu-clock true >/dev/null 2>&1; then
+        detail "perf: not usable here (BENCH_PERF=1 ignored)"
+    elif [ "${BENCH_PERF:-0}" = 1 ]; then
+        perf record -q -e cpu-clock -F 1999 -g -p "$1" -o "$T/perf.data" 2>>"$T/perf.log" &
+        perf_pid=$!
+        track "$perf_pid"
+    fi
+}
+
+# perf_report NAME: stops perf_attach's sampling and prints the process's top 15 symbols by self
+# time (all of them in $BENCH_OUT/NAME-perf.txt) and its time inside each system call.
+perf_report() {
+    [ -n "$perf_pid" ] || return 0
+    stop_pid "$perf_pid" # perf record writes its data on SIGTERM too
+    perf_pid=""
+    mkdir -p "$BENCH_OUT"
+    # Self time by symbol, then time inside each system call (children of __x64_sys_*).
+    perf report -i "$T/perf.data" --stdio --no-children -g none --sort dso,symbol \
+        2>>"$T/perf.log" | grep -v '^#' | grep -v '^$' |
+        sed 's/[[:space:]-]*$//' >"$BENCH_OUT/$1-perf.txt" || true
+    perf report -i "$T/perf.data" --stdio --children -g none --sort symbol 2>>"$T/perf.log" |
+        awk '$4 ~ /^__x64_sys_/ { printf "%8s  %s\n", $1, substr($4, 11) }' |
+        head -n 10 >"$BENCH_OUT/$1-perf-syscalls.txt" || true
+    detail "perf: the peer's top 15 by self time (cpu-clock samples; all in" \
+        "$BENCH_OUT/$1-perf.txt):"
+    head -n 15 "$BENCH_OUT/$1-perf.txt" | sed 's/^/    /'
+    detail "perf: the peer's time inside system calls, by call:"
+    sed 's/^/    /' "$BENCH_OUT/$1-perf-syscalls.txt"
+}
+
 # cpu_seconds PID...: user + system CPU time of the processes so far (threads included).
 cpu_seconds() {
     local pid total=0 t
@@ -106,8 +139,8 @@ cpu_seconds() {
 # machine_ticks: "busy total" clock ticks of all CPUs so far, from /proc/stat (busy: neither
 # idle nor waiting for I/O). Two readings give machine_busy.
 machine_ticks() {
-    local cpu user nice system idle iowait irq softirq steal
-    read -r cpu user nice system idle iowait irq softirq steal _ </proc/stat
+    local user nice system idle iowait irq softirq steal
+    read -r _ user nice system idle iowait irq softirq steal _ </proc/stat
     echo "$((user + nice + system + irq + softirq + steal)) \
 $((user + nice + system + idle + iowait + irq + softirq + steal))"
 }
