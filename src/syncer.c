@@ -1,5 +1,5 @@
-/* syncer.c: a worker thread for blocking durability calls, reporting back through an eventfd
- * watched by the event loop. */
+/* syncer.c: a worker thread for blocking calls (durability, hashing), reporting back through an
+ * eventfd watched by the event loop. */
 #include "syncer.h"
 
 #include <errno.h>

@@ -1,5 +1,6 @@
-/* syncer.h: one piece of blocking work at a time (fdatasync, syncfs) on a thread of its own, so
- * that the event loop goes on receiving, downloading and storing while the disk flushes. */
+/* syncer.h: one piece of blocking work at a time (fdatasync, syncfs; the hasher's rounds) on a
+ * thread of its own, so that the event loop goes on receiving, downloading and storing while the
+ * disk flushes or a large file is hashed. */
 #ifndef WMESH_SYNCER_H
 #define WMESH_SYNCER_H
 
