@@ -561,8 +561,7 @@ static void on_done(void *arg, enum wm_err err, long status, const char *why)
     j->end_err = err;
     j->end_status = status;
     j->end_why = why ? strdup(why) : NULL;
-    struct hasher_task *t = j->behind;
-    hasher_task_end(t, err == WM_OK, hashed_behind, j);
+    hasher_task_end(j->behind, err == WM_OK, hashed_behind, j);
 }
 
 static void start_waiting(struct peer *p)
