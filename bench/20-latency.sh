@@ -13,6 +13,11 @@ RATE=200
 DURATION=$(by_scale 30 5)
 N=$((RATE * DURATION))
 SIZE=1024
+# BENCH_LARGE_MIB=M: meanwhile a file of M MiB goes down the chain every 5 s (a radar composite
+# among the observations), to see what large transfers do to the small files' latency.
+LARGE_MIB=${BENCH_LARGE_MIB:-0}
+NLARGE=0
+[ "$LARGE_MIB" -gt 0 ] && NLARGE=$(((DURATION + 4) / 5))
 
 for b in bA bB bC; do
     start_broker "$b"
@@ -25,9 +30,10 @@ wait_connected C 1
 # One more file than measured: the first is a warm-up sent once every process is connected,
 # and the paced run starts when it has reached the end of the chain.
 for b in bA bB bC; do
-    start_counter "c$b" "$b" $((N + 1))
+    start_counter "c$b" "$b" $((N + 1 + NLARGE))
 done
 make_feed "$(tree_of A)" "$(base_url A)" lat $((N + 1)) "$SIZE"
+[ "$NLARGE" -gt 0 ] && make_feed "$(tree_of A)" "$(base_url A)" big "$NLARGE" $((LARGE_MIB << 20))
 
 read -r topic file <"$T/feed/lat.topics"
 ("$WMESH_BENCH_TOOLS/pace" "$RATE" "$T/pubtimes" "$T/go" <"$file" 2>>"$T/pace.log" |
@@ -38,12 +44,24 @@ track "$pace_pid"
 wait_until 30 counter_done cbC 1 || fail "the warm-up file did not reach C"
 t0=$EPOCHREALTIME
 touch "$T/go"
+if [ "$NLARGE" -gt 0 ]; then
+    read -r big_topic big_file <"$T/feed/big.topics"
+    # Paced by sleep on purpose: this is the load, not a wait for readiness.
+    while IFS= read -r msg; do
+        mosquitto_pub -h 127.0.0.1 -p "$(broker_port bA)" -u owner -P ownerpw -i "big-$$" -q 1 \
+            -t "$big_topic" -m "$msg" 2>>"$T/pace.log" || fail "publishing a large file failed"
+        sleep 5
+    done <"$big_file" &
+    track "$!"
+fi
 wait "$pace_pid" || fail "paced publishing failed: $(cat "$T/pace.log")"
 detail "published $N announcements in $(elapsed "$t0" "$EPOCHREALTIME") s; $(tail -n 1 "$T/pace.log")"
 for b in bA bB bC; do
-    wait_until 60 counter_done "c$b" $((N + 1)) ||
-        fail "$b carried $(counted "c$b") of $((N + 1)) announcements"
+    wait_until 60 counter_done "c$b" $((N + 1 + NLARGE)) ||
+        fail "$b carried $(counted "c$b") of $((N + 1 + NLARGE)) announcements"
 done
+[ "$NLARGE" -gt 0 ] && detail "meanwhile $NLARGE files of $LARGE_MIB MiB went down the chain," \
+    "one every 5 s (BENCH_LARGE_MIB)"
 
 # Arrival times of the measured files (the warm-up left out).
 for b in bA bB bC; do
@@ -87,5 +105,6 @@ keys() {
     echo "$2" | awk -v p="$1" '{ for (i = 1; i <= 3; i++) { split($i, kv, "="); \
         printf "%s%s_%s_ms=%s", (i > 1 ? " " : ""), p, kv[1], kv[2] } }'
 }
-summary latency "rate=$RATE seconds=$DURATION files=$N $(keys hopB "$hopB") $(keys hopC "$hopC")" \
+summary latency "rate=$RATE seconds=$DURATION files=$N large_mib=$LARGE_MIB $(keys hopB "$hopB")" \
+    "$(keys hopC "$hopC")" \
     "$(keys e2e "$e2e") $(keys peerB "$tookB") $(keys peerC "$tookC") disk_sync_ms=$sync_ms"
