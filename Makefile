@@ -21,6 +21,13 @@ BUILD := build/asan
 CFLAGS_ALL += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS_ALL += -fsanitize=address,undefined
 endif
+# ThreadSanitizer: the peer's threads (HTTP server, syncers, spares, hasher, retention) against
+# the loop. Reports end the process (TSAN_OPTIONS in tests/integration/lib.sh and below).
+ifeq ($(SANITIZER),thread)
+BUILD := build/tsan
+CFLAGS_ALL += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS_ALL += -fsanitize=thread
+endif
 
 ifeq ($(V),1)
 Q :=

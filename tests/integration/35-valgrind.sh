@@ -11,8 +11,8 @@
 if ! command -v valgrind >/dev/null; then
     skip "valgrind is not installed (sh scripts/deps.sh --extra installs it)"
 fi
-if nm "$WMESH" 2>/dev/null | grep -q '__asan_init'; then
-    skip "$WMESH is built with AddressSanitizer, which valgrind cannot run"
+if nm "$WMESH" 2>/dev/null | grep -qE '__(asan|tsan)_init'; then
+    skip "$WMESH is built with a sanitizer, which valgrind cannot run"
 fi
 
 N=${N:-50}

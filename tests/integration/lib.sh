@@ -94,9 +94,10 @@ stop_all() {
     PIDS=""
 }
 
-# Prints the logs in $T that hold a sanitizer report (make SANITIZER=address builds wmesh so).
+# Prints the logs in $T that hold a sanitizer report (make SANITIZER=address or thread builds
+# wmesh so; ThreadSanitizer reports are WARNINGs and the process goes on).
 sanitizer_reports() {
-    grep -lE 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:' "$T"/*.log 2>/dev/null ||
+    grep -lE '(ERROR|WARNING): (Address|Leak|Thread|Memory)Sanitizer|runtime error:' "$T"/*.log 2>/dev/null ||
         true
 }
 
