@@ -124,8 +124,12 @@ static void test_thread_blocks_signals(void)
     struct loop *loop = loop_new();
     struct syncer *s = syncer_new(loop, "test-syncer");
     ASSERT_TRUE(s != NULL);
-    int named = 0;
-    int blocking = named_threads_blocking_sigterm("test-syncer", &named);
+    /* The thread names itself when it starts: wait for that, up to 5 s. */
+    int named = 0, blocking = 0;
+    for (int i = 0; i < 500 && named == 0; i++) {
+        blocking = named_threads_blocking_sigterm("test-syncer", &named);
+        if (named == 0) usleep(10000);
+    }
     ASSERT_EQ_INT(named, 1);
     ASSERT_EQ_INT(blocking, 1);
     sigset_t now;
