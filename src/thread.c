@@ -40,6 +40,8 @@ enum wm_err thread_start(pthread_t *thread, const char *name, void *(*fn)(void *
     sigfillset(&all);
     /* The new thread inherits the mask in force when it is created. */
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    char copy[sizeof s->name];
+    memcpy(copy, s->name, sizeof copy);
     int rc = pthread_create(thread, NULL, trampoline, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
@@ -47,5 +49,7 @@ enum wm_err thread_start(pthread_t *thread, const char *name, void *(*fn)(void *
         errno = rc;
         return WM_ERR_IO;
     }
+    /* Named here too, so that it is named when this returns (s may be freed by now). */
+    (void)pthread_setname_np(*thread, copy);
     return WM_OK;
 }
