@@ -13,9 +13,9 @@ RATE=200
 DURATION=$(by_scale 30 5)
 N=$((RATE * DURATION))
 SIZE=1024
-# BENCH_LARGE_MIB=M: meanwhile a file of M MiB goes down the chain every 5 s (a radar composite
+# BENCH_MIXED_MIB=M: meanwhile a file of M MiB goes down the chain every 5 s (a radar composite
 # among the observations), to see what large transfers do to the small files' latency.
-LARGE_MIB=${BENCH_LARGE_MIB:-0}
+LARGE_MIB=${BENCH_MIXED_MIB:-0}
 NLARGE=0
 [ "$LARGE_MIB" -gt 0 ] && NLARGE=$(((DURATION + 4) / 5))
 
@@ -61,7 +61,7 @@ for b in bA bB bC; do
         fail "$b carried $(counted "c$b") of $((N + 1 + NLARGE)) announcements"
 done
 [ "$NLARGE" -gt 0 ] && detail "meanwhile $NLARGE files of $LARGE_MIB MiB went down the chain," \
-    "one every 5 s (BENCH_LARGE_MIB)"
+    "one every 5 s (BENCH_MIXED_MIB)"
 
 # Arrival times of the measured files (the warm-up left out).
 for b in bA bB bC; do

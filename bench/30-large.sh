@@ -6,8 +6,9 @@
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib_bench.sh"
 
-N=4
-MIB=$(by_scale 256 16)
+# BENCH_LARGE_FILES and BENCH_LARGE_FILE_MIB change the count and size (MiB) of the files.
+N=${BENCH_LARGE_FILES:-4}
+MIB=${BENCH_LARGE_FILE_MIB:-$(by_scale 256 16)}
 SIZE=$((MIB * 1024 * 1024))
 BYTES=$((N * SIZE))
 
