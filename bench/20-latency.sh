@@ -15,9 +15,9 @@ N=$((RATE * DURATION))
 SIZE=1024
 # BENCH_MIXED_MIB=M: meanwhile a file of M MiB goes down the chain every 5 s (a radar composite
 # among the observations), to see what large transfers do to the small files' latency.
-LARGE_MIB=${BENCH_MIXED_MIB:-0}
+MIXED_MIB=${BENCH_MIXED_MIB:-0}
 NLARGE=0
-[ "$LARGE_MIB" -gt 0 ] && NLARGE=$(((DURATION + 4) / 5))
+[ "$MIXED_MIB" -gt 0 ] && NLARGE=$(((DURATION + 4) / 5))
 
 for b in bA bB bC; do
     start_broker "$b"
@@ -33,7 +33,7 @@ for b in bA bB bC; do
     start_counter "c$b" "$b" $((N + 1 + NLARGE))
 done
 make_feed "$(tree_of A)" "$(base_url A)" lat $((N + 1)) "$SIZE"
-[ "$NLARGE" -gt 0 ] && make_feed "$(tree_of A)" "$(base_url A)" big "$NLARGE" $((LARGE_MIB << 20))
+[ "$NLARGE" -gt 0 ] && make_feed "$(tree_of A)" "$(base_url A)" big "$NLARGE" $((MIXED_MIB << 20))
 
 read -r topic file <"$T/feed/lat.topics"
 ("$WMESH_BENCH_TOOLS/pace" "$RATE" "$T/pubtimes" "$T/go" <"$file" 2>>"$T/pace.log" |
@@ -60,7 +60,7 @@ for b in bA bB bC; do
     wait_until 60 counter_done "c$b" $((N + 1 + NLARGE)) ||
         fail "$b carried $(counted "c$b") of $((N + 1 + NLARGE)) announcements"
 done
-[ "$NLARGE" -gt 0 ] && detail "meanwhile $NLARGE files of $LARGE_MIB MiB went down the chain," \
+[ "$NLARGE" -gt 0 ] && detail "meanwhile $NLARGE files of $MIXED_MIB MiB went down the chain," \
     "one every 5 s (BENCH_MIXED_MIB)"
 
 # Arrival times of the measured files (the warm-up left out).
@@ -105,6 +105,6 @@ keys() {
     echo "$2" | awk -v p="$1" '{ for (i = 1; i <= 3; i++) { split($i, kv, "="); \
         printf "%s%s_%s_ms=%s", (i > 1 ? " " : ""), p, kv[1], kv[2] } }'
 }
-summary latency "rate=$RATE seconds=$DURATION files=$N large_mib=$LARGE_MIB $(keys hopB "$hopB")" \
+summary latency "rate=$RATE seconds=$DURATION files=$N mixed_mib=$MIXED_MIB $(keys hopB "$hopB")" \
     "$(keys hopC "$hopC")" \
     "$(keys e2e "$e2e") $(keys peerB "$tookB") $(keys peerC "$tookC") disk_sync_ms=$sync_ms"
