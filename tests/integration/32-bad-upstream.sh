@@ -1,7 +1,7 @@
 #!/bin/bash
 # 32-bad-upstream.sh: files served by badhttpd that answers 500, truncates, stalls or sends wrong
-# bytes. While the faults last no wrong byte is ever stored and the peer keeps retrying; once they
-# clear every file arrives. Files also announced through a second, healthy upstream arrive from
+# bytes, small files and large ones (hashed on the peer's hasher thread). While the faults last no
+# wrong byte is ever stored and the peer keeps retrying; once they clear every file arrives. Files also announced through a second, healthy upstream arrive from
 # it while the first one stays broken.
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
@@ -35,6 +35,11 @@ mk "$T/one.list" STAL 2 a
 mk "$T/one.list" WRNG 2 a
 mk "$T/one.list" SLOW 1 a 3000
 mk "$T/one.list" GOOD 1 a
+# Large ones, announced without their size: past 4 MiB their hashing goes to the hasher's
+# thread, which a cut or stalled transfer (half of 9 MiB) ends early and wrong bytes fail.
+mk "$T/one.list" TRUN 1 big $((9 << 20))
+mk "$T/one.list" STAL 1 big $((9 << 20))
+mk "$T/one.list" WRNG 1 big $((9 << 20))
 cat >"$faults" <<'EOF'
 */E500_* 500
 */TRUN_* truncate
