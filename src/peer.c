@@ -342,6 +342,9 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
         log_warn("large files are hashed on the loop's thread: %s", strerror(errno));
     if ((e = open_state(p, journal_path, sizeof journal_path))) return e;
     derive_client_id(c, c->dir, client_id, idlen);
+    /* The listening port before any connection out: an outgoing connection's ephemeral port
+     * could otherwise be the very port this peer is told to serve on. */
+    if ((e = start_http(p))) return e;
     /* The post link's hook comes first: announcements wait for no sync (peer_sync.c says why).
      * The sync hook comes next, before the upstream links': their PUBACKs wait for it. */
     if ((e = start_post(p, client_id))) return e;
@@ -355,7 +358,7 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
                                .cafile = c->cafile};
     if (!(p->fetcher = fetch_new(p->loop, &fo))) return WM_ERR_LIB;
     if ((e = loop_on_signal(p->loop, SIGINT, on_stop_signal, p)) ||
-        (e = loop_on_signal(p->loop, SIGTERM, on_stop_signal, p)) || (e = start_http(p)))
+        (e = loop_on_signal(p->loop, SIGTERM, on_stop_signal, p)))
         return e;
     size_t live = journal_live(p->journal);
     if (live) log_info("finishing %zu announcement(s) from the journal", live);

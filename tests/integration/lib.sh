@@ -186,10 +186,15 @@ port_in_use() {
     cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '{ print $2 " " }' | grep -qF "$hex"
 }
 
+# Ports come from below the kernel's ephemeral range (ip_local_port_range), where no outgoing
+# connection takes one: a port handed out here could otherwise be taken, while its server
+# restarts, by some client's connection (the restarting peer's own among them).
 free_port() {
-    local port tries=0
+    local port tries=0 low=32768
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    [ "$low" -gt 11024 ] || low=32768
     while [ "$tries" -lt 200 ]; do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 10000)))
         tries=$((tries + 1))
         case " $USED_PORTS " in *" $port "*) continue ;; esac
         port_in_use "$port" && continue
