@@ -124,7 +124,8 @@ static void test_thread_blocks_signals(void)
     struct loop *loop = loop_new();
     struct syncer *s = syncer_new(loop, "test-syncer");
     ASSERT_TRUE(s != NULL);
-    /* The thread names itself when it starts: wait for that, up to 5 s. */
+    /* thread_start names the thread before it returns; polled (up to 5 s) all the same, as the
+     * thread also names itself as it starts. */
     int named = 0, blocking = 0;
     for (int i = 0; i < 500 && named == 0; i++) {
         blocking = named_threads_blocking_sigterm("test-syncer", &named);
