@@ -27,10 +27,11 @@ void metrics_init(struct metrics *m)
 
 int metrics_add_broker(struct metrics *m, const char *label)
 {
-    if (m->nbrokers >= WM_MAX_BROKERS) return -1;
-    struct metrics_broker *b = &m->brokers[m->nbrokers];
-    snprintf(b->label, sizeof b->label, "%s", label);
-    return (int)m->nbrokers++;
+    size_t n = atomic_load_explicit(&m->nbrokers, memory_order_relaxed); /* one writer */
+    if (n >= WM_MAX_BROKERS) return -1;
+    snprintf(m->brokers[n].label, sizeof m->brokers[n].label, "%s", label);
+    atomic_store_explicit(&m->nbrokers, n + 1, memory_order_release);
+    return (int)n;
 }
 
 void metrics_observe(struct metrics_histogram *h, double seconds)
@@ -118,16 +119,17 @@ static void emit_label(struct out *o, const char *s)
 
 static void render_brokers(struct out *o, const struct metrics *m)
 {
+    size_t n = atomic_load_explicit(&m->nbrokers, memory_order_acquire);
     emit(o, "# HELP wmesh_messages_received_total Announcements received, by upstream broker.\n"
             "# TYPE wmesh_messages_received_total counter\n");
-    for (size_t i = 0; i < m->nbrokers; i++) {
+    for (size_t i = 0; i < n; i++) {
         emit(o, "wmesh_messages_received_total{broker=\"");
         emit_label(o, m->brokers[i].label);
         emit(o, "\"} %llu\n", (unsigned long long)get(&m->brokers[i].received));
     }
     emit(o, "# HELP wmesh_broker_connected Whether the link to a broker is up (1) or not (0).\n"
             "# TYPE wmesh_broker_connected gauge\n");
-    for (size_t i = 0; i < m->nbrokers; i++) {
+    for (size_t i = 0; i < n; i++) {
         emit(o, "wmesh_broker_connected{broker=\"");
         emit_label(o, m->brokers[i].label);
         emit(o, "\"} %d\n", atomic_load(&m->brokers[i].connected));

@@ -57,13 +57,16 @@ struct metrics {
     atomic_int_fast64_t last_message_ns; /* wall clock of the last message received */
     struct metrics_histogram lag;        /* pubTime to arrival */
     struct metrics_histogram relay; /* admission to re-announcement: this peer's part of a hop */
-    size_t nbrokers;
+    /* Brokers are added by the loop while the HTTP server's thread may render them: a broker's
+     * label is written before nbrokers (release) counts it, and read after (acquire). */
+    atomic_size_t nbrokers;
     struct metrics_broker brokers[WM_MAX_BROKERS];
 };
 
 /* Zeroes m and sets the histograms' buckets. */
 void metrics_init(struct metrics *m);
-/* Registers a broker label (copied) and returns its index, or -1 when full. */
+/* Registers a broker label (copied) and returns its index, or -1 when full. One thread adds;
+ * any may render meanwhile. */
 int metrics_add_broker(struct metrics *m, const char *label);
 /* Counts one duration (negative ones as 0) in h. Safe from any thread. */
 void metrics_observe(struct metrics_histogram *h, double seconds);
