@@ -588,6 +588,109 @@ enum wm_err journal_entry_read(const void *record, size_t len, struct journal_en
     return WM_OK;
 }
 
+static void put16(unsigned char *p, size_t v)
+{
+    p[0] = (unsigned char)(v & 0xffu);
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static size_t get16(const unsigned char *p)
+{
+    return (size_t)p[0] | (size_t)p[1] << 8;
+}
+
+#define OUTBOX_HEAD 13u /* bytes before the checksum's */
+
+enum wm_err journal_add_outbox(struct journal *j, const struct journal_outbox *o, uint64_t *id)
+{
+    if (!j || !o || !id || !o->topic || (!o->message && o->len) || (!o->key && o->key_len) ||
+        (!o->origin.payload && o->origin.len) || (!o->origin.topic && o->origin.topic_len))
+        return WM_ERR_INVAL;
+    size_t sumlen = o->key ? o->sum.len : 0;
+    if (o->topic_len > 0xffffu || o->key_len > 0xffffu || sumlen > WM_SUM_MAX_LEN ||
+        o->len > 0xffffffffu)
+        return WM_ERR_TOOBIG;
+    size_t base = OUTBOX_HEAD + sumlen + o->key_len + o->topic_len;
+    if (o->len > JOURNAL_RECORD_MAX - base) return WM_ERR_TOOBIG;
+    size_t room = JOURNAL_RECORD_MAX - base - o->len;
+    size_t otlen = o->origin.topic_len > 0xffffu ? 0 : o->origin.topic_len;
+    bool origin = o->origin.payload && 2 + o->origin.len <= room;
+    if (origin && 2 + otlen + o->origin.len > room) otlen = 0; /* the topic is the lesser part */
+    unsigned char head[OUTBOX_HEAD];
+    head[0] = JOURNAL_OUTBOX_VERSION;
+    head[1] = (unsigned char)((o->key ? JOURNAL_OUTBOX_HAS_FILE : 0) |
+                              (origin ? JOURNAL_OUTBOX_HAS_ORIGIN : 0));
+    put16(head + 2, o->key_len);
+    put16(head + 4, o->topic_len);
+    uint32_t mlen = (uint32_t)o->len;
+    for (int i = 0; i < 4; i++)
+        head[6 + i] = (unsigned char)(mlen >> (8 * i));
+    head[10] = (unsigned char)(o->key ? o->sum.method : 0);
+    head[11] = (unsigned char)(o->key ? o->sum.cod_method : 0);
+    head[12] = (unsigned char)sumlen;
+    unsigned char ohead[2];
+    put16(ohead, otlen);
+    struct part parts[] = {{head, sizeof head},
+                           {o->sum.value, sumlen},
+                           {o->key, o->key_len},
+                           {o->topic, o->topic_len},
+                           {o->message, o->len},
+                           {ohead, origin ? sizeof ohead : 0},
+                           {o->origin.topic, origin ? otlen : 0},
+                           {o->origin.payload, origin ? o->origin.len : 0}};
+    return add_parts(j, parts, sizeof parts / sizeof parts[0], id);
+}
+
+int journal_record_version(const void *record, size_t len)
+{
+    const unsigned char *r = record;
+    if (!r || len == 0) return 0;
+    if (r[0] == '{' || r[0] == '[' || r[0] == ' ' || r[0] == '\t' || r[0] == '\n' || r[0] == '\r')
+        return 1;
+    return r[0] == JOURNAL_ENTRY_VERSION || r[0] == JOURNAL_OUTBOX_VERSION ? r[0] : 0;
+}
+
+enum wm_err journal_outbox_read(const void *record, size_t len, struct journal_outbox *o)
+{
+    if (!o || (!record && len)) return WM_ERR_INVAL;
+    const unsigned char *r = record;
+    *o = (struct journal_outbox){0};
+    if (len < OUTBOX_HEAD || r[0] != JOURNAL_OUTBOX_VERSION) return WM_ERR_FORMAT;
+    size_t key_len = get16(r + 2), topic_len = get16(r + 4), sumlen = r[12];
+    size_t mlen = (size_t)r[6] | (size_t)r[7] << 8 | (size_t)r[8] << 16 | (size_t)r[9] << 24;
+    bool file = r[1] & JOURNAL_OUTBOX_HAS_FILE;
+    if (sumlen > WM_SUM_MAX_LEN || (!file && (sumlen || key_len)) || topic_len == 0)
+        return WM_ERR_FORMAT;
+    size_t left = len - OUTBOX_HEAD;
+    if (sumlen > left || key_len > left - sumlen || topic_len > left - sumlen - key_len ||
+        mlen > left - sumlen - key_len - topic_len)
+        return WM_ERR_FORMAT;
+    const unsigned char *c = r + OUTBOX_HEAD;
+    if (file) {
+        o->sum.method = (enum wm_sum)r[10];
+        o->sum.cod_method = (enum wm_sum)r[11];
+        o->sum.len = sumlen;
+        memcpy(o->sum.value, c, sumlen);
+        o->key = (const char *)c + sumlen;
+        o->key_len = key_len;
+    }
+    c += sumlen + key_len;
+    o->topic = (const char *)c;
+    o->topic_len = topic_len;
+    o->message = c + topic_len;
+    o->len = mlen;
+    c += topic_len + mlen;
+    left -= sumlen + key_len + topic_len + mlen;
+    if (!(r[1] & JOURNAL_OUTBOX_HAS_ORIGIN)) return left == 0 ? WM_OK : WM_ERR_FORMAT;
+    if (left < 2 || get16(c) > left - 2) return WM_ERR_FORMAT;
+    o->origin.version = JOURNAL_ENTRY_VERSION;
+    o->origin.topic_len = get16(c);
+    o->origin.topic = o->origin.topic_len ? (const char *)c + 2 : NULL;
+    o->origin.payload = c + 2 + o->origin.topic_len;
+    o->origin.len = left - 2 - o->origin.topic_len;
+    return WM_OK;
+}
+
 enum wm_err journal_done(struct journal *j, uint64_t id)
 {
     if (!j || id == 0) return WM_ERR_INVAL;

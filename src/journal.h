@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "integrity.h"
 
 /* How the peer uses it, all on the event-loop thread:
  *   journal_add_entry() in on_message (the link has only queued the PUBACK by then);
@@ -29,9 +30,10 @@
  *
  * Not thread-safe: one owner, the event loop; only journal_batch_write may run elsewhere. */
 
-/* Payload bytes in one record: an entry (below) with a message of --max-message's largest
- * size, 64 KiB, and its topic. Older versions allowed 64 KiB: the files they wrote still read. */
-#define JOURNAL_RECORD_MAX (128u << 10)
+/* Payload bytes in one record: an outbox entry (below) holding a message of --max-message's
+ * largest size, 64 KiB, with its topic, and the re-announcement made of it, about as large.
+ * Older versions allowed 64 and 128 KiB: the files they wrote still read. */
+#define JOURNAL_RECORD_MAX (256u << 10)
 
 struct journal;
 
@@ -86,6 +88,44 @@ enum wm_err journal_add_entry(struct journal *j, const struct journal_entry *e, 
  * version this wmesh does not know (e->version then says which), WM_ERR_INVAL for bad
  * arguments. */
 enum wm_err journal_entry_read(const void *record, size_t len, struct journal_entry *e);
+
+/* The peer's outbox entries: a re-announcement on its way to the post broker, recorded before
+ * it is sent and finished once the broker acknowledged it (or it was set aside).
+ *
+ * Version 3: byte 0 is 3, byte 1 flags (OUTBOX_HAS_FILE: key and sum are set; OUTBOX_HAS_ORIGIN:
+ * the message it was made from follows), bytes 2-3 the key's length, 4-5 the topic's, 6-9 the
+ * message's (all little-endian), 10-11 the checksum's method and cod method, 12 its length,
+ * then its bytes, the key, the topic, the message, and to the end of the record the origin
+ * framed as a version 2 entry without its version byte and flags (topic length, topic,
+ * payload). The origin lets a replay fetch the file again when the tree lost it (a power cut)
+ * or holds another version. */
+#define JOURNAL_OUTBOX_VERSION 3
+#define JOURNAL_OUTBOX_HAS_FILE 1u
+#define JOURNAL_OUTBOX_HAS_ORIGIN 2u
+
+struct journal_outbox {
+    const char *topic; /* the topic to publish on; topic_len bytes, not NUL-terminated */
+    size_t topic_len;
+    const void *message; /* the announcement, exactly as it is published */
+    size_t len;
+    const char *key; /* the file's clean relPath; NULL when the entry names no file */
+    size_t key_len;
+    struct wm_checksum sum;      /* the version announced (with key) */
+    struct journal_entry origin; /* payload NULL when absent */
+};
+
+/* Buffers an add record holding o, as journal_add. An origin that would take the record over
+ * JOURNAL_RECORD_MAX is left out. WM_ERR_TOOBIG when the rest does not fit (topic or key
+ * over 65535 bytes, or the message too large). */
+enum wm_err journal_add_outbox(struct journal *j, const struct journal_outbox *o, uint64_t *id);
+
+/* The version of the record journal_replay hands out (1, 2 or 3; 0 when empty or unknown):
+ * an entry (1, 2) is read by journal_entry_read, an outbox entry (3) by journal_outbox_read. */
+int journal_record_version(const void *record, size_t len);
+
+/* Reads an outbox entry into *o, whose pointers then point into record. WM_ERR_FORMAT when the
+ * record is not one, or is truncated. */
+enum wm_err journal_outbox_read(const void *record, size_t len, struct journal_outbox *o);
 
 /* Buffers a done record: id is finished and will not be replayed once this is synced.
  * WM_ERR_NOTFOUND when id is not live (never added, or already done). */

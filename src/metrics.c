@@ -191,8 +191,21 @@ char *metrics_render(const struct metrics *m, size_t *len)
     counter(&o, "wmesh_integrity_failures_total",
             "Files whose content did not match the announced checksum.",
             get(&m->integrity_failures));
-    counter(&o, "wmesh_published_total", "Announcements published on the local broker.",
+    counter(&o, "wmesh_published_total", "Announcements the post broker acknowledged with success.",
             get(&m->published));
+    counter(&o, "wmesh_outbox_refusals_total",
+            "Attempts to publish an announcement that the post broker refused.",
+            get(&m->outbox_refusals));
+    counter(&o, "wmesh_outbox_set_aside_total",
+            "Announcements set aside after their retries (wmesh outbox lists them).",
+            get(&m->outbox_set_aside));
+    gauge(&o, "wmesh_outbox_entries", "Announcements not yet acknowledged by the post broker.",
+          (double)atomic_load(&m->outbox_entries));
+    gauge(&o, "wmesh_outbox_bytes", "Bytes of the announcements in the outbox.",
+          (double)atomic_load(&m->outbox_bytes));
+    gauge(&o, "wmesh_outbox_full",
+          "Whether the outbox is full (1), which pauses reading from upstream brokers.",
+          (double)atomic_load(&m->outbox_full));
     counter(&o, "wmesh_retries_total", "Downloads scheduled again after every source failed.",
             get(&m->retries));
     counter(&o, "wmesh_retention_removed_total", "Files removed for being older than --retention.",

@@ -48,10 +48,15 @@ struct metrics {
     atomic_uint_fast64_t reannounced; /* held already, announced again (journal or resend) */
     atomic_uint_fast64_t download_errors;
     atomic_uint_fast64_t integrity_failures;
-    atomic_uint_fast64_t published;
+    atomic_uint_fast64_t published; /* acknowledged with success by the post broker */
     atomic_uint_fast64_t retries;
     atomic_uint_fast64_t retention_removed;
-    atomic_int_fast64_t journal_live; /* announcements journaled and not finished */
+    atomic_int_fast64_t journal_live;      /* announcements journaled and not finished */
+    atomic_int_fast64_t outbox_entries;    /* re-announcements not yet acknowledged */
+    atomic_int_fast64_t outbox_bytes;      /* their topics' and messages' bytes */
+    atomic_int outbox_full;                /* 1 while the outbox holds intake back */
+    atomic_uint_fast64_t outbox_refusals;  /* attempts the post broker refused */
+    atomic_uint_fast64_t outbox_set_aside; /* entries set aside after their retries */
     atomic_uint_fast64_t rejected[WM_REJECT_COUNT];
     atomic_int_fast64_t queue_depth;     /* announcements admitted, not yet finished */
     atomic_int_fast64_t last_message_ns; /* wall clock of the last message received */

@@ -36,7 +36,8 @@
 /* A QoS 1 publish until the broker acknowledges it; kept in publish order. */
 struct outmsg {
     struct outmsg *next;
-    int mid;
+    uint64_t tag; /* the caller's */
+    uint64_t seq; /* the link's own count: tells a message from a later one at the same address */
     uint16_t packet_id; /* 0 until sent on the current connection */
     bool sent_before;   /* sent on an earlier connection: DUP when resent */
     size_t len;
@@ -94,11 +95,18 @@ struct mqtt_link {
     size_t topic_cap;
     /* Publishes: [head, unsent) sent and awaiting PUBACK, [unsent, tail] not yet sent. */
     struct outmsg *head, *tail, *unsent;
-    int inflight;      /* sent, not acknowledged */
-    int send_quota;    /* most messages in flight: the broker's receive maximum, capped */
-    int max_inflight;  /* from the options */
-    int pending;       /* publishes not yet acknowledged */
-    int next_mid;      /* identifies publishes to the caller */
+    int inflight;     /* sent, not acknowledged */
+    int send_quota;   /* most messages in flight: the broker's receive maximum, capped */
+    int max_inflight; /* from the options */
+    int pending;      /* publishes not yet acknowledged */
+    uint64_t next_seq;
+    uint32_t max_packet; /* the broker's Maximum Packet Size (CONNACK); 0: none */
+    /* Finding a message the broker closes connections on: stuck_seq is the oldest message in
+     * flight at the last close that blamed messages; when the next such close finds it still
+     * there, the link probes: one message in flight at a time, so that the next close names
+     * its culprit. */
+    uint64_t stuck_seq;
+    bool probing;
     uint16_t next_pid; /* packet ids, 1..65535 */
     uint16_t sub_pid;  /* SUBSCRIBE's packet id on this connection */
     unsigned char pid_used[65536 / 8];
@@ -113,6 +121,7 @@ struct mqtt_link {
 
 static void schedule_reconnect(struct mqtt_link *l);
 static void drop_connection(struct mqtt_link *l, const char *why);
+static void blame_messages(struct mqtt_link *l, uint8_t blame);
 static void connection_lost(struct mqtt_link *l, const char *why);
 static void handle_input(struct mqtt_link *l);
 static void update_watch(struct mqtt_link *l);
@@ -255,11 +264,60 @@ static bool write_out(struct mqtt_link *l)
 
 /* ---- publishes ---- */
 
+/* Takes m out of the queue (wherever it is) and frees its packet id. The caller frees m. */
+static void unlink_msg(struct mqtt_link *l, struct outmsg *m)
+{
+    struct outmsg *prev = NULL, *c = l->head;
+    bool in_flight = true; /* m comes before unsent */
+    while (c && c != m) {
+        if (c == l->unsent) in_flight = false;
+        prev = c;
+        c = c->next;
+    }
+    if (!c) return;
+    if (m == l->unsent) {
+        in_flight = false;
+        l->unsent = m->next;
+    }
+    if (prev)
+        prev->next = m->next;
+    else
+        l->head = m->next;
+    if (l->tail == m) l->tail = prev;
+    if (m->packet_id) pid_mark(l, m->packet_id, false);
+    if (in_flight && m->packet_id) l->inflight--;
+    l->pending--;
+}
+
+/* Tells the caller how m ended (why NULL: acknowledged with success) and frees it. */
+static void finish_msg(struct mqtt_link *l, struct outmsg *m, uint8_t reason, const char *why)
+{
+    struct mqtt_published p = {.tag = m->tag,
+                               .reason = why ? reason : 0,
+                               .why = why,
+                               .topic = m->topic,
+                               .payload = m->payload,
+                               .len = m->len};
+    if (l->cb.on_published) l->cb.on_published(l->arg, l, &p);
+    free(m); /* topic and payload live in the same allocation */
+}
+
+/* A message the broker must not be sent: over its Maximum Packet Size. */
+static void refuse_too_big(struct mqtt_link *l, struct outmsg *m, size_t size)
+{
+    char why[160];
+    snprintf(why, sizeof why, "packet too large: %zu bytes, the broker's maximum is %u", size,
+             (unsigned)l->max_packet);
+    unlink_msg(l, m);
+    finish_msg(l, m, 0x95, why);
+}
+
 /* Moves queued publishes into the write buffer while the broker's window allows. */
 static void send_publishes(struct mqtt_link *l)
 {
     size_t budget = SEND_BUDGET;
-    while (l->unsent && l->inflight < l->send_quota && budget > 0) {
+    int quota = l->probing ? 1 : l->send_quota;
+    while (l->unsent && l->inflight < quota && budget > 0) {
         struct outmsg *m = l->unsent;
         m->packet_id = pid_take(l);
         struct mqtt_publish pub = {.topic = m->topic,
@@ -270,6 +328,7 @@ static void send_publishes(struct mqtt_link *l)
                                    .packet_id = m->packet_id,
                                    .content_type =
                                        l->version == MQTT_LEVEL_5 ? "application/json" : NULL};
+        size_t before = l->out.len;
         enum wm_err e = mqtt_wire_publish(&l->out, l->version, &pub);
         if (e != WM_OK) {
             /* mqtt_publish checked topic and size, so only memory can be short: retried at
@@ -281,40 +340,70 @@ static void send_publishes(struct mqtt_link *l)
                           wm_strerror(e));
             return;
         }
+        size_t size = l->out.len - before;
+        if (l->max_packet && size > l->max_packet) {
+            l->out.len = before; /* never sent: the broker would close the connection */
+            refuse_too_big(l, m, size);
+            continue;
+        }
         l->inflight++;
         budget = m->len > budget ? 0 : budget - m->len;
         l->unsent = m->next;
     }
 }
 
-/* The broker acknowledged packet_id: the message is done. */
-static void acknowledged(struct mqtt_link *l, uint16_t packet_id, uint8_t reason)
+/* The broker acknowledged packet_id: the message is done, taken or refused. */
+static void acknowledged(struct mqtt_link *l, uint16_t packet_id, uint8_t reason,
+                         const struct mqtt_packet *p)
 {
-    struct outmsg *prev = NULL, *m = l->head;
+    struct outmsg *m = l->head;
     /* Brokers acknowledge in order, so the oldest message is nearly always the one. */
-    while (m && m != l->unsent && m->packet_id != packet_id) {
-        prev = m;
+    while (m && m != l->unsent && m->packet_id != packet_id)
         m = m->next;
-    }
     if (!m || m == l->unsent) {
         log_warn("broker %s: PUBACK for unknown packet id %u ignored", l->label,
                  (unsigned)packet_id);
         return;
     }
-    if (reason >= 0x80)
-        log_warn("broker %s: refused the message on %s (reason 0x%02x)", l->label, m->topic,
-                 (unsigned)reason);
-    if (prev)
-        prev->next = m->next;
-    else
-        l->head = m->next;
-    if (l->tail == m) l->tail = prev;
-    pid_mark(l, packet_id, false);
-    l->inflight--;
-    l->pending--;
-    int mid = m->mid;
-    free(m); /* topic and payload live in the same allocation */
-    if (l->cb.on_published) l->cb.on_published(l->arg, l, mid);
+    unlink_msg(l, m);
+    l->probing = false; /* the one probed has its answer */
+    if (reason < 0x80) {
+        finish_msg(l, m, 0, NULL);
+        return;
+    }
+    char why[300];
+    snprintf(why, sizeof why, "%s%s%.*s", mqtt_wire_reason_text(reason),
+             p->reason_string ? ": " : "", (int)(p->reason_string ? p->reason_string_len : 0),
+             p->reason_string ? p->reason_string : "");
+    finish_msg(l, m, reason, why);
+}
+
+/* The broker ended the connection, maybe because of a message (blame: the DISCONNECT's
+ * reason, 0x80 for a close without one). A message alone in flight while probing is refused;
+ * the same oldest message in flight at two such closes in a row starts probing. */
+static void blame_messages(struct mqtt_link *l, uint8_t blame)
+{
+    struct outmsg *oldest = l->head;
+    if (!oldest || oldest == l->unsent) return; /* nothing in flight: nothing to blame */
+    if (l->probing && l->inflight == 1) {
+        char why[200];
+        snprintf(why, sizeof why, "the broker closed the connection on this message (%s)",
+                 mqtt_wire_reason_text(blame));
+        l->probing = false;
+        l->stuck_seq = 0;
+        unlink_msg(l, oldest);
+        finish_msg(l, oldest, blame, why);
+        return;
+    }
+    if (oldest->seq == l->stuck_seq) {
+        if (!l->probing)
+            log_warn("broker %s: closed the connection twice with the message on %s "
+                     "unacknowledged: sending one message at a time to find the one it refuses",
+                     l->label, oldest->topic);
+        l->probing = true;
+        return;
+    }
+    l->stuck_seq = oldest->seq;
 }
 
 /* After a connection ends, everything sent but not acknowledged goes again on the next one. */
@@ -337,13 +426,16 @@ static void set_state(struct mqtt_link *l, enum link_state s)
     l->state_since_ms = loop_now_ms(l->loop);
 }
 
-static void drop_connection(struct mqtt_link *l, const char *why)
+/* Ends the connection. blame, when not 0, is the reason code to refuse a message with should
+ * the broker have ended the connection because of it (blame_messages). */
+static void drop_blaming(struct mqtt_link *l, const char *why, uint8_t blame)
 {
     bool was_up = l->state == LINK_UP;
     close_socket(l);
     if (l->sub_pid) pid_mark(l, l->sub_pid, false);
     l->sub_pid = 0;
     set_state(l, LINK_IDLE);
+    if (was_up && blame) blame_messages(l, blame);
     requeue_inflight(l);
     if (l->closing) return;
     if (was_up)
@@ -352,6 +444,36 @@ static void drop_connection(struct mqtt_link *l, const char *why)
         log_link_error(l, why);
     if (was_up && l->cb.on_disconnect) l->cb.on_disconnect(l->arg, l);
     schedule_reconnect(l);
+}
+
+/* Ends the connection for a reason of ours (a timeout, a broker's packet we refuse): no
+ * message is to blame. */
+static void drop_connection(struct mqtt_link *l, const char *why)
+{
+    drop_blaming(l, why, 0);
+}
+
+/* Whether a DISCONNECT's reason may be about a message we sent. Shutdowns, take-overs,
+ * keep-alive and rate limits are not. */
+static bool reason_blames_message(uint8_t reason)
+{
+    switch (reason) {
+    case 0x80: /* unspecified error */
+    case 0x81: /* malformed packet */
+    case 0x82: /* protocol error */
+    case 0x83: /* implementation specific error */
+    case 0x87: /* not authorized */
+    case 0x90: /* topic name invalid */
+    case 0x93: /* receive maximum exceeded */
+    case 0x94: /* topic alias invalid */
+    case 0x95: /* packet too large */
+    case 0x99: /* payload format invalid */
+    case 0x9A: /* retain not supported */
+    case 0x9B: /* QoS not supported */
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* The connection ended before any CONNACK. A broker that knows only MQTT 3.1.1 may close it on
@@ -378,7 +500,7 @@ static void closed_before_connack(struct mqtt_link *l)
 static void connection_lost(struct mqtt_link *l, const char *why)
 {
     if (l->state == LINK_CONNACK) closed_before_connack(l);
-    drop_connection(l, why);
+    drop_blaming(l, why, 0x80); /* a broker that cannot say why may close on a message */
 }
 
 static bool queue_connect(struct mqtt_link *l)
@@ -592,6 +714,7 @@ static void on_connack(struct mqtt_link *l, const struct mqtt_packet *p)
     l->last_error[0] = '\0';
     int quota = l->version == MQTT_LEVEL_5 && p->receive_maximum ? p->receive_maximum : 65535;
     l->send_quota = quota < l->max_inflight ? quota : l->max_inflight;
+    l->max_packet = l->version == MQTT_LEVEL_5 ? p->maximum_packet_size : 0;
     log_info("broker %s: connected (MQTT %s%s)", l->label,
              l->version == MQTT_LEVEL_5 ? "5" : "3.1.1",
              p->session_present ? ", session resumed" : "");
@@ -670,7 +793,7 @@ static bool handle_packet(struct mqtt_link *l, const struct mqtt_packet *p)
     case MQTT_PUBLISH:
         return deliver(l, p);
     case MQTT_PUBACK:
-        acknowledged(l, p->packet_id, p->reason);
+        acknowledged(l, p->packet_id, p->reason, p);
         return l->fd >= 0;
     case MQTT_SUBACK:
         on_suback(l, p);
@@ -684,7 +807,7 @@ static bool handle_packet(struct mqtt_link *l, const struct mqtt_packet *p)
                  (unsigned)p->reason, p->reason_string ? ": " : "",
                  (int)(p->reason_string ? p->reason_string_len : 0),
                  p->reason_string ? p->reason_string : "");
-        drop_connection(l, why);
+        drop_blaming(l, why, reason_blames_message(p->reason) ? p->reason : 0);
         return false;
     }
     default: {
@@ -882,7 +1005,6 @@ struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_options *o,
     l->may_fall_back = o->protocol == MQTT_AUTO;
     l->max_inflight = o->max_inflight > 0 ? o->max_inflight : 1000;
     if (l->max_inflight > 65000) l->max_inflight = 65000; /* packet ids must stay free */
-    l->next_mid = 1;
     if ((e = url_parse(o->url, &l->url))) goto fail;
     e = WM_ERR_INVAL;
     if (strcmp(l->url.scheme, "mqtt") != 0 && strcmp(l->url.scheme, "mqtts") != 0) goto fail;
@@ -939,7 +1061,7 @@ void mqtt_link_free(struct mqtt_link **lp)
 }
 
 enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
-                         int *mid)
+                         uint64_t tag)
 {
     if (!l || !topic || !topic[0] || strpbrk(topic, "+#") || (len && !payload)) return WM_ERR_INVAL;
     size_t tlen = strlen(topic);
@@ -958,8 +1080,8 @@ enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *pay
     memcpy(m->topic, topic, tlen + 1);
     m->payload = (unsigned char *)m->topic + tlen + 1;
     if (len) memcpy(m->payload, payload, len);
-    m->mid = l->next_mid;
-    l->next_mid = l->next_mid == INT32_MAX ? 1 : l->next_mid + 1;
+    m->tag = tag;
+    m->seq = ++l->next_seq;
     if (l->tail)
         l->tail->next = m;
     else
@@ -967,7 +1089,6 @@ enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *pay
     l->tail = m;
     if (!l->unsent) l->unsent = m;
     l->pending++;
-    if (mid) *mid = m->mid;
     return WM_OK; /* it leaves in the write hook, or after the next CONNACK */
 }
 
@@ -1024,4 +1145,9 @@ int mqtt_protocol_version(const struct mqtt_link *l)
 int mqtt_pending(const struct mqtt_link *l)
 {
     return l ? l->pending : 0;
+}
+
+uint32_t mqtt_max_packet(const struct mqtt_link *l)
+{
+    return l ? l->max_packet : 0;
 }

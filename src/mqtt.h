@@ -25,12 +25,30 @@ struct mqtt_msg {
     bool dup;
 };
 
+/* How a publish ended. The link has dropped it: after a refusal the caller decides whether to
+ * publish it again (later: the same cause usually gives the same answer) or to set it aside. */
+struct mqtt_published {
+    uint64_t tag; /* what mqtt_publish was given */
+    /* 0: acknowledged with success. Else an MQTT 5 reason code (>= 0x80): the PUBACK's; the
+     * DISCONNECT's that followed the message; 0x95 (packet too large) for a message over the
+     * broker's Maximum Packet Size, which is never sent; 0x80 when the broker closed the
+     * connection on the message without saying why (MQTT 3.1.1 brokers, NATS). */
+    uint8_t reason;
+    const char *why; /* NULL on success; else one line for the log: the reason and the
+                      * broker's text */
+    const char *topic;
+    const void *payload;
+    size_t len;
+};
+
 /* Callbacks run in the loop thread. payload and topic are only valid during the call. */
 struct mqtt_callbacks {
     void (*on_message)(void *arg, struct mqtt_link *link, const struct mqtt_msg *msg);
     void (*on_connect)(void *arg, struct mqtt_link *link, bool session_present);
     void (*on_disconnect)(void *arg, struct mqtt_link *link);
-    void (*on_published)(void *arg, struct mqtt_link *link, int mid);
+    /* A publish has ended, acknowledged with success or refused. Each publish ends exactly
+     * once, unless the link is freed first. */
+    void (*on_published)(void *arg, struct mqtt_link *link, const struct mqtt_published *p);
 };
 
 enum mqtt_protocol {
@@ -60,11 +78,20 @@ struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_options *op
 /* Disconnects cleanly (flushing what it can) and frees *link, setting it to NULL. */
 void mqtt_link_free(struct mqtt_link **link);
 
-/* Queues a QoS 1 publish; *mid (may be NULL) identifies it in on_published. Messages published
- * while disconnected are sent after the next connect. Under MQTT 5 the message carries the
- * content type application/json, without which Sarracenia 3 subscribers drop it. */
+/* Queues a QoS 1 publish; tag, the caller's own, identifies it in on_published (a journal id,
+ * say: the link never interprets it). Messages published while disconnected are sent after the
+ * next connect; messages sent and not acknowledged when a connection ends are sent again, with
+ * the DUP flag, on the next. Under MQTT 5 the message carries the content type
+ * application/json, without which Sarracenia 3 subscribers drop it.
+ *
+ * One message a broker will not take never holds up those behind it: a message over the
+ * Maximum Packet Size of the broker's CONNACK is refused without being sent; when the broker
+ * closes the connection twice with the same oldest message unacknowledged, the link sends one
+ * message at a time until that one is acknowledged, and a message alone in flight when the
+ * broker closes the connection is refused (on_published). Closes the broker gives a reason
+ * unrelated to messages for (shutting down, session taken over, ...) blame nothing. */
 enum wm_err mqtt_publish(struct mqtt_link *link, const char *topic, const void *payload, size_t len,
-                         int *mid);
+                         uint64_t tag);
 
 /* Writes what is queued now rather than in the link's pre-wait hook (for publishes queued by a
  * later hook in the same turn). Honours gating. */
@@ -93,5 +120,8 @@ int mqtt_protocol_version(const struct mqtt_link *link);
 const char *mqtt_label(const struct mqtt_link *link);
 /* Messages queued for the broker and not yet acknowledged. */
 int mqtt_pending(const struct mqtt_link *link);
+/* The broker's Maximum Packet Size (MQTT 5 CONNACK) on the current or last connection; 0: none
+ * stated. */
+uint32_t mqtt_max_packet(const struct mqtt_link *link);
 
 #endif

@@ -789,9 +789,18 @@ const char *mqtt_wire_connack_text(int version, uint8_t code)
     /* A code below 0x80 but 0 under MQTT 5 comes from a CONNACK in the 3.1.1 layout. */
     if (version != MQTT_LEVEL_5 || (code > 0 && code < 0x80))
         return code < sizeof v311 / sizeof v311[0] ? v311[code] : "unknown return code";
+    return mqtt_wire_reason_text(code);
+}
+
+const char *mqtt_wire_reason_text(uint8_t code)
+{
     switch (code) {
     case 0x00:
         return "success";
+    case 0x04:
+        return "disconnect with will message";
+    case 0x10:
+        return "no matching subscribers";
     case 0x80:
         return "unspecified error";
     case 0x81:
@@ -814,14 +823,34 @@ const char *mqtt_wire_connack_text(int version, uint8_t code)
         return "server busy";
     case 0x8A:
         return "banned";
+    case 0x8B:
+        return "server shutting down";
     case 0x8C:
         return "bad authentication method";
+    case 0x8D:
+        return "keep alive timeout";
+    case 0x8E:
+        return "session taken over";
+    case 0x8F:
+        return "topic filter invalid";
     case 0x90:
         return "topic name invalid";
+    case 0x91:
+        return "packet identifier in use";
+    case 0x92:
+        return "packet identifier not found";
+    case 0x93:
+        return "receive maximum exceeded";
+    case 0x94:
+        return "topic alias invalid";
     case 0x95:
         return "packet too large";
+    case 0x96:
+        return "message rate too high";
     case 0x97:
         return "quota exceeded";
+    case 0x98:
+        return "administrative action";
     case 0x99:
         return "payload format invalid";
     case 0x9A:
@@ -832,8 +861,16 @@ const char *mqtt_wire_connack_text(int version, uint8_t code)
         return "use another server";
     case 0x9D:
         return "server moved";
+    case 0x9E:
+        return "shared subscriptions not supported";
     case 0x9F:
         return "connection rate exceeded";
+    case 0xA0:
+        return "maximum connect time";
+    case 0xA1:
+        return "subscription identifiers not supported";
+    case 0xA2:
+        return "wildcard subscriptions not supported";
     }
     return "unknown reason code";
 }

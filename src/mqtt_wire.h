@@ -137,6 +137,8 @@ enum wm_err mqtt_wire_parse(const unsigned char *buf, size_t len, int version, s
 
 /* The text of a CONNACK code (3.1.1 return code, or 5 reason code) for log lines. */
 const char *mqtt_wire_connack_text(int version, uint8_t code);
+/* The text of an MQTT 5 reason code (any packet's) for log lines. */
+const char *mqtt_wire_reason_text(uint8_t code);
 /* True when a CONNACK code means "this protocol version is not supported" (3.1.1 code 1, or
  * MQTT 5 reason 0x84). */
 bool mqtt_wire_refuses_version(uint8_t code);

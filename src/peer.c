@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "deadletter.h"
 #include "fetch.h"
 #include "hasher.h"
 #include "httpd.h"
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "mqtt.h"
+#include "outbox.h"
 #include "peer_internal.h"
 #include "retention.h"
 #include "seen.h"
@@ -33,6 +35,10 @@
  * turn finds them made, and the thread wakes once per half of them. */
 #define SPARE_TMP_FILES 64
 #define SEEN_SAVE_EVERY 6 /* housekeeping rounds */
+/* Versions handled by this process that a broker's resend still finds: a resend comes within
+ * moments of a reconnect, for at most a receive window's worth of messages per upstream. */
+#define HANDLED_CAPACITY 65536
+#define RESEND_CHECK_MS 1000 /* how often entries handed back by `wmesh outbox` are looked for */
 
 double peer_lag(const struct announce *a)
 {
@@ -41,14 +47,28 @@ double peer_lag(const struct announce *a)
 
 /* ---- intake ---- */
 
-static void apply_backpressure(struct peer *p)
+/* Reading upstream brokers pauses while too many announcements are in hand or the outbox is
+ * full: the brokers keep the rest in our sessions, so memory stays bounded. */
+void peer_backpressure(struct peer *p)
 {
     size_t held = strmap_count(p->inflight);
-    bool want = p->reading ? held < p->cfg->max_queue : held < p->cfg->max_queue / 2;
+    bool jobs_ok = p->reading ? held < p->cfg->max_queue : held < p->cfg->max_queue / 2;
+    bool outbox_ok = outbox_has_room(p->outbox);
+    bool want = jobs_ok && outbox_ok;
     if (want == p->reading) return;
     p->reading = want;
-    log_info("%s reading upstream brokers: %zu announcements in hand",
-             want ? "resuming" : "pausing", held);
+    if (want)
+        log_info("resuming reading upstream brokers: %zu announcements in hand, %zu in the "
+                 "outbox",
+                 held, outbox_entries(p->outbox));
+    else if (!outbox_ok)
+        log_warn("pausing reading upstream brokers: outbox full (%zu announcements, %llu bytes "
+                 "not yet acknowledged by the post broker; --outbox-max %zu, --outbox-max-bytes "
+                 "%llu)",
+                 outbox_entries(p->outbox), (unsigned long long)outbox_bytes(p->outbox),
+                 p->cfg->outbox_max, (unsigned long long)p->cfg->outbox_max_bytes);
+    else
+        log_info("pausing reading upstream brokers: %zu announcements in hand", held);
     for (size_t i = 0; i < p->nup; i++)
         mqtt_set_reading(p->up[i].link, want);
 }
@@ -96,7 +116,7 @@ static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
     }
     if (msg->dup) peer_count(&p->metrics.resent, 1);
     peer_admit(p, a, 0, msg->dup ? ADMIT_RESENT : ADMIT_FRESH, &raw);
-    apply_backpressure(p);
+    peer_backpressure(p);
 }
 
 static void on_upstream_state(void *arg, struct mqtt_link *link, bool session_present)
@@ -111,15 +131,12 @@ static void on_upstream_down(void *arg, struct mqtt_link *link)
     on_upstream_state(arg, link, false);
 }
 
-/* A re-announcement reached the local broker: its journal entry is finished. */
-static void on_published(void *arg, struct mqtt_link *link, int mid)
+/* A re-announcement reached the post broker, or was set aside: its outbox entry is finished. */
+static void on_outbox_ended(void *arg, uint64_t id)
 {
     struct peer *p = arg;
-    (void)link;
-    uint64_t *slot = &p->ack_jid[(unsigned)mid % PEER_ACK_SLOTS];
-    peer_journal_done(p, *slot);
-    *slot = 0;
-    apply_backpressure(p);
+    peer_journal_done(p, id);
+    peer_backpressure(p);
 }
 
 /* ---- housekeeping ---- */
@@ -220,17 +237,22 @@ static enum wm_err start_upstreams(struct peer *p, const char *client_id)
 static enum wm_err start_post(struct peer *p, const char *client_id)
 {
     if (!p->cfg->post_broker) return WM_OK;
-    char post_id[300];
+    char post_id[300], set_aside[PATH_MAX + 32];
     snprintf(post_id, sizeof post_id, "%s-post", client_id);
-    struct mqtt_options o = {.url = p->cfg->post_broker,
-                             .client_id = post_id,
-                             .clean_session = true,
-                             .cafile = p->cfg->cafile};
-    struct mqtt_callbacks cb = {.on_published = on_published};
+    snprintf(set_aside, sizeof set_aside, "%s/%s", p->state_dir, DEADLETTER_FILE);
+    struct mqtt_options link = {.url = p->cfg->post_broker,
+                                .client_id = post_id,
+                                .clean_session = true,
+                                .cafile = p->cfg->cafile};
+    struct outbox_options o = {.link = &link,
+                               .max_entries = p->cfg->outbox_max,
+                               .max_bytes = p->cfg->outbox_max_bytes,
+                               .retries = p->cfg->outbox_retries,
+                               .set_aside_path = set_aside};
     enum wm_err e;
-    p->post = mqtt_link_new(p->loop, &o, &cb, p, &e);
-    if (!p->post) log_error("post broker: %s", wm_strerror(e));
-    return p->post ? WM_OK : e;
+    p->outbox = outbox_new(p->loop, &o, on_outbox_ended, p, &p->metrics, &e);
+    if (!p->outbox) log_error("post broker: %s", wm_strerror(e));
+    return p->outbox ? WM_OK : e;
 }
 
 static enum wm_err start_http(struct peer *p)
@@ -252,6 +274,61 @@ static enum wm_err start_http(struct peer *p)
     return httpd_add_page(p->httpd, "/metrics", metrics_page, p);
 }
 
+/* Publishes an outbox entry as it was recorded. */
+static void announce_recorded(struct peer *p, uint64_t id, const struct journal_outbox *o)
+{
+    char *topic = strndup(o->topic, o->topic_len);
+    enum wm_err e = topic ? outbox_add(p->outbox, id, topic, o->message, o->len) : WM_ERR_NOMEM;
+    if (e != WM_OK)
+        log_error("journal entry %llu stays for the next start: %s", (unsigned long long)id,
+                  wm_strerror(e));
+    free(topic);
+}
+
+/* The key an outbox entry names, NUL-terminated in out; false when it cannot be one. */
+static bool recorded_key(const struct journal_outbox *o, char *out, size_t outlen)
+{
+    if (o->key_len == 0 || o->key_len >= outlen || memchr(o->key, '\0', o->key_len)) return false;
+    memcpy(out, o->key, o->key_len);
+    out[o->key_len] = '\0';
+    return out[0] != '/';
+}
+
+/* An outbox entry from before a restart: announced again as recorded while the tree holds its
+ * version; else what it was made of is admitted again (fetched anew, or refused as older than
+ * the version held); without that, it ends. */
+static void replay_outbox(struct peer *p, uint64_t id, const void *record, size_t len)
+{
+    struct journal_outbox o;
+    char key[PATH_MAX] = "", why[200];
+    if (journal_outbox_read(record, len, &o) != WM_OK ||
+        (o.key && !recorded_key(&o, key, sizeof key))) {
+        log_error("journal entry %llu skipped: a truncated outbox entry", (unsigned long long)id);
+        peer_journal_done(p, id);
+        return;
+    }
+    if (!p->outbox) {
+        log_warn("journal entry %llu dropped: an announcement, and --post-broker is none",
+                 (unsigned long long)id);
+        peer_journal_done(p, id);
+        return;
+    }
+    if (!o.key || peer_holds(p, key, &o.sum, true)) {
+        if (o.key) peer_handled(p, key, &o.sum);
+        announce_recorded(p, id, &o);
+        return;
+    }
+    struct announce *a = NULL;
+    if (o.origin.payload && decode(&o.origin, &a, why, sizeof why) == WM_OK) {
+        peer_admit(p, a, id, ADMIT_REPLAYED, &o.origin);
+        return;
+    }
+    log_warn("not announced again: the tree no longer holds the version of %s its journal entry "
+             "%llu names",
+             key, (unsigned long long)id);
+    peer_journal_done(p, id);
+}
+
 static void replay_one(void *arg, uint64_t id, const void *record, size_t len)
 {
     struct peer *p = arg;
@@ -259,6 +336,10 @@ static void replay_one(void *arg, uint64_t id, const void *record, size_t len)
     struct journal_entry entry;
     char why[200];
     atomic_fetch_add(&p->metrics.journal_live, 1);
+    if (journal_record_version(record, len) == JOURNAL_OUTBOX_VERSION) {
+        replay_outbox(p, id, record, len);
+        return;
+    }
     if (journal_entry_read(record, len, &entry) != WM_OK) {
         if (entry.version == JOURNAL_ENTRY_VERSION || entry.version == 0)
             log_error("journal entry %llu skipped: truncated", (unsigned long long)id);
@@ -278,16 +359,70 @@ static void replay_one(void *arg, uint64_t id, const void *record, size_t len)
     peer_admit(p, a, id, ADMIT_REPLAYED, &entry);
 }
 
+/* ---- entries handed back by `wmesh outbox --resend` ---- */
+
+static void resend_one(void *arg, const struct deadletter *d)
+{
+    struct peer *p = arg;
+    struct journal_outbox o = {
+        .topic = d->topic, .topic_len = strlen(d->topic), .message = d->message, .len = d->len};
+    uint64_t id;
+    enum wm_err e = journal_add_outbox(p->journal, &o, &id);
+    if (e != WM_OK) {
+        log_error("cannot re-send the announcement on %s: %s", d->topic, wm_strerror(e));
+        return;
+    }
+    atomic_fetch_add(&p->metrics.journal_live, 1);
+    if ((e = outbox_add(p->outbox, id, d->topic, d->message, d->len)) != WM_OK)
+        log_error("journal entry %llu stays for the next start: %s", (unsigned long long)id,
+                  wm_strerror(e));
+}
+
+/* Takes the entries `wmesh outbox --resend` handed back into the journal and the outbox. The
+ * file goes once they are durable; a crash before that sends them again, never loses them. */
+static void take_resends(struct peer *p)
+{
+    char resend[PATH_MAX + 32], taken[PATH_MAX + 32];
+    snprintf(resend, sizeof resend, "%s/%s", p->state_dir, DEADLETTER_RESEND);
+    snprintf(taken, sizeof taken, "%s/%s", p->state_dir, DEADLETTER_TAKEN);
+    if (!p->outbox || p->batch || p->journal_failing) return; /* no journal_sync now */
+    if (!p->resend_unsynced) {
+        if (access(taken, F_OK) != 0 && rename(resend, taken) != 0) return;
+        size_t bad = 0;
+        uint64_t before = (uint64_t)atomic_load(&p->metrics.journal_live);
+        enum wm_err e = deadletter_each(taken, resend_one, p, &bad);
+        if (e != WM_OK && e != WM_ERR_NOTFOUND)
+            log_error("cannot read %s: %s", taken, wm_strerror(e));
+        log_info("re-sending %llu announcement(s) handed back by wmesh outbox%s",
+                 (unsigned long long)((uint64_t)atomic_load(&p->metrics.journal_live) - before),
+                 bad ? " (lines that are not entries skipped)" : "");
+        p->resend_unsynced = true;
+    }
+    if (journal_sync(p->journal) != WM_OK) return; /* logged; tried again at the next check */
+    if (unlink(taken) != 0 && errno != ENOENT)
+        log_warn("cannot remove %s: %s", taken, strerror(errno));
+    p->resend_unsynced = false;
+}
+
+static void on_resend_check(void *arg)
+{
+    struct peer *p = arg;
+    p->resend_timer = loop_timer_add(p->loop, RESEND_CHECK_MS, on_resend_check, p);
+    take_resends(p);
+    peer_backpressure(p);
+}
+
 static enum wm_err open_state(struct peer *p, char *path, size_t pathlen)
 {
     const struct peer_config *c = p->cfg;
-    char dir[PATH_MAX];
+    char *dir = p->state_dir;
+    size_t dirlen = sizeof p->state_dir;
     if (c->state_dir)
-        snprintf(dir, sizeof dir, "%s", c->state_dir);
+        snprintf(dir, dirlen, "%s", c->state_dir);
     else if (c->instance > 0)
-        snprintf(dir, sizeof dir, "%s/.wmesh-state-%d", c->dir, c->instance);
+        snprintf(dir, dirlen, "%s/.wmesh-state-%d", c->dir, c->instance);
     else
-        snprintf(dir, sizeof dir, "%s/.wmesh-state", c->dir);
+        snprintf(dir, dirlen, "%s/.wmesh-state", c->dir);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         log_error("cannot make the state directory %s: %s", dir, strerror(errno));
         return WM_ERR_IO;
@@ -324,11 +459,10 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
     char journal_path[PATH_MAX + 16];
     enum wm_err e;
     p->reading = true;
-    p->started_ns = loop_wall_ns();
     p->loop = loop_new();
     p->inflight = strmap_new();
-    p->ack_jid = calloc(PEER_ACK_SLOTS, sizeof *p->ack_jid);
-    if (!p->loop || !p->inflight || !p->ack_jid) return WM_ERR_NOMEM;
+    p->handled = seen_new(HANDLED_CAPACITY, SEEN_TTL_MAX);
+    if (!p->loop || !p->inflight || !p->handled) return WM_ERR_NOMEM;
     p->tree = tree_open(c->dir);
     if (!p->tree) {
         log_error("cannot open tree %s: %s", c->dir, strerror(errno));
@@ -345,10 +479,11 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
     /* The listening port before any connection out: an outgoing connection's ephemeral port
      * could otherwise be the very port this peer is told to serve on. */
     if ((e = start_http(p))) return e;
-    /* The post link's hook comes first: announcements wait for no sync (peer_sync.c says why).
-     * The sync hook comes next, before the upstream links': their PUBACKs wait for it. */
-    if ((e = start_post(p, client_id))) return e;
+    /* The sync hook comes first: under --durability process its round writes the outbox
+     * entries before the post link's hook sends them, and the upstream links' PUBACKs wait for
+     * it (peer_sync.c says why). */
     if ((e = peer_sync_start(p))) return e;
+    if ((e = start_post(p, client_id))) return e;
     struct fetch_options fo = {.max_per_host = c->max_downloads,
                                .max_total = c->max_downloads,
                                .pipeline = c->pipeline,
@@ -367,6 +502,8 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
         return e;
     }
     p->housekeeping = loop_timer_add(p->loop, HOUSEKEEPING_MS, housekeeping, p);
+    p->resend_timer = loop_timer_add(p->loop, 0, on_resend_check, p);
+    if (!p->housekeeping || !p->resend_timer) return WM_ERR_NOMEM;
     if (c->retention_s > 0) {
         /* Its own thread: a sweep of a large tree must not hold up the loop. */
         double every = c->retention_s / 10 < 300 ? c->retention_s / 10 : 300;
@@ -390,7 +527,7 @@ static void stop(struct peer *p)
         mqtt_link_free(&p->up[i].link);
     }
     free(p->up);
-    mqtt_link_free(&p->post);
+    outbox_free(&p->outbox);
     httpd_stop(&p->httpd);
     hasher_free(&p->hasher); /* first: it reads the files of the jobs dropped next */
     if (p->inflight) jobs_drop_all(p);
@@ -400,10 +537,11 @@ static void stop(struct peer *p)
     seen_free(&p->seen);
     journal_close(&p->journal);
     strmap_free(&p->inflight);
-    free(p->ack_jid);
+    seen_free(&p->handled);
     tree_spares_stop(&p->spares);
     tree_close(&p->tree);
     if (p->loop) loop_timer_cancel(p->loop, &p->housekeeping);
+    if (p->loop) loop_timer_cancel(p->loop, &p->resend_timer);
     loop_free(&p->loop);
 }
 

@@ -51,6 +51,9 @@ struct peer_config {
     size_t seen_capacity;        /* seen-cache entries; 0: no cache */
     double seen_ttl_s;           /* how long a version stays in the seen-cache */
     size_t max_queue;            /* announcements held before reading pauses */
+    size_t outbox_max;           /* re-announcements unacknowledged before reading pauses */
+    uint64_t outbox_max_bytes;   /* their bytes before reading pauses */
+    int outbox_retries;          /* attempts after a refusal before one is set aside */
     double retention_s;          /* remove files older than this; 0: keep everything */
     bool survive_power_loss;     /* fdatasync the journal and syncfs the tree every turn */
 };

@@ -61,6 +61,20 @@ static enum holding holding_of(struct peer *p, const char *key, const struct ann
     return a->pubtime_ns > times.mtime_ns ? HOLDS_OLDER : HOLDS_NEWER;
 }
 
+bool peer_holds(struct peer *p, const char *key, const struct wm_checksum *sum, bool verify)
+{
+    struct announce a = {.sum = *sum, .pubtime_ns = INT64_MIN};
+    struct wm_checksum held;
+    int64_t stored_ns;
+    return holding_of(p, key, &a, verify, &held, &stored_ns) == HOLDS_SAME;
+}
+
+void peer_handled(struct peer *p, const char *key, const struct wm_checksum *sum)
+{
+    if (p->handled && sum->method != WM_SUM_COD)
+        seen_add(p->handled, seen_key(key, sum), peer_now_s());
+}
+
 static bool has_file_op(const struct announce *a)
 {
     return a->extra && wm_json_is_object(a->extra) && wm_json_object_get(a->extra, "fileOp");
@@ -111,8 +125,41 @@ static bool admissible(struct peer *p, struct announce **a, uint64_t jid, const 
     return true;
 }
 
+/* The message a came as (raw), or when there is none, a re-encoded in the format that loses
+ * least of it (WIS2 as WIS2, else v03), with the topic it came on: *made holds what the
+ * caller then frees. */
+static enum wm_err origin_of(const struct announce *a, const struct journal_entry *raw,
+                             struct journal_entry *out, char **made)
+{
+    *made = NULL;
+    if (raw) {
+        *out = *raw;
+        return WM_OK;
+    }
+    size_t len = 0;
+    enum wm_err e =
+        codec_encode(a, a->format == WM_FORMAT_WNM ? WM_FORMAT_WNM : WM_FORMAT_V03, made, &len);
+    *out = (struct journal_entry){.topic = a->topic,
+                                  .topic_len = a->topic ? strlen(a->topic) : 0,
+                                  .payload = *made,
+                                  .len = len};
+    return e;
+}
+
 static bool journal_record(struct peer *p, const struct announce *a,
                            const struct journal_entry *raw, uint64_t *jid);
+
+/* Gives the job a copy of the message its announcement came as, for its outbox entry. */
+static enum wm_err keep_origin(struct job *j, const struct announce *a,
+                               const struct journal_entry *raw)
+{
+    char *made = NULL;
+    struct journal_entry from;
+    enum wm_err e = origin_of(a, raw, &from, &made);
+    if (e == WM_OK) e = job_keep_origin(j, &from);
+    free(made);
+    return e;
+}
 
 /* Joins an announcement to the job in flight for its file. Returns false if there is none. */
 static bool join_inflight(struct peer *p, struct announce **a, uint64_t jid, const char *key,
@@ -144,23 +191,14 @@ static bool join_inflight(struct peer *p, struct announce **a, uint64_t jid, con
     return true;
 }
 
-/* Journals a: the message as it came (raw), or when there is none, a re-encoded in the format
- * that loses least of it (WIS2 as WIS2, else v03), with the topic it came on. */
+/* Journals a: the message as it came (raw), or made of it (origin_of). */
 static bool journal_record(struct peer *p, const struct announce *a,
                            const struct journal_entry *raw, uint64_t *jid)
 {
     char *text = NULL;
-    size_t len = 0;
-    enum wm_err e = WM_OK;
-    struct journal_entry made = {.topic = a->topic, .topic_len = a->topic ? strlen(a->topic) : 0};
-    if (!raw) {
-        e = codec_encode(a, a->format == WM_FORMAT_WNM ? WM_FORMAT_WNM : WM_FORMAT_V03, &text,
-                         &len);
-        made.payload = text;
-        made.len = len;
-        raw = &made;
-    }
-    if (e == WM_OK) e = journal_add_entry(p->journal, raw, jid);
+    struct journal_entry origin;
+    enum wm_err e = origin_of(a, raw, &origin, &text);
+    if (e == WM_OK) e = journal_add_entry(p->journal, &origin, jid);
     free(text);
     if (e != WM_OK) {
         log_error("cannot journal %s: %s", a->rel_path, wm_strerror(e));
@@ -224,10 +262,13 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_ori
     enum holding h = holding_of(p, key, a, !fresh, &held, &stored_ns);
     if (h == HOLDS_SAME && p->seen && seeable)
         seen_add(p->seen, seen_key(key, &held), peer_now_s());
-    /* A resent announcement of a file this process stored itself is its own business: its
-     * announcement went, or goes, with the store. Only an earlier process's may be missing. */
-    bool stored_here = origin == ADMIT_RESENT && stored_ns >= p->started_ns;
-    if (h == HOLDS_SAME && (fresh || stored_here)) {
+    /* A resent announcement of a version this process handled is its own business: its
+     * announcement went, or goes, through the outbox. Only an earlier process's may be
+     * missing: one whose journal entry was not written, and so never announced. */
+    bool handled_here = origin == ADMIT_RESENT && h == HOLDS_SAME && held.method != WM_SUM_COD &&
+                        seen_contains(p->handled, seen_key(key, &held), peer_now_s());
+    (void)stored_ns;
+    if (h == HOLDS_SAME && (fresh || handled_here)) {
         duplicate(p, &a, jid, "");
         goto done;
     }
@@ -240,13 +281,12 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_ori
         goto done;
     }
     struct job *j = job_new(p, key, a, url);
-    if (!j || strmap_put(p->inflight, key, j) != WM_OK) {
-        log_error("dropping %s: out of memory", a->rel_path);
+    if (!j || keep_origin(j, a, raw) != WM_OK || strmap_put(p->inflight, key, j) != WM_OK) {
+        /* Its journal entry stays: the next start takes it up again. */
+        log_error("%s waits in the journal for the next start: out of memory", a->rel_path);
         if (j) j->a = NULL;
-        free(j ? j->key : NULL);
-        free(j);
+        job_free(&j);
         announce_free(&a);
-        peer_journal_done(p, jid);
         goto done;
     }
     j->jid = jid;

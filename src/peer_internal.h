@@ -28,6 +28,7 @@ struct syncer;
 struct journal_batch;
 struct hasher;
 struct hasher_task;
+struct outbox;
 
 /* An announcement waiting behind the job for another version of the same file. */
 struct deferred {
@@ -41,7 +42,14 @@ struct job {
     char *key;          /* the clean relPath: the in-flight table's key */
     struct announce *a; /* the announcement acted on */
     uint64_t jid;       /* its journal id (0: not journaled) */
-    char **urls;        /* sources: the first announcer, then others that announced it too */
+    /* The message it came as (or, when that is not at hand, made of it), for the outbox
+     * entry that re-announces it: a replay can then fetch the file again. One allocation:
+     * origin_topic (may be NULL) points into it. */
+    void *origin;
+    size_t origin_len;
+    char *origin_topic;
+    size_t origin_topic_len;
+    char **urls; /* sources: the first announcer, then others that announced it too */
     size_t nurls, next_url;
     struct tree_tmp tmp;
     bool has_tmp;
@@ -79,8 +87,6 @@ struct upstream {
     int metric;
 };
 
-#define PEER_ACK_SLOTS 65536 /* MQTT message ids are 16-bit */
-
 struct peer {
     const struct peer_config *cfg;
     struct loop *loop;
@@ -91,7 +97,7 @@ struct peer {
     struct httpd *httpd;
     struct upstream *up;
     size_t nup;
-    struct mqtt_link *post;
+    struct outbox *outbox;   /* NULL with --post-broker none */
     struct strmap *inflight; /* clean relPath -> struct job */
     struct job *wait_head, *wait_tail;
     size_t nwaiting;
@@ -99,9 +105,15 @@ struct peer {
     struct journal *journal;
     struct seen *seen;
     char seen_path[PATH_MAX + 16];
+    char state_dir[PATH_MAX];
+    /* Versions whose announcement this process has queued (or set aside): a broker's resend of
+     * their message finds them handled. Never saved: after a restart, what the journal did not
+     * keep was not announced (peer_admit.c, ADMIT_RESENT). */
+    struct seen *handled;
+    struct loop_timer *resend_timer; /* looks for entries handed back by `wmesh outbox` */
+    bool resend_unsynced;            /* taken into the journal, not yet durable: the file stays */
     unsigned housekeeping_rounds;
-    uint64_t *ack_jid; /* journal id of each re-announcement awaiting its PUBACK, by mid */
-    bool reading;      /* upstream links are being read (not pushed back) */
+    bool reading; /* upstream links are being read (not pushed back) */
     /* Durability (peer_sync.c). */
     struct syncer *jsync, *tsync; /* threads for journal and tree rounds; NULL: inline, none */
     struct journal_batch *batch;  /* the journal round's records */
@@ -118,9 +130,6 @@ struct peer {
     struct loop_timer *housekeeping;
     struct retention *retention;
     int exit_code;
-    /* Wall clock (ns) when this process began: a file whose change time is earlier was stored
-     * by an earlier process (ADMIT_RESENT). */
-    int64_t started_ns;
     struct metrics metrics;
 };
 
@@ -129,8 +138,9 @@ enum admit_origin {
     ADMIT_FRESH, /* a broker's first delivery: a file held is a duplicate */
     /* Delivered again (DUP) after a reconnect: this process, or an earlier one with the same
      * client id, got it and did not acknowledge it. An earlier process may have stored the file
-     * and died before announcing it, so a file held that this process did not store (its change
-     * time predates started_ns) is re-announced, never dropped. */
+     * and died before its journal kept the entry, and so before announcing it (the journal is
+     * written before announcements leave): a file held whose version this process has not
+     * handled is re-announced, never dropped. */
     ADMIT_RESENT,
     /* From the journal (at start-up) or deferred behind another version: journaled, maybe
      * stored before a restart; a file held is re-announced. */
@@ -144,15 +154,26 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_ori
                 const struct journal_entry *raw);
 /* peer_sync.c: records that entry jid is finished, once that cannot outlive its file. */
 void peer_journal_done(struct peer *p, uint64_t jid);
+/* Records at once that entry jid is finished because a later record (an outbox entry) holds
+ * everything it did. */
+void peer_journal_superseded(struct peer *p, uint64_t jid);
 /* Starts the sync threads (under --durability power) and adds the loop hook that runs the
- * rounds: after the post link's hook, before the upstream links'. */
+ * rounds: before the post link's hook and the upstream links'. */
 enum wm_err peer_sync_start(struct peer *p);
 /* Ends the rounds in progress, then syncs the tree and the journal inline; true when all is
  * durable (the upstream links' last PUBACKs may then leave). */
 bool peer_sync_stop(struct peer *p);
 
+/* Whether the tree holds version sum of the file key (verify: from its bytes, not a cached
+ * checksum). */
+bool peer_holds(struct peer *p, const char *key, const struct wm_checksum *sum, bool verify);
+/* Notes that this process has queued the announcement of key's version sum. */
+void peer_handled(struct peer *p, const char *key, const struct wm_checksum *sum);
+
 /* peer.c */
 double peer_lag(const struct announce *a);
+/* Re-evaluates whether upstream brokers are read (jobs in hand, outbox room). */
+void peer_backpressure(struct peer *p);
 /* The topic to re-announce a on (--post-exchange, --post-topic-prefix, --post-topic). */
 enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out, size_t outlen);
 
@@ -160,10 +181,14 @@ enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out,
 struct job *job_new(struct peer *p, const char *key, struct announce *a, const char *url);
 void job_add_source(struct job *j, const char *url);
 void job_defer(struct job *j, struct announce *a, uint64_t jid);
+/* Keeps a copy of the message the job's announcement came as. WM_ERR_NOMEM. */
+enum wm_err job_keep_origin(struct job *j, const struct journal_entry *origin);
 void job_start(struct job *j);
 /* Re-announces what the tree already holds for a replayed job, then finishes it. */
 void job_reannounce_held(struct job *j, const struct wm_checksum *held);
 void job_finish(struct job *j);
+/* Frees a job that never joined the in-flight table (its announcement too), sets *j NULL. */
+void job_free(struct job **j);
 /* Commits a verified job's file, announces it and ends the job. */
 void job_store(struct job *j);
 void jobs_drop_all(struct peer *p);

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "loop.h"
 #include "mqtt.h"
+#include "outbox.h"
 #include "peer_internal.h"
 #include "seen.h"
 #include "strmap.h"
@@ -101,8 +102,35 @@ static void free_job(struct job *j)
     free(j->key);
     free(j->inline_copy);
     free(j->end_why);
+    free(j->origin);
     announce_free(&j->a);
     free(j);
+}
+
+void job_free(struct job **j)
+{
+    if (!j || !*j) return;
+    free_job(*j);
+    *j = NULL;
+}
+
+enum wm_err job_keep_origin(struct job *j, const struct journal_entry *origin)
+{
+    free(j->origin);
+    j->origin = NULL;
+    j->origin_topic = NULL;
+    j->origin_len = j->origin_topic_len = 0;
+    if (!origin || !origin->payload) return WM_OK;
+    size_t tlen = origin->topic ? origin->topic_len : 0;
+    unsigned char *copy = malloc(origin->len + tlen + 1);
+    if (!copy) return WM_ERR_NOMEM;
+    memcpy(copy, origin->payload, origin->len);
+    if (tlen) memcpy(copy + origin->len, origin->topic, tlen);
+    j->origin = copy;
+    j->origin_len = origin->len;
+    j->origin_topic = tlen ? (char *)copy + origin->len : NULL;
+    j->origin_topic_len = tlen;
+    return WM_OK;
 }
 
 /* Ends a job: forgets it, then admits the versions of its file that arrived meanwhile. */
@@ -153,23 +181,14 @@ static enum wm_err encode_announcement(struct job *j, struct announce *out, bool
     return e;
 }
 
-/* Publishes what was stored; the journal entry is finished when the broker acknowledges it. */
-static void announce_stored(struct job *j, const struct wm_checksum *stored)
+/* The announcement of what was stored, in the post format, and its topic. */
+static enum wm_err make_announcement(struct job *j, const struct wm_checksum *stored, char **text,
+                                     size_t *len, char *topic, size_t topiclen)
 {
     struct peer *p = j->peer;
-    uint64_t jid = j->jid;
-    j->jid = 0; /* from here on the acknowledgement finishes it */
-    if (!p->post) {
-        peer_journal_done(p, jid);
-        return;
-    }
     struct announce *out = announce_clone(j->a);
-    char *text = NULL;
-    size_t len = 0;
-    char topic[1024];
-    int mid = 0;
     enum wm_err e = WM_ERR_NOMEM;
-    if (!out) goto done;
+    if (!out) return e;
     free(out->base_url);
     out->base_url = strdup(p->cfg->post_base_url);
     free(out->retrieve_path); /* we serve the file at its relPath */
@@ -177,21 +196,65 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
     free(out->download_url);
     out->download_url = NULL;
     out->sum = *stored;
-    if (!out->base_url) goto done;
-    bool attached = attach_inline(j, out);
-    if ((e = encode_announcement(j, out, attached, &text, &len)) ||
-        (e = peer_post_topic(p, out, topic, sizeof topic)) ||
-        (e = mqtt_publish(p->post, topic, text, len, &mid)))
-        goto done;
-    peer_count(&p->metrics.published, 1);
-    p->ack_jid[(unsigned)mid % PEER_ACK_SLOTS] = jid;
-    jid = 0;
-done:
-    if (e != WM_OK) log_error("cannot announce %s: %s", j->a->rel_path, wm_strerror(e));
-    /* Unannounceable (e.g. a method the array format cannot carry): nothing to wait for. */
-    if (jid) peer_journal_done(p, jid);
-    free(text);
+    if (out->base_url) {
+        bool attached = attach_inline(j, out);
+        if ((e = encode_announcement(j, out, attached, text, len)) == WM_OK)
+            e = peer_post_topic(p, out, topic, topiclen);
+    }
     announce_free(&out);
+    return e;
+}
+
+/* Puts the announcement of what was stored in the outbox, recorded in the journal first: the
+ * outbox entry holds the message the job came as too, so it replaces the job's own entry,
+ * which ends now. The entry ends when the post broker acknowledges it (or it is set aside). */
+static void announce_stored(struct job *j, const struct wm_checksum *stored)
+{
+    struct peer *p = j->peer;
+    uint64_t jid = j->jid, id = 0;
+    j->jid = 0; /* from here on the outbox finishes it */
+    if (!p->outbox) {
+        peer_journal_done(p, jid);
+        return;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    char topic[1024];
+    enum wm_err e = make_announcement(j, stored, &text, &len, topic, sizeof topic);
+    if (e != WM_OK) {
+        /* Unannounceable (e.g. a method the array format cannot carry): nothing to wait for. */
+        log_error("cannot announce %s: %s", j->a->rel_path, wm_strerror(e));
+        peer_journal_done(p, jid);
+        free(text);
+        return;
+    }
+    struct journal_outbox rec = {.topic = topic,
+                                 .topic_len = strlen(topic),
+                                 .message = text,
+                                 .len = len,
+                                 .key = j->key,
+                                 .key_len = strlen(j->key),
+                                 .sum = *stored,
+                                 .origin = {.topic = j->origin_topic,
+                                            .topic_len = j->origin_topic_len,
+                                            .payload = j->origin,
+                                            .len = j->origin_len}};
+    if (p->journal && journal_add_outbox(p->journal, &rec, &id) == WM_OK) {
+        atomic_fetch_add(&p->metrics.journal_live, 1);
+        peer_journal_superseded(p, jid);
+    } else {
+        id = jid; /* the job's entry stays until the broker has it: it covers the file too */
+    }
+    peer_handled(p, j->key, stored);
+    if (!id) {
+        /* Only the journal's entry id ties the broker's acknowledgement to the entry. */
+        log_error("cannot announce %s: the journal refused its entry", j->a->rel_path);
+    } else if ((e = outbox_add(p->outbox, id, topic, text, len)) != WM_OK) {
+        log_error("announcement of %s waits in the journal for the next start: %s", j->a->rel_path,
+                  wm_strerror(e));
+    }
+    free(text);
+    peer_backpressure(p);
 }
 
 void job_reannounce_held(struct job *j, const struct wm_checksum *held)

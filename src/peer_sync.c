@@ -7,11 +7,14 @@
  * The rules (what a power loss must never leave behind):
  *  - a PUBACK leaves only once the add record of what it acknowledges is durable, or the
  *    broker would forget a message the peer never got to keep;
- *  - a file is stored and announced without waiting for its add record (peer_job.c:
- *    store_verified): if the peer dies first, the broker, never acknowledged, delivers the
- *    message again with the DUP flag, and the next process re-announces the file it finds
- *    held, stored before it started, rather than dropping it (peer_admit.c, ADMIT_RESENT).
- *    So nothing on a file's way through the peer waits for a flush;
+ *  - a file is stored and announced without waiting for a flush: its announcement is an
+ *    outbox entry in the journal, which replaces the add record of the message it came as.
+ *    Under --durability process the journal round, inline, writes it before the post link's
+ *    hook sends the announcement, so a process killed with a file stored but its entry not
+ *    written had not announced it: the broker, never acknowledged, delivers the message again
+ *    with the DUP flag, and the next process re-announces the file held rather than drop it
+ *    (peer_admit.c, ADMIT_RESENT). Under power the journal round's write is on its thread:
+ *    such a file may have been announced already, and is announced once more (never lost);
  *  - an entry's done record is made durable only after a tree round that began after the
  *    entry's file was stored has succeeded, or the journal could forget a file the tree lost.
  * The journal is flushed every few milliseconds while syncfs(2) of a busy tree can take tens
@@ -65,6 +68,11 @@ void peer_journal_done(struct peer *p, uint64_t jid)
         }
     }
     record_done(p, jid);
+}
+
+void peer_journal_superseded(struct peer *p, uint64_t jid)
+{
+    if (jid && p->journal) record_done(p, jid);
 }
 
 /* Records the finished entries whose files the tree rounds done so far made durable. */
@@ -207,8 +215,9 @@ static void start_tree_round(struct peer *p)
 
 /* ---- the peer's side ---- */
 
-/* Runs at the end of every loop turn, after the post link's hook and before the upstream
- * links': a journal round started inline has released their PUBACKs by the time they write. */
+/* Runs at the end of every loop turn, before the post link's hook and the upstream links': a
+ * journal round started inline has written the outbox entries the post link is about to send,
+ * and released the upstream links' PUBACKs, by the time they write. */
 static void sync_hook(void *arg)
 {
     struct peer *p = arg;

@@ -58,6 +58,13 @@ static const struct option_spec specs[] = {
      "process: write them only (survives crashes and kills of the peer, faster)"},
     {"retry-for", OPT_NUMBER, false, "S", "3600", "keep retrying a failed download this long"},
     {"max-queue", OPT_NUMBER, false, "N", "1000", "announcements in hand before reading pauses"},
+    {"outbox-max", OPT_NUMBER, false, "N", "10000",
+     "re-announcements not yet acknowledged by the post broker before reading pauses"},
+    {"outbox-max-bytes", OPT_NUMBER, false, "BYTES", "16777216",
+     "their bytes (topics and messages) before reading pauses"},
+    {"outbox-retries", OPT_NUMBER, false, "N", "3",
+     "attempts after the post broker refused an announcement (1 s, 2 s, 4 s ... apart) before "
+     "it is set aside (wmesh outbox lists and re-sends those)"},
     {"seen-capacity", OPT_NUMBER, false, "N", "100000",
      "seen-cache entries, 15 bytes each (0: none)"},
     {"seen-ttl", OPT_NUMBER, false, "S", "86400", "how long the seen-cache remembers a version"},
@@ -105,7 +112,12 @@ static int build_filter(struct options *o, struct filter *f)
 static int numbers(struct options *o, struct peer_config *c)
 {
     double max_message, max_downloads, pipeline, max_size, max_queue, seen_capacity;
-    if (options_number(o, "lag-warn", 120, &c->lag_warn_s) ||
+    double outbox_max, outbox_max_bytes, outbox_retries;
+    if (options_number(o, "outbox-max", 10000, &outbox_max) || outbox_max < 2 || outbox_max > 1e9 ||
+        options_number(o, "outbox-max-bytes", 16777216, &outbox_max_bytes) ||
+        outbox_max_bytes < 4096 || outbox_max_bytes > 1e15 ||
+        options_number(o, "outbox-retries", 3, &outbox_retries) || outbox_retries < 0 ||
+        outbox_retries > 30 || options_number(o, "lag-warn", 120, &c->lag_warn_s) ||
         options_number(o, "lag-drop", 7200, &c->lag_drop_s) ||
         options_number(o, "max-message", 8192, &max_message) ||
         options_number(o, "max-downloads", 16, &max_downloads) ||
@@ -129,6 +141,9 @@ static int numbers(struct options *o, struct peer_config *c)
     c->pipeline = (int)pipeline;
     c->max_size = (int64_t)max_size;
     c->max_queue = (size_t)max_queue;
+    c->outbox_max = (size_t)outbox_max;
+    c->outbox_max_bytes = (uint64_t)outbox_max_bytes;
+    c->outbox_retries = (int)outbox_retries;
     c->seen_capacity = (size_t)seen_capacity;
     return 0;
 }

@@ -35,14 +35,17 @@ static const struct option_spec specs[] = {
 struct post {
     struct loop *loop;
     struct mqtt_link *link;
-    bool refused;
+    size_t refused;    /* announcements the broker refused */
     size_t inline_max; /* --inline, capped by what the format carries */
 };
 
-static void on_published(void *arg, struct mqtt_link *link, int mid)
+static void on_published(void *arg, struct mqtt_link *link, const struct mqtt_published *m)
 {
     struct post *p = arg;
-    (void)mid;
+    if (m->why) {
+        log_error("the broker refused the announcement on %s: %s", m->topic, m->why);
+        p->refused++;
+    }
     if (mqtt_pending(link) == 0) loop_stop(p->loop);
 }
 
@@ -143,7 +146,7 @@ static int post_file(struct post *p, struct options *o, struct tree *t, const ch
                          sizeof topic)))
         goto done;
     step = "publish";
-    if ((e = mqtt_publish(p->link, topic, text, len, NULL))) goto done;
+    if ((e = mqtt_publish(p->link, topic, text, len, 0))) goto done;
     log_info("posted %s", rel);
 done:
     if (e != WM_OK) log_error("%s: %s: %s", file, step, wm_strerror(e));
@@ -201,9 +204,14 @@ int cmd_post(int argc, char **argv)
     }
     rc = post_all(&p, o, files, nfiles);
     if (mqtt_pending(p.link) > 0) {
-        loop_timer_add(p.loop, (int64_t)(timeout * 1000), on_timeout, &p);
+        if (!loop_timer_add(p.loop, (int64_t)(timeout * 1000), on_timeout, &p)) {
+            fprintf(stderr, "wmesh post: out of memory\n");
+            rc = 1;
+            goto done;
+        }
         loop_run(p.loop);
     }
+    if (p.refused) rc = 1;
     if (mqtt_pending(p.link) > 0) {
         log_error("broker did not acknowledge %d announcement(s)", mqtt_pending(p.link));
         rc = 1;

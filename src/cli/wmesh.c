@@ -15,6 +15,7 @@ static const struct {
     {"sub", cmd_sub, "print the announcements of a broker"},
     {"status", cmd_status, "show a running peer's brokers, counters, rates and lag"},
     {"clean", cmd_clean, "remove files older than a retention time from a tree"},
+    {"outbox", cmd_outbox, "list a peer's set-aside announcements, or send them again"},
     {"demo", cmd_demo, "run a three-peer mesh on this machine and check it"},
 };
 

@@ -884,20 +884,21 @@ static void test_texts(void)
     ASSERT_EQ_STR(mqtt_wire_connack_text(MQTT_LEVEL_5, 0x86), "bad user name or password");
     ASSERT_EQ_STR(mqtt_wire_connack_text(MQTT_LEVEL_5, 0x87), "not authorized");
     ASSERT_EQ_STR(mqtt_wire_connack_text(MQTT_LEVEL_5, 0x9F), "connection rate exceeded");
-    ASSERT_EQ_STR(mqtt_wire_connack_text(MQTT_LEVEL_5, 0x8B), "unknown reason code");
+    ASSERT_EQ_STR(mqtt_wire_connack_text(MQTT_LEVEL_5, 0x8B), "server shutting down");
     ASSERT_EQ_STR(mqtt_wire_connack_text(MQTT_LEVEL_5, 0xFF), "unknown reason code");
-    /* Every code defined for an MQTT 5 CONNACK has a text of its own. */
-    static const unsigned char defined[] = {0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86,
-                                            0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90, 0x95,
-                                            0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F};
+    ASSERT_EQ_STR(mqtt_wire_reason_text(0x95), "packet too large");
+    ASSERT_EQ_STR(mqtt_wire_reason_text(0x10), "no matching subscribers");
+    /* Every reason code MQTT 5 defines for a failure has a text of its own. */
+    static const unsigned char defined[] = {0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88,
+                                            0x89, 0x8A, 0x8B, 0x8C, 0x8D, 0x8E, 0x8F, 0x90, 0x91,
+                                            0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A,
+                                            0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2};
     int known = 0;
     for (unsigned c = 0x80; c <= 0xFF; c++)
-        known +=
-            strcmp(mqtt_wire_connack_text(MQTT_LEVEL_5, (uint8_t)c), "unknown reason code") != 0;
+        known += strcmp(mqtt_wire_reason_text((uint8_t)c), "unknown reason code") != 0;
     ASSERT_EQ_INT(known, sizeof defined);
     for (size_t i = 0; i < sizeof defined; i++)
-        ASSERT_TRUE(
-            strcmp(mqtt_wire_connack_text(MQTT_LEVEL_5, defined[i]), "unknown reason code"));
+        ASSERT_TRUE(strcmp(mqtt_wire_reason_text(defined[i]), "unknown reason code"));
     ASSERT_TRUE(mqtt_wire_refuses_version(1));
     ASSERT_TRUE(mqtt_wire_refuses_version(0x84));
     ASSERT_TRUE(!mqtt_wire_refuses_version(0));
