@@ -28,7 +28,8 @@
 /* A pending buffer larger than this is freed after a sync, so one burst does not pin memory. */
 #define PEND_KEEP (1u << 20)
 /* Read buffer: must hold the largest record; larger means fewer preads while scanning. */
-#define READ_BUF (256u << 10)
+#define READ_BUF (512u << 10)
+_Static_assert(READ_BUF >= REC_MAX, "the read buffer holds the largest record");
 #define COMPACT_FLUSH (256u << 10)
 #define IDSET_MIN_BITS 4u
 #define TMP_SUFFIX ".compact"

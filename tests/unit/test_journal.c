@@ -703,6 +703,103 @@ static void bench(void)
     journal_close(&j);
 }
 
+/* Outbox entries (version 3): what a replay needs to announce again, or fetch again. */
+static void test_outbox_entries(void)
+{
+    reset();
+    struct journal *j = open_ok();
+    const char *topic = "xpublic/v03/post/obs/a.b";
+    const char *msg = "{\"relPath\":\"obs/a.b/x\"}";
+    const char *otopic = "xpublic/v03/post/obs";
+    const char *omsg = "{\"relPath\":\"obs/a.b/x\",\"baseUrl\":\"http://up\"}";
+    struct wm_checksum sum = {.method = WM_SUM_SHA512, .len = 64};
+    for (size_t i = 0; i < sum.len; i++)
+        sum.value[i] = (unsigned char)(i * 7);
+    struct journal_outbox o = {
+        .topic = topic,
+        .topic_len = strlen(topic),
+        .message = msg,
+        .len = strlen(msg),
+        .key = "obs/a.b/x",
+        .key_len = 9,
+        .sum = sum,
+        .origin = {
+            .topic = otopic, .topic_len = strlen(otopic), .payload = omsg, .len = strlen(omsg)}};
+    uint64_t id = 0;
+    ASSERT_EQ_INT(journal_add_outbox(j, &o, &id), WM_OK);
+    /* Handed back by `wmesh outbox --resend`: no file, no origin. */
+    struct journal_outbox bare = {
+        .topic = topic, .topic_len = strlen(topic), .message = msg, .len = strlen(msg)};
+    ASSERT_EQ_INT(journal_add_outbox(j, &bare, &id), WM_OK);
+    /* An origin that would not fit is left out; the announcement is not. */
+    static unsigned char big[JOURNAL_RECORD_MAX];
+    memset(big, '{', sizeof big);
+    struct journal_outbox large = o;
+    large.message = big;
+    large.len = JOURNAL_RECORD_MAX - 200;
+    large.origin.payload = big;
+    large.origin.len = 65536;
+    ASSERT_EQ_INT(journal_add_outbox(j, &large, &id), WM_OK);
+    ASSERT_EQ_INT(id, 3);
+    large.len = JOURNAL_RECORD_MAX;
+    ASSERT_EQ_INT(journal_add_outbox(j, &large, &id), WM_ERR_TOOBIG);
+    struct journal_outbox bad = bare;
+    bad.topic = NULL;
+    ASSERT_EQ_INT(journal_add_outbox(j, &bad, &id), WM_ERR_INVAL);
+    ASSERT_EQ_INT(id, 3);
+    journal_close(&j);
+
+    j = open_ok();
+    struct kept k = {0};
+    ASSERT_EQ_INT(journal_replay(j, keep, &k), WM_OK);
+    ASSERT_EQ_INT(k.n, 3);
+    if (k.n != 3) abort();
+    struct journal_outbox r;
+    ASSERT_EQ_INT(journal_record_version(k.rec[0], k.len[0]), JOURNAL_OUTBOX_VERSION);
+    ASSERT_EQ_INT(journal_outbox_read(k.rec[0], k.len[0], &r), WM_OK);
+    ASSERT_EQ_INT(r.topic_len, strlen(topic));
+    ASSERT_TRUE(r.topic && memcmp(r.topic, topic, r.topic_len) == 0);
+    ASSERT_EQ_INT(r.len, strlen(msg));
+    ASSERT_TRUE(r.message && memcmp(r.message, msg, r.len) == 0);
+    ASSERT_EQ_INT(r.key_len, 9);
+    ASSERT_TRUE(r.key && memcmp(r.key, "obs/a.b/x", 9) == 0);
+    ASSERT_TRUE(integrity_equal(&r.sum, &sum));
+    ASSERT_EQ_INT(r.origin.topic_len, strlen(otopic));
+    ASSERT_TRUE(r.origin.topic && memcmp(r.origin.topic, otopic, r.origin.topic_len) == 0);
+    ASSERT_EQ_INT(r.origin.len, strlen(omsg));
+    ASSERT_TRUE(r.origin.payload && memcmp(r.origin.payload, omsg, r.origin.len) == 0);
+
+    ASSERT_EQ_INT(journal_outbox_read(k.rec[1], k.len[1], &r), WM_OK);
+    ASSERT_TRUE(r.key == NULL && r.key_len == 0 && r.origin.payload == NULL);
+    ASSERT_EQ_INT(r.len, strlen(msg));
+
+    ASSERT_EQ_INT(journal_outbox_read(k.rec[2], k.len[2], &r), WM_OK);
+    ASSERT_EQ_INT(r.len, JOURNAL_RECORD_MAX - 200);
+    ASSERT_TRUE(r.origin.payload == NULL);
+    ASSERT_TRUE(r.key != NULL);
+
+    /* Every truncation of a record is refused, never read past its end. */
+    for (size_t cut = 0; cut < k.len[0]; cut++) {
+        unsigned char *copy = malloc(cut ? cut : 1);
+        if (!copy) abort();
+        memcpy(copy, k.rec[0], cut);
+        enum wm_err e = journal_outbox_read(copy, cut, &r);
+        /* Cutting the origin's payload only shortens it: that is not detectable. */
+        bool origin_cut = cut >= k.len[0] - strlen(omsg);
+        if (!origin_cut) ASSERT_EQ_INT(e, WM_ERR_FORMAT);
+        free(copy);
+    }
+    /* Entries and outbox entries tell apart. */
+    ASSERT_EQ_INT(journal_record_version("{}", 2), 1);
+    ASSERT_EQ_INT(journal_record_version("\x02", 1), 2);
+    ASSERT_EQ_INT(journal_record_version("\x07", 1), 0);
+    ASSERT_EQ_INT(journal_record_version("", 0), 0);
+    struct journal_entry e;
+    ASSERT_EQ_INT(journal_entry_read(k.rec[0], k.len[0], &e), WM_ERR_FORMAT);
+    kept_free(&k);
+    journal_close(&j);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/wm-journal-XXXXXX");
@@ -719,6 +816,7 @@ int main(void)
     test_batches();
     test_bad_open();
     test_entries();
+    test_outbox_entries();
     bench();
     reset();
     rmdir(dir);
