@@ -121,10 +121,10 @@ struct fetcher {
     struct transfer *failing, **failing_tail;
     struct transfer *spare;
     size_t nspare;
-    struct loop_timer *sweep; /* timeouts: one timer for every connection (see arm_sweep) */
+    struct loop_timer sweep; /* timeouts: one timer for every connection (see arm_sweep) */
     int64_t sweep_due;
-    struct loop_timer *defer; /* ends the failing transfers */
-    int defer_depth;          /* > 0: a transfer that fails now ends at the defer timer */
+    struct loop_timer defer; /* ends the failing transfers */
+    int defer_depth;         /* > 0: a transfer that fails now ends at the defer timer */
     bool dispatching, dispatch_again;
     int nflush;             /* connections with flush_queued */
     struct tls_config *tls; /* trust for https, set up at the first https connection */
@@ -149,10 +149,10 @@ static void on_sweep(void *arg);
  * due, and arms itself for the earliest real one. */
 static void arm_sweep(struct fetcher *f, int64_t due)
 {
-    if (f->sweep && f->sweep_due <= due) return;
-    loop_timer_cancel(f->loop, &f->sweep);
+    if (loop_timer_active(&f->sweep) && f->sweep_due <= due) return;
+    loop_timer_stop(f->loop, &f->sweep);
     int64_t delay = due - now_ms(f);
-    f->sweep = loop_timer_add(f->loop, delay > 0 ? delay : 0, on_sweep, f);
+    loop_timer_start(f->loop, &f->sweep, delay > 0 ? delay : 0, on_sweep, f);
     f->sweep_due = due;
 }
 
@@ -381,7 +381,7 @@ static void end_transfer(struct transfer *t, enum wm_err err, long status, const
         t->q_next = NULL;
         *f->failing_tail = t;
         f->failing_tail = &t->q_next;
-        if (!f->defer) f->defer = loop_timer_add(f->loop, 0, on_defer, f);
+        if (!loop_timer_active(&f->defer)) loop_timer_start(f->loop, &f->defer, 0, on_defer, f);
         return;
     }
     fetch_done_fn done = t->done;
@@ -406,7 +406,6 @@ static void end_transfer(struct transfer *t, enum wm_err err, long status, const
 static void on_defer(void *arg)
 {
     struct fetcher *f = arg;
-    f->defer = NULL;
     /* Those that fail while these end wait for the next turn. */
     struct transfer *list = f->failing;
     f->failing = NULL;
@@ -1223,7 +1222,6 @@ static void expire(struct fetcher *f, struct conn *c)
 static void on_sweep(void *arg)
 {
     struct fetcher *f = arg;
-    f->sweep = NULL;
     int64_t now = now_ms(f);
     /* Failures found here end at the defer timer: no callback runs while the list is walked. */
     f->defer_depth++;
@@ -1281,8 +1279,8 @@ void fetch_free(struct fetcher **fp)
 {
     if (!fp || !*fp) return;
     struct fetcher *f = *fp;
-    loop_timer_cancel(f->loop, &f->sweep);
-    loop_timer_cancel(f->loop, &f->defer);
+    loop_timer_stop(f->loop, &f->sweep);
+    loop_timer_stop(f->loop, &f->defer);
     loop_remove_hook(f->loop, flush_pipelines, f);
     while (f->conns)
         conn_close(f->conns);

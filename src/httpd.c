@@ -110,7 +110,7 @@ struct httpd {
     int64_t limit_noted_ms, accept_noted_ms;
     struct conn *conns;
     size_t nconns;
-    struct loop_timer *sweep;
+    struct loop_timer sweep;
     time_t date_sec;
     char date[40];
     char rbuf[HTTPD_HEAD_MAX]; /* reads land here; only leftovers are kept per connection */
@@ -834,7 +834,7 @@ static void sweep(void *arg)
     }
     if (!h->accepting && (h->accept_resume_ms == 0 || now >= h->accept_resume_ms))
         resume_accepting(h);
-    h->sweep = loop_timer_add(h->loop, sweep_period(h), sweep, h);
+    loop_timer_start(h->loop, &h->sweep, sweep_period(h), sweep, h);
 }
 
 /* ---- the server thread ---- */
@@ -888,8 +888,8 @@ static enum wm_err setup_loop(struct httpd *h)
     if (loop_watch(h->loop, h->wakefd, LOOP_READ, on_wake, h) != WM_OK) return WM_ERR_IO;
     if (loop_watch(h->loop, h->lfd, LOOP_READ, on_accept, h) != WM_OK) return WM_ERR_IO;
     h->accepting = true;
-    h->sweep = loop_timer_add(h->loop, sweep_period(h), sweep, h);
-    return h->sweep ? WM_OK : WM_ERR_NOMEM;
+    loop_timer_start(h->loop, &h->sweep, sweep_period(h), sweep, h);
+    return WM_OK;
 }
 
 struct httpd *httpd_start(const char *listen, struct tree *t, const char *url_prefix,

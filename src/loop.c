@@ -20,13 +20,6 @@ struct watch {
     bool active;
 };
 
-struct loop_timer {
-    int64_t due_ms;
-    loop_fn fn;
-    void *arg;
-    struct loop_timer *next; /* sorted by due_ms, then by insertion */
-};
-
 struct hook {
     loop_fn fn;
     void *arg;
@@ -42,7 +35,8 @@ struct loop {
     int epfd;
     struct watch *watches; /* indexed by fd */
     size_t nwatches;
-    struct loop_timer *timers;
+    struct loop_timer *timers; /* started ones, by due_ms, then by start */
+    uint64_t timer_starts;     /* numbers each start: a turn runs only timers older than it */
     struct hook *hooks;
     size_t nhooks;
     struct sig *sigs;
@@ -93,11 +87,8 @@ void loop_free(struct loop **lp)
 {
     if (!lp || !*lp) return;
     struct loop *l = *lp;
-    while (l->timers) {
-        struct loop_timer *t = l->timers;
-        l->timers = t->next;
-        free(t);
-    }
+    while (l->timers) /* they belong to their users: only unlinked */
+        loop_timer_stop(l, l->timers);
     if (l->sigfd >= 0) close(l->sigfd);
     close(l->epfd);
     free(l->watches);
@@ -162,33 +153,36 @@ void loop_unwatch(struct loop *l, int fd)
     memset(w, 0, sizeof *w);
 }
 
-struct loop_timer *loop_timer_add(struct loop *l, int64_t delay_ms, loop_fn fn, void *arg)
+void loop_timer_start(struct loop *l, struct loop_timer *t, int64_t delay_ms, loop_fn fn, void *arg)
 {
-    if (!l || !fn) return NULL;
-    struct loop_timer *t = calloc(1, sizeof *t);
-    if (!t) return NULL;
+    if (!l || !t || !fn) return;
+    loop_timer_stop(l, t);
     t->due_ms = monotonic_ms() + (delay_ms > 0 ? delay_ms : 0);
     t->fn = fn;
     t->arg = arg;
-    struct loop_timer **pos = &l->timers;
-    while (*pos && (*pos)->due_ms <= t->due_ms)
+    t->start = ++l->timer_starts;
+    t->active = true;
+    struct loop_timer **pos = &l->timers, *prev = NULL;
+    while (*pos && (*pos)->due_ms <= t->due_ms) {
+        prev = *pos;
         pos = &(*pos)->next;
+    }
+    t->prev = prev;
     t->next = *pos;
+    if (t->next) t->next->prev = t;
     *pos = t;
-    return t;
 }
 
-void loop_timer_cancel(struct loop *l, struct loop_timer **tp)
+void loop_timer_stop(struct loop *l, struct loop_timer *t)
 {
-    if (!l || !tp || !*tp) return;
-    for (struct loop_timer **pos = &l->timers; *pos; pos = &(*pos)->next) {
-        if (*pos == *tp) {
-            *pos = (*tp)->next;
-            free(*tp);
-            break;
-        }
-    }
-    *tp = NULL;
+    if (!l || !t || !t->active) return;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        l->timers = t->next;
+    if (t->next) t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+    t->active = false;
 }
 
 enum wm_err loop_add_hook(struct loop *l, loop_fn fn, void *arg)
@@ -244,24 +238,15 @@ enum wm_err loop_on_signal(struct loop *l, int signo, loop_fn fn, void *arg)
 
 static void run_due_timers(struct loop *l)
 {
-    /* Only timers due now run; timers they add for "now" wait for the next turn, so a timer
-     * that re-arms itself at 0 ms cannot starve I/O. */
+    /* Only timers due now and started before this turn run: a timer that re-arms itself at
+     * 0 ms waits for the next turn, so it cannot starve I/O. One at a time off the list, so a
+     * callback may stop (or free) any other timer, due or not. */
     int64_t now = monotonic_ms();
-    struct loop_timer *due = NULL, **tail = &due;
-    while (l->timers && l->timers->due_ms <= now) {
-        struct loop_timer *t = l->timers;
-        l->timers = t->next;
-        t->next = NULL;
-        *tail = t;
-        tail = &t->next;
-    }
-    while (due) {
-        struct loop_timer *t = due;
-        due = t->next;
-        loop_fn fn = t->fn;
-        void *arg = t->arg;
-        free(t);
-        fn(arg);
+    uint64_t turn = l->timer_starts;
+    struct loop_timer *t;
+    while ((t = l->timers) && t->due_ms <= now && t->start <= turn) {
+        loop_timer_stop(l, t);
+        t->fn(t->arg);
     }
 }
 

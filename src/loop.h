@@ -2,6 +2,7 @@
 #ifndef WMESH_LOOP_H
 #define WMESH_LOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -27,11 +28,29 @@ enum wm_err loop_watch(struct loop *l, int fd, unsigned events, loop_io_fn fn, v
 /* Stops watching fd; safe if fd is not watched or already closed. */
 void loop_unwatch(struct loop *l, int fd);
 
-/* Calls fn once after delay_ms (0: at the next turn). The timer belongs to the loop; the handle
- * stays valid until the timer fires or is cancelled. */
-struct loop_timer *loop_timer_add(struct loop *l, int64_t delay_ms, loop_fn fn, void *arg);
-/* Cancels *t if it has not fired, and sets *t to NULL. Accepts NULL. */
-void loop_timer_cancel(struct loop *l, struct loop_timer **t);
+/* A one-shot timer. It belongs to its user, who embeds it in a struct of theirs: starting one
+ * allocates nothing, so it cannot fail. Zeroed, it is stopped. Fields are the loop's. */
+struct loop_timer {
+    struct loop_timer *prev, *next; /* the loop's list of started timers */
+    int64_t due_ms;
+    uint64_t start;
+    loop_fn fn;
+    void *arg;
+    bool active;
+};
+
+/* Calls fn(arg) once, delay_ms from now (0: at the next turn), unless stopped first. Starting
+ * a timer that is already started moves it. The timer must stay put until it fires or is
+ * stopped. */
+void loop_timer_start(struct loop *l, struct loop_timer *t, int64_t delay_ms, loop_fn fn,
+                      void *arg);
+/* Stops t if it is started; fine if it is not. When it fires it is stopped before fn runs. */
+void loop_timer_stop(struct loop *l, struct loop_timer *t);
+/* Whether t is started and has not fired yet. */
+static inline bool loop_timer_active(const struct loop_timer *t)
+{
+    return t->active;
+}
 
 /* Calls fn before every wait for events, in the order hooks were added: the place to flush
  * batched work (journal sync, then queued MQTT packets). */

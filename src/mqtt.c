@@ -112,16 +112,16 @@ struct mqtt_link {
     unsigned char pid_used[65536 / 8];
     int64_t backoff_ms;
     int64_t last_write_ms, state_since_ms, ping_sent_ms;
-    struct loop_timer *reconnect_timer;
-    struct loop_timer *tick_timer;
-    struct loop_timer *resume_timer;
+    struct loop_timer reconnect_timer;
+    struct loop_timer tick_timer;
+    struct loop_timer resume_timer;
     char last_error[256]; /* to log a repeated connection error at most once a minute */
     int64_t last_error_ms;
 };
 
 static void schedule_reconnect(struct mqtt_link *l);
 static void drop_connection(struct mqtt_link *l, const char *why);
-static void blame_messages(struct mqtt_link *l, uint8_t blame);
+static void blame_messages(struct mqtt_link *l, uint8_t blame, const char *how);
 static void connection_lost(struct mqtt_link *l, const char *why);
 static void handle_input(struct mqtt_link *l);
 static void update_watch(struct mqtt_link *l);
@@ -381,14 +381,14 @@ static void acknowledged(struct mqtt_link *l, uint16_t packet_id, uint8_t reason
 /* The broker ended the connection, maybe because of a message (blame: the DISCONNECT's
  * reason, 0x80 for a close without one). A message alone in flight while probing is refused;
  * the same oldest message in flight at two such closes in a row starts probing. */
-static void blame_messages(struct mqtt_link *l, uint8_t blame)
+static void blame_messages(struct mqtt_link *l, uint8_t blame, const char *how)
 {
     struct outmsg *oldest = l->head;
     if (!oldest || oldest == l->unsent) return; /* nothing in flight: nothing to blame */
     if (l->probing && l->inflight == 1) {
         char why[200];
         snprintf(why, sizeof why, "the broker closed the connection on this message (%s)",
-                 mqtt_wire_reason_text(blame));
+                 how ? how : mqtt_wire_reason_text(blame));
         l->probing = false;
         l->stuck_seq = 0;
         unlink_msg(l, oldest);
@@ -435,7 +435,7 @@ static void drop_blaming(struct mqtt_link *l, const char *why, uint8_t blame)
     if (l->sub_pid) pid_mark(l, l->sub_pid, false);
     l->sub_pid = 0;
     set_state(l, LINK_IDLE);
-    if (was_up && blame) blame_messages(l, blame);
+    if (was_up && blame) blame_messages(l, blame, why);
     requeue_inflight(l);
     if (l->closing) return;
     if (was_up)
@@ -603,7 +603,6 @@ static bool connect_next_address(struct mqtt_link *l)
 static void start_connect(void *arg)
 {
     struct mqtt_link *l = arg;
-    l->reconnect_timer = NULL;
     if (l->closing || l->state != LINK_IDLE) return;
     if (l->addrs) freeaddrinfo(l->addrs);
     l->addrs = NULL;
@@ -646,12 +645,12 @@ static void connect_finished(struct mqtt_link *l)
 
 static void schedule_reconnect(struct mqtt_link *l)
 {
-    if (l->closing || l->reconnect_timer) return;
+    if (l->closing || loop_timer_active(&l->reconnect_timer)) return;
     /* Exponential backoff with +-25% jitter, so peers that lost one broker together do not
      * all return at the same instant. */
     int64_t base = l->backoff_ms ? l->backoff_ms : BACKOFF_MIN_MS;
     int64_t jitter = base / 4 ? (int64_t)(random() % (base / 2 + 1)) - base / 4 : 0;
-    l->reconnect_timer = loop_timer_add(l->loop, base + jitter, start_connect, l);
+    loop_timer_start(l->loop, &l->reconnect_timer, base + jitter, start_connect, l);
     l->backoff_ms = base * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : base * 2;
 }
 
@@ -932,7 +931,7 @@ static void flush_hook(void *arg)
 static void on_tick(void *arg)
 {
     struct mqtt_link *l = arg;
-    l->tick_timer = loop_timer_add(l->loop, TICK_MS, on_tick, l);
+    loop_timer_start(l->loop, &l->tick_timer, TICK_MS, on_tick, l);
     int64_t now = loop_now_ms(l->loop);
     int64_t limit_ms = (int64_t)l->keepalive_s * 1000;
     if (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE || l->state == LINK_CONNACK) {
@@ -960,7 +959,6 @@ static void on_tick(void *arg)
 static void on_resume(void *arg)
 {
     struct mqtt_link *l = arg;
-    l->resume_timer = NULL;
     if (l->fd < 0 || l->paused || l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE) return;
     handle_input(l);
     if (l->fd >= 0 && l->tls && tls_pending(l->tls) && read_in(l)) handle_input(l);
@@ -1012,8 +1010,8 @@ struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_options *o,
              l->url.user ? "@" : "", l->url.host, l->url.port);
     if ((e = copy_options(l, o))) goto fail;
     if ((e = loop_add_hook(loop, flush_hook, l))) goto fail;
-    l->tick_timer = loop_timer_add(loop, TICK_MS, on_tick, l);
-    l->reconnect_timer = loop_timer_add(loop, 0, start_connect, l);
+    loop_timer_start(loop, &l->tick_timer, TICK_MS, on_tick, l);
+    loop_timer_start(loop, &l->reconnect_timer, 0, start_connect, l);
     if (err) *err = WM_OK;
     return l;
 fail:
@@ -1027,9 +1025,9 @@ void mqtt_link_free(struct mqtt_link **lp)
     if (!lp || !*lp) return;
     struct mqtt_link *l = *lp;
     l->closing = true;
-    loop_timer_cancel(l->loop, &l->reconnect_timer);
-    loop_timer_cancel(l->loop, &l->tick_timer);
-    loop_timer_cancel(l->loop, &l->resume_timer);
+    loop_timer_stop(l->loop, &l->reconnect_timer);
+    loop_timer_stop(l->loop, &l->tick_timer);
+    loop_timer_stop(l->loop, &l->resume_timer);
     if (l->state == LINK_UP) {
         /* A clean goodbye, best effort: what is held stays unwritten. */
         l->out.len = writable(l);
@@ -1101,10 +1099,10 @@ void mqtt_set_reading(struct mqtt_link *l, bool on)
 {
     if (!l || l->paused == !on) return;
     l->paused = !on;
-    if (on && !l->resume_timer && l->in.len > 0)
-        l->resume_timer = loop_timer_add(l->loop, 0, on_resume, l);
-    else if (on && !l->resume_timer && l->tls && tls_pending(l->tls))
-        l->resume_timer = loop_timer_add(l->loop, 0, on_resume, l);
+    if (on && !loop_timer_active(&l->resume_timer) && l->in.len > 0)
+        loop_timer_start(l->loop, &l->resume_timer, 0, on_resume, l);
+    else if (on && !loop_timer_active(&l->resume_timer) && l->tls && tls_pending(l->tls))
+        loop_timer_start(l->loop, &l->resume_timer, 0, on_resume, l);
     update_watch(l);
 }
 

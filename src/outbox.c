@@ -22,9 +22,8 @@
 
 /* A refused entry waiting for its next attempt: the link has dropped it, so it is kept here. */
 struct retry {
-    struct outbox *o;
     struct retry *prev, *next;
-    struct loop_timer *timer;
+    int64_t due_ms;
     uint64_t id;
     int attempts; /* refusals so far */
     char *topic;  /* topic and message share one allocation after the struct */
@@ -46,7 +45,11 @@ struct outbox {
     size_t entries;
     uint64_t bytes;
     bool full;
-    struct retry *retries_head;
+    /* Refused entries waiting, in no order: one timer, due at the earliest of them, serves
+     * them all, however many a broker refuses at once. */
+    struct retry *waiting;
+    struct loop_timer timer;
+    int64_t timer_due_ms; /* when it is due, while it is started */
 };
 
 static uint64_t size_of(const char *topic, size_t len)
@@ -110,43 +113,56 @@ static void retry_free(struct outbox *o, struct retry *r)
     if (r->prev)
         r->prev->next = r->next;
     else
-        o->retries_head = r->next;
+        o->waiting = r->next;
     if (r->next) r->next->prev = r->prev;
-    loop_timer_cancel(o->loop, &r->timer);
     free(r->why);
     free(r);
 }
 
-static void retry_due(void *arg);
+static void retries_due(void *arg);
 
-static bool retry_later(struct retry *r, int64_t delay_ms)
+/* Arms the timer for the earliest entry waiting. */
+static void arm(struct outbox *o)
 {
-    r->timer = loop_timer_add(r->o->loop, delay_ms, retry_due, r);
-    return r->timer != NULL;
+    if (!o->waiting) {
+        loop_timer_stop(o->loop, &o->timer);
+        return;
+    }
+    int64_t due = INT64_MAX;
+    for (struct retry *r = o->waiting; r; r = r->next)
+        if (r->due_ms < due) due = r->due_ms;
+    int64_t delay = due - loop_now_ms(o->loop);
+    loop_timer_start(o->loop, &o->timer, delay > 0 ? delay : 0, retries_due, o);
+    o->timer_due_ms = due;
 }
 
-/* The backoff is over: the entry goes to the link again, behind what is queued. */
-static void retry_due(void *arg)
+/* One entry whose backoff is over: to the link again, behind what is queued; or, after its
+ * last attempt, set aside. False when it must wait again. */
+static bool retry_now(struct outbox *o, struct retry *r)
 {
-    struct retry *r = arg;
-    struct outbox *o = r->o;
-    r->timer = NULL;
-    if (r->attempts > o->retries) { /* setting it aside failed before */
-        if (!set_aside(o, r->id, r->topic, r->message, r->len, r->attempts, r->why))
-            retry_later(r, RETRY_MAX_MS);
-        else
-            retry_free(o, r);
-        return;
-    }
+    if (r->attempts > o->retries) /* setting it aside failed before */
+        return set_aside(o, r->id, r->topic, r->message, r->len, r->attempts, r->why);
     uint64_t tag = r->id | (uint64_t)r->attempts << ID_BITS;
     enum wm_err e = mqtt_publish(o->link, r->topic, r->message, r->len, tag);
-    if (e == WM_OK) {
-        retry_free(o, r);
-        return;
-    }
+    if (e == WM_OK) return true;
     log_error("cannot queue the announcement on %s again (%s): tried again in 1 s", r->topic,
               wm_strerror(e));
-    retry_later(r, 1000);
+    return false;
+}
+
+static void retries_due(void *arg)
+{
+    struct outbox *o = arg;
+    int64_t now = loop_now_ms(o->loop);
+    for (struct retry *r = o->waiting, *next; r; r = next) {
+        next = r->next;
+        if (r->due_ms > now) continue;
+        if (retry_now(o, r))
+            retry_free(o, r);
+        else
+            r->due_ms = now + (r->attempts > o->retries ? RETRY_MAX_MS : 1000);
+    }
+    arm(o);
 }
 
 /* Keeps a refused entry until its next attempt, or sets it aside after the last. */
@@ -172,16 +188,20 @@ static void refused(struct outbox *o, const struct mqtt_published *p)
         count(o, -1, -(int64_t)size_of(p->topic, p->len));
         return;
     }
-    *r = (struct retry){.o = o, .id = id, .attempts = attempts, .len = p->len, .why = why};
+    int64_t delay = attempts > o->retries ? RETRY_MAX_MS : outbox_retry_delay_ms(attempts);
+    *r = (struct retry){.due_ms = loop_now_ms(o->loop) + delay,
+                        .id = id,
+                        .attempts = attempts,
+                        .len = p->len,
+                        .why = why};
     r->topic = (char *)(r + 1);
     memcpy(r->topic, p->topic, tlen + 1);
     r->message = r->topic + tlen + 1;
     if (p->len) memcpy(r->message, p->payload, p->len);
-    r->next = o->retries_head;
+    r->next = o->waiting;
     if (r->next) r->next->prev = r;
-    o->retries_head = r;
-    int64_t delay = attempts > o->retries ? RETRY_MAX_MS : outbox_retry_delay_ms(attempts);
-    if (!retry_later(r, delay)) log_error("no timer for a refused announcement on %s", r->topic);
+    o->waiting = r;
+    if (!loop_timer_active(&o->timer) || o->timer_due_ms > r->due_ms) arm(o);
 }
 
 static void on_published(void *arg, struct mqtt_link *link, const struct mqtt_published *p)
@@ -231,8 +251,9 @@ void outbox_free(struct outbox **op)
     if (!op || !*op) return;
     struct outbox *o = *op;
     mqtt_link_free(&o->link);
-    while (o->retries_head)
-        retry_free(o, o->retries_head);
+    loop_timer_stop(o->loop, &o->timer);
+    while (o->waiting)
+        retry_free(o, o->waiting);
     free(o->set_aside_path);
     free(o);
     *op = NULL;

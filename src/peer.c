@@ -144,7 +144,7 @@ static void on_outbox_ended(void *arg, uint64_t id)
 static void housekeeping(void *arg)
 {
     struct peer *p = arg;
-    p->housekeeping = loop_timer_add(p->loop, HOUSEKEEPING_MS, housekeeping, p);
+    loop_timer_start(p->loop, &p->housekeeping, HOUSEKEEPING_MS, housekeeping, p);
     if (p->journal && !p->journal_failing) journal_maybe_compact(p->journal);
     if (p->seen && ++p->housekeeping_rounds % SEEN_SAVE_EVERY == 0) {
         seen_expire(p->seen, peer_now_s());
@@ -407,7 +407,7 @@ static void take_resends(struct peer *p)
 static void on_resend_check(void *arg)
 {
     struct peer *p = arg;
-    p->resend_timer = loop_timer_add(p->loop, RESEND_CHECK_MS, on_resend_check, p);
+    loop_timer_start(p->loop, &p->resend_timer, RESEND_CHECK_MS, on_resend_check, p);
     take_resends(p);
     peer_backpressure(p);
 }
@@ -501,9 +501,8 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
         log_error("cannot replay the journal %s: %s", journal_path, wm_strerror(e));
         return e;
     }
-    p->housekeeping = loop_timer_add(p->loop, HOUSEKEEPING_MS, housekeeping, p);
-    p->resend_timer = loop_timer_add(p->loop, 0, on_resend_check, p);
-    if (!p->housekeeping || !p->resend_timer) return WM_ERR_NOMEM;
+    loop_timer_start(p->loop, &p->housekeeping, HOUSEKEEPING_MS, housekeeping, p);
+    loop_timer_start(p->loop, &p->resend_timer, 0, on_resend_check, p);
     if (c->retention_s > 0) {
         /* Its own thread: a sweep of a large tree must not hold up the loop. */
         double every = c->retention_s / 10 < 300 ? c->retention_s / 10 : 300;
@@ -540,8 +539,8 @@ static void stop(struct peer *p)
     seen_free(&p->handled);
     tree_spares_stop(&p->spares);
     tree_close(&p->tree);
-    if (p->loop) loop_timer_cancel(p->loop, &p->housekeeping);
-    if (p->loop) loop_timer_cancel(p->loop, &p->resend_timer);
+    if (p->loop) loop_timer_stop(p->loop, &p->housekeeping);
+    if (p->loop) loop_timer_stop(p->loop, &p->resend_timer);
     loop_free(&p->loop);
 }
 

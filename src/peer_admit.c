@@ -172,7 +172,7 @@ static bool join_inflight(struct peer *p, struct announce **a, uint64_t jid, con
         duplicate(p, a, jid, " (in flight)");
     } else if ((*a)->pubtime_ns <= j->a->pubtime_ns) {
         reject(p, a, jid, WM_REJECT_STALE, "older than the version in flight");
-    } else if (j->retry_timer) {
+    } else if (loop_timer_active(&j->retry_timer)) {
         /* A newer version supersedes one that is only waiting to be retried. */
         log_info("superseded %s: a newer version was announced", j->a->rel_path);
         peer_journal_done(p, j->jid);

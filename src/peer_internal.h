@@ -66,7 +66,7 @@ struct job {
     int attempts;               /* rounds over every source that failed */
     int64_t first_try_ms;
     int64_t admitted_ns; /* loop_mono_ns() at admission: for wmesh_relay_seconds */
-    struct loop_timer *retry_timer;
+    struct loop_timer retry_timer;
     bool downloading;
     struct deferred *deferred;
     size_t ndeferred;
@@ -110,16 +110,16 @@ struct peer {
      * their message finds them handled. Never saved: after a restart, what the journal did not
      * keep was not announced (peer_admit.c, ADMIT_RESENT). */
     struct seen *handled;
-    struct loop_timer *resend_timer; /* looks for entries handed back by `wmesh outbox` */
-    bool resend_unsynced;            /* taken into the journal, not yet durable: the file stays */
+    struct loop_timer resend_timer; /* looks for entries handed back by `wmesh outbox` */
+    bool resend_unsynced;           /* taken into the journal, not yet durable: the file stays */
     unsigned housekeeping_rounds;
     bool reading; /* upstream links are being read (not pushed back) */
     /* Durability (peer_sync.c). */
     struct syncer *jsync, *tsync; /* threads for journal and tree rounds; NULL: inline, none */
     struct journal_batch *batch;  /* the journal round's records */
-    struct loop_timer *journal_retry, *tree_retry; /* after a failed round */
-    struct loop_timer *tree_pace;                  /* the next tree round, when it is due */
-    int64_t tree_round_ms;                         /* when the last tree round began */
+    struct loop_timer journal_retry, tree_retry; /* after a failed round */
+    struct loop_timer tree_pace;                 /* the next tree round, when it is due */
+    int64_t tree_round_ms;                       /* when the last tree round began */
     bool journal_failing, tree_failing;
     int journal_errno, tree_errno;                /* set by the rounds' work, on their threads */
     uint64_t tree_round;                          /* the number of the tree round in progress */
@@ -127,7 +127,7 @@ struct peer {
     struct pending_done *dones;                   /* finished entries waiting for a tree round */
     size_t ndones, dones_cap;
     bool warned_topic; /* --post-topic copy fell back to the relPath's topic once: logged */
-    struct loop_timer *housekeeping;
+    struct loop_timer housekeeping;
     struct retention *retention;
     int exit_code;
     struct metrics metrics;

@@ -67,8 +67,8 @@ void job_add_source(struct job *j, const char *url)
     if (!(j->urls[j->nurls] = strdup(url))) return;
     j->nurls++;
     /* A job waiting to retry gets its new source at once rather than after the backoff. */
-    if (j->retry_timer) {
-        loop_timer_cancel(j->peer->loop, &j->retry_timer);
+    if (loop_timer_active(&j->retry_timer)) {
+        loop_timer_stop(j->peer->loop, &j->retry_timer);
         j->next_url = j->nurls - 1;
         enqueue(j);
     }
@@ -138,7 +138,7 @@ void job_finish(struct job *j)
 {
     struct peer *p = j->peer;
     discard_tmp(j);
-    loop_timer_cancel(p->loop, &j->retry_timer);
+    loop_timer_stop(p->loop, &j->retry_timer);
     strmap_remove(p->inflight, j->key);
     atomic_fetch_sub(&p->metrics.queue_depth, 1);
     struct deferred *deferred = j->deferred;
@@ -333,7 +333,6 @@ static enum wm_err write_all(int fd, const void *data, size_t len)
 static void retry_now(void *arg)
 {
     struct job *j = arg;
-    j->retry_timer = NULL;
     j->next_url = 0;
     enqueue(j);
 }
@@ -357,7 +356,7 @@ static void retry_or_give_up(struct job *j, const char *why)
     delay = delay * 3 / 4 + (int64_t)(random() % (delay / 2 + 1)); /* +-25% jitter */
     peer_count(&p->metrics.retries, 1);
     log_info("retrying %s in %.1f s: %s", j->a->rel_path, (double)delay / 1000, why);
-    j->retry_timer = loop_timer_add(p->loop, delay, retry_now, j);
+    loop_timer_start(p->loop, &j->retry_timer, delay, retry_now, j);
 }
 
 /* Commits the verified temporary file, announces it and ends the job. */
@@ -677,7 +676,7 @@ void jobs_drop_all(struct peer *p)
         strmap_remove(p->inflight, j->key);
         j->behind = NULL; /* freed by hasher_free, which came first */
         discard_tmp(j);
-        loop_timer_cancel(p->loop, &j->retry_timer);
+        loop_timer_stop(p->loop, &j->retry_timer);
         for (size_t i = 0; i < j->ndeferred; i++)
             announce_free(&j->deferred[i].a);
         free(j->deferred);

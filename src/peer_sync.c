@@ -101,16 +101,11 @@ static void set_failing(bool *flag, bool failing, const char *what, int err)
     *flag = failing;
 }
 
-static void on_journal_retry(void *arg)
+/* The timers only wake the loop: the sync hook, at the end of the turn, starts the round once
+ * they are no longer active. */
+static void on_sync_timer(void *arg)
 {
-    struct peer *p = arg;
-    p->journal_retry = NULL; /* the hook, at the end of this turn, starts a round */
-}
-
-static void on_tree_retry(void *arg)
-{
-    struct peer *p = arg;
-    p->tree_retry = NULL;
+    (void)arg;
 }
 
 /* ---- journal rounds ---- */
@@ -130,7 +125,7 @@ static void journal_round_done(struct peer *p, enum wm_err e)
     journal_sync_end(p->journal, &p->batch, e);
     set_failing(&p->journal_failing, e != WM_OK, "journal sync", p->journal_errno);
     if (e != WM_OK) {
-        p->journal_retry = loop_timer_add(p->loop, SYNC_RETRY_MS, on_journal_retry, p);
+        loop_timer_start(p->loop, &p->journal_retry, SYNC_RETRY_MS, on_sync_timer, p);
         return;
     }
     for (size_t i = 0; i < p->nup; i++)
@@ -147,7 +142,7 @@ static void on_journal_synced(void *arg, enum wm_err e)
  * durable first. One round at a time: what is queued meanwhile waits for the next. */
 static void start_journal_round(struct peer *p)
 {
-    if (syncer_busy(p->jsync) || p->journal_retry) return;
+    if (syncer_busy(p->jsync) || loop_timer_active(&p->journal_retry)) return;
     for (size_t i = 0; i < p->nup; i++)
         p->up[i].mark = mqtt_mark(p->up[i].link);
     if (journal_sync_begin(p->journal, &p->batch) != WM_OK) p->batch = NULL;
@@ -177,33 +172,27 @@ static void on_tree_synced(void *arg, enum wm_err e)
     if (e != WM_OK) {
         /* The next round covers these commits too; rounds_done stays where it was. */
         tree_sync_failed(p->tree);
-        p->tree_retry = loop_timer_add(p->loop, SYNC_RETRY_MS, on_tree_retry, p);
+        loop_timer_start(p->loop, &p->tree_retry, SYNC_RETRY_MS, on_sync_timer, p);
         return;
     }
     p->tree_rounds_done = p->tree_round;
     record_durable_dones(p); /* their done records go in the next journal round */
 }
 
-static void on_tree_due(void *arg)
-{
-    struct peer *p = arg;
-    p->tree_pace = NULL; /* the hook, at the end of this turn, starts the round */
-}
-
 /* Whether a tree round may begin now; if not, a timer wakes the loop when it may. */
 static bool tree_round_due(struct peer *p)
 {
-    if (p->tree_pace) return false;
+    if (loop_timer_active(&p->tree_pace)) return false;
     int64_t wait = p->tree_round_ms + TREE_ROUND_EVERY_MS - loop_now_ms(p->loop);
     if (wait <= 0) return true;
-    p->tree_pace = loop_timer_add(p->loop, wait, on_tree_due, p);
+    loop_timer_start(p->loop, &p->tree_pace, wait, on_sync_timer, p);
     return false;
 }
 
 static void start_tree_round(struct peer *p)
 {
-    if (!p->tsync || syncer_busy(p->tsync) || p->tree_retry || !tree_has_unsynced(p->tree) ||
-        !tree_round_due(p) || !tree_sync_begin(p->tree))
+    if (!p->tsync || syncer_busy(p->tsync) || loop_timer_active(&p->tree_retry) ||
+        !tree_has_unsynced(p->tree) || !tree_round_due(p) || !tree_sync_begin(p->tree))
         return;
     p->tree_round_ms = loop_now_ms(p->loop);
     p->tree_round = ++p->tree_rounds_begun;
@@ -244,9 +233,9 @@ bool peer_sync_stop(struct peer *p)
     syncer_free(&p->tsync);
     syncer_free(&p->jsync);
     if (p->loop) {
-        loop_timer_cancel(p->loop, &p->journal_retry);
-        loop_timer_cancel(p->loop, &p->tree_retry);
-        loop_timer_cancel(p->loop, &p->tree_pace);
+        loop_timer_stop(p->loop, &p->journal_retry);
+        loop_timer_stop(p->loop, &p->tree_retry);
+        loop_timer_stop(p->loop, &p->tree_pace);
         loop_remove_hook(p->loop, sync_hook, p);
     }
     bool durable = !p->tree || !p->cfg->survive_power_loss || tree_sync(p->tree) == WM_OK;

@@ -35,7 +35,8 @@ static const struct option_spec specs[] = {
 struct post {
     struct loop *loop;
     struct mqtt_link *link;
-    size_t refused;    /* announcements the broker refused */
+    size_t refused; /* announcements the broker refused */
+    struct loop_timer timeout;
     size_t inline_max; /* --inline, capped by what the format carries */
 };
 
@@ -204,12 +205,9 @@ int cmd_post(int argc, char **argv)
     }
     rc = post_all(&p, o, files, nfiles);
     if (mqtt_pending(p.link) > 0) {
-        if (!loop_timer_add(p.loop, (int64_t)(timeout * 1000), on_timeout, &p)) {
-            fprintf(stderr, "wmesh post: out of memory\n");
-            rc = 1;
-            goto done;
-        }
+        loop_timer_start(p.loop, &p.timeout, (int64_t)(timeout * 1000), on_timeout, &p);
         loop_run(p.loop);
+        loop_timer_stop(p.loop, &p.timeout);
     }
     if (p.refused) rc = 1;
     if (mqtt_pending(p.link) > 0) {

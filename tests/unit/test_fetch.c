@@ -129,9 +129,11 @@ static void stop_loop(void *arg)
 static int idle_turns(struct loop *l, int ms)
 {
     int turns = 0;
+    struct loop_timer stop;
     loop_add_hook(l, count_turn, &turns);
-    loop_timer_add(l, ms, stop_loop, l);
+    loop_timer_start(l, &stop, ms, stop_loop, l);
     loop_run(l);
+    loop_timer_stop(l, &stop);
     loop_remove_hook(l, count_turn, &turns);
     return turns;
 }
@@ -632,14 +634,13 @@ static void start_one(struct fetcher *f, struct loop *l, const char *url, struct
 /* Stops a loop that runs too long: a test that hangs fails instead. */
 struct guard {
     struct loop *loop;
-    struct loop_timer *timer;
+    struct loop_timer timer;
     bool fired;
 };
 
 static void guard_fire(void *arg)
 {
     struct guard *g = arg;
-    g->timer = NULL;
     g->fired = true;
     fprintf(stderr, "guard: the loop ran 20 s\n");
     loop_stop(g->loop);
@@ -648,7 +649,7 @@ static void guard_fire(void *arg)
 static void guard_set(struct guard *g, struct loop *l)
 {
     *g = (struct guard){.loop = l};
-    g->timer = loop_timer_add(l, 20000, guard_fire, g);
+    loop_timer_start(l, &g->timer, 20000, guard_fire, g);
 }
 
 /* Fetches url on f and runs the loop until it is done (20 s at most). */
@@ -658,7 +659,7 @@ static void get(struct fetcher *f, struct loop *l, const char *url, struct resul
     struct guard g;
     guard_set(&g, l);
     if (r->calls == 0) loop_run(l);
-    loop_timer_cancel(l, &g.timer);
+    loop_timer_stop(l, &g.timer);
     if (r->calls != 1) fprintf(stderr, "%s: %d done calls\n", url, r->calls);
     ASSERT_EQ_INT(r->calls, 1);
     ASSERT_TRUE(!r->inside_start);
@@ -936,7 +937,7 @@ static void test_queue(struct canned *s, struct loop *l)
     guard_set(&g, l);
     while (norder < 12 && !g.fired)
         loop_run(l);
-    loop_timer_cancel(l, &g.timer);
+    loop_timer_stop(l, &g.timer);
     ASSERT_EQ_INT(norder, 12);
     for (int i = 0; i < norder; i++) {
         ASSERT_EQ_INT(order[i], i);
@@ -977,7 +978,7 @@ static void run_batch(struct fetcher *f, struct loop *l, struct canned *s, int n
     guard_set(&g, l);
     while (norder < n && !g.fired)
         loop_run(l);
-    loop_timer_cancel(l, &g.timer);
+    loop_timer_stop(l, &g.timer);
     ASSERT_EQ_INT(norder, n);
     for (int i = 0; i < n && i < 64; i++) {
         if (rs[i].err != WM_OK) fprintf(stderr, "%s: %s\n", paths[i % npaths], rs[i].why);

@@ -35,6 +35,7 @@ struct run {
     struct file f[NFILES];
     int dones;
     unsigned seed;
+    struct loop_timer writer;
 };
 
 static int temp_file(void)
@@ -89,7 +90,7 @@ static void write_some(void *arg)
     if (all_done(r))
         loop_stop(r->loop);
     else
-        loop_timer_add(r->loop, 0, write_some, r);
+        loop_timer_start(r->loop, &r->writer, 0, write_some, r);
 }
 
 static void test_files_hash_as_in_one_go(void)
@@ -115,7 +116,7 @@ static void test_files_hash_as_in_one_go(void)
         f->task = hasher_task_new(r.h, f->fd, f->ctx, f->written);
         ASSERT_TRUE(f->fd >= 0 && f->ctx && f->task);
     }
-    loop_timer_add(r.loop, 0, write_some, &r);
+    loop_timer_start(r.loop, &r.writer, 0, write_some, &r);
     ASSERT_EQ_INT(loop_run(r.loop), WM_OK);
     for (int i = 0; i < NFILES; i++) {
         struct file *f = &r.f[i];
