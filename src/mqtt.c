@@ -764,7 +764,11 @@ static bool deliver(struct mqtt_link *l, const struct mqtt_packet *p)
                              .qos = p->qos,
                              .retain = p->retain,
                              .dup = p->dup};
-        l->cb.on_message(l->arg, l, &m);
+        if (!l->cb.on_message(l->arg, l, &m)) {
+            drop_connection(l, "a message could not be taken: unacknowledged, the broker sends "
+                               "it again");
+            return false;
+        }
     }
     /* The acknowledgement waits in l->out for the write hook, which runs after the journal. */
     if (p->qos == 1 && mqtt_wire_puback(&l->out, p->packet_id) != WM_OK) {

@@ -43,7 +43,10 @@ struct mqtt_published {
 
 /* Callbacks run in the loop thread. payload and topic are only valid during the call. */
 struct mqtt_callbacks {
-    void (*on_message)(void *arg, struct mqtt_link *link, const struct mqtt_msg *msg);
+    /* A message arrived. Returns false when it could not be taken (no memory, a journal that
+     * refuses it): it is then not acknowledged, and the link drops the connection so that the
+     * broker sends it again after the reconnect. */
+    bool (*on_message)(void *arg, struct mqtt_link *link, const struct mqtt_msg *msg);
     void (*on_connect)(void *arg, struct mqtt_link *link, bool session_present);
     void (*on_disconnect)(void *arg, struct mqtt_link *link);
     /* A publish has ended, acknowledged with success or refused. Each publish ends exactly

@@ -69,7 +69,7 @@ static void count(struct outbox *o, int64_t entries, int64_t bytes)
 static void end_entry(struct outbox *o, uint64_t id, uint64_t size)
 {
     count(o, -1, -(int64_t)size);
-    o->ended(o->arg, id);
+    o->ended(o->arg, id, true);
 }
 
 int64_t outbox_retry_delay_ms(int attempt)
@@ -181,11 +181,11 @@ static void refused(struct outbox *o, const struct mqtt_published *p)
     struct retry *r = malloc(sizeof *r + tlen + 1 + p->len);
     char *why = strdup(p->why);
     if (!r || !why) {
-        /* The entry stays in the caller's journal, live: it is sent again at the next start. */
-        log_error("out of memory: the announcement on %s waits for the next start", p->topic);
+        log_error("out of memory: the refused announcement on %s is left to the journal", p->topic);
         free(r);
         free(why);
         count(o, -1, -(int64_t)size_of(p->topic, p->len));
+        o->ended(o->arg, id, false);
         return;
     }
     int64_t delay = attempts > o->retries ? RETRY_MAX_MS : outbox_retry_delay_ms(attempts);

@@ -25,9 +25,11 @@ struct outbox_options {
     const char *set_aside_path;      /* the dead-letter file; copied */
 };
 
-/* Runs in the loop thread when entry id has ended: acknowledged with success, or set aside
- * (durably). The outbox has forgotten it; the caller finishes its journal record. */
-typedef void (*outbox_ended_fn)(void *arg, uint64_t id);
+/* Runs in the loop thread when the outbox lets entry id go. finished: it has ended,
+ * acknowledged with success or set aside (durably), and the caller finishes its journal record.
+ * Not finished: memory ran out while it waited for a retry; its journal record must stay, to be
+ * taken up again. */
+typedef void (*outbox_ended_fn)(void *arg, uint64_t id, bool finished);
 
 /* Connects to the post broker and returns the outbox (the caller's; outbox_free), or NULL with
  * *err set. Counters and gauges go to m (outbox_*, published), which must outlive it. */

@@ -87,7 +87,7 @@ static enum wm_err decode(const struct journal_entry *m, struct announce **a, ch
     return WM_OK;
 }
 
-static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg *msg)
+static bool on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg *msg)
 {
     struct upstream *u = arg;
     struct peer *p = u->peer;
@@ -98,7 +98,7 @@ static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
         peer_count(&p->metrics.rejected[WM_REJECT_TOO_BIG], 1);
         log_warn("rejected too big: %zu-byte message on %s (limit %zu)", msg->len, msg->topic,
                  p->cfg->max_message);
-        return;
+        return true;
     }
     struct journal_entry raw = {.topic = msg->topic,
                                 .topic_len = msg->topic ? strlen(msg->topic) : 0,
@@ -107,16 +107,21 @@ static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
     struct announce *a = NULL;
     char why[200];
     enum wm_err e = decode(&raw, &a, why, sizeof why);
+    if (e == WM_ERR_NOMEM) {
+        log_error("cannot take a message on %s: out of memory", msg->topic);
+        return false; /* unacknowledged: the broker sends it again */
+    }
     if (e != WM_OK) {
         /* A valid message asking for what a peer does not do (a WIS2 deletion) is no garbage. */
         enum wm_reject r = e == WM_ERR_NOTSUP ? WM_REJECT_UNSUPPORTED : WM_REJECT_MALFORMED;
         peer_count(&p->metrics.rejected[r], 1);
         log_warn("rejected %s: %s (topic %s)", metrics_reject_name(r), why, msg->topic);
-        return;
+        return true;
     }
     if (msg->dup) peer_count(&p->metrics.resent, 1);
-    peer_admit(p, a, 0, msg->dup ? ADMIT_RESENT : ADMIT_FRESH, &raw);
+    bool taken = peer_admit(p, a, 0, msg->dup ? ADMIT_RESENT : ADMIT_FRESH, &raw);
     peer_backpressure(p);
+    return taken;
 }
 
 static void on_upstream_state(void *arg, struct mqtt_link *link, bool session_present)
@@ -131,11 +136,15 @@ static void on_upstream_down(void *arg, struct mqtt_link *link)
     on_upstream_state(arg, link, false);
 }
 
-/* A re-announcement reached the post broker, or was set aside: its outbox entry is finished. */
-static void on_outbox_ended(void *arg, uint64_t id)
+/* A re-announcement reached the post broker, or was set aside: its outbox entry is finished.
+ * Or the outbox ran out of memory holding it: the journal keeps it for the sweep. */
+static void on_outbox_ended(void *arg, uint64_t id, bool finished)
 {
     struct peer *p = arg;
-    peer_journal_done(p, id);
+    if (finished)
+        peer_journal_done(p, id);
+    else
+        peer_orphan(p, id);
     peer_backpressure(p);
 }
 
@@ -279,9 +288,7 @@ static void announce_recorded(struct peer *p, uint64_t id, const struct journal_
 {
     char *topic = strndup(o->topic, o->topic_len);
     enum wm_err e = topic ? outbox_add(p->outbox, id, topic, o->message, o->len) : WM_ERR_NOMEM;
-    if (e != WM_OK)
-        log_error("journal entry %llu stays for the next start: %s", (unsigned long long)id,
-                  wm_strerror(e));
+    if (e != WM_OK) peer_orphan(p, id);
     free(topic);
 }
 
@@ -319,8 +326,13 @@ static void replay_outbox(struct peer *p, uint64_t id, const void *record, size_
         return;
     }
     struct announce *a = NULL;
-    if (o.origin.payload && decode(&o.origin, &a, why, sizeof why) == WM_OK) {
+    enum wm_err e = o.origin.payload ? decode(&o.origin, &a, why, sizeof why) : WM_ERR_NOTFOUND;
+    if (e == WM_OK) {
         peer_admit(p, a, id, ADMIT_REPLAYED, &o.origin);
+        return;
+    }
+    if (e == WM_ERR_NOMEM) {
+        peer_orphan(p, id);
         return;
     }
     log_warn("not announced again: the tree no longer holds the version of %s its journal entry "
@@ -351,7 +363,12 @@ static void replay_one(void *arg, uint64_t id, const void *record, size_t len)
         return;
     }
     /* Decoded exactly as a live message: the same payload, the same topic. */
-    if (decode(&entry, &a, why, sizeof why) != WM_OK) {
+    enum wm_err e = decode(&entry, &a, why, sizeof why);
+    if (e == WM_ERR_NOMEM) {
+        peer_orphan(p, id);
+        return;
+    }
+    if (e != WM_OK) {
         log_error("journal entry %llu unreadable: %s", (unsigned long long)id, why);
         peer_journal_done(p, id);
         return;
@@ -373,9 +390,7 @@ static void resend_one(void *arg, const struct deadletter *d)
         return;
     }
     atomic_fetch_add(&p->metrics.journal_live, 1);
-    if ((e = outbox_add(p->outbox, id, d->topic, d->message, d->len)) != WM_OK)
-        log_error("journal entry %llu stays for the next start: %s", (unsigned long long)id,
-                  wm_strerror(e));
+    if (outbox_add(p->outbox, id, d->topic, d->message, d->len) != WM_OK) peer_orphan(p, id);
 }
 
 /* Takes the entries `wmesh outbox --resend` handed back into the journal and the outbox. The
@@ -404,11 +419,72 @@ static void take_resends(struct peer *p)
     p->resend_unsynced = false;
 }
 
+/* ---- entries nothing in memory stands for ---- */
+
+void peer_orphan(struct peer *p, uint64_t jid)
+{
+    if (!jid) return;
+    for (size_t i = 0; i < p->norphans; i++)
+        if (p->orphans[i] == jid) return;
+    if (p->norphans == PEER_ORPHANS_MAX) {
+        log_error("journal entry %llu waits for the next start: too many left by failed "
+                  "allocations",
+                  (unsigned long long)jid);
+        return;
+    }
+    p->orphans[p->norphans++] = jid;
+}
+
+struct sweep {
+    struct peer *p;
+    uint64_t ids[PEER_ORPHANS_MAX];
+    size_t n, found;
+};
+
+static void replay_one(void *arg, uint64_t id, const void *record, size_t len);
+
+static void readmit(void *arg, uint64_t id, const void *record, size_t len)
+{
+    struct sweep *s = arg;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->ids[i] != id) continue;
+        s->found++;
+        atomic_fetch_sub(&s->p->metrics.journal_live, 1); /* counted again by replay_one */
+        replay_one(s->p, id, record, len);
+        return;
+    }
+}
+
+/* Takes the orphaned entries up again from the journal: one pass over its file. Entries that
+ * fail again are orphaned again, for the next sweep. */
+static void sweep_orphans(struct peer *p)
+{
+    if (!p->norphans || p->batch || p->journal_failing) return; /* journal_replay syncs */
+    struct sweep *s = malloc(sizeof *s);
+    if (!s) return;
+    s->p = p;
+    s->n = p->norphans;
+    s->found = 0;
+    memcpy(s->ids, p->orphans, s->n * sizeof *s->ids);
+    p->norphans = 0;
+    enum wm_err e = journal_replay(p->journal, readmit, s);
+    if (e != WM_OK) {
+        log_error("cannot read the journal again: %s", wm_strerror(e));
+        for (size_t i = 0; i < s->n; i++)
+            peer_orphan(p, s->ids[i]);
+    } else {
+        log_info("took up %zu journal entr%s again after failed allocations", s->found,
+                 s->found == 1 ? "y" : "ies");
+    }
+    free(s);
+}
+
 static void on_resend_check(void *arg)
 {
     struct peer *p = arg;
     loop_timer_start(p->loop, &p->resend_timer, RESEND_CHECK_MS, on_resend_check, p);
     take_resends(p);
+    sweep_orphans(p);
     peer_backpressure(p);
 }
 

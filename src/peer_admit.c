@@ -38,9 +38,9 @@ static void duplicate(struct peer *p, struct announce **a, uint64_t jid, const c
 /* What the tree holds of an announced file. */
 enum holding { HOLDS_NOTHING, HOLDS_SAME, HOLDS_OLDER, HOLDS_NEWER };
 
-/* What the tree holds of a's file: *held gets its checksum and *stored_ns when it was stored. */
+/* What the tree holds of a's file: *held gets its checksum. */
 static enum holding holding_of(struct peer *p, const char *key, const struct announce *a,
-                               bool verify, struct wm_checksum *held, int64_t *stored_ns)
+                               bool verify, struct wm_checksum *held)
 {
     struct tree_times times = {0};
     /* Without a digest to compare, holding the relPath is all we can know. */
@@ -49,7 +49,6 @@ static enum holding holding_of(struct peer *p, const char *key, const struct ann
      * replayed entry (verify) is checked against the bytes themselves. */
     enum wm_err e =
         tree_lookup(p->tree, key, digest ? a->sum.method : WM_SUM_NONE, verify, held, &times);
-    *stored_ns = times.ctime_ns;
     if (!digest && (e == WM_OK || e == WM_ERR_NOSUM)) {
         if (e == WM_ERR_NOSUM) *held = a->sum;
         return HOLDS_SAME;
@@ -65,8 +64,7 @@ bool peer_holds(struct peer *p, const char *key, const struct wm_checksum *sum, 
 {
     struct announce a = {.sum = *sum, .pubtime_ns = INT64_MIN};
     struct wm_checksum held;
-    int64_t stored_ns;
-    return holding_of(p, key, &a, verify, &held, &stored_ns) == HOLDS_SAME;
+    return holding_of(p, key, &a, verify, &held) == HOLDS_SAME;
 }
 
 void peer_handled(struct peer *p, const char *key, const struct wm_checksum *sum)
@@ -161,12 +159,27 @@ static enum wm_err keep_origin(struct job *j, const struct announce *a,
     return e;
 }
 
-/* Joins an announcement to the job in flight for its file. Returns false if there is none. */
+/* An announcement journaled (jid) that cannot be kept in memory now: its entry stays live for
+ * the sweep. Without an entry yet, it is not taken (the caller does not acknowledge it). */
+static bool not_kept(struct peer *p, struct announce **a, uint64_t jid)
+{
+    log_error("%s: out of memory, %s", (*a)->rel_path,
+              jid ? "taken up again from the journal in a few seconds"
+                  : "not acknowledged: its broker sends it again");
+    announce_free(a);
+    if (!jid) return false;
+    peer_orphan(p, jid);
+    return true;
+}
+
+/* Joins an announcement to the job in flight for its file. Returns false if there is none;
+ * else *taken says whether it was taken (see peer_admit). */
 static bool join_inflight(struct peer *p, struct announce **a, uint64_t jid, const char *key,
-                          const char *url, const struct journal_entry *raw)
+                          const char *url, const struct journal_entry *raw, bool *taken)
 {
     struct job *j = strmap_get(p->inflight, key);
     if (!j) return false;
+    *taken = true;
     if (integrity_equal(&j->a->sum, &(*a)->sum)) {
         job_add_source(j, url);
         duplicate(p, a, jid, " (in flight)");
@@ -177,15 +190,19 @@ static bool join_inflight(struct peer *p, struct announce **a, uint64_t jid, con
         log_info("superseded %s: a newer version was announced", j->a->rel_path);
         peer_journal_done(p, j->jid);
         job_finish(j);
-        return strmap_get(p->inflight, key) ? join_inflight(p, a, jid, key, url, raw) : false;
+        return strmap_get(p->inflight, key) ? join_inflight(p, a, jid, key, url, raw, taken)
+                                            : false;
     } else {
         /* Decided once the download in flight is settled, maybe after a restart: journaled
          * now, as its PUBACK leaves this turn. */
         if (!jid && p->journal && !journal_record(p, *a, raw, &jid)) {
-            announce_free(a);
+            *taken = not_kept(p, a, 0);
             return true;
         }
-        job_defer(j, *a, jid);
+        if (job_defer(j, *a, jid) != WM_OK) {
+            *taken = not_kept(p, a, jid);
+            return true;
+        }
         *a = NULL;
     }
     return true;
@@ -230,24 +247,20 @@ enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out,
     return codec_topic(exchange, prefix, a->rel_path, out, outlen);
 }
 
-void peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_origin origin,
+bool peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_origin origin,
                 const struct journal_entry *raw)
 {
     char key[PATH_MAX];
     char *url = NULL;
+    bool taken = true;
     if (tree_clean_relpath(a->rel_path, key, sizeof key) != WM_OK) {
         reject(p, &a, jid, WM_REJECT_UNSAFE_PATH, "unsafe relPath");
-        return;
+        return true;
     }
     url = a->download_url
               ? strdup(a->download_url)
               : url_join(a->base_url, a->retrieve_path ? a->retrieve_path : a->rel_path);
-    if (!url) {
-        log_error("dropping %s: out of memory", a->rel_path);
-        announce_free(&a);
-        peer_journal_done(p, jid);
-        return;
-    }
+    if (!url) return not_kept(p, &a, jid);
     if (!admissible(p, &a, jid, url)) goto done;
     bool seeable = a->sum.method != WM_SUM_COD;
     bool fresh = origin == ADMIT_FRESH;
@@ -256,10 +269,9 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_ori
         duplicate(p, &a, jid, "");
         goto done;
     }
-    if (join_inflight(p, &a, jid, key, url, raw)) goto done;
+    if (join_inflight(p, &a, jid, key, url, raw, &taken)) goto done;
     struct wm_checksum held;
-    int64_t stored_ns = 0;
-    enum holding h = holding_of(p, key, a, !fresh, &held, &stored_ns);
+    enum holding h = holding_of(p, key, a, !fresh, &held);
     if (h == HOLDS_SAME && p->seen && seeable)
         seen_add(p->seen, seen_key(key, &held), peer_now_s());
     /* A resent announcement of a version this process handled is its own business: its
@@ -267,7 +279,6 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_ori
      * missing: one whose journal entry was not written, and so never announced. */
     bool handled_here = origin == ADMIT_RESENT && h == HOLDS_SAME && held.method != WM_SUM_COD &&
                         seen_contains(p->handled, seen_key(key, &held), peer_now_s());
-    (void)stored_ns;
     if (h == HOLDS_SAME && (fresh || handled_here)) {
         duplicate(p, &a, jid, "");
         goto done;
@@ -277,16 +288,14 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_ori
         goto done;
     }
     if (!jid && p->journal && !journal_record(p, a, raw, &jid)) {
-        announce_free(&a);
+        taken = not_kept(p, &a, 0);
         goto done;
     }
     struct job *j = job_new(p, key, a, url);
     if (!j || keep_origin(j, a, raw) != WM_OK || strmap_put(p->inflight, key, j) != WM_OK) {
-        /* Its journal entry stays: the next start takes it up again. */
-        log_error("%s waits in the journal for the next start: out of memory", a->rel_path);
         if (j) j->a = NULL;
         job_free(&j);
-        announce_free(&a);
+        taken = not_kept(p, &a, jid);
         goto done;
     }
     j->jid = jid;
@@ -299,4 +308,5 @@ void peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_ori
         job_start(j);
 done:
     free(url);
+    return taken;
 }

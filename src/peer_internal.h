@@ -80,6 +80,8 @@ struct pending_done {
     uint64_t jid, need;
 };
 
+#define PEER_ORPHANS_MAX 1024
+
 struct upstream {
     struct peer *peer;
     struct mqtt_link *link; /* gated: its PUBACKs leave once what they acknowledge is durable */
@@ -111,7 +113,11 @@ struct peer {
      * keep was not announced (peer_admit.c, ADMIT_RESENT). */
     struct seen *handled;
     struct loop_timer resend_timer; /* looks for entries handed back by `wmesh outbox` */
-    bool resend_unsynced;           /* taken into the journal, not yet durable: the file stays */
+    /* Entries live in the journal that nothing in memory stands for (peer_orphan); past
+     * PEER_ORPHANS_MAX they wait for the next start. */
+    uint64_t orphans[PEER_ORPHANS_MAX];
+    size_t norphans;
+    bool resend_unsynced; /* taken into the journal, not yet durable: the file stays */
     unsigned housekeeping_rounds;
     bool reading; /* upstream links are being read (not pushed back) */
     /* Durability (peer_sync.c). */
@@ -149,9 +155,15 @@ enum admit_origin {
 
 /* peer_admit.c: decides what to do with one announcement; consumes a. jid is its journal id
  * when it was journaled already (ADMIT_REPLAYED), else 0; raw is the message as it came (NULL
- * when it is not at hand), which the journal keeps. */
-void peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_origin origin,
+ * when it is not at hand), which the journal keeps. Returns false when an announcement not
+ * journaled yet (jid 0) could not be taken (no memory, a journal that refuses it): nothing of
+ * it was kept, and it must not be acknowledged. Once journaled, it is never dropped for lack of
+ * memory: its entry is left for peer_orphan's sweep. */
+bool peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_origin origin,
                 const struct journal_entry *raw);
+/* peer.c: entry jid is live in the journal but nothing in memory stands for it any more (an
+ * allocation failed): a sweep of the journal takes it up again within seconds. */
+void peer_orphan(struct peer *p, uint64_t jid);
 /* peer_sync.c: records that entry jid is finished, once that cannot outlive its file. */
 void peer_journal_done(struct peer *p, uint64_t jid);
 /* Records at once that entry jid is finished because a later record (an outbox entry) holds
@@ -180,7 +192,8 @@ enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out,
 /* peer_job.c */
 struct job *job_new(struct peer *p, const char *key, struct announce *a, const char *url);
 void job_add_source(struct job *j, const char *url);
-void job_defer(struct job *j, struct announce *a, uint64_t jid);
+/* Keeps a (a newer version) until j ends; WM_ERR_NOMEM: a is still the caller's. */
+enum wm_err job_defer(struct job *j, struct announce *a, uint64_t jid);
 /* Keeps a copy of the message the job's announcement came as. WM_ERR_NOMEM. */
 enum wm_err job_keep_origin(struct job *j, const struct journal_entry *origin);
 void job_start(struct job *j);

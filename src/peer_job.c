@@ -74,17 +74,13 @@ void job_add_source(struct job *j, const char *url)
     }
 }
 
-void job_defer(struct job *j, struct announce *a, uint64_t jid)
+enum wm_err job_defer(struct job *j, struct announce *a, uint64_t jid)
 {
     struct deferred *d = realloc(j->deferred, (j->ndeferred + 1) * sizeof *d);
-    if (!d) {
-        log_error("dropping a newer version of %s: out of memory", j->key);
-        announce_free(&a);
-        peer_journal_done(j->peer, jid);
-        return;
-    }
+    if (!d) return WM_ERR_NOMEM;
     j->deferred = d;
     j->deferred[j->ndeferred++] = (struct deferred){a, jid};
+    return WM_OK;
 }
 
 static void discard_tmp(struct job *j)
@@ -250,8 +246,9 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
         /* Only the journal's entry id ties the broker's acknowledgement to the entry. */
         log_error("cannot announce %s: the journal refused its entry", j->a->rel_path);
     } else if ((e = outbox_add(p->outbox, id, topic, text, len)) != WM_OK) {
-        log_error("announcement of %s waits in the journal for the next start: %s", j->a->rel_path,
-                  wm_strerror(e));
+        log_error("announcement of %s: %s, taken up again from the journal in a few seconds",
+                  j->a->rel_path, wm_strerror(e));
+        peer_orphan(p, id);
     }
     free(text);
     peer_backpressure(p);

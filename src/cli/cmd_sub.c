@@ -56,7 +56,7 @@ static void print_announcement(const struct announce *a)
     fflush(stdout);
 }
 
-static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg *msg)
+static bool on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg *msg)
 {
     struct sub *s = arg;
     (void)link;
@@ -70,6 +70,7 @@ static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
         fflush(stdout);
     }
     if (s->count > 0 && ++s->seen >= s->count) loop_stop(s->loop);
+    return true;
 }
 
 static void on_signal(void *arg)
