@@ -209,6 +209,7 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
     struct peer *p = j->peer;
     uint64_t jid = j->jid, id = 0;
     j->jid = 0; /* from here on the outbox finishes it */
+    peer_handled(p, j->key, stored);
     if (!p->outbox) {
         peer_journal_done(p, jid);
         return;
@@ -241,7 +242,6 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
     } else {
         id = jid; /* the job's entry stays until the broker has it: it covers the file too */
     }
-    peer_handled(p, j->key, stored);
     if (!id) {
         /* Only the journal's entry id ties the broker's acknowledgement to the entry. */
         log_error("cannot announce %s: the journal refused its entry", j->a->rel_path);
