@@ -38,7 +38,7 @@ struct outmsg {
     struct outmsg *next;
     uint64_t tag; /* the caller's */
     uint64_t seq; /* the link's own count: tells a message from a later one at the same address */
-    uint16_t packet_id; /* 0 until sent on the current connection */
+    uint16_t packet_id; /* 0 until first sent; kept when sent again (MQTT-4.4.0-1) */
     bool sent_before;   /* sent on an earlier connection: DUP when resent */
     size_t len;
     char *topic; /* topic and payload share one allocation after the struct */
@@ -319,7 +319,8 @@ static void send_publishes(struct mqtt_link *l)
     int quota = l->probing ? 1 : l->send_quota;
     while (l->unsent && l->inflight < quota && budget > 0) {
         struct outmsg *m = l->unsent;
-        m->packet_id = pid_take(l);
+        bool fresh_id = m->packet_id == 0;
+        if (fresh_id) m->packet_id = pid_take(l);
         struct mqtt_publish pub = {.topic = m->topic,
                                    .payload = m->payload,
                                    .len = m->len,
@@ -333,8 +334,10 @@ static void send_publishes(struct mqtt_link *l)
         if (e != WM_OK) {
             /* mqtt_publish checked topic and size, so only memory can be short: retried at
              * the next turn. */
-            pid_mark(l, m->packet_id, false);
-            m->packet_id = 0;
+            if (fresh_id) {
+                pid_mark(l, m->packet_id, false);
+                m->packet_id = 0;
+            }
             if (e != WM_ERR_NOMEM)
                 log_error("broker %s: cannot encode a message on %s: %s", l->label, m->topic,
                           wm_strerror(e));
@@ -406,14 +409,12 @@ static void blame_messages(struct mqtt_link *l, uint8_t blame, const char *how)
     l->stuck_seq = oldest->seq;
 }
 
-/* After a connection ends, everything sent but not acknowledged goes again on the next one. */
+/* After a connection ends, everything sent but not acknowledged goes again on the next one,
+ * with the DUP flag and its packet id (which stays taken). */
 static void requeue_inflight(struct mqtt_link *l)
 {
-    for (struct outmsg *m = l->head; m && m != l->unsent; m = m->next) {
-        if (m->packet_id) pid_mark(l, m->packet_id, false);
-        m->packet_id = 0;
+    for (struct outmsg *m = l->head; m && m != l->unsent; m = m->next)
         m->sent_before = true;
-    }
     l->unsent = l->head;
     l->inflight = 0;
 }

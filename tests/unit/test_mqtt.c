@@ -34,8 +34,11 @@ struct client {
     struct fake_broker *fb;
     int connects, disconnects;
     bool session_present; /* of the last connect */
-    int mids[32];         /* on_published, in order */
+    uint64_t mids[32];    /* on_published's tags, in order */
+    uint8_t reasons[32];  /* and their reasons (0: success) */
+    char why[32][200];
     int nmids;
+    uint64_t next_tag;
     struct received msgs[8];
     int nmsgs;
     /* The conversation is over once the script has ended and the client has seen these. */
@@ -57,15 +60,19 @@ static void on_disconnect(void *arg, struct mqtt_link *link)
     c->disconnects++;
 }
 
-static void on_published(void *arg, struct mqtt_link *link, int mid)
+static void on_published(void *arg, struct mqtt_link *link, const struct mqtt_published *p)
 {
     struct client *c = arg;
     (void)link;
-    if (c->nmids < (int)(sizeof c->mids / sizeof c->mids[0])) c->mids[c->nmids] = mid;
+    if (c->nmids < (int)(sizeof c->mids / sizeof c->mids[0])) {
+        c->mids[c->nmids] = p->tag;
+        c->reasons[c->nmids] = p->reason;
+        snprintf(c->why[c->nmids], sizeof c->why[0], "%s", p->why ? p->why : "");
+    }
     c->nmids++;
 }
 
-static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg *m)
+static bool on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg *m)
 {
     struct client *c = arg;
     (void)link;
@@ -79,6 +86,7 @@ static void on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
         r->retain = m->retain;
     }
     c->nmsgs++;
+    return true;
 }
 
 static const struct mqtt_callbacks callbacks = {
@@ -117,6 +125,7 @@ struct watch {
     struct client *c;
     int64_t deadline_ms;
     bool met;
+    struct loop_timer timer;
 };
 
 /* The fake's thread cannot wake the loop: the condition is looked at every 10 ms. */
@@ -129,7 +138,7 @@ static void check_settled(void *arg)
     if (w->met || failed || loop_now_ms(w->c->loop) >= w->deadline_ms)
         loop_stop(w->c->loop);
     else
-        loop_timer_add(w->c->loop, 10, check_settled, w);
+        loop_timer_start(w->c->loop, &w->timer, 10, check_settled, w);
 }
 
 /* Runs the client until the conversation is over (or the deadline), then stops the fake: its
@@ -137,8 +146,9 @@ static void check_settled(void *arg)
 static void client_run(struct client *c)
 {
     struct watch w = {.c = c, .deadline_ms = loop_now_ms(c->loop) + DEADLINE_MS};
-    loop_timer_add(c->loop, 0, check_settled, &w);
+    loop_timer_start(c->loop, &w.timer, 0, check_settled, &w);
     loop_run(c->loop);
+    loop_timer_stop(c->loop, &w.timer);
     bool script_done = fake_done(c->fb);
     fake_stop(c->fb);
     if (!w.met)
@@ -160,9 +170,12 @@ static void client_end(struct client *c)
     loop_free(&c->loop);
 }
 
-static void publish(struct client *c, const char *topic, const char *payload)
+/* Publishes with the next tag (1, 2, ...) and returns it. */
+static uint64_t publish(struct client *c, const char *topic, const char *payload)
 {
-    ASSERT_EQ_INT(mqtt_publish(c->link, topic, payload, strlen(payload), NULL), WM_OK);
+    uint64_t tag = ++c->next_tag;
+    ASSERT_EQ_INT(mqtt_publish(c->link, topic, payload, strlen(payload), tag), WM_OK);
+    return tag;
 }
 
 /* The i-th PUBLISH the client sent, or a blank one (so that a test can go on reading). */
@@ -298,10 +311,10 @@ static void test_resend_with_dup(void)
     struct client c;
     struct mqtt_options o = {.client_id = "wm-resend", .clean_session = false, .max_inflight = 3};
     if (client_begin(&c, "resend with DUP", script_resend, NULL, &o)) {
-        int mids[4];
+        uint64_t mids[4];
         static const char *const topics[] = {"t/m1", "t/m2", "t/m3", "t/m4"};
         for (int i = 0; i < 4; i++)
-            ASSERT_EQ_INT(mqtt_publish(c.link, topics[i], "{}", 2, &mids[i]), WM_OK);
+            mids[i] = publish(&c, topics[i], "{}");
         ASSERT_EQ_INT(mqtt_pending(c.link), 4);
         c.want_connects = 3;
         c.want_published = 4;
@@ -339,12 +352,11 @@ static void test_resend_with_dup(void)
         ASSERT_EQ_INT(mqtt_pending(c.link), 0);
         ASSERT_TRUE(c.session_present);
         ASSERT_EQ_INT(c.disconnects, 2);
-        /* A deviation from the standard, reported to the lead (not part of issue 15): a PUBLISH
-         * resent into a resumed session must keep its original packet id (MQTT-4.4.0-1, in 3.1.1
-         * and 5); today every send takes a new one. A broker keeps no state for an incoming
-         * QoS 1 message once it has acknowledged it, so none should care; this assertion is
-         * there to be turned around the day it changes. */
-        ASSERT_TRUE(publish_seen(&c, 3).packet_id != publish_seen(&c, 0).packet_id);
+        /* A PUBLISH resent into a resumed session keeps its packet id (MQTT-4.4.0-1). */
+        ASSERT_EQ_INT(publish_seen(&c, 3).packet_id, publish_seen(&c, 0).packet_id);
+        ASSERT_EQ_INT(publish_seen(&c, 5).packet_id, publish_seen(&c, 2).packet_id);
+        ASSERT_EQ_INT(publish_seen(&c, 7).packet_id, publish_seen(&c, 5).packet_id);
+        ASSERT_EQ_INT(publish_seen(&c, 8).packet_id, publish_seen(&c, 6).packet_id);
     }
     client_end(&c);
 }
@@ -591,16 +603,7 @@ static void test_deliver(const char *name, enum mqtt_protocol protocol)
     client_end(&c);
 }
 
-/* ---- 7. behaviour to change for issue 15 ----
- * These tests pin down what mqtt.c does TODAY, so that the change is deliberate:
- * - a PUBACK refusing a message (reason >= 0x80) is logged, and the message is reported to
- *   on_published as if it had gone through; the caller never learns of the refusal;
- * - a broker that disconnects right after a given PUBLISH gets it again, with DUP, on every
- *   connection: the culprit is neither identified nor set aside;
- * - the broker's Maximum Packet Size is not enforced: a larger publish is sent anyway (and a
- *   broker drops the connection over it).
- * Issue 15 wants refusals reported to the caller with their reason, the culprit identified and
- * set aside, and nothing over the maximum ever sent; these tests then become tests of that. */
+/* ---- 7. refusals: reported with their reason, never holding up what follows ---- */
 
 /* m1 refused (0x87, not authorized, with a reason string), m2 accepted with 0x10 (no matching
  * subscribers, a success). */
@@ -619,73 +622,126 @@ static void test_refused_publish(void)
 {
     struct client c;
     struct mqtt_options o = {0};
-    if (client_begin(&c, "issue 15: refused publish", script_refused_publish, NULL, &o)) {
-        int m1 = 0, m2 = 0;
-        ASSERT_EQ_INT(mqtt_publish(c.link, "t/refused", "{}", 2, &m1), WM_OK);
-        ASSERT_EQ_INT(mqtt_publish(c.link, "t/accepted", "{}", 2, &m2), WM_OK);
+    if (client_begin(&c, "refused publish", script_refused_publish, NULL, &o)) {
+        uint64_t m1 = publish(&c, "t/refused", "{}");
+        uint64_t m2 = publish(&c, "t/accepted", "{}");
         c.want_connects = 1;
         c.want_published = 2;
         client_run(&c);
-        /* Today: the refused message is reported like the accepted one, and forgotten. */
         ASSERT_EQ_INT(c.nmids, 2);
         ASSERT_EQ_INT(c.mids[0], m1);
+        ASSERT_EQ_INT(c.reasons[0], 0x87);
+        ASSERT_EQ_STR(c.why[0], "not authorized: not on this topic");
         ASSERT_EQ_INT(c.mids[1], m2);
+        ASSERT_EQ_INT(c.reasons[1], 0); /* 0x10 is a success */
+        ASSERT_EQ_STR(c.why[1], "");
         ASSERT_EQ_INT(mqtt_pending(c.link), 0);
         ASSERT_TRUE(mqtt_connected(c.link));
     }
     client_end(&c);
 }
 
-/* The broker disconnects (0x99, payload format invalid) right after m2, on two connections;
- * on the third it takes everything. */
+/* The broker disconnects (0x99, payload format invalid) whenever m2 comes, acknowledging what
+ * came before it. m3 may come with m2 on the first connection (not acknowledged), and the link
+ * must find m2 and refuse it without holding m3 up. */
 static void script_disconnect_after(struct fake_broker *fb, void *arg)
 {
-    struct fake_packet m1, m2, m3;
     (void)arg;
-    fake_connect(fb, NULL);
-    fake_expect_publish(fb, "t/m1", &m1);
-    fake_ack(fb, &m1);
-    fake_expect_publish(fb, "t/m2", &m2);
-    fake_send_disconnect(fb, 0x99, "bad payload");
-    fake_expect_close(fb); /* m3 may come first, sent with m2 */
-
-    fake_connect(fb, &(struct fake_connack){.session_present = true});
-    fake_expect_publish(fb, "t/m2", &m2);
-    fake_send_disconnect(fb, 0x99, "bad payload");
-    fake_expect_close(fb);
-
-    fake_connect(fb, &(struct fake_connack){.session_present = true});
-    fake_expect_publish(fb, "t/m2", &m2);
-    fake_expect_publish(fb, "t/m3", &m3);
-    fake_ack(fb, &m2);
-    fake_ack(fb, &m3);
+    for (int conn = 0; conn < 6 && !fake_error(fb)[0]; conn++) {
+        fake_connect(fb, &(struct fake_connack){.session_present = conn > 0});
+        for (;;) {
+            struct fake_packet p;
+            int type = fake_next(fb, &p, 1000);
+            if (type < 0) return; /* all done: nothing more comes */
+            if (type == FAKE_CLOSED) break;
+            if (type != FAKE_PUBLISH) continue;
+            if (strcmp(p.topic, "t/m2") == 0) {
+                fake_send_disconnect(fb, 0x99, "bad payload");
+                fake_expect_close(fb);
+                break;
+            }
+            fake_ack(fb, &p);
+        }
+    }
 }
 
 static void test_disconnect_after_publish(void)
 {
     struct client c;
     struct mqtt_options o = {.client_id = "wm-culprit"};
-    if (client_begin(&c, "issue 15: DISCONNECT after a publish", script_disconnect_after, NULL,
-                     &o)) {
-        publish(&c, "t/m1", "{}");
-        publish(&c, "t/m2", "{\"bad\"}");
-        publish(&c, "t/m3", "{}");
-        c.want_connects = 3;
+    if (client_begin(&c, "DISCONNECT after a publish", script_disconnect_after, NULL, &o)) {
+        uint64_t m1 = publish(&c, "t/m1", "{}");
+        uint64_t m2 = publish(&c, "t/m2", "{\"bad\"}");
+        uint64_t m3 = publish(&c, "t/m3", "{}");
         c.want_published = 3;
         client_run(&c);
-        /* Today: the culprit goes again on every connection, and is at last reported done. */
-        int culprit = 0;
-        for (int i = 0; i < fake_count(c.fb, FAKE_PUBLISH); i++) {
-            struct fake_packet p = publish_seen(&c, i);
-            if (strcmp(p.topic, "t/m2") != 0) continue;
-            culprit++;
-            ASSERT_EQ_INT(p.conn, culprit);
-            ASSERT_EQ_INT(p.dup, culprit > 1);
-        }
-        ASSERT_EQ_INT(culprit, 3);
         ASSERT_EQ_INT(c.nmids, 3);
-        ASSERT_EQ_INT(c.disconnects, 2);
+        bool ok1 = false, refused2 = false, ok3 = false;
+        for (int i = 0; i < c.nmids && i < 3; i++) {
+            if (c.mids[i] == m1) ok1 = c.reasons[i] == 0;
+            if (c.mids[i] == m3) ok3 = c.reasons[i] == 0;
+            if (c.mids[i] == m2) {
+                refused2 = c.reasons[i] == 0x99;
+                ASSERT_TRUE(strstr(c.why[i], "closed the connection on this message") != NULL);
+            }
+        }
+        ASSERT_TRUE(ok1 && refused2 && ok3);
+        /* Found on the third close at most: twice with it oldest, then alone in flight. */
+        int culprit = 0;
+        for (int i = 0; i < fake_count(c.fb, FAKE_PUBLISH); i++)
+            culprit += strcmp(publish_seen(&c, i).topic, "t/m2") == 0;
+        ASSERT_TRUE(culprit >= 2 && culprit <= 3);
+        ASSERT_TRUE(c.disconnects <= 3);
         ASSERT_EQ_INT(mqtt_pending(c.link), 0);
+    }
+    client_end(&c);
+}
+
+/* A close without a reason (an MQTT 3.1.1 broker, NATS) blames a message the same way; a
+ * DISCONNECT whose reason is about the server (0x8B shutting down) blames nothing. */
+static void script_close_on_message(struct fake_broker *fb, void *arg)
+{
+    (void)arg;
+    int shutdowns = 0;
+    for (int conn = 0; conn < 8 && !fake_error(fb)[0]; conn++) {
+        fake_connect(fb, NULL);
+        for (;;) {
+            struct fake_packet p;
+            int type = fake_next(fb, &p, 1000);
+            if (type < 0) return;
+            if (type == FAKE_CLOSED) break;
+            if (type != FAKE_PUBLISH) continue;
+            if (strcmp(p.topic, "t/a.b") == 0) {
+                fake_close(fb);
+                break;
+            }
+            if (strcmp(p.topic, "t/ok") == 0 && shutdowns < 3) {
+                shutdowns++;
+                fake_send_disconnect(fb, 0x8B, NULL); /* shutting down, three times */
+                fake_expect_close(fb);
+                break;
+            }
+            fake_ack(fb, &p);
+        }
+    }
+}
+
+static void test_close_on_message(void)
+{
+    struct client c;
+    struct mqtt_options o = {.protocol = MQTT_V311, .client_id = "wm-close"};
+    if (client_begin(&c, "close on a message", script_close_on_message, NULL, &o)) {
+        uint64_t ok = publish(&c, "t/ok", "{}");
+        uint64_t bad = publish(&c, "t/a.b", "{}");
+        uint64_t after = publish(&c, "t/after", "{}");
+        c.want_published = 3;
+        client_run(&c);
+        ASSERT_EQ_INT(c.nmids, 3);
+        for (int i = 0; i < c.nmids && i < 3; i++) {
+            /* t/ok was in flight at three shutdowns: never blamed for them. */
+            if (c.mids[i] == ok || c.mids[i] == after) ASSERT_EQ_INT(c.reasons[i], 0);
+            if (c.mids[i] == bad) ASSERT_EQ_INT(c.reasons[i], 0x80);
+        }
     }
     client_end(&c);
 }
@@ -694,12 +750,10 @@ static void test_disconnect_after_publish(void)
 
 static void script_maximum_packet_size(struct fake_broker *fb, void *arg)
 {
-    struct fake_packet big, small;
+    struct fake_packet small;
     (void)arg;
     fake_connect(fb, &(struct fake_connack){.maximum_packet_size = SMALL_MAXIMUM});
-    fake_expect(fb, FAKE_PUBLISH, &big);
     fake_expect(fb, FAKE_PUBLISH, &small);
-    fake_ack(fb, &big);
     fake_ack(fb, &small);
 }
 
@@ -707,24 +761,26 @@ static void test_maximum_packet_size(void)
 {
     struct client c;
     struct mqtt_options o = {0};
-    if (client_begin(&c, "issue 15: maximum packet size", script_maximum_packet_size, NULL, &o)) {
+    if (client_begin(&c, "maximum packet size", script_maximum_packet_size, NULL, &o)) {
         char payload[200];
         memset(payload, 'x', sizeof payload - 1);
         payload[sizeof payload - 1] = '\0';
-        publish(&c, "t/big", payload);
-        publish(&c, "t/small", "{}");
+        uint64_t big = publish(&c, "t/big", payload);
+        uint64_t small = publish(&c, "t/small", "{}");
         c.want_connects = 1;
         c.want_published = 2;
         client_run(&c);
-        /* Today: the big one goes out over the maximum, and both are reported done. */
-        struct fake_packet big = publish_seen(&c, 0), small = publish_seen(&c, 1);
-        ASSERT_EQ_STR(big.topic, "t/big");
-        ASSERT_TRUE(big.size > SMALL_MAXIMUM);
-        ASSERT_EQ_INT(big.payload_len, sizeof payload - 1);
-        ASSERT_EQ_STR(small.topic, "t/small");
-        ASSERT_TRUE(small.size <= SMALL_MAXIMUM);
-        ASSERT_EQ_INT(c.fb->oversize, 1);
+        /* The big one never leaves: refused at once, with the sizes; the small one goes. */
+        ASSERT_EQ_INT(fake_count(c.fb, FAKE_PUBLISH), 1);
+        ASSERT_EQ_STR(publish_seen(&c, 0).topic, "t/small");
+        ASSERT_EQ_INT(c.fb->oversize, 0);
         ASSERT_EQ_INT(c.nmids, 2);
+        ASSERT_EQ_INT(c.mids[0], big);
+        ASSERT_EQ_INT(c.reasons[0], 0x95);
+        ASSERT_TRUE(strstr(c.why[0], "the broker's maximum is 64") != NULL);
+        ASSERT_EQ_INT(c.mids[1], small);
+        ASSERT_EQ_INT(c.reasons[1], 0);
+        ASSERT_EQ_INT(mqtt_max_packet(c.link), SMALL_MAXIMUM);
     }
     client_end(&c);
 }
@@ -746,6 +802,7 @@ int main(void)
     test_deliver("deliver (MQTT 3.1.1)", MQTT_V311);
     test_refused_publish();
     test_disconnect_after_publish();
+    test_close_on_message();
     test_maximum_packet_size();
     return TEST_REPORT();
 }
