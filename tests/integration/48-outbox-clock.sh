@@ -9,6 +9,7 @@
 # behind), so that neither clock refuses them: 2 minutes "in the future" for the clock behind
 # (the peer refuses more than 5), 18 minutes late for the clock ahead (it drops after 2 hours).
 # The monotonic clock and the times of files on disk are left alone, as an NTP step leaves them.
+# CLOCKS="+10m" runs the rounds named (one per offset, in order).
 # Issue 15, 5: whether a held file needed its announcement was decided by comparing its ctime
 # with the process's start on the wall clock: 0 of 20 announced with the clock behind.
 # shellcheck source-path=SCRIPTDIR
