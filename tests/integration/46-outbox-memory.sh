@@ -5,6 +5,7 @@
 # when the post broker returns everything drains: a persistent subscriber on it sees every
 # relPath, the journal and the outbox end empty, and the peak stays under the bound (not judged
 # under a sanitizer).
+# N, SIZE and BOUND_MIB change the backlog, the content size and the bound.
 # Issue 15, 2: the publish queue had no bound (RSS grew linearly, 109.5 MB at 250 000 pending).
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
