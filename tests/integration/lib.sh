@@ -25,6 +25,8 @@
 #   start_rabbitmq NAME...         one RabbitMQ node (MQTT plugin) serving brokers NAME... as
 #                                  start_broker would (ports, users, rights); rabbitmq_missing
 #                                  says why it cannot start here
+#   start_nats NAME                a NATS server (MQTT 3.1.1, JetStream) as broker NAME, as
+#                                  start_broker would; nats_missing says why it cannot start
 #   free_port, track PID, fail MSG (prints every log in $T, exits 1), note MSG, skip WHY (exit
 #   77: run.sh counts the test as skipped)
 
@@ -397,6 +399,57 @@ start_rabbitmq() {
 # rabbitmq_ready NAME PID: broker NAME answers (or the node, PID, has exited).
 rabbitmq_ready() {
     ! kill -0 "$2" 2>/dev/null || broker_ready "$1"
+}
+
+# ---------------------------------------------------------------------------------------------
+# NATS (Debian's nats-server: MQTT 3.1.1 only, on top of JetStream)
+
+: "${NATS_SERVER:=$(command -v nats-server || echo /usr/sbin/nats-server)}"
+
+# nats_missing: prints why no NATS server can be started here, or nothing.
+nats_missing() {
+    if [ ! -x "$NATS_SERVER" ]; then
+        echo "nats-server is not installed (sh scripts/deps.sh --extra installs it)"
+    fi
+}
+
+# start_nats NAME: a NATS server whose MQTT listener is broker NAME, so that broker_port,
+# broker_url, pub and start_observer work on it as on a mosquitto broker. Users owner/ownerpw
+# (publishes and reads anything) and guest/guestpw (reads; may not publish under xpublic/).
+# Its client port and MQTT port are free loopback ports; JetStream (which NATS' MQTT needs)
+# keeps its data under $T/NAME/jetstream; its log goes to $T/NAME.log.
+start_nats() {
+    local name=$1 dir=$T/$1 client_port port missing pid
+    missing=$(nats_missing)
+    [ -z "$missing" ] || fail "no NATS here: $missing"
+    mkdir -p "$dir/jetstream"
+    client_port=$(free_port)
+    port=$(free_port)
+    echo "$port" >"$dir/port"
+    cat >"$dir/nats.conf" <<EOF
+server_name: "wmesh-$name-$$"
+listen: "127.0.0.1:$client_port"
+jetstream {
+    store_dir: "$dir/jetstream"
+    max_memory_store: 256MB
+    max_file_store: 1GB
+}
+mqtt {
+    listen: "127.0.0.1:$port"
+}
+authorization {
+    users = [
+        {user: owner, password: ownerpw}
+        {user: guest, password: guestpw, permissions: {publish: {deny: ["xpublic.>"]}}}
+    ]
+}
+EOF
+    "$NATS_SERVER" -c "$dir/nats.conf" >>"$T/$name.log" 2>&1 &
+    pid=$!
+    track "$pid"
+    echo "$pid" >"$dir/pid"
+    wait_until 20 broker_ready "$name" || fail "NATS server $name did not start on port $port"
+    note "NATS server $name: MQTT 3.1.1 on port $port, NATS on $client_port"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,13 @@
 #   pid_of NAME                    the pid recorded for NAME
 #   use_failio_shim                sets SHIM to tests/tools' shim_failio.so (fails when absent)
 #                                  and lets it come before libasan under SANITIZER=address
+#   start_delayproxy NAME BROKER [OPT...]  delayproxy (tests/tools) on a free port in front of
+#                                  broker BROKER: broker_port and broker_url NAME reach BROKER
+#                                  through it; OPTs: --rate B, --delay-ms MS; the file
+#                                  $T/NAME/pause, while it exists, holds every byte both ways
+#   subscribed PEER BROKER [TOPIC] true once PEER gets messages from BROKER (a probe it counts,
+#                                  on TOPIC, default xpublic/v03/post/probe)
+#   publish_lines BROKER TOPIC FILE  each line of FILE as one message (QoS 1, as owner)
 
 : "${WMESH_TOOLS:=$LIB_DIR/../../build/tools}"
 export WMESH_TOOLS
@@ -160,6 +167,48 @@ make_ca() {
     openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
         -days 2 -extfile "$d/server.ext" -out "$d/server.pem" 2>>"$T/openssl.log" ||
         fail "openssl could not sign the server certificate"
+}
+
+# start_delayproxy NAME BROKER [OPTION...]: a slow link to BROKER, reached as broker NAME.
+start_delayproxy() {
+    local name=$1 broker=$2 port
+    shift 2
+    require_tool delayproxy
+    port=$(free_port)
+    mkdir -p "$T/$name"
+    echo "$port" >"$T/$name/port"
+    "$WMESH_TOOLS/delayproxy" --listen "127.0.0.1:$port" \
+        --connect "127.0.0.1:$(broker_port "$broker")" --pause "$T/$name/pause" "$@" \
+        2>>"$T/$name.log" &
+    track "$!"
+    echo "$!" >"$T/$name/pid"
+    wait_until 10 port_in_use "$port" || fail "delayproxy $name did not listen on port $port"
+    note "delayproxy $name on port $port in front of broker $broker ($*)"
+}
+
+# subscribed PEER BROKER [TOPIC]: publishes a probe (not an announcement: the peer counts it
+# received and rejects it) on TOPIC of BROKER and succeeds once PEER has received something, so
+# its subscription is in place: what is published next is kept for it. For wait_until.
+subscribed() {
+    [ "$(metric "$1" wmesh_messages_received_total)" -gt 0 ] && return 0
+    mosquitto_pub -h 127.0.0.1 -p "$(broker_port "$2")" -u owner -P ownerpw -i "probe-$$" -q 1 \
+        -t "${3:-xpublic/v03/post/probe}" -m "probe" 2>/dev/null
+    sleep 0.2
+    [ "$(metric "$1" wmesh_messages_received_total)" -gt 0 ]
+}
+
+# publish_lines BROKER TOPIC FILE: one mosquitto_pub -l per 20 000 lines: a single one given
+# more than 65 535 lines reuses message ids still in flight, and mosquitto (2.0.11) cuts it off
+# ("disconnected due to out of memory") with a third of them sent.
+publish_lines() {
+    local part
+    rm -f "$T"/lines.part.*
+    split -l 20000 -d -a 4 "$3" "$T/lines.part."
+    for part in "$T"/lines.part.*; do
+        mosquitto_pub -h 127.0.0.1 -p "$(broker_port "$1")" -u owner -P ownerpw -i "lines-$$" \
+            -q 1 -t "$2" -l <"$part" || fail "mosquitto_pub -l of $3 failed"
+    done
+    rm -f "$T"/lines.part.*
 }
 
 # start_badhttpd NAME DIR FAULTS: serves DIR at $(base_url NAME) (http://127.0.0.1:PORT/data).
