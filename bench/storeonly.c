@@ -1,6 +1,7 @@
 /* storeonly.c: the filesystem's ceiling for a relay: stores files the way a peer does (an
- * unnamed temporary file, its bytes, the checksum xattr, the mtime, linked into place), with no
- * network and no broker, one after the other on one thread, and says how fast that went. */
+ * unnamed temporary file, its bytes, the checksum xattr, the mtime, linked into place under the
+ * commit lock once the version held is found older or absent), with no network and no broker,
+ * one after the other on one thread, and says how fast that went. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,10 @@ static int store_one(struct tree *t, long i, const char *data, size_t size)
         tree_tmp_discard(t, &tmp);
         return -1;
     }
-    return tree_tmp_commit(t, &tmp, rel) == WM_OK ? 0 : -1;
+    enum tree_outcome got;
+    enum wm_err e = tree_tmp_commit_version(t, &tmp, rel, 1700000000000000000LL + i, &sum, &got);
+    if (e == WM_OK && got != WM_TREE_STORED) errno = EEXIST; /* a tree stored into before */
+    return e == WM_OK && got == WM_TREE_STORED ? 0 : -1;
 }
 
 int main(int argc, char **argv)

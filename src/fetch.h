@@ -1,7 +1,7 @@
 /* fetch.h: HTTP(S) downloads: concurrent, event-driven transfers over kept-alive HTTP/1.1
  * connections for the peer, and a blocking one-shot GET for tools. Only http and https are ever
- * allowed, also after redirects (up to 5). https writes can raise SIGPIPE: a process that runs
- * a fetcher for https URLs ignores it (the peer does); fetch_get_buffer takes care of it. */
+ * allowed, also after redirects (up to 5). No write raises SIGPIPE, https ones included
+ * (tls.h). */
 #ifndef WMESH_FETCH_H
 #define WMESH_FETCH_H
 
@@ -52,10 +52,9 @@ enum wm_err fetch_start(struct fetcher *f, const char *url, int64_t size_hint, f
 size_t fetch_active(const struct fetcher *f);
 
 /* Blocking GET of url into a new NUL-terminated buffer (caller frees), refusing bodies over
- * cap bytes (WM_ERR_TOOBIG), on a loop of its own, with SIGPIPE blocked meanwhile. A final
- * status other than 200 is WM_OK with that *http_status and an empty body. For tools and
- * tests, not for the peer's hot path nor from inside a running loop (loop_run ends the
- * thread's log batching). */
+ * cap bytes (WM_ERR_TOOBIG), on a loop of its own. A final status other than 200 is WM_OK with
+ * that *http_status and an empty body. For tools and tests, not for the peer's hot path nor
+ * from inside a running loop (loop_run ends the thread's log batching). */
 enum wm_err fetch_get_buffer(const char *url, size_t cap, char **body, size_t *len,
                              long *http_status);
 

@@ -1,11 +1,9 @@
 /* fetch_get.c: fetch_get_buffer, the blocking GET of tools and tests, on a loop and a fetcher
  * of its own (fetch.h). */
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "fetch.h"
 #include "loop.h"
@@ -58,12 +56,6 @@ enum wm_err fetch_get_buffer(const char *url, size_t cap, char **body, size_t *l
     struct fetch_options o = {.connect_timeout_ms = 5000, .low_speed_time_s = 10};
     if (cap < INT64_MAX) o.max_size = (int64_t)cap;
     struct fetcher *f = NULL;
-    /* TLS writes go through write(2): a tool need not ignore SIGPIPE for an https URL. One
-     * raised meanwhile stays pending while blocked, and is taken before unblocking. */
-    sigset_t pipe, old;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe, &old);
     if (!(b.loop = loop_new()) || !(f = fetch_new(b.loop, &o))) goto done;
     if ((b.err = fetch_start(f, url, -1, buffer_data, buffer_done, &b)) == WM_OK) {
         b.err = WM_ERR_NOMEM; /* until done says otherwise */
@@ -72,12 +64,6 @@ enum wm_err fetch_get_buffer(const char *url, size_t cap, char **body, size_t *l
 done:
     fetch_free(&f);
     loop_free(&b.loop);
-    if (!sigismember(&old, SIGPIPE)) {
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&pipe, NULL, &zero) == SIGPIPE)
-            ;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (http_status) *http_status = b.status;
     if (b.overflow) b.err = WM_ERR_TOOBIG;
     /* A final status other than 200 is an answer, as it always was here: the caller looks. */

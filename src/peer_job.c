@@ -291,15 +291,35 @@ static enum wm_err label_tmp(struct job *j)
     return tree_tmp_set_sum(&j->tmp, &j->verified, j->bytes);
 }
 
+/* Another process sharing the tree (--share, --instance) may have stored this version, or a
+ * newer one, since admission: the commit itself tells, and only what it stored is announced.
+ * *stored says whether it was. */
 static enum wm_err commit_and_announce(struct job *j, const struct wm_checksum *sum,
-                                       const char *how)
+                                       const char *how, bool *stored)
 {
     struct peer *p = j->peer;
-    enum wm_err e = tree_tmp_commit(p->tree, &j->tmp, j->key); /* labelled by label_tmp */
-    j->has_tmp = false; /* commit consumed it, whatever the outcome */
+    enum tree_outcome got;
+    enum wm_err e = tree_tmp_commit_version(p->tree, &j->tmp, j->key, j->a->pubtime_ns, sum,
+                                            &got); /* labelled by label_tmp */
+    j->has_tmp = false;                            /* commit consumed it, whatever the outcome */
+    *stored = e == WM_OK && got == WM_TREE_STORED;
     if (e != WM_OK) {
         log_error("cannot store %s: %s", j->a->rel_path, wm_strerror(e));
         return e;
+    }
+    if (got != WM_TREE_STORED) {
+        if (got == WM_TREE_HELD_SAME) {
+            peer_count(&p->metrics.duplicates, 1);
+            log_info("duplicate %s lag=%.3fs (stored meanwhile)", j->a->rel_path, peer_lag(j->a));
+            if (p->seen) seen_add(p->seen, seen_key(j->key, sum), peer_now_s());
+        } else {
+            peer_count(&p->metrics.rejected[WM_REJECT_STALE], 1);
+            log_warn("rejected older than the version held %s lag=%.3fs (stored meanwhile)",
+                     j->a->rel_path, peer_lag(j->a));
+        }
+        peer_journal_done(p, j->jid);
+        j->jid = 0;
+        return WM_OK;
     }
     double lag = peer_lag(j->a);
     double took = (double)(loop_mono_ns() - j->admitted_ns) / 1e9;
@@ -360,14 +380,15 @@ static void retry_or_give_up(struct job *j, const char *why)
 void job_store(struct job *j)
 {
     struct peer *p = j->peer;
-    bool inlined = j->a->content != NULL;
-    if (commit_and_announce(j, &j->verified, inlined ? "inlined" : "downloaded") != WM_OK) {
+    bool inlined = j->a->content != NULL, stored;
+    if (commit_and_announce(j, &j->verified, inlined ? "inlined" : "downloaded", &stored) !=
+        WM_OK) {
         retry_or_give_up(j, "cannot store");
         return;
     }
-    if (inlined) {
+    if (stored && inlined) {
         peer_count(&p->metrics.inlined, 1);
-    } else {
+    } else if (stored) {
         peer_count(&p->metrics.downloads, 1);
         peer_count(&p->metrics.download_bytes, (uint64_t)j->bytes);
     }

@@ -1,4 +1,5 @@
-/* tls.c: TLS client sessions for broker links over OpenSSL's libssl, on non-blocking sockets. */
+/* tls.c: TLS client sessions for broker links over OpenSSL's libssl, on non-blocking sockets,
+ * whose writes never raise SIGPIPE. */
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -7,10 +8,12 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 struct tls_config {
     SSL_CTX *ctx;
@@ -36,6 +39,57 @@ static void take_error(struct tls_conn *c, const char *what)
         snprintf(c->error, sizeof c->error, "%s: %s", what,
                  text[0] ? text : (errno ? strerror(errno) : "connection reset"));
     ERR_clear_error();
+}
+
+/* SSL_set_fd's socket BIO writes with write(2), which raises SIGPIPE on a connection the peer
+ * has closed: a command that did not ignore the signal died without a word (status 141) when its
+ * broker went away mid-burst. Sessions get this BIO instead: OpenSSL's socket BIO in every other
+ * respect, but its writes go through send(2) with MSG_NOSIGNAL and fail with EPIPE. Made once
+ * per process and never freed, since a session may outlive every tls_config. */
+static BIO_METHOD *socket_method;
+static pthread_once_t socket_method_once = PTHREAD_ONCE_INIT;
+
+static int send_nosignal(BIO *b, const char *buf, int len)
+{
+    int fd = -1;
+    BIO_get_fd(b, &fd);
+    BIO_clear_retry_flags(b);
+    if (fd < 0 || len < 0) return -1;
+    errno = 0;
+    ssize_t n = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
+    /* As the socket BIO does: EAGAIN and the like mean "write again later". */
+    if (n <= 0 && BIO_sock_should_retry((int)n)) BIO_set_retry_write(b);
+    return (int)n;
+}
+
+static void make_socket_method(void)
+{
+    const BIO_METHOD *sock = BIO_s_socket();
+    int type = BIO_get_new_index();
+    if (type < 0) return;
+    /* A descriptor type, so that SSL_get_fd and the like still find the socket. */
+    BIO_METHOD *m = BIO_meth_new(type | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "wmesh socket");
+    if (!m) return;
+    if (BIO_meth_set_write(m, send_nosignal) != 1 ||
+        BIO_meth_set_read(m, BIO_meth_get_read(sock)) != 1 ||
+        BIO_meth_set_puts(m, BIO_meth_get_puts(sock)) != 1 ||
+        BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(sock)) != 1 ||
+        BIO_meth_set_create(m, BIO_meth_get_create(sock)) != 1 ||
+        BIO_meth_set_destroy(m, BIO_meth_get_destroy(sock)) != 1) {
+        BIO_meth_free(m);
+        return;
+    }
+    socket_method = m;
+}
+
+/* A BIO on the socket fd (left open when the BIO goes) that never raises SIGPIPE; NULL when out
+ * of memory. */
+static BIO *socket_bio(int fd)
+{
+    pthread_once(&socket_method_once, make_socket_method);
+    BIO *b = socket_method ? BIO_new(socket_method) : NULL;
+    if (b) BIO_set_fd(b, fd, BIO_NOCLOSE);
+    return b;
 }
 
 static bool is_address(const char *host)
@@ -103,10 +157,12 @@ enum wm_err tls_new(int fd, const char *host, struct tls_config *cfg, struct tls
     if (!c) return WM_ERR_NOMEM;
     enum wm_err e = WM_ERR_LIB;
     c->ssl = SSL_new(cfg->ctx);
-    if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+    BIO *bio = c->ssl ? socket_bio(fd) : NULL;
+    if (!bio) {
         snprintf(why, whylen, "cannot create a TLS session");
         goto fail;
     }
+    SSL_set_bio(c->ssl, bio, bio); /* the session owns it now, for reading and writing */
     /* The name is checked against the certificate (an address against its IP entries), and
      * sent (SNI) unless it is an address, which RFC 6066 leaves out of SNI. */
     if ((!is_address(host) && SSL_set_tlsext_host_name(c->ssl, host) != 1) ||

@@ -43,7 +43,8 @@ void tls_free(struct tls_conn **c);
 enum tls_io tls_handshake(struct tls_conn *c);
 /* Reads up to n bytes: TLS_DONE with *got > 0, or another outcome with *got = 0. */
 enum tls_io tls_read(struct tls_conn *c, void *buf, size_t n, size_t *got);
-/* Writes up to n bytes: TLS_DONE with *put > 0, or another outcome with *put = 0. */
+/* Writes up to n bytes: TLS_DONE with *put > 0, or another outcome with *put = 0. Never raises
+ * SIGPIPE: on a connection the peer has closed it is TLS_FAILED ("Broken pipe"). */
 enum tls_io tls_write(struct tls_conn *c, const void *buf, size_t n, size_t *put);
 /* Plaintext bytes already decrypted and waiting to be read (readable without the socket). */
 size_t tls_pending(const struct tls_conn *c);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -75,6 +76,7 @@ struct tree {
 /* Set once the kernel has said ENOSYS to openat2: later lookups walk components directly. */
 static atomic_bool openat2_missing;
 static atomic_bool xattr_unsupported_noted;
+static atomic_bool flock_unsupported_noted;
 
 static enum wm_err err_from_errno(int e)
 {
@@ -837,12 +839,15 @@ static int link_anonymous(struct tree *t, int fd, int dirfd, const char *last)
 
 /* Puts tmp at last in directory pfd, atomically replacing a file there; -1 with errno set. An
  * unnamed file is linked in place; over an existing entry (which a link cannot replace) it is
- * given a name in the temporary directory first, then renamed like a named one. */
-static int place(struct tree *t, struct tree_tmp *tmp, int pfd, const char *last)
+ * given a name in the temporary directory first, then renamed like a named one. occupied says
+ * that an entry is known to be there: the link that would fail is not tried. */
+static int place(struct tree *t, struct tree_tmp *tmp, int pfd, const char *last, bool occupied)
 {
     if (tmp->name[0]) return renameat(t->tmpfd, tmp->name, pfd, last);
-    if (link_anonymous(t, tmp->fd, pfd, last) == 0) return 0;
-    if (errno != EEXIST) return -1;
+    if (!occupied) {
+        if (link_anonymous(t, tmp->fd, pfd, last) == 0) return 0;
+        if (errno != EEXIST) return -1;
+    }
     for (int tries = 0; tries < 8; tries++) {
         next_tmp_name(t, tmp->name);
         if (link_anonymous(t, tmp->fd, t->tmpfd, tmp->name) == 0)
@@ -855,23 +860,139 @@ static int place(struct tree *t, struct tree_tmp *tmp, int pfd, const char *last
     return -1;
 }
 
-enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel)
+/* ---- commits ---- */
+
+/* A version to commit only over an older one (tree_tmp_commit_version). */
+struct version {
+    int64_t pubtime_ns;
+    const struct wm_checksum *sum;
+};
+
+/* The lock that orders the commits of versions among the processes sharing a tree (--share, or
+ * several --instance on one --dir) is flock(2) on the destination directory, exclusive, around
+ * the check of the file held and the link or rename. Each process checks versions at admission
+ * too, but only the commit can see what another process stored meanwhile: without the lock, an
+ * old version that took long to download replaced a newer one stored during its download.
+ * - The directory is open already (the commits keep it, see open_parent), so the lock costs one
+ *   flock(2) each way and nothing to open; no lock file to create, keep out of the served tree or
+ *   clean up after a crash: a process's locks go with it.
+ * - flock locks belong to the open file description: each process has its own open of the
+ *   directory, so they exclude one another; within a process commits come from one thread at a
+ *   time, so it never waits for itself.
+ * - Commits into one directory are serialised among the processes, each for one fstatat(2) and
+ *   one link or rename (and a checksum when the pubTimes are equal, which is rare): a few
+ *   microseconds. Per-file locks would take a lock file per name; fcntl(2) write locks need a
+ *   descriptor open for writing, which a directory cannot have.
+ * - The fsyncs stay outside: the file's before the lock, the directory's after.
+ * The lock is advisory: what replaces files by other means (cp, rsync, tree_tmp_commit) is not
+ * held back, nor judged other than by the mtime it leaves. */
+static bool lock_dir(const struct tree *t, int fd)
+{
+    while (flock(fd, LOCK_EX) < 0) {
+        if (errno == EINTR) continue;
+        /* Some filesystems (NFS without local locks, some FUSE ones) refuse: committing
+         * unlocked, as before the lock existed, beats storing nothing. */
+        if (!atomic_exchange(&flock_unsupported_noted, true))
+            log_warn("tree: cannot lock directories of %s (%s): the commits of processes sharing "
+                     "it are not ordered",
+                     t->path, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+static void unlock_dir(int fd)
+{
+    int saved = errno;
+    flock(fd, LOCK_UN);
+    errno = saved;
+}
+
+static enum wm_err sum_of_open(const char *clean_rel, int fd, const struct stat *st,
+                               enum wm_sum method, bool fresh, struct wm_checksum *held);
+
+/* The checksum by method of the regular file last in directory pfd. */
+static enum wm_err held_sum(int pfd, const char *last, const char *clean_rel, enum wm_sum method,
+                            struct wm_checksum *held)
+{
+    int fd = openat(pfd, last, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return err_from_errno(errno);
+    struct stat st;
+    enum wm_err err = WM_ERR_IO;
+    if (fstat(fd, &st) == 0)
+        err = S_ISREG(st.st_mode) ? sum_of_open(clean_rel, fd, &st, method, false, held)
+                                  : WM_ERR_NOTFOUND;
+    close_keep_errno(fd);
+    return err;
+}
+
+/* Decides, under the lock, whether v may go at last in directory pfd: *out is WM_TREE_STORED
+ * when it may (nothing there, an older regular file, or something that is no regular file,
+ * which place() replaces or refuses as it always did). *occupied says whether an entry is
+ * there. */
+static enum wm_err judge(int pfd, const char *last, const char *clean_rel, const struct version *v,
+                         enum tree_outcome *out, bool *occupied)
+{
+    struct stat st;
+    *out = WM_TREE_STORED;
+    *occupied = false;
+    if (fstatat(pfd, last, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? WM_OK : err_from_errno(errno);
+    *occupied = true;
+    if (!S_ISREG(st.st_mode)) return WM_OK;
+    int64_t held_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    if (held_ns != v->pubtime_ns) {
+        if (held_ns > v->pubtime_ns) *out = WM_TREE_HELD_NEWER;
+        return WM_OK;
+    }
+    /* The same pubTime: the same version when the checksums agree; otherwise the one held stays,
+     * as at admission, so that two versions crossing in the mesh cannot chase each other. The
+     * xattr is trusted as tree_lookup trusts it for a live announcement. */
+    struct wm_checksum held;
+    enum wm_err err = held_sum(pfd, last, clean_rel, v->sum->method, &held);
+    if (err == WM_ERR_NOTFOUND) { /* removed meanwhile by something that does not lock */
+        *occupied = false;
+        return WM_OK;
+    }
+    /* An opaque checksum that the file does not carry: holding the name is all one can know,
+     * and admission takes that for the same version too. */
+    if (err == WM_ERR_NOSUM) {
+        *out = WM_TREE_HELD_SAME;
+        return WM_OK;
+    }
+    if (err != WM_OK) return err;
+    *out = integrity_equal(&held, v->sum) ? WM_TREE_HELD_SAME : WM_TREE_HELD_NEWER;
+    return WM_OK;
+}
+
+/* tree_tmp_commit (v NULL: whatever is held is replaced, no lock) and tree_tmp_commit_version. */
+static enum wm_err commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel,
+                          const struct version *v, enum tree_outcome *outcome)
 {
     if (!t || !tmp || tmp->fd < 0) return WM_ERR_INVAL;
     enum wm_err err = WM_ERR_UNSAFE;
+    enum tree_outcome judged = WM_TREE_STORED;
     int pfd = -1;
-    bool owned = false;
+    bool owned = false, locked = false, occupied = false;
     const char *last = NULL;
-    if (!rel_is_clean(clean_rel)) goto fail;
+    if (!rel_is_clean(clean_rel)) goto done;
     /* Content before name: after a crash the xattr must never vouch for missing bytes. */
     if (t->sync && fsync(tmp->fd) < 0) {
         err = WM_ERR_IO;
-        goto fail;
+        goto done;
     }
     for (int attempt = 0;; attempt++) {
         err = open_parent(t, clean_rel, &pfd, &owned, &last);
-        if (err != WM_OK) goto fail;
-        if (place(t, tmp, pfd, last) == 0) break;
+        if (err != WM_OK) goto done;
+        if (v) {
+            locked = lock_dir(t, pfd);
+            err = judge(pfd, last, clean_rel, v, &judged, &occupied);
+            if (err != WM_OK) goto done;
+            if (judged != WM_TREE_STORED) goto done; /* tmp is discarded */
+        }
+        if (place(t, tmp, pfd, last, occupied) == 0) break;
+        if (locked) unlock_dir(pfd);
+        locked = false;
         /* Linux refuses new entries in a removed directory (ENOENT): the retention thread or
          * another process may have pruned it since it was opened, and a cached descriptor
          * lives long. Resolve it afresh, creating it again, once. */
@@ -886,19 +1007,39 @@ enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *cl
         /* A directory at the destination is never replaced by a file. */
         bool dir = errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST;
         err = dir ? WM_ERR_EXISTS : err_from_errno(errno);
-        goto fail;
+        goto done;
     }
+    if (locked) unlock_dir(pfd);
+    locked = false;
     close(tmp->fd);
     tmp->fd = -1;
     tmp->name[0] = '\0';
     if (!t->sync) t->unsynced = true;
     sync_dir(t, pfd, clean_rel);
-    if (owned) close(pfd);
-    return WM_OK;
-fail:
+done:
+    if (locked) unlock_dir(pfd);
     if (owned) close_keep_errno(pfd);
-    tree_tmp_discard(t, tmp);
+    tree_tmp_discard(t, tmp); /* a no-op once committed */
+    if (outcome) *outcome = judged;
     return err;
+}
+
+enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel)
+{
+    return commit(t, tmp, clean_rel, NULL, NULL);
+}
+
+enum wm_err tree_tmp_commit_version(struct tree *t, struct tree_tmp *tmp, const char *clean_rel,
+                                    int64_t pubtime_ns, const struct wm_checksum *sum,
+                                    enum tree_outcome *outcome)
+{
+    if (outcome) *outcome = WM_TREE_STORED;
+    if (!t || !sum || !outcome) {
+        tree_tmp_discard(t, tmp);
+        return WM_ERR_INVAL;
+    }
+    struct version v = {.pubtime_ns = pubtime_ns, .sum = sum};
+    return commit(t, tmp, clean_rel, &v, outcome);
 }
 
 /* ---- lookups ---- */
@@ -930,6 +1071,17 @@ static bool computable(enum wm_sum method)
     return integrity_is_digest(method) || method == WM_SUM_MD5NAME;
 }
 
+/* The checksum by method of the open regular file fd (st: its stat), as tree_lookup tells it. */
+static enum wm_err sum_of_open(const char *clean_rel, int fd, const struct stat *st,
+                               enum wm_sum method, bool fresh, struct wm_checksum *held)
+{
+    if (!computable(method)) return load_sum(fd, held);
+    if (fresh || !worth_caching(method, st->st_size) || load_sum(fd, held) != WM_OK ||
+        held->method != method)
+        return compute_sum(clean_rel, fd, st, method, held);
+    return WM_OK;
+}
+
 enum wm_err tree_lookup(struct tree *t, const char *clean_rel, enum wm_sum method, bool fresh,
                         struct wm_checksum *held, struct tree_times *times)
 {
@@ -942,12 +1094,7 @@ enum wm_err tree_lookup(struct tree *t, const char *clean_rel, enum wm_sum metho
         times->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
         times->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
     }
-    if (!computable(method)) {
-        err = load_sum(fd, held);
-    } else if (fresh || !worth_caching(method, st.st_size) || load_sum(fd, held) != WM_OK ||
-               held->method != method) {
-        err = compute_sum(clean_rel, fd, &st, method, held);
-    }
+    err = sum_of_open(clean_rel, fd, &st, method, fresh, held);
     close(fd);
     return err;
 }

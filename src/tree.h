@@ -84,8 +84,32 @@ void tree_name_tmp_files(struct tree *t);
  * The destination directory stays open (up to 64 of them, each resolved afresh after a second
  * or when found removed), so the usual commit opens nothing: a directory moved by hand while
  * the peer runs may receive files for up to a second after the move. Commits, tree_sync and
- * tree_close must come from one thread at a time. */
+ * tree_close must come from one thread at a time.
+ * It replaces whatever version the file holds, without a lock: for tools and tests. The peer
+ * stores versions with tree_tmp_commit_version. */
 enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel);
+/* What tree_tmp_commit_version did with a version. */
+enum tree_outcome {
+    WM_TREE_STORED,     /* the version is in place (it replaced an older one, or nothing) */
+    WM_TREE_HELD_NEWER, /* refused: the file held has a later pubTime, or the same pubTime and
+                           another checksum (only a later pubTime replaces, as at admission) */
+    WM_TREE_HELD_SAME,  /* the same version (pubTime and checksum) is already there: another
+                           process on the tree stored it first. Not to be announced again. */
+};
+/* tree_tmp_commit for a version of a file: stores tmp at clean_rel unless the file held there is
+ * as new or newer, deciding under a lock that every process committing this way to the tree
+ * honours, so that whatever the order of the commits of two processes, the version with the
+ * latest pubTime ends in the tree and only the commits that stored something say so. pubtime_ns
+ * is the version's pubTime, which tmp must carry as its mtime already (tree_tmp_set_time); sum
+ * its checksum, compared only when the pubTimes are equal (the held file's by sum's method:
+ * from its xattr, or its bytes as tree_lookup reads them). A regular file held is judged by its
+ * mtime, whoever put it there; anything else in the way is dealt with as tree_tmp_commit does.
+ * Returns WM_OK with *outcome set; tmp is consumed in every case (committed, or discarded when
+ * refused or same). Errors as tree_tmp_commit's, and WM_ERR_IO when the held file cannot be
+ * read for its checksum. The lock is released on every path before returning. */
+enum wm_err tree_tmp_commit_version(struct tree *t, struct tree_tmp *tmp, const char *clean_rel,
+                                    int64_t pubtime_ns, const struct wm_checksum *sum,
+                                    enum tree_outcome *outcome);
 /* Sets the temporary file's modification time (nanoseconds since the epoch): the peer records
  * the pubTime of each version it stores there, so a later announcement can tell newer from
  * older. */

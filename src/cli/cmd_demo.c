@@ -174,6 +174,7 @@ static pid_t spawn(const char *path, char *const argv[], const char *log, const 
     if (pid != 0) return pid;
 
     setpgid(0, 0);
+    signal(SIGPIPE, SIG_DFL); /* ignored by wmesh (wmesh.c), not to be inherited through exec */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(127);
     int in = open("/dev/null", O_RDONLY);

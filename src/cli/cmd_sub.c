@@ -1,4 +1,5 @@
 /* cmd_sub.c: `wmesh sub`: print each announcement a broker delivers, decoded, with its lag. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ static const struct option_spec specs[] = {
 struct sub {
     struct loop *loop;
     long seen, count;
+    int write_errno; /* printing failed: EPIPE when the reader of a pipe has gone */
 };
 
 static const char *format_name(enum wm_format f)
@@ -53,7 +55,6 @@ static void print_announcement(const struct announce *a)
     if (a->size >= 0) printf(" size=%lld", (long long)a->size);
     if (a->content) printf(" inline=%zu", a->content_len);
     putchar('\n');
-    fflush(stdout);
 }
 
 static bool on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg *msg)
@@ -67,7 +68,12 @@ static bool on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
         announce_free(&a);
     } else {
         printf("undecodable message on %s: %s\n", msg->topic, why);
-        fflush(stdout);
+    }
+    /* SIGPIPE is ignored (wmesh.c): once the output is gone, as when `| head` has had enough,
+     * there is nobody left to print for. */
+    if (fflush(stdout) != 0) {
+        s->write_errno = errno;
+        loop_stop(s->loop);
     }
     if (s->count > 0 && ++s->seen >= s->count) loop_stop(s->loop);
     return true;
@@ -116,6 +122,10 @@ int cmd_sub(int argc, char **argv)
     loop_on_signal(s.loop, SIGINT, on_signal, s.loop);
     loop_on_signal(s.loop, SIGTERM, on_signal, s.loop);
     rc = loop_run(s.loop) == WM_OK ? 0 : 1;
+    if (s.write_errno && s.write_errno != EPIPE) {
+        fprintf(stderr, "wmesh sub: cannot print: %s\n", strerror(s.write_errno));
+        rc = 1;
+    }
 done:
     mqtt_link_free(&link);
     loop_free(&s.loop);

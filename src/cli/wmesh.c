@@ -1,6 +1,11 @@
-/* wmesh.c: the wmesh program: dispatches to a subcommand. */
+/* wmesh.c: the wmesh program: sets up what every command shares, then dispatches to it. */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -26,8 +31,26 @@ static void usage(void)
         fprintf(stderr, "  %-6s %s\n", commands[i].name, commands[i].what);
 }
 
+/* random() draws the jitter of retries and reconnections: unseeded, every process drew the same
+ * numbers, and peers that lost a broker together retried together, to the millisecond. */
+static void seed_random(void)
+{
+    unsigned seed;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        seed = (unsigned)now.tv_nsec ^ (unsigned)now.tv_sec ^ ((unsigned)getpid() << 16);
+    }
+    srandom(seed);
+}
+
 int main(int argc, char **argv)
 {
+    seed_random();
+    /* Socket writes say MSG_NOSIGNAL (TLS ones too, tls.c), but sendfile(2) cannot, nor can a
+     * write to a closed pipe: each fails with EPIPE, which the command reports, instead of
+     * killing it without a word (status 141). Children get the default back (cmd_demo.c). */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage();
         return argc < 2 ? 2 : 0;

@@ -1,6 +1,6 @@
 #!/bin/bash
 # 02-post-sub.sh: `wmesh post` publishes well-formed v03 and array messages on the right topics
-# with the right checksums; `wmesh sub` and mosquitto_sub both see them.
+# with the right checksums; `wmesh sub` and mosquitto_sub both see them; `wmesh sub | head` ends.
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
@@ -104,3 +104,21 @@ sub_saw_all() {
 }
 wait_until 10 sub_saw_all || fail "wmesh sub did not print each announcement once: $(cat "$T/sub.out")"
 grep -F "$(head -n 1 "$T/v03.list")" "$T/sub.out" | grep -qi lag || fail "wmesh sub prints no lag"
+
+# wmesh ignores SIGPIPE, so that no write kills it without a word: wmesh sub still ends, quietly
+# and with status 0, once the reader of its output has gone, as `| head` expects.
+(
+    rc=0
+    "$WMESH" sub --broker "$(broker_url B guest)" 2>>"$T/subhead.log" || rc=$?
+    echo "$rc" >"$T/subhead.rc"
+) | head -n 1 >"$T/head.out" &
+track "$!"
+sub_head_ended() {
+    pub B xpublic/v03/post/probe "$(v03_msg "$base" probe/probe.txt md5 1B2M2Y8AsgTpgAmY7PhCfg==)"
+    [ -s "$T/subhead.rc" ]
+}
+wait_until 15 sub_head_ended || fail "wmesh sub | head -n 1 did not end: $(cat "$T/head.out")"
+[ "$(cat "$T/subhead.rc")" -eq 0 ] || fail "wmesh sub | head -n 1: status $(cat "$T/subhead.rc")"
+! grep -v ' info ' "$T/subhead.log" || fail "wmesh sub | head -n 1 complained (above)"
+grep -q probe.txt "$T/head.out" || fail "wmesh sub | head -n 1 printed $(cat "$T/head.out")"
+note "wmesh sub | head -n 1: one line, then wmesh sub ended with status 0"

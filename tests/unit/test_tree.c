@@ -1,5 +1,6 @@
-/* test_tree.c: relPath cleaning, temporary files, commits, xattr checksums and the refusal of
- * symlinks, dot-files and temporary files, with openat2 and with the component walk. */
+/* test_tree.c: relPath cleaning, temporary files, commits (of versions too, by two processes at
+ * once), xattr checksums and the refusal of symlinks, dot-files and temporary files, with
+ * openat2 and with the component walk. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,7 @@
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -762,6 +764,414 @@ static void test_version_time(struct tree *t)
     ASSERT_EQ_INT(tree_tmp_set_sum(NULL, &sum, 2), WM_ERR_INVAL);
 }
 
+/* ---- commits of versions ---- */
+
+/* Commits len bytes at rel as the version of pubTime when (ns), its SHA-512 labelled as the
+ * peer labels it; *outcome gets what happened. */
+static enum wm_err put_version(struct tree *t, const char *rel, const char *bytes, size_t len,
+                               int64_t when, enum tree_outcome *outcome)
+{
+    struct tree_tmp tmp;
+    struct wm_checksum sum;
+    const char *slash = strrchr(rel, '/');
+    enum wm_err err = integrity_of_buffer(WM_SUM_SHA512, slash ? slash + 1 : rel, bytes, len, &sum);
+    if (err == WM_OK) err = tree_tmp_create(t, &tmp);
+    if (err != WM_OK) return err;
+    if (write(tmp.fd, bytes, len) != (ssize_t)len || tree_tmp_set_time(&tmp, when) != WM_OK ||
+        tree_tmp_set_sum(&tmp, &sum, (int64_t)len) != WM_OK) {
+        tree_tmp_discard(t, &tmp);
+        return WM_ERR_IO;
+    }
+    return tree_tmp_commit_version(t, &tmp, rel, when, &sum, outcome);
+}
+
+static enum wm_err put_text_version(struct tree *t, const char *rel, const char *text, int64_t when,
+                                    enum tree_outcome *outcome)
+{
+    return put_version(t, rel, text, strlen(text), when, outcome);
+}
+
+/* True when the directory dir of the tree can be locked at once: no commit left it locked. A
+ * descriptor of our own is an open file description of our own, which flock(2) tells apart from
+ * the tree's even within one process. */
+static bool unlocked(const char *dir)
+{
+    char path[PATH_MAX];
+    join(path, sizeof path, root, dir);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool free_now = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    close(fd); /* releases it */
+    return free_now;
+}
+
+/* The stored file's bytes and mtime. */
+static void assert_holds(const char *rel, const char *text, int64_t when)
+{
+    char path[PATH_MAX], got[4 * WM_TREE_SUM_CACHE_MIN];
+    join(path, sizeof path, root, rel);
+    ASSERT_EQ_INT(read_path(path, got, sizeof got), strlen(text));
+    ASSERT_TRUE(strcmp(got, text) == 0); /* not ASSERT_EQ_STR: kilobytes each */
+    struct stat st;
+    ASSERT_EQ_INT(stat(path, &st), 0);
+    ASSERT_EQ_INT((int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec, when);
+}
+
+/* The three outcomes, for small files (checksum from the bytes), big ones (from the xattr) and
+ * opaque checksums, and the lock free after each commit, the failed ones included. */
+static void test_commit_version_outcomes(struct tree *t)
+{
+    const int64_t when = 1548000000123456789;
+    enum tree_outcome out = WM_TREE_HELD_SAME;
+    char path[PATH_MAX];
+
+    ASSERT_EQ_INT(put_text_version(t, "ver/a", "v2", when, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_STORED);
+    assert_holds("ver/a", "v2", when);
+    ASSERT_TRUE(unlocked("ver"));
+    /* An older version is refused; so is another one of the same pubTime. */
+    ASSERT_EQ_INT(put_text_version(t, "ver/a", "v1", when - 1, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_HELD_NEWER);
+    ASSERT_EQ_INT(put_text_version(t, "ver/a", "v2 again, other bytes", when, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_HELD_NEWER);
+    assert_holds("ver/a", "v2", when);
+    ASSERT_TRUE(unlocked("ver"));
+    /* The same version: stored by someone else first. */
+    ASSERT_EQ_INT(put_text_version(t, "ver/a", "v2", when, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_HELD_SAME);
+    ASSERT_TRUE(unlocked("ver"));
+    /* A later pubTime replaces, even with the same bytes. */
+    ASSERT_EQ_INT(put_text_version(t, "ver/a", "v3", when + 1, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_STORED);
+    assert_holds("ver/a", "v3", when + 1);
+    ASSERT_EQ_INT(put_text_version(t, "ver/a", "v3", when + 2, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_STORED);
+    assert_holds("ver/a", "v3", when + 2);
+    assert_tmpdir_empty();
+
+    /* Over WM_TREE_SUM_CACHE_MIN the held checksum comes from the xattr. */
+    char big1[3 * WM_TREE_SUM_CACHE_MIN + 1], big2[3 * WM_TREE_SUM_CACHE_MIN + 1];
+    memcpy(big1, big_text(3 * WM_TREE_SUM_CACHE_MIN, 1), sizeof big1);
+    memcpy(big2, big_text(3 * WM_TREE_SUM_CACHE_MIN, 2), sizeof big2);
+    ASSERT_EQ_INT(put_text_version(t, "ver/big", big1, when, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_STORED);
+    ASSERT_EQ_INT(put_text_version(t, "ver/big", big1, when, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_HELD_SAME);
+    ASSERT_EQ_INT(put_text_version(t, "ver/big", big2, when, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_HELD_NEWER);
+    ASSERT_EQ_INT(put_text_version(t, "ver/big", big2, when - 5, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_HELD_NEWER);
+    assert_holds("ver/big", big1, when);
+    ASSERT_TRUE(unlocked("ver"));
+
+    /* An opaque checksum is told from the xattr only; without one, holding the name at that
+     * pubTime counts as the same version, as at admission. */
+    struct wm_checksum tag = {.method = WM_SUM_ARBITRARY, .len = 3, .value = "tag"};
+    struct wm_checksum other = {.method = WM_SUM_ARBITRARY, .len = 3, .value = "gat"};
+    struct tree_tmp tmp;
+    ASSERT_EQ_INT(tree_tmp_create(t, &tmp), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_set_time(&tmp, when), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_set_sum(&tmp, &tag, 0), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_commit_version(t, &tmp, "ver/tagged", when, &tag, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_STORED);
+    ASSERT_EQ_INT(tree_tmp_create(t, &tmp), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_set_time(&tmp, when), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_commit_version(t, &tmp, "ver/tagged", when, &tag, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_HELD_SAME);
+    ASSERT_EQ_INT(tree_tmp_create(t, &tmp), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_set_time(&tmp, when), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_commit_version(t, &tmp, "ver/tagged", when, &other, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_HELD_NEWER);
+    join(path, sizeof path, root, "ver/tagged");
+    ASSERT_EQ_INT(lremovexattr(path, WM_XATTR_SUM), 0);
+    ASSERT_EQ_INT(tree_tmp_create(t, &tmp), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_set_time(&tmp, when), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_commit_version(t, &tmp, "ver/tagged", when, &other, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_HELD_SAME);
+
+    /* A file put there by other means is judged by its mtime all the same. */
+    join(path, sizeof path, root, "ver/by-hand");
+    ASSERT_EQ_INT(write_path(path, "by hand"), 0);
+    struct timespec times[2] = {{.tv_sec = 1548000010}, {.tv_sec = 1548000010}};
+    ASSERT_EQ_INT(utimensat(AT_FDCWD, path, times, 0), 0);
+    ASSERT_EQ_INT(put_text_version(t, "ver/by-hand", "older", when, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_HELD_NEWER);
+    ASSERT_EQ_INT(put_text_version(t, "ver/by-hand", "newer", 1548000011000000000, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_STORED);
+
+    /* Failures under the lock and before it leave it free, and the tmp directory empty. */
+    join(path, sizeof path, root, "ver/adir");
+    ASSERT_EQ_INT(mkdir(path, 0755), 0);
+    ASSERT_EQ_INT(put_text_version(t, "ver/adir", "x", when, &out), WM_ERR_EXISTS);
+    ASSERT_TRUE(unlocked("ver"));
+    ASSERT_EQ_INT(put_text_version(t, "ver/adir/../x", "x", when, &out), WM_ERR_UNSAFE);
+    ASSERT_EQ_INT(put_text_version(t, "ver/a/x", "x", when, &out), WM_ERR_EXISTS);
+    ASSERT_TRUE(unlocked("ver"));
+    /* A symlink at the destination is replaced, never followed, as by tree_tmp_commit. */
+    char target[PATH_MAX];
+    join(target, sizeof target, outside, "victim");
+    join(path, sizeof path, root, "ver/link");
+    ASSERT_EQ_INT(symlink(target, path), 0);
+    ASSERT_EQ_INT(put_text_version(t, "ver/link", "mine", when, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_STORED);
+    ASSERT_EQ_INT(count_entries(outside), 0);
+    /* A directory pruned while its descriptor was kept: resolved again, locked again. */
+    ASSERT_EQ_INT(put_text_version(t, "ver/pruned/f1", "one", when, &out), WM_OK);
+    join(path, sizeof path, root, "ver/pruned/f1");
+    ASSERT_EQ_INT(unlink(path), 0);
+    join(path, sizeof path, root, "ver/pruned");
+    ASSERT_EQ_INT(rmdir(path), 0);
+    ASSERT_EQ_INT(put_text_version(t, "ver/pruned/f2", "two", when, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_STORED);
+    assert_holds("ver/pruned/f2", "two", when);
+    ASSERT_TRUE(unlocked("ver/pruned"));
+    /* A top-level name locks the root. */
+    ASSERT_EQ_INT(put_text_version(t, "vtop", "top", when, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_STORED);
+    ASSERT_EQ_INT(put_text_version(t, "vtop", "older", when - 1, &out), WM_OK);
+    ASSERT_EQ_INT(out, WM_TREE_HELD_NEWER);
+    ASSERT_TRUE(unlocked("."));
+    /* Missing arguments: refused, and the temporary file does not linger. */
+    ASSERT_EQ_INT(tree_tmp_create(t, &tmp), WM_OK);
+    ASSERT_EQ_INT(tree_tmp_commit_version(t, &tmp, "ver/x", when, NULL, &out), WM_ERR_INVAL);
+    ASSERT_EQ_INT(tmp.fd, -1);
+    ASSERT_EQ_INT(tree_tmp_commit_version(NULL, &tmp, "ver/x", when, &tag, &out), WM_ERR_INVAL);
+    assert_tmpdir_empty();
+    ASSERT_TRUE(unlocked("ver"));
+}
+
+/* For the rest of the process: the system calls nrs (n of them, up to 8) fail with err. */
+static int fail_syscalls(const long *nrs, size_t n, int err)
+{
+    struct sock_filter filter[2 + 2 * 8];
+    size_t k = 0;
+    if (n > 8) return -1;
+    filter[k++] =
+        (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    for (size_t i = 0; i < n; i++) {
+        filter[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (__u32)nrs[i], 0, 1);
+        filter[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (__u32)err);
+    }
+    filter[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    struct sock_fprog prog = {.len = (unsigned short)k, .filter = filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/* A commit whose system calls nrs fail with EIO under the lock, in a child process of its own
+ * (the filter stays with it), which keeps its tree, and so its descriptor of the directory, open
+ * while we check that the directory is not left locked. held_text/held_when: the version held,
+ * text/when: the one committed. Returns the commit's error. */
+static enum wm_err commit_with_failing(const long *nrs, size_t n, const char *held_text,
+                                       int64_t held_when, const char *text, int64_t when)
+{
+    int to_child[2], from_child[2];
+    if (pipe(to_child) < 0 || pipe(from_child) < 0) return WM_ERR_LIB;
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct tree *c = tree_attach(root);
+        enum tree_outcome out;
+        int result = -1;
+        /* The first commit opens (and keeps) the directory; the second is the one that fails. */
+        if (c && put_text_version(c, "faults/f", held_text, held_when, &out) == WM_OK) {
+            struct tree_tmp tmp;
+            struct wm_checksum sum;
+            size_t len = strlen(text);
+            if (integrity_of_buffer(WM_SUM_SHA512, "f", text, len, &sum) == WM_OK &&
+                tree_tmp_create(c, &tmp) == WM_OK && write(tmp.fd, text, len) == (ssize_t)len &&
+                tree_tmp_set_time(&tmp, when) == WM_OK && fail_syscalls(nrs, n, EIO) == 0)
+                result = (int)tree_tmp_commit_version(c, &tmp, "faults/f", when, &sum, &out);
+        }
+        char go;
+        ssize_t w = write(from_child[1], &result, sizeof result);
+        ssize_t r = read(to_child[0], &go, 1);
+        _exit(w == (ssize_t)sizeof result && r >= 0 ? 0 : 1);
+    }
+    int result = -1;
+    if (pid > 0) {
+        ASSERT_EQ_INT(read(from_child[0], &result, sizeof result), sizeof result);
+        ASSERT_TRUE(unlocked("faults"));
+        ASSERT_EQ_INT(write(to_child[1], "x", 1), 1);
+        int status = 0;
+        ASSERT_EQ_INT(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    close(to_child[0]);
+    close(to_child[1]);
+    close(from_child[0]);
+    close(from_child[1]);
+    return (enum wm_err)result;
+}
+
+/* Each system call a commit makes while it holds the lock fails in turn: the lock is let go. */
+static void test_commit_version_lock_on_errors(void)
+{
+    const int64_t when = 1548000000000000000;
+    /* Reading the state of the file held. */
+    long stat_calls[] = {
+#ifdef SYS_newfstatat
+        SYS_newfstatat,
+#endif
+#ifdef SYS_fstatat64
+        SYS_fstatat64,
+#endif
+        SYS_statx,
+    };
+    ASSERT_EQ_INT(commit_with_failing(stat_calls, sizeof stat_calls / sizeof stat_calls[0], "v1",
+                                      when, "v2", when + 1),
+                  WM_ERR_IO);
+    /* Opening the file held for its checksum (the same pubTime). */
+    long open_calls[] = {SYS_openat};
+    ASSERT_EQ_INT(commit_with_failing(open_calls, 1, "v1", when, "v1", when), WM_ERR_IO);
+    /* Linking or renaming into place. */
+    long place_calls[] = {SYS_linkat,
+#ifdef SYS_renameat
+                          SYS_renameat,
+#endif
+                          SYS_renameat2};
+    ASSERT_EQ_INT(commit_with_failing(place_calls, sizeof place_calls / sizeof place_calls[0], "v1",
+                                      when, "v2", when + 1),
+                  WM_ERR_IO);
+    assert_holds("faults/f", "v1", when);
+}
+
+#define RACE_FILES 2
+#define RACE_VERSIONS 100
+#define RACE_WINDOW (4 * RACE_FILES)
+#define RACE_BASE_NS 1548000000000000000LL
+
+/* Each run races on files of its own. */
+static int race_run;
+
+static void race_rel(int file, char *rel, size_t len)
+{
+    snprintf(rel, len, "race%d/d%d/f%d", race_run, file % 2, file);
+}
+
+/* Version v of a file: odd files over WM_TREE_SUM_CACHE_MIN, so that equal pubTimes are told
+ * from the xattr for them and from the bytes for the others. */
+static size_t race_bytes(int file, int v, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "file %d version %d\n", file, v);
+    size_t len = (size_t)n;
+    if (file % 2) {
+        len = 2 * WM_TREE_SUM_CACHE_MIN;
+        for (size_t i = (size_t)n; i < len; i++)
+            out[i] = (char)('a' + (file + v + (int)i) % 26);
+    }
+    out[len] = '\0';
+    return len;
+}
+
+/* One racer: commits every version of every file in an order of its own, and says what each
+ * commit did ('s'tored, 'n'ewer held, 'd'uplicate) in order, as {file, version, outcome}. Few
+ * files and many versions: the two racers are mostly at the same file at the same time. */
+static void race_child(int named, int start_fd, int report_fd)
+{
+    struct tree *c = tree_attach(root);
+    if (!c) _exit(2);
+    tree_set_sync(c, false);
+    if (named) tree_name_tmp_files(c);
+    int order[RACE_FILES * RACE_VERSIONS];
+    for (int i = 0; i < RACE_FILES * RACE_VERSIONS; i++)
+        order[i] = i;
+    /* Oldest first, shuffled within windows of a few versions: some commits come too late,
+     * and most find the other racer about to commit a neighbouring version. */
+    srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+    for (int i = 0; i < RACE_FILES * RACE_VERSIONS; i++) {
+        int room = RACE_FILES * RACE_VERSIONS - i;
+        int k = i + (int)(random() % (room < RACE_WINDOW ? room : RACE_WINDOW));
+        int x = order[i];
+        order[i] = order[k];
+        order[k] = x;
+    }
+    char go;
+    if (read(start_fd, &go, 1) != 1) _exit(2);
+    char rel[64], bytes[2 * WM_TREE_SUM_CACHE_MIN + 1];
+    for (int i = 0; i < RACE_FILES * RACE_VERSIONS; i++) {
+        int file = order[i] % RACE_FILES, v = order[i] / RACE_FILES;
+        race_rel(file, rel, sizeof rel);
+        size_t len = race_bytes(file, v, bytes, sizeof bytes);
+        enum tree_outcome out;
+        if (put_version(c, rel, bytes, len, RACE_BASE_NS + v, &out) != WM_OK) _exit(3);
+        int line[3] = {file, v, out == WM_TREE_STORED ? 's' : out == WM_TREE_HELD_SAME ? 'd' : 'n'};
+        if (write(report_fd, line, sizeof line) != (ssize_t)sizeof line) _exit(4);
+    }
+    tree_close(&c);
+    _exit(0);
+}
+
+/* Two processes commit every version of the same files, each in a random order of its own,
+ * one with named temporary files, one with unnamed ones: the newest version ends in place
+ * everywhere, each version is stored at most once, by one of them, and neither ever stores a
+ * version older than one it committed before (the tree's version never goes back). */
+static void test_commit_version_race(void)
+{
+    int start[2], reports[2][2];
+    pid_t pids[2];
+    race_run++;
+    ASSERT_EQ_INT(pipe(start), 0);
+    for (int p = 0; p < 2; p++) {
+        ASSERT_EQ_INT(pipe(reports[p]), 0);
+        pids[p] = fork();
+        if (pids[p] == 0) {
+            close(start[1]);
+            close(reports[p][0]);
+            race_child(p, start[0], reports[p][1]);
+        }
+        close(reports[p][1]);
+    }
+    close(start[0]);
+    ASSERT_EQ_INT(write(start[1], "gg", 2), 2); /* both at once */
+    close(start[1]);
+    int stored[RACE_FILES][RACE_VERSIONS] = {{0}}, same[RACE_FILES] = {0};
+    int backwards = 0, records = 0;
+    for (int p = 0; p < 2; p++) {
+        int highest[RACE_FILES];
+        for (int f = 0; f < RACE_FILES; f++)
+            highest[f] = -1;
+        int line[3];
+        while (read(reports[p][0], line, sizeof line) == (ssize_t)sizeof line) {
+            int f = line[0], v = line[1];
+            records++;
+            if (f < 0 || f >= RACE_FILES || v < 0 || v >= RACE_VERSIONS) continue;
+            if (line[2] == 's') {
+                stored[f][v]++;
+                if (v < highest[f]) backwards++;
+            }
+            if (line[2] == 'd' && v == RACE_VERSIONS - 1) same[f]++;
+            if (v > highest[f]) highest[f] = v;
+        }
+        close(reports[p][0]);
+        int status = 0;
+        ASSERT_EQ_INT(waitpid(pids[p], &status, 0), pids[p]);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    ASSERT_EQ_INT(records, 2 * RACE_FILES * RACE_VERSIONS);
+    ASSERT_EQ_INT(backwards, 0);
+    int twice = 0, stores = 0;
+    for (int f = 0; f < RACE_FILES; f++) {
+        char rel[64], bytes[2 * WM_TREE_SUM_CACHE_MIN + 1];
+        race_rel(f, rel, sizeof rel);
+        race_bytes(f, RACE_VERSIONS - 1, bytes, sizeof bytes);
+        assert_holds(rel, bytes, RACE_BASE_NS + RACE_VERSIONS - 1);
+        ASSERT_EQ_INT(stored[f][RACE_VERSIONS - 1], 1);
+        ASSERT_EQ_INT(same[f], 1); /* the other process found it there */
+        for (int v = 0; v < RACE_VERSIONS; v++) {
+            if (stored[f][v] > 1) twice++;
+            stores += stored[f][v];
+        }
+    }
+    ASSERT_EQ_INT(twice, 0);
+    fprintf(stderr, "race: %d commits by 2 processes, %d of them stored\n", records, stores);
+    assert_tmpdir_empty();
+    char dir[32];
+    for (int d = 0; d < 2; d++) {
+        snprintf(dir, sizeof dir, "race%d/d%d", race_run, d);
+        ASSERT_TRUE(unlocked(dir));
+    }
+}
+
 /* Paths walked component by component, and unnamed temporary files linked through
  * /proc/self/fd: what older kernels, or a peer without privileges, get. */
 static void test_without_openat2_and_flink(struct tree *t)
@@ -871,6 +1281,9 @@ int main(void)
         test_lookup_and_open_refusals(t);
         test_checksum(t);
         test_version_time(t);
+        test_commit_version_outcomes(t);
+        test_commit_version_lock_on_errors();
+        test_commit_version_race();
         test_dir_cache_pruned(t);
         test_dir_cache_expires(t);
         test_tmp_names_across_processes();
@@ -886,6 +1299,7 @@ int main(void)
         tree_name_tmp_files(t);
         test_tmp_files_distinct(t, true);
         test_commit_replaces(t);
+        test_commit_version_race();
         test_spares(t);
         tree_close(&t);
     }
