@@ -652,6 +652,7 @@ static void schedule_reconnect(struct mqtt_link *l)
     int64_t base = l->backoff_ms ? l->backoff_ms : BACKOFF_MIN_MS;
     int64_t jitter = base / 4 ? (int64_t)(random() % (base / 2 + 1)) - base / 4 : 0;
     loop_timer_start(l->loop, &l->reconnect_timer, base + jitter, start_connect, l);
+    log_debug("broker %s: next attempt in %lld ms", l->label, (long long)(base + jitter));
     l->backoff_ms = base * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : base * 2;
 }
 

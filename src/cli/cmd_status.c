@@ -79,6 +79,8 @@ static void print_counters(const char *before, const char *now, double seconds)
         {"wmesh_download_errors_total", "download errors"},
         {"wmesh_integrity_failures_total", "integrity failures"},
         {"wmesh_retries_total", "retries"},
+        {"wmesh_outbox_refusals_total", "refused by post broker"},
+        {"wmesh_outbox_set_aside_total", "set aside"},
     };
     printf("\n%-24s %12s %10s\n", "", "total", "per s");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -103,7 +105,9 @@ static void print_lag(const char *now)
            value_of(now, "wmesh_queue_depth", NULL), value_of(now, "wmesh_journal_live", NULL),
            count > 0 ? sum / count : 0.0, value_of(now, "wmesh_lag_max_seconds", NULL));
     if (last > 0) printf("; last message %.1f s ago", (double)time(NULL) - last);
-    printf("\n");
+    printf("\noutbox %.0f announcements, %.0f bytes not yet acknowledged%s\n",
+           value_of(now, "wmesh_outbox_entries", NULL), value_of(now, "wmesh_outbox_bytes", NULL),
+           value_of(now, "wmesh_outbox_full", NULL) > 0 ? " (full: upstreams paused)" : "");
 }
 
 int cmd_status(int argc, char **argv)

@@ -12,6 +12,8 @@ grep -Eq '^guest@127\.0\.0\.1:[0-9]+ +connected +20$' "$T/status.out" ||
     fail "no connected upstream with 20 messages received"
 grep -Eq '^downloaded +20 ' "$T/status.out" || fail "no downloaded count of 20"
 grep -q 'lag mean' "$T/status.out" || fail "no lag line"
+grep -Eq '^outbox 0 announcements, 0 bytes not yet acknowledged$' "$T/status.out" ||
+    fail "no outbox line, or not an empty outbox"
 
 port=$(free_port)
 if "$WMESH" status "http://127.0.0.1:$port" >"$T/none.out" 2>&1; then

@@ -238,6 +238,29 @@ part_b() {
 }
 
 # --- c: a topic NATS refuses ('.' or ' ' in a level) ------------------------------------------
+# wmesh post meets the same refusal: the message NATS closes the connection on is refused in one
+# line, the files around it are delivered, and the command ends (status 1) rather than
+# reconnecting with the same message first, again and again.
+post_to_nats() {
+    local dir=$T/postc rc=0 started=$SECONDS f
+    mkdir -p "$dir/c/post-ok" "$dir/c/post.bad"
+    for f in 1 2 3; do echo "ok $f" >"$dir/c/post-ok/f$f"; done
+    echo bad >"$dir/c/post.bad/f"
+    timeout 60 "$WMESH" post --post-broker "$(broker_url homeC owner)" \
+        --post-base-url http://127.0.0.1:9/data --dir "$dir" "$dir/c/post-ok/f1" \
+        "$dir/c/post.bad/f" "$dir/c/post-ok/f2" "$dir/c/post-ok/f3" 2>"$T/postc.log" || rc=$?
+    [ "$rc" -eq 1 ] || fail "wmesh post to NATS ended with status $rc, expected 1"
+    [ "$(grep -c 'refused the announcement on' "$T/postc.log")" -eq 1 ] &&
+        grep -q 'refused the announcement on xpublic/v03/post/c/post.bad' "$T/postc.log" ||
+        fail "wmesh post did not say, once, that NATS refused c/post.bad/f"
+    for f in 1 2 3; do
+        wait_until 10 grep -q "c/post-ok/f$f" "$T/obsC.msgs" ||
+            fail "obsC never saw c/post-ok/f$f from wmesh post"
+    done
+    note "c: wmesh post found the message NATS refuses and delivered the others in" \
+        "$((SECONDS - started)) s, $(grep -c 'disconnected' "$T/postc.log" || true) disconnections"
+}
+
 part_c() {
     start_nats homeC
     start_observer obsC homeC
@@ -260,6 +283,7 @@ part_c() {
     wait_until 30 metric_is Pc wmesh_outbox_entries 0 || fail "Pc's outbox is not empty"
     metric_is Pc wmesh_journal_live 0 || fail "Pc's journal holds entries"
     alive Pc
+    post_to_nats
     note "c: $bad announcements on topics NATS refuses set aside after" \
         "$(grep -c "characters ' ' and '.' not supported" "$T/homeC.log" || true) refusals;" \
         "$GOOD delivered; Pc logged $(grep -c 'disconnected' "$T/Pc.log" || true) disconnections"
