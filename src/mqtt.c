@@ -40,6 +40,7 @@ struct outmsg {
     uint64_t seq; /* the link's own count: tells a message from a later one at the same address */
     uint16_t packet_id; /* 0 until first sent; kept when sent again (MQTT-4.4.0-1) */
     bool sent_before;   /* sent on an earlier connection: DUP when resent */
+    bool alone;         /* sent only when nothing else is in flight (mqtt_publish_alone) */
     size_t len;
     char *topic; /* topic and payload share one allocation after the struct */
     unsigned char *payload;
@@ -290,9 +291,11 @@ static void unlink_msg(struct mqtt_link *l, struct outmsg *m)
 }
 
 /* Tells the caller how m ended (why NULL: acknowledged with success) and frees it. */
-static void finish_msg(struct mqtt_link *l, struct outmsg *m, uint8_t reason, const char *why)
+static void finish_msg(struct mqtt_link *l, struct outmsg *m, uint8_t reason, const char *why,
+                       bool closed)
 {
     struct mqtt_published p = {.tag = m->tag,
+                               .closed = closed,
                                .reason = why ? reason : 0,
                                .why = why,
                                .topic = m->topic,
@@ -309,16 +312,18 @@ static void refuse_too_big(struct mqtt_link *l, struct outmsg *m, size_t size)
     snprintf(why, sizeof why, "packet too large: %zu bytes, the broker's maximum is %u", size,
              (unsigned)l->max_packet);
     unlink_msg(l, m);
-    finish_msg(l, m, 0x95, why);
+    finish_msg(l, m, 0x95, why, false);
 }
 
 /* Moves queued publishes into the write buffer while the broker's window allows. */
 static void send_publishes(struct mqtt_link *l)
 {
     size_t budget = SEND_BUDGET;
-    int quota = l->probing ? 1 : l->send_quota;
+    bool one = l->probing || (l->inflight == 1 && l->head->alone);
+    int quota = one ? 1 : l->send_quota;
     while (l->unsent && l->inflight < quota && budget > 0) {
         struct outmsg *m = l->unsent;
+        if (m->alone && l->inflight > 0) break; /* it waits for the window to empty */
         bool fresh_id = m->packet_id == 0;
         if (fresh_id) m->packet_id = pid_take(l);
         struct mqtt_publish pub = {.topic = m->topic,
@@ -352,6 +357,7 @@ static void send_publishes(struct mqtt_link *l)
         l->inflight++;
         budget = m->len > budget ? 0 : budget - m->len;
         l->unsent = m->next;
+        if (m->alone) quota = 1; /* and nothing goes with it */
     }
 }
 
@@ -371,31 +377,32 @@ static void acknowledged(struct mqtt_link *l, uint16_t packet_id, uint8_t reason
     unlink_msg(l, m);
     l->probing = false; /* the one probed has its answer */
     if (reason < 0x80) {
-        finish_msg(l, m, 0, NULL);
+        finish_msg(l, m, 0, NULL, false);
         return;
     }
     char why[300];
     snprintf(why, sizeof why, "%s%s%.*s", mqtt_wire_reason_text(reason),
              p->reason_string ? ": " : "", (int)(p->reason_string ? p->reason_string_len : 0),
              p->reason_string ? p->reason_string : "");
-    finish_msg(l, m, reason, why);
+    finish_msg(l, m, reason, why, false);
 }
 
 /* The broker ended the connection, maybe because of a message (blame: the DISCONNECT's
- * reason, 0x80 for a close without one). A message alone in flight while probing is refused;
- * the same oldest message in flight at two such closes in a row starts probing. */
+ * reason, 0x80 for a close without one). A message alone in flight while probing, or sent
+ * alone, is refused; the same oldest message in flight at two such closes in a row starts
+ * probing. */
 static void blame_messages(struct mqtt_link *l, uint8_t blame, const char *how)
 {
     struct outmsg *oldest = l->head;
     if (!oldest || oldest == l->unsent) return; /* nothing in flight: nothing to blame */
-    if (l->probing && l->inflight == 1) {
+    if ((l->probing || oldest->alone) && l->inflight == 1) {
         char why[200];
         snprintf(why, sizeof why, "the broker closed the connection on this message (%s)",
                  how ? how : mqtt_wire_reason_text(blame));
         l->probing = false;
         l->stuck_seq = 0;
         unlink_msg(l, oldest);
-        finish_msg(l, oldest, blame, why);
+        finish_msg(l, oldest, blame, why, true);
         return;
     }
     if (oldest->seq == l->stuck_seq) {
@@ -1064,8 +1071,8 @@ void mqtt_link_free(struct mqtt_link **lp)
     *lp = NULL;
 }
 
-enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
-                         uint64_t tag)
+static enum wm_err enqueue(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
+                           uint64_t tag, bool alone)
 {
     if (!l || !topic || !topic[0] || strpbrk(topic, "+#") || (len && !payload)) return WM_ERR_INVAL;
     size_t tlen = strlen(topic);
@@ -1079,7 +1086,7 @@ enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *pay
     if (e != WM_OK) return e;
     struct outmsg *m = malloc(sizeof *m + tlen + 1 + len);
     if (!m) return WM_ERR_NOMEM;
-    *m = (struct outmsg){.len = len};
+    *m = (struct outmsg){.len = len, .alone = alone};
     m->topic = (char *)(m + 1);
     memcpy(m->topic, topic, tlen + 1);
     m->payload = (unsigned char *)m->topic + tlen + 1;
@@ -1094,6 +1101,18 @@ enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *pay
     if (!l->unsent) l->unsent = m;
     l->pending++;
     return WM_OK; /* it leaves in the write hook, or after the next CONNACK */
+}
+
+enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
+                         uint64_t tag)
+{
+    return enqueue(l, topic, payload, len, tag, false);
+}
+
+enum wm_err mqtt_publish_alone(struct mqtt_link *l, const char *topic, const void *payload,
+                               size_t len, uint64_t tag)
+{
+    return enqueue(l, topic, payload, len, tag, true);
 }
 
 void mqtt_flush(struct mqtt_link *l)

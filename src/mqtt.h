@@ -34,6 +34,7 @@ struct mqtt_published {
      * broker's Maximum Packet Size, which is never sent; 0x80 when the broker closed the
      * connection on the message without saying why (MQTT 3.1.1 brokers, NATS). */
     uint8_t reason;
+    bool closed;     /* refused because the broker closed the connection on it */
     const char *why; /* NULL on success; else one line for the log: the reason and the
                       * broker's text */
     const char *topic;
@@ -95,6 +96,11 @@ void mqtt_link_free(struct mqtt_link **link);
  * unrelated to messages for (shutting down, session taken over, ...) blame nothing. */
 enum wm_err mqtt_publish(struct mqtt_link *link, const char *topic, const void *payload, size_t len,
                          uint64_t tag);
+/* mqtt_publish for a message the broker closed the connection on before: it is sent only when
+ * nothing else is in flight, and nothing else while it is, so that should the broker close the
+ * connection again, it is refused at once, and nothing else is resent. */
+enum wm_err mqtt_publish_alone(struct mqtt_link *link, const char *topic, const void *payload,
+                               size_t len, uint64_t tag);
 
 /* Writes what is queued now rather than in the link's pre-wait hook (for publishes queued by a
  * later hook in the same turn). Honours gating. */

@@ -26,6 +26,7 @@ struct retry {
     int64_t due_ms;
     uint64_t id;
     int attempts; /* refusals so far */
+    bool alone;   /* the broker closed the connection on it: sent alone next time */
     char *topic;  /* topic and message share one allocation after the struct */
     char *message;
     size_t len;
@@ -143,7 +144,8 @@ static bool retry_now(struct outbox *o, struct retry *r)
     if (r->attempts > o->retries) /* setting it aside failed before */
         return set_aside(o, r->id, r->topic, r->message, r->len, r->attempts, r->why);
     uint64_t tag = r->id | (uint64_t)r->attempts << ID_BITS;
-    enum wm_err e = mqtt_publish(o->link, r->topic, r->message, r->len, tag);
+    enum wm_err e = r->alone ? mqtt_publish_alone(o->link, r->topic, r->message, r->len, tag)
+                             : mqtt_publish(o->link, r->topic, r->message, r->len, tag);
     if (e == WM_OK) return true;
     log_error("cannot queue the announcement on %s again (%s): tried again in 1 s", r->topic,
               wm_strerror(e));
@@ -192,6 +194,7 @@ static void refused(struct outbox *o, const struct mqtt_published *p)
     *r = (struct retry){.due_ms = loop_now_ms(o->loop) + delay,
                         .id = id,
                         .attempts = attempts,
+                        .alone = p->closed,
                         .len = p->len,
                         .why = why};
     r->topic = (char *)(r + 1);

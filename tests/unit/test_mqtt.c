@@ -746,6 +746,50 @@ static void test_close_on_message(void)
     client_end(&c);
 }
 
+/* m2, published alone (a message the broker closed the connection on before), waits until m1
+ * is acknowledged and holds m3 back while in flight; the close that follows it refuses it at
+ * once, and m3 goes on the next connection. */
+static void script_alone(struct fake_broker *fb, void *arg)
+{
+    struct fake_packet m1, m2, m3;
+    (void)arg;
+    fake_connect(fb, NULL);
+    fake_expect_publish(fb, "t/m1", &m1);
+    fake_quiet(fb, 300); /* m2 waits for the window to empty */
+    fake_ack(fb, &m1);
+    fake_expect_publish(fb, "t/m2", &m2);
+    fake_quiet(fb, 300); /* and nothing goes with it */
+    fake_close(fb);
+    fake_connect(fb, NULL);
+    fake_expect_publish(fb, "t/m3", &m3);
+    fake_ack(fb, &m3);
+}
+
+static void test_alone(void)
+{
+    struct client c;
+    struct mqtt_options o = {0};
+    if (client_begin(&c, "published alone", script_alone, NULL, &o)) {
+        uint64_t m1 = publish(&c, "t/m1", "{}");
+        uint64_t m2 = ++c.next_tag;
+        ASSERT_EQ_INT(mqtt_publish_alone(c.link, "t/m2", "{}", 2, m2), WM_OK);
+        uint64_t m3 = publish(&c, "t/m3", "{}");
+        c.want_published = 3;
+        client_run(&c);
+        ASSERT_EQ_INT(fake_count(c.fb, FAKE_PUBLISH), 3);
+        ASSERT_EQ_INT(c.fb->max_inflight, 1);
+        ASSERT_EQ_INT(c.nmids, 3);
+        ASSERT_EQ_INT(c.mids[0], m1);
+        ASSERT_EQ_INT(c.reasons[0], 0);
+        ASSERT_EQ_INT(c.mids[1], m2);
+        ASSERT_EQ_INT(c.reasons[1], 0x80);
+        ASSERT_EQ_INT(c.mids[2], m3);
+        ASSERT_EQ_INT(c.reasons[2], 0);
+        ASSERT_EQ_INT(c.disconnects, 1);
+    }
+    client_end(&c);
+}
+
 #define SMALL_MAXIMUM 64
 
 static void script_maximum_packet_size(struct fake_broker *fb, void *arg)
@@ -803,6 +847,7 @@ int main(void)
     test_refused_publish();
     test_disconnect_after_publish();
     test_close_on_message();
+    test_alone();
     test_maximum_packet_size();
     return TEST_REPORT();
 }
