@@ -36,7 +36,10 @@ _Static_assert(READ_BUF >= REC_MAX, "the read buffer holds the largest record");
 
 /* ---- CRC32 (IEEE 802.3, reflected, as in zlib and PNG) ---- */
 
-static uint32_t crc_table[256];
+/* Slicing by 8: eight bytes a step through eight tables, about five times the speed of a byte
+ * at a time, which mattered once outbox entries doubled the bytes each file journals. Table
+ * k gives the CRC of a byte followed by k zero bytes. The result is the same CRC. */
+static uint32_t crc_table[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void)
@@ -45,15 +48,26 @@ static void crc_init(void)
         uint32_t c = n;
         for (int k = 0; k < 8; k++)
             c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-        crc_table[n] = c;
+        crc_table[0][n] = c;
     }
+    for (uint32_t n = 0; n < 256; n++)
+        for (int k = 1; k < 8; k++)
+            crc_table[k][n] =
+                crc_table[0][crc_table[k - 1][n] & 0xffu] ^ (crc_table[k - 1][n] >> 8);
 }
 
 static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t len)
 {
     crc = ~crc;
+    for (; len >= 8; len -= 8, p += 8) {
+        uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                             (uint32_t)p[3] << 24);
+        crc = crc_table[7][lo & 0xffu] ^ crc_table[6][(lo >> 8) & 0xffu] ^
+              crc_table[5][(lo >> 16) & 0xffu] ^ crc_table[4][lo >> 24] ^ crc_table[3][p[4]] ^
+              crc_table[2][p[5]] ^ crc_table[1][p[6]] ^ crc_table[0][p[7]];
+    }
     while (len--)
-        crc = crc_table[(crc ^ *p++) & 0xffu] ^ (crc >> 8);
+        crc = crc_table[0][(crc ^ *p++) & 0xffu] ^ (crc >> 8);
     return ~crc;
 }
 

@@ -800,6 +800,43 @@ static void test_outbox_entries(void)
     journal_close(&j);
 }
 
+/* The CRC32 of each record is the IEEE one, bit by bit here: files of every wmesh version read. */
+static uint32_t crc32_bitwise(const unsigned char *p, size_t len)
+{
+    uint32_t c = 0xffffffffu;
+    while (len--) {
+        c ^= *p++;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+    }
+    return ~c;
+}
+
+static void test_crc_is_ieee(void)
+{
+    reset();
+    struct journal *j = open_ok();
+    static const char text[] = "123456789 of a record whose length is odd";
+    uint64_t id;
+    ASSERT_EQ_INT(crc32_bitwise((const unsigned char *)"123456789", 9), 0xcbf43926u);
+    ASSERT_EQ_INT(journal_add(j, text, sizeof text - 1, &id), WM_OK);
+    journal_close(&j);
+    size_t len = 0;
+    unsigned char *f = read_file(path, &len);
+    size_t rec = 24, body = 16 + sizeof text - 1; /* the header, then type, length, id, text */
+    ASSERT_TRUE(f && len >= rec + body + 4);
+    if (f && len >= rec + body + 4) {
+        uint32_t want = crc32_bitwise(f + rec, body);
+        uint32_t got = (uint32_t)f[rec + body] | (uint32_t)f[rec + body + 1] << 8 |
+                       (uint32_t)f[rec + body + 2] << 16 | (uint32_t)f[rec + body + 3] << 24;
+        ASSERT_EQ_INT(got, want);
+        ASSERT_EQ_INT((uint32_t)f[20] | (uint32_t)f[21] << 8 | (uint32_t)f[22] << 16 |
+                          (uint32_t)f[23] << 24,
+                      crc32_bitwise(f, 20));
+    }
+    free(f);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/wm-journal-XXXXXX");
@@ -817,6 +854,7 @@ int main(void)
     test_bad_open();
     test_entries();
     test_outbox_entries();
+    test_crc_is_ieee();
     bench();
     reset();
     rmdir(dir);
