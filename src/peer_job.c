@@ -218,6 +218,13 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
     size_t len = 0;
     char topic[1024];
     enum wm_err e = make_announcement(j, stored, &text, &len, topic, sizeof topic);
+    if (e == WM_ERR_NOMEM) {
+        /* The entry stays live: the sweep announces the file it finds held. */
+        log_error("cannot announce %s now: out of memory", j->a->rel_path);
+        peer_orphan(p, jid);
+        free(text);
+        return;
+    }
     if (e != WM_OK) {
         /* Unannounceable (e.g. a method the array format cannot carry): nothing to wait for. */
         log_error("cannot announce %s: %s", j->a->rel_path, wm_strerror(e));
@@ -424,6 +431,13 @@ static void store_inline(struct job *j)
     enum wm_sum method = a->sum.method == WM_SUM_COD ? a->sum.cod_method : a->sum.method;
     enum wm_err e =
         integrity_of_buffer(method, basename_of(j->key), a->content, a->content_len, &computed);
+    if (e == WM_ERR_NOMEM) { /* not the content's fault: taken up again from the journal */
+        log_error("cannot check %s now: out of memory", a->rel_path);
+        peer_orphan(p, j->jid);
+        j->jid = 0;
+        job_finish(j);
+        return;
+    }
     const struct wm_checksum *sum = e == WM_OK ? verified_sum(a, &computed) : NULL;
     if (!sum) {
         peer_count(&p->metrics.integrity_failures, 1);
