@@ -129,7 +129,7 @@ static void stop_loop(void *arg)
 static int idle_turns(struct loop *l, int ms)
 {
     int turns = 0;
-    struct loop_timer stop;
+    struct loop_timer stop = {0};
     loop_add_hook(l, count_turn, &turns);
     loop_timer_start(l, &stop, ms, stop_loop, l);
     loop_run(l);
