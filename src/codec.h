@@ -22,7 +22,9 @@
  * WIS2 deletion link is refused ("deletion links not supported ..."). Errors: WM_ERR_FORMAT not
  * JSON or not a known format, WM_ERR_INVAL a field missing or malformed, WM_ERR_METHOD unknown
  * (for WIS2: non-digest) checksum method, WM_ERR_TOOBIG over WM_CODEC_MAX_PAYLOAD, too deep, or
- * WIS2 inline content of 4096 encoded bytes or more, WM_ERR_NOTSUP a WIS2 deletion link.) */
+ * WIS2 inline content of 4096 encoded bytes or more, WM_ERR_NOTSUP a WIS2 deletion link.)
+ * WM_ERR_NOMEM when an allocation failed, and only then: the message may be good, so a caller
+ * tries it again rather than drop it (tests/torture/torture_codec.c fails each one in turn). */
 WM_WARN_UNUSED enum wm_err codec_decode(const char *payload, size_t len, struct announce **out,
                                         char *why, size_t whylen);
 
@@ -34,7 +36,8 @@ WM_WARN_UNUSED enum wm_err codec_decode(const char *payload, size_t len, struct 
  * be refused by codec_decode. An announcement decoded from WIS2 forwards nothing of its extra
  * (the original message) into v03 or array; WM_FORMAT_WNM gives WM_ERR_METHOD for a checksum
  * that is not a digest, and re-publishes the original WIS2 message, or builds a minimal one: see
- * codec_wnm.c.) */
+ * codec_wnm.c.) WM_ERR_NOMEM when an allocation failed, and only then: never a message missing
+ * a part for want of memory. */
 WM_WARN_UNUSED enum wm_err codec_encode(const struct announce *a, enum wm_format fmt, char **out,
                                         size_t *outlen);
 
