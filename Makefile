@@ -133,10 +133,23 @@ _demo: $(PROG)
 TORTURE_SAMPLE ?= all
 TORTURE_CHECK_SAMPLE ?= 24
 
+# tests/torture/torture_<name>.c: in-process tortures of one module, each allocation failing.
+TORTURE_TESTS := $(patsubst tests/torture/%.c,$(BUILD)/tests/torture/%,\
+                   $(wildcard tests/torture/torture_*.c))
+
 torture: deps-extra
 	@$(MAKE) --no-print-directory TORTURE=1 _torture
 
-_torture: $(PROG) $(TOOLS)
+$(BUILD)/tests/torture/torture_%: tests/torture/torture_%.c tests/torture/failalloc.h $(LIB) \
+                                  $(PROG_EXTRA)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit $(LDFLAGS_ALL) $(PROG_LDFLAGS) -o $@ $< $(PROG_EXTRA) \
+	    $(LIB) $(PKG_LIBS) -lpthread
+
+_torture: $(PROG) $(TOOLS) $(TORTURE_TESTS)
+	@for t in $(TORTURE_TESTS); do echo "== $$t"; $$t >$$t.log 2>&1 || \
+	    { cat $$t.log; exit 1; }; tail -n 1 $$t.log; done
 	@WMESH=$(abspath $(PROG)) WMESH_TOOLS=$(abspath $(BUILD)/tools) \
 	    TORTURE_SAMPLE=$(TORTURE_SAMPLE) bash tests/torture/alloc-failure.sh
 

@@ -18,7 +18,10 @@
  *                                (default 1st); the call returns NULL (getline -1) with errno
  *                                ENOMEM, and one line "failalloc: failing ..." goes to stderr
  *   WMESH_FAILALLOC_STACK=1      follows that line with the stack (when built with a sanitizer)
- * Unset, the wrapper only counts.
+ *   WMESH_FAILALLOC_COUNT=N      fails the N-th wrapped call of the process, whatever its site
+ *                                (curl's torture way; counted across threads)
+ * Unset, the wrapper only counts. A program that tortures one module in-process uses
+ * failalloc.h instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +34,8 @@
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include "failalloc.h"
 
 struct __dirstream; /* DIR, without <dirent.h>'s declarations of what is wrapped here */
 struct evp_md_ctx_st;
@@ -84,6 +89,26 @@ static uintptr_t fail_site; /* 0: fail nothing */
 static uint64_t fail_nth = 1;
 static bool print_stack;
 static atomic_uint_fast64_t fail_calls; /* calls from fail_site so far */
+static atomic_uint_fast64_t countdown;  /* nonzero: the call that brings it to 0 fails */
+static atomic_bool fired;
+static bool counted_loudly; /* say when the armed call fails (WMESH_FAILALLOC_COUNT, trace) */
+
+void failalloc_trace(bool on)
+{
+    counted_loudly = on;
+    print_stack = on;
+}
+
+void failalloc_arm(uint64_t n)
+{
+    if (n) atomic_store(&fired, false);
+    atomic_store(&countdown, n);
+}
+
+bool failalloc_fired(void)
+{
+    return atomic_load(&fired);
+}
 
 static void put(int fd, const char *s, size_t n)
 {
@@ -123,6 +148,25 @@ static void init(void)
     if (fail_nth == 0) fail_nth = 1;
     const char *stack = getenv("WMESH_FAILALLOC_STACK");
     print_stack = stack && *stack == '1';
+    const char *nth_call = getenv("WMESH_FAILALLOC_COUNT");
+    if (nth_call && *nth_call) {
+        failalloc_arm(strtoull(nth_call, NULL, 10));
+        counted_loudly = true;
+    }
+}
+
+/* Counts the call down when armed; true when it is the one to fail. */
+static bool counted_down(void)
+{
+    uint_fast64_t n = atomic_load(&countdown);
+    while (n != 0) {
+        if (atomic_compare_exchange_weak(&countdown, &n, n - 1)) {
+            if (n != 1) return false;
+            atomic_store(&fired, true);
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Counts a call from site off (first seen: recorded). */
@@ -161,15 +205,23 @@ static bool fail_here(void *ra, const char *fn, size_t n)
     pthread_once(&once, init);
     uintptr_t off = (uintptr_t)ra - (uintptr_t)__executable_start;
     count(off);
-    if (off != fail_site) return false;
-    uint64_t call = atomic_fetch_add(&fail_calls, 1) + 1;
-    if (call != fail_nth) return false;
     char line[160];
-    int len = snprintf(line, sizeof line,
+    int len;
+    if (counted_down()) {
+        if (!counted_loudly) goto fail;
+        len = snprintf(line, sizeof line, "failalloc: failing %s(%zu) at site 0x%jx, as armed\n",
+                       fn, n, (uintmax_t)off);
+    } else {
+        if (off != fail_site) return false;
+        uint64_t call = atomic_fetch_add(&fail_calls, 1) + 1;
+        if (call != fail_nth) return false;
+        len = snprintf(line, sizeof line,
                        "failalloc: failing %s(%zu) at site 0x%jx, call %ju from there\n", fn, n,
                        (uintmax_t)off, (uintmax_t)call);
+    }
     if (len > 0 && (size_t)len < sizeof line) put(2, line, (size_t)len);
     if (print_stack && __sanitizer_print_stack_trace) __sanitizer_print_stack_trace();
+fail:
     errno = ENOMEM;
     return true;
 }
