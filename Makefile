@@ -14,6 +14,14 @@ ifeq ($(WERROR),1)
 WARN += -Werror
 endif
 OPT ?= -O2 -g
+# `make torture`: allocation-failure injection (tests/torture/README.md), an ASan + UBSan build
+# in build/torture whose own calls to these functions go through tests/torture/failalloc.c.
+# Frame pointers and no sibling calls keep each call's return address in its caller.
+TORTURE_WRAP := malloc calloc realloc strdup strndup getline fopen fdopendir EVP_MD_CTX_new \
+                SSL_CTX_new SSL_new
+ifeq ($(TORTURE),1)
+OPT := -O1 -g
+endif
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(PKG_CFLAGS) -Isrc -MMD -MP $(CFLAGS)
 LDFLAGS_ALL := $(LDFLAGS)
 ifeq ($(SANITIZER),address)
@@ -27,6 +35,15 @@ ifeq ($(SANITIZER),thread)
 BUILD := build/tsan
 CFLAGS_ALL += -fsanitize=thread -fno-omit-frame-pointer
 LDFLAGS_ALL += -fsanitize=thread
+endif
+
+ifeq ($(TORTURE),1)
+override BUILD := build/torture
+CFLAGS_ALL += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-optimize-sibling-calls \
+              -fno-sanitize-recover=undefined
+LDFLAGS_ALL += -fsanitize=address,undefined
+PROG_EXTRA := $(BUILD)/tests/torture/failalloc.o
+PROG_LDFLAGS := $(foreach f,$(TORTURE_WRAP),-Wl,--wrap=$(f))
 endif
 
 ifeq ($(V),1)
@@ -45,6 +62,7 @@ LIB := $(BUILD)/libwmesh.a
 PROG := $(BUILD)/wmesh
 
 .PHONY: all check demo bench fuzz deps deps-extra _all _check _demo _bench _fuzz unit integration \
+        torture _torture \
         fuzz-smoke clean format format-check install
 
 all demo: deps
@@ -71,9 +89,9 @@ $(LIB): $(CORE_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(PROG): $(CLI_OBJ) $(LIB)
+$(PROG): $(CLI_OBJ) $(LIB) $(PROG_EXTRA)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJ) $(LIB) $(PKG_LIBS) -lpthread
+	$(Q)$(CC) $(LDFLAGS_ALL) $(PROG_LDFLAGS) -o $@ $(CLI_OBJ) $(PROG_EXTRA) $(LIB) $(PKG_LIBS) -lpthread
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(LIB)
 	@mkdir -p $(dir $@)
@@ -105,9 +123,37 @@ integration: $(PROG) $(TOOLS)
 	    sh tests/integration/run.sh $(TESTS)
 
 _check: $(PROG) unit integration fuzz-smoke
+	@$(MAKE) --no-print-directory TORTURE=1 _torture TORTURE_SAMPLE=$(TORTURE_CHECK_SAMPLE)
 
 _demo: $(PROG)
 	$(PROG) demo
+
+# Allocation-failure torture (tests/torture/README.md): build/torture/wmesh (ASan + UBSan, its
+# allocations through tests/torture/failalloc.c) relays A -> B -> C with each allocation site B
+# reaches failing once in turn. `make torture TORTURE_SAMPLE=24` runs a seeded sample of cases
+# (TORTURE_SEED=S repeats one); `make check` runs such a sample.
+TORTURE_SAMPLE ?= all
+TORTURE_CHECK_SAMPLE ?= 24
+
+# tests/torture/torture_<name>.c: in-process tortures of one module, each allocation failing.
+TORTURE_TESTS := $(patsubst tests/torture/%.c,$(BUILD)/tests/torture/%,\
+                   $(wildcard tests/torture/torture_*.c))
+
+torture: deps-extra
+	@$(MAKE) --no-print-directory TORTURE=1 _torture
+
+$(BUILD)/tests/torture/torture_%: tests/torture/torture_%.c tests/torture/failalloc.h $(LIB) \
+                                  $(PROG_EXTRA)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit $(LDFLAGS_ALL) $(PROG_LDFLAGS) -o $@ $< $(PROG_EXTRA) \
+	    $(LIB) $(PKG_LIBS) -lpthread
+
+_torture: $(PROG) $(TOOLS) $(TORTURE_TESTS)
+	@for t in $(TORTURE_TESTS); do echo "== $$t"; $$t >$$t.log 2>&1 || \
+	    { cat $$t.log; exit 1; }; tail -n 1 $$t.log; done
+	@WMESH=$(abspath $(PROG)) WMESH_TOOLS=$(abspath $(BUILD)/tools) \
+	    TORTURE_SAMPLE=$(TORTURE_SAMPLE) bash tests/torture/alloc-failure.sh
 
 # Benchmarks (bench/README.md): bench/<name>.c become helper programs linked with the core
 # library. `make bench BENCH_SCALE=small` is the fast version; `make bench BENCH=relay` one scenario.
@@ -155,7 +201,8 @@ fuzz-smoke:
 	  $(MAKE) --no-print-directory _fuzz FUZZ_TIME=$${FUZZ_SMOKE_TIME:-15}; \
 	else echo "fuzz-smoke: skipped (clang or libclang-rt-14-dev missing)"; fi
 
-FORMAT_SRC := src/*.[ch] src/cli/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/tools/*.c bench/*.c
+FORMAT_SRC := src/*.[ch] src/cli/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/tools/*.c \
+              tests/torture/*.c bench/*.c
 
 format:
 	clang-format -i $(FORMAT_SRC)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "integrity.h"
 
 enum wm_format {
@@ -41,10 +42,10 @@ struct announce {
 };
 
 /* Returns a new zeroed announcement (size -1), or NULL with errno set. */
-struct announce *announce_new(void);
+WM_WARN_UNUSED struct announce *announce_new(void);
 /* Frees *a and everything it owns, then sets *a to NULL. Accepts NULL and *a == NULL. */
 void announce_free(struct announce **a);
 /* Deep copy; NULL on allocation failure. */
-struct announce *announce_clone(const struct announce *a);
+WM_WARN_UNUSED struct announce *announce_clone(const struct announce *a);
 
 #endif

@@ -2,6 +2,7 @@
  * checksum form, shared helpers. */
 #include "codec.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -91,7 +92,8 @@ enum wm_err codec_set_string(struct wm_json *obj, const char *key, const char *t
 {
     if (!text) return WM_ERR_INVAL;
     struct wm_json *s = wm_json_string_new(text, strlen(text));
-    if (!s) return WM_ERR_INVAL; /* not UTF-8, or out of memory */
+    /* Out of memory is no fault of the text: a caller retries, where it drops bad input. */
+    if (!s) return errno == ENOMEM ? WM_ERR_NOMEM : WM_ERR_INVAL;
     return wm_json_object_set(obj, key, s);
 }
 

@@ -22,9 +22,11 @@
  * WIS2 deletion link is refused ("deletion links not supported ..."). Errors: WM_ERR_FORMAT not
  * JSON or not a known format, WM_ERR_INVAL a field missing or malformed, WM_ERR_METHOD unknown
  * (for WIS2: non-digest) checksum method, WM_ERR_TOOBIG over WM_CODEC_MAX_PAYLOAD, too deep, or
- * WIS2 inline content of 4096 encoded bytes or more, WM_ERR_NOTSUP a WIS2 deletion link.) */
-enum wm_err codec_decode(const char *payload, size_t len, struct announce **out, char *why,
-                         size_t whylen);
+ * WIS2 inline content of 4096 encoded bytes or more, WM_ERR_NOTSUP a WIS2 deletion link.)
+ * WM_ERR_NOMEM when an allocation failed, and only then: the message may be good, so a caller
+ * tries it again rather than drop it (tests/torture/torture_codec.c fails each one in turn). */
+WM_WARN_UNUSED enum wm_err codec_decode(const char *payload, size_t len, struct announce **out,
+                                        char *why, size_t whylen);
 
 /* Encodes a in format fmt. *out is a new NUL-terminated string the caller frees with free();
  * *outlen its length. Fields of a->extra are emitted unchanged after the interpreted ones.
@@ -34,8 +36,10 @@ enum wm_err codec_decode(const char *payload, size_t len, struct announce **out,
  * be refused by codec_decode. An announcement decoded from WIS2 forwards nothing of its extra
  * (the original message) into v03 or array; WM_FORMAT_WNM gives WM_ERR_METHOD for a checksum
  * that is not a digest, and re-publishes the original WIS2 message, or builds a minimal one: see
- * codec_wnm.c.) */
-enum wm_err codec_encode(const struct announce *a, enum wm_format fmt, char **out, size_t *outlen);
+ * codec_wnm.c.) WM_ERR_NOMEM when an allocation failed, and only then: never a message missing
+ * a part for want of memory. */
+WM_WARN_UNUSED enum wm_err codec_encode(const struct announce *a, enum wm_format fmt, char **out,
+                                        size_t *outlen);
 
 /* The largest announcement peers accept unless told otherwise (their default --max-message). */
 #define WM_MESSAGE_MAX_DEFAULT 8192
@@ -51,8 +55,8 @@ size_t codec_inline_capacity(enum wm_format fmt);
 /* codec_encode, but when the result is longer than max bytes and a has inline content, the
  * content is freed and left out (a->content_encoding WM_CONTENT_NONE) and a encoded again: the
  * link still serves the file, and no subscriber that accepts max bytes refuses the message. */
-enum wm_err codec_encode_within(struct announce *a, enum wm_format fmt, size_t max, char **out,
-                                size_t *outlen);
+WM_WARN_UNUSED enum wm_err codec_encode_within(struct announce *a, enum wm_format fmt, size_t max,
+                                               char **out, size_t *outlen);
 
 /* True when a was decoded from a WIS2 message whose link is rel "update" (a newer version of
  * the same data_id) rather than "canonical". */
@@ -62,15 +66,15 @@ bool codec_wnm_is_update(const struct announce *a);
 
 /* Writes a new random (version 4) UUID in lower-case hex, 8-4-4-4-12, NUL-terminated, into out
  * (outlen > WM_UUID_LEN). WM_ERR_IO when the system has no randomness to give. */
-enum wm_err codec_uuid4(char *out, size_t outlen);
+WM_WARN_UNUSED enum wm_err codec_uuid4(char *out, size_t outlen);
 
 /* The MQTT topic of an announcement: "<exchange>/<prefix>/<directory of rel_path>", exactly one
  * '/' between non-empty parts, no leading or trailing '/'. A file at the top of the tree gives
  * "<exchange>/<prefix>". The MQTT wildcards '+' and '#', which a published topic may not contain,
  * become "%2B" and "%23". WM_ERR_INVAL when the topic would be empty, WM_ERR_TOOBIG when it does
  * not fit in outlen bytes. */
-enum wm_err codec_topic(const char *exchange, const char *prefix, const char *rel_path, char *out,
-                        size_t outlen);
+WM_WARN_UNUSED enum wm_err codec_topic(const char *exchange, const char *prefix,
+                                       const char *rel_path, char *out, size_t outlen);
 
 /* The topic of a re-announcement that keeps the levels its original came on (--post-topic
  * copy): "<post_exchange>/<post_prefix>/<the levels of topic below the subscription's fixed
@@ -84,26 +88,30 @@ enum wm_err codec_topic(const char *exchange, const char *prefix, const char *re
  * part (a '#' in it matches nothing here), WM_ERR_INVAL when a level below it is empty or holds
  * a wildcard (it could not be published) or the result would be empty, WM_ERR_TOOBIG when it
  * does not fit in outlen bytes. */
-enum wm_err codec_topic_copy(const char *exchange, const char *prefix, const char *topic,
-                             const char *post_exchange, const char *post_prefix, char *out,
-                             size_t outlen);
+WM_WARN_UNUSED enum wm_err codec_topic_copy(const char *exchange, const char *prefix,
+                                            const char *topic, const char *post_exchange,
+                                            const char *post_prefix, char *out, size_t outlen);
 
 /* pubTime text "YYYYMMDDHHMMSS[.fraction]" or "YYYYMMDDTHHMMSS[.fraction][Z]" (UTC) to
  * nanoseconds since the epoch; *digits gets the number of fraction digits (capped at 9). */
-enum wm_err codec_pubtime_parse(const char *text, int64_t *ns, int *digits);
+WM_WARN_UNUSED enum wm_err codec_pubtime_parse(const char *text, int64_t *ns, int *digits);
 /* Formats ns with `digits` fraction digits (0 = no fraction), with or without the 'T'. */
-enum wm_err codec_pubtime_format(int64_t ns, int digits, bool with_t, char *out, size_t outlen);
+WM_WARN_UNUSED enum wm_err codec_pubtime_format(int64_t ns, int digits, bool with_t, char *out,
+                                                size_t outlen);
 
 /* RFC 3339 "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)" (WIS2 pubtime, datetime) to UTC
  * nanoseconds since the epoch; *digits (may be NULL) gets the fraction digits (capped at 9,
  * further digits truncated), *offset_min (may be NULL) the offset in minutes east of UTC (0 for
  * "Z"). WM_ERR_INVAL for anything else or a time outside 1970-2261 UTC. */
-enum wm_err codec_rfc3339_parse(const char *text, int64_t *ns, int *digits, int *offset_min);
+WM_WARN_UNUSED enum wm_err codec_rfc3339_parse(const char *text, int64_t *ns, int *digits,
+                                               int *offset_min);
 /* Formats ns as "YYYY-MM-DDTHH:MM:SS[.fraction]Z" with `digits` fraction digits (0..9). */
-enum wm_err codec_rfc3339_format(int64_t ns, int digits, char *out, size_t outlen);
+WM_WARN_UNUSED enum wm_err codec_rfc3339_format(int64_t ns, int digits, char *out, size_t outlen);
 
 /* The xattr form of a stored file's checksum: {"method": "sha512", "value": "<base64>"}. */
-enum wm_err codec_sum_to_json(const struct wm_checksum *sum, char *out, size_t outlen);
-enum wm_err codec_sum_from_json(const char *text, size_t len, struct wm_checksum *out);
+WM_WARN_UNUSED enum wm_err codec_sum_to_json(const struct wm_checksum *sum, char *out,
+                                             size_t outlen);
+WM_WARN_UNUSED enum wm_err codec_sum_from_json(const char *text, size_t len,
+                                               struct wm_checksum *out);
 
 #endif

@@ -1,4 +1,5 @@
 /* codec_array.c: the seed's array format [pubTime, baseUrl, relPath, {headers}] and announce. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -115,7 +116,7 @@ static enum wm_err put_headers(struct wm_json *root, const struct announce *a)
 static enum wm_err append_string(struct wm_json *arr, const char *text)
 {
     struct wm_json *s = wm_json_string_new(text, strlen(text));
-    if (!s) return WM_ERR_INVAL; /* not UTF-8, or out of memory */
+    if (!s) return errno == ENOMEM ? WM_ERR_NOMEM : WM_ERR_INVAL; /* or not UTF-8 */
     return wm_json_array_append(arr, s);
 }
 

@@ -19,39 +19,40 @@ void codec_why(char *why, size_t whylen, const char *fmt, ...)
 
 /* Checks that v is a non-empty string without NUL bytes and at most CODEC_MAX_FIELD bytes,
  * named name in error reasons. On success *s is the borrowed text and *len its length. */
-enum wm_err codec_check_string(const struct wm_json *v, const char *name, const char **s,
-                               size_t *len, char *why, size_t whylen);
+WM_WARN_UNUSED enum wm_err codec_check_string(const struct wm_json *v, const char *name,
+                                              const char **s, size_t *len, char *why,
+                                              size_t whylen);
 /* The same, then *out gets a malloc'd copy the caller owns. */
-enum wm_err codec_take_string(const struct wm_json *v, const char *name, char **out, char *why,
-                              size_t whylen);
+WM_WARN_UNUSED enum wm_err codec_take_string(const struct wm_json *v, const char *name, char **out,
+                                             char *why, size_t whylen);
 /* Parses v (a pubTime string) into a->pubtime_ns and a->pubtime_digits. */
-enum wm_err codec_take_pubtime(const struct wm_json *v, const char *name, struct announce *a,
-                               char *why, size_t whylen);
+WM_WARN_UNUSED enum wm_err codec_take_pubtime(const struct wm_json *v, const char *name,
+                                              struct announce *a, char *why, size_t whylen);
 /* Sets obj[key] to a new string of text; fails with WM_ERR_INVAL when text is not UTF-8. */
-enum wm_err codec_set_string(struct wm_json *obj, const char *key, const char *text);
+WM_WARN_UNUSED enum wm_err codec_set_string(struct wm_json *obj, const char *key, const char *text);
 /* Sets parent[key] to the checksum object {"method": name of method, "value": value}. */
-enum wm_err codec_set_sum(struct wm_json *parent, const char *key, enum wm_sum method,
-                          const char *value);
+WM_WARN_UNUSED enum wm_err codec_set_sum(struct wm_json *parent, const char *key,
+                                         enum wm_sum method, const char *value);
 /* Sets obj[key] to a's pubTime formatted with or without the 'T'. */
-enum wm_err codec_set_pubtime(struct wm_json *obj, const char *key, const struct announce *a,
-                              bool with_t);
+WM_WARN_UNUSED enum wm_err codec_set_pubtime(struct wm_json *obj, const char *key,
+                                             const struct announce *a, bool with_t);
 /* Copies into dst every member of src (an object, or NULL) whose key is not in skip (a
  * NULL-terminated list), in order. */
-enum wm_err codec_copy_members(const struct wm_json *src, struct wm_json *dst,
-                               const char *const *skip);
+WM_WARN_UNUSED enum wm_err codec_copy_members(const struct wm_json *src, struct wm_json *dst,
+                                              const char *const *skip);
 /* True when key is one of the NULL-terminated list. */
 bool codec_key_in(const char *key, const char *const *list);
 
 /* Fill a (fresh from announce_new) from a parsed message; why explains failures. */
-enum wm_err codec_array_decode(const struct wm_json *root, struct announce *a, char *why,
-                               size_t whylen);
-enum wm_err codec_v03_decode(const struct wm_json *root, struct announce *a, char *why,
-                             size_t whylen);
-enum wm_err codec_wnm_decode(const struct wm_json *root, struct announce *a, char *why,
-                             size_t whylen);
+WM_WARN_UNUSED enum wm_err codec_array_decode(const struct wm_json *root, struct announce *a,
+                                              char *why, size_t whylen);
+WM_WARN_UNUSED enum wm_err codec_v03_decode(const struct wm_json *root, struct announce *a,
+                                            char *why, size_t whylen);
+WM_WARN_UNUSED enum wm_err codec_wnm_decode(const struct wm_json *root, struct announce *a,
+                                            char *why, size_t whylen);
 /* Build the JSON of a; *out is a new reference the caller frees. */
-enum wm_err codec_array_encode(const struct announce *a, struct wm_json **out);
-enum wm_err codec_v03_encode(const struct announce *a, struct wm_json **out);
-enum wm_err codec_wnm_encode(const struct announce *a, struct wm_json **out);
+WM_WARN_UNUSED enum wm_err codec_array_encode(const struct announce *a, struct wm_json **out);
+WM_WARN_UNUSED enum wm_err codec_v03_encode(const struct announce *a, struct wm_json **out);
+WM_WARN_UNUSED enum wm_err codec_wnm_encode(const struct announce *a, struct wm_json **out);
 
 #endif

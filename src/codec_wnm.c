@@ -408,6 +408,12 @@ static enum wm_err content_value(const struct announce *a, const char **enc, str
     return *value ? WM_OK : WM_ERR_NOMEM;
 }
 
+static enum wm_err set_integer(struct wm_json *obj, const char *key, int64_t v)
+{
+    struct wm_json *n = wm_json_integer_new(v);
+    return n ? wm_json_object_set(obj, key, n) : WM_ERR_NOMEM;
+}
+
 /* Inline content as it came; dropped (the link still serves the file) when too big for WIS2. */
 static enum wm_err put_content(struct wm_json *props, const struct announce *a)
 {
@@ -430,8 +436,7 @@ static enum wm_err put_content(struct wm_json *props, const struct announce *a)
         err = wm_json_object_set(c, "value", value);
     else
         wm_json_free(&value);
-    if (err == WM_OK)
-        err = wm_json_object_set(c, "size", wm_json_integer_new((int64_t)a->content_len));
+    if (err == WM_OK) err = set_integer(c, "size", (int64_t)a->content_len);
     if (err == WM_OK) return wm_json_object_set(props, "content", c);
     wm_json_free(&c);
     return err;
@@ -450,7 +455,7 @@ static enum wm_err put_link(struct wm_json *root, const struct announce *a)
         strlen(href) > CODEC_MAX_FIELD ? WM_ERR_TOOBIG : codec_set_string(link, "href", href);
     free(href);
     if (err != WM_OK) return err;
-    if (a->size >= 0) return wm_json_object_set(link, "length", wm_json_integer_new(a->size));
+    if (a->size >= 0) return set_integer(link, "length", a->size);
     if (wm_json_object_get(link, "length")) return wm_json_object_del(link, "length");
     return WM_OK;
 }
@@ -459,8 +464,10 @@ static enum wm_err put_link(struct wm_json *root, const struct announce *a)
 static enum wm_err put_global_cache(struct wm_json *props, const struct announce *a)
 {
     struct wm_url u = {0};
-    if (url_parse(a->base_url, &u) != WM_OK) return WM_OK; /* no host to name */
-    enum wm_err err = u.host && u.host[0] ? codec_set_string(props, "global-cache", u.host) : WM_OK;
+    enum wm_err err = url_parse(a->base_url, &u);
+    if (err == WM_ERR_NOMEM) return err;
+    if (err != WM_OK) return WM_OK; /* no host to name */
+    err = u.host && u.host[0] ? codec_set_string(props, "global-cache", u.host) : WM_OK;
     url_clear(&u);
     return err;
 }

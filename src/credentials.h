@@ -11,12 +11,13 @@ struct credentials;
 
 /* Loads path. Refuses (WM_ERR_UNSAFE) a file that group or others may read, and names the line
  * of any URL it cannot parse (WM_ERR_INVAL); why gets the reason. The caller owns the result. */
-struct credentials *credentials_load(const char *path, enum wm_err *err, char *why, size_t whylen);
+WM_WARN_UNUSED struct credentials *credentials_load(const char *path, enum wm_err *err, char *why,
+                                                    size_t whylen);
 void credentials_free(struct credentials **c);
 
 /* A new string (caller frees): url with the password of the first line of c that has the same
  * scheme, user, host and port, when url has no password of its own; else a copy of url.
  * NULL on no memory. c may be NULL. */
-char *credentials_apply(const struct credentials *c, const char *url);
+WM_WARN_UNUSED char *credentials_apply(const struct credentials *c, const char *url);
 
 #endif

@@ -29,12 +29,13 @@ struct deadletter {
 /* Appends d to the file path (made with mode 0600 when absent) as one line, in one write,
  * then fdatasyncs: once WM_OK is back the entry survives a crash. WM_ERR_IO (errno set),
  * WM_ERR_NOMEM, WM_ERR_FORMAT (a message that is not UTF-8). */
-enum wm_err deadletter_append(const char *path, const struct deadletter *d);
+WM_WARN_UNUSED enum wm_err deadletter_append(const char *path, const struct deadletter *d);
 
 /* Calls fn for each entry of the file path, in order. The entry's strings are valid during the
  * call only. Lines that are not entries (a line torn by a crash) are skipped and counted in
  * *bad (may be NULL). WM_ERR_NOTFOUND when the file does not exist, WM_ERR_IO, WM_ERR_NOMEM. */
-enum wm_err deadletter_each(const char *path, void (*fn)(void *arg, const struct deadletter *d),
-                            void *arg, size_t *bad);
+WM_WARN_UNUSED enum wm_err deadletter_each(const char *path,
+                                           void (*fn)(void *arg, const struct deadletter *d),
+                                           void *arg, size_t *bad);
 
 #endif

@@ -25,4 +25,13 @@ enum wm_err {
 /* Returns a static, human-readable description of err. */
 const char *wm_strerror(enum wm_err err);
 
+/* Marks a function whose result must not be ignored: an error that changes what the caller must
+ * do next, or an allocation the caller owns (curl's WARN_UNUSED_RESULT). GCC warns even when the
+ * call is cast to void: a caller with nothing to do about a failure says so in an if. */
+#if defined(__GNUC__) || defined(__clang__)
+#define WM_WARN_UNUSED __attribute__((warn_unused_result))
+#else
+#define WM_WARN_UNUSED
+#endif
+
 #endif

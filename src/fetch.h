@@ -36,7 +36,7 @@ struct fetch_options {
 /* Creates a fetcher driven by loop. The caller owns it; the loop must outlive it. It keeps up
  * to max_total connections open, idle ones for reuse; cafile is copied by pointer and must
  * live as long. NULL when out of memory. */
-struct fetcher *fetch_new(struct loop *loop, const struct fetch_options *opts);
+WM_WARN_UNUSED struct fetcher *fetch_new(struct loop *loop, const struct fetch_options *opts);
 /* Closes every connection and abandons the transfers not done, without their callbacks; not
  * from inside a callback. Sets *f to NULL. */
 void fetch_free(struct fetcher **f);
@@ -46,8 +46,8 @@ void fetch_free(struct fetcher **f);
  * valid during the call. size_hint is the size the caller expects (-1: unknown): a small one
  * lets the request be pipelined (opts.pipeline), a wrong one costs only speed. Errors:
  * WM_ERR_INVAL (no url or done), WM_ERR_NOMEM. */
-enum wm_err fetch_start(struct fetcher *f, const char *url, int64_t size_hint, fetch_data_fn data,
-                        fetch_done_fn done, void *arg);
+WM_WARN_UNUSED enum wm_err fetch_start(struct fetcher *f, const char *url, int64_t size_hint,
+                                       fetch_data_fn data, fetch_done_fn done, void *arg);
 /* Transfers started and not yet done. */
 size_t fetch_active(const struct fetcher *f);
 
@@ -55,7 +55,7 @@ size_t fetch_active(const struct fetcher *f);
  * cap bytes (WM_ERR_TOOBIG), on a loop of its own. A final status other than 200 is WM_OK with
  * that *http_status and an empty body. For tools and tests, not for the peer's hot path nor
  * from inside a running loop (loop_run ends the thread's log batching). */
-enum wm_err fetch_get_buffer(const char *url, size_t cap, char **body, size_t *len,
-                             long *http_status);
+WM_WARN_UNUSED enum wm_err fetch_get_buffer(const char *url, size_t cap, char **body, size_t *len,
+                                            long *http_status);
 
 #endif

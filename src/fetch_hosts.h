@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "url.h"
 
 struct conn; /* fetch.c's */
@@ -44,8 +45,8 @@ struct host *hosts_by_authority(const struct host_pool *pool, const char *url);
 void host_remember_authority(struct host *h, const char *url, struct wm_url *u);
 /* The entry for name:port over tls, with one more reference, made if need be (forgetting unused
  * stale ones first); NULL when out of memory. now_ms: the caller's monotonic clock. */
-struct host *hosts_get(struct host_pool *pool, const char *name, int port, bool tls,
-                       int64_t now_ms);
+WM_WARN_UNUSED struct host *hosts_get(struct host_pool *pool, const char *name, int port, bool tls,
+                                      int64_t now_ms);
 /* Resolves h unless its cached answer is fresh; getaddrinfo blocks. False, with why, when there
  * is no address. */
 bool host_resolve(struct host *h, int64_t now_ms, char *why, size_t wl);

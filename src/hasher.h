@@ -24,7 +24,7 @@ typedef void (*hasher_done_fn)(void *arg, enum wm_err result);
 
 /* Starts the thread and watches its completions on loop (which must outlive the hasher). The
  * caller owns the result (hasher_free). NULL with errno set on failure. */
-struct hasher *hasher_new(struct loop *loop);
+WM_WARN_UNUSED struct hasher *hasher_new(struct loop *loop);
 
 /* Waits for the round in progress, stops the thread and frees *h (tasks not ended too, without
  * their done calls: their fds and contexts are again the caller's alone), setting it to NULL. */
@@ -34,8 +34,8 @@ void hasher_free(struct hasher **h);
  * had the bytes before it). Both are borrowed: the thread reads fd (pread, so its offset is
  * untouched) and updates ctx until the task's done call, and the caller must leave ctx alone
  * until then. NULL with errno set. */
-struct hasher_task *hasher_task_new(struct hasher *h, int fd, struct integrity_ctx *ctx,
-                                    uint64_t from);
+WM_WARN_UNUSED struct hasher_task *hasher_task_new(struct hasher *h, int fd,
+                                                   struct integrity_ctx *ctx, uint64_t from);
 
 /* Tells the task that the file now holds end bytes (never fewer than before). */
 void hasher_task_grow(struct hasher_task *t, uint64_t end);

@@ -18,10 +18,11 @@ typedef char *(*httpd_page_fn)(void *arg, size_t *len, const char **content_type
  * on listen ("HOST:PORT" or "[IPv6]:PORT", port 0 picks a free one). The tree must outlive the
  * server. Returns NULL on failure with *err set (WM_ERR_INVAL for a bad address, WM_ERR_IO when
  * it cannot listen). Serves from one thread of its own, which blocks every signal. */
-struct httpd *httpd_start(const char *listen, struct tree *t, const char *url_prefix,
-                          enum wm_err *err);
+WM_WARN_UNUSED struct httpd *httpd_start(const char *listen, struct tree *t, const char *url_prefix,
+                                         enum wm_err *err);
 /* Adds an exact-path dynamic page (e.g. "/metrics"); call before requests arrive. */
-enum wm_err httpd_add_page(struct httpd *h, const char *path, httpd_page_fn fn, void *arg);
+WM_WARN_UNUSED enum wm_err httpd_add_page(struct httpd *h, const char *path, httpd_page_fn fn,
+                                          void *arg);
 /* The port actually bound. */
 uint16_t httpd_port(const struct httpd *h);
 

@@ -56,39 +56,47 @@ bool integrity_equal(const struct wm_checksum *a, const struct wm_checksum *b);
  * (Implementation notes: MD5NAME hashes what follows the last '/' of name; RANDOM keeps like's
  * token, or makes a fresh 16-hex-digit one when like has none; ARBITRARY keeps like's tag.) */
 struct integrity_ctx;
-struct integrity_ctx *integrity_begin(const struct wm_checksum *like, const char *name);
+WM_WARN_UNUSED struct integrity_ctx *integrity_begin(const struct wm_checksum *like,
+                                                     const char *name);
 void integrity_update(struct integrity_ctx *ctx, const void *data, size_t len);
 /* Writes the result into *out (method = the digest computed) and frees *ctx. */
-enum wm_err integrity_finish(struct integrity_ctx **ctx, struct wm_checksum *out);
+WM_WARN_UNUSED enum wm_err integrity_finish(struct integrity_ctx **ctx, struct wm_checksum *out);
 void integrity_abort(struct integrity_ctx **ctx);
 
 /* One-shot helpers. name is the basename (used by MD5NAME only). WM_ERR_METHOD for COD and
  * ARBITRARY (nothing to compute from content alone) and unknown methods. */
-enum wm_err integrity_of_buffer(enum wm_sum method, const char *name, const void *data, size_t len,
-                                struct wm_checksum *out);
-enum wm_err integrity_of_fd(enum wm_sum method, const char *name, int fd, struct wm_checksum *out);
+WM_WARN_UNUSED enum wm_err integrity_of_buffer(enum wm_sum method, const char *name,
+                                               const void *data, size_t len,
+                                               struct wm_checksum *out);
+WM_WARN_UNUSED enum wm_err integrity_of_fd(enum wm_sum method, const char *name, int fd,
+                                           struct wm_checksum *out);
 
 /* Text forms. Encoders write a NUL-terminated string into out (outlen bytes) and return
  * WM_ERR_TOOBIG when it does not fit. */
-enum wm_err integrity_base64_encode(const unsigned char *in, size_t len, char *out, size_t outlen);
+WM_WARN_UNUSED enum wm_err integrity_base64_encode(const unsigned char *in, size_t len, char *out,
+                                                   size_t outlen);
 /* Decodes standard base64; whitespace is skipped; padding optional. *outlen is the capacity on
  * entry and the decoded length on return. */
-enum wm_err integrity_base64_decode(const char *in, size_t inlen, unsigned char *out,
-                                    size_t *outlen);
-enum wm_err integrity_hex_encode(const unsigned char *in, size_t len, char *out, size_t outlen);
-enum wm_err integrity_hex_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen);
+WM_WARN_UNUSED enum wm_err integrity_base64_decode(const char *in, size_t inlen, unsigned char *out,
+                                                   size_t *outlen);
+WM_WARN_UNUSED enum wm_err integrity_hex_encode(const unsigned char *in, size_t len, char *out,
+                                                size_t outlen);
+WM_WARN_UNUSED enum wm_err integrity_hex_decode(const char *in, size_t inlen, unsigned char *out,
+                                                size_t *outlen);
 
 /* Parses the value of a v03 integrity object for method: base64 (whitespace stripped), or hex
  * when its length is exactly twice the digest length. Opaque methods keep the text. */
-enum wm_err integrity_value_parse(enum wm_sum method, const char *text, struct wm_checksum *out);
+WM_WARN_UNUSED enum wm_err integrity_value_parse(enum wm_sum method, const char *text,
+                                                 struct wm_checksum *out);
 /* The same, and *why (may be NULL) points to a static phrase saying what was wrong, such as
  * "value is neither base64 nor hex". Errors: WM_ERR_INVAL (bad text or length), WM_ERR_METHOD
  * (method, or the algorithm named by a cod value, unknown), WM_ERR_TOOBIG (opaque value over
  * WM_SUM_MAX_LEN bytes). COD accepts an algorithm name or its array-format letter. */
-enum wm_err integrity_value_parse_why(enum wm_sum method, const char *text, struct wm_checksum *out,
-                                      const char **why);
+WM_WARN_UNUSED enum wm_err integrity_value_parse_why(enum wm_sum method, const char *text,
+                                                     struct wm_checksum *out, const char **why);
 /* Formats the value as v03 wants it (base64 for digests, the text for opaque methods,
  * the algorithm name for COD). */
-enum wm_err integrity_value_format(const struct wm_checksum *sum, char *out, size_t outlen);
+WM_WARN_UNUSED enum wm_err integrity_value_format(const struct wm_checksum *sum, char *out,
+                                                  size_t outlen);
 
 #endif

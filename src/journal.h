@@ -43,7 +43,7 @@ struct journal;
  * another process, fails with WM_ERR_EXISTS. Other errors in *err (may be NULL):
  * WM_ERR_FORMAT (not a journal: wrong magic, version or header CRC), WM_ERR_IO, WM_ERR_NOMEM,
  * WM_ERR_INVAL. Returns NULL on failure. The caller owns the result (journal_close). */
-struct journal *journal_open(const char *path, enum wm_err *err);
+WM_WARN_UNUSED struct journal *journal_open(const char *path, enum wm_err *err);
 
 /* Syncs what is buffered (logging an error if that fails: it is then lost), closes and frees
  * *j, and sets it to NULL. Never with a batch out (journal_sync_begin): end it first. */
@@ -53,7 +53,8 @@ void journal_close(struct journal **j);
  * NULL when len is 0) and writes its new id into *id. Not durable until journal_sync returns
  * WM_OK. Errors: WM_ERR_TOOBIG (len over the limit, or the unsynced buffer over 64 MiB because
  * syncs keep failing), WM_ERR_NOMEM, WM_ERR_INVAL. On error nothing is recorded. */
-enum wm_err journal_add(struct journal *j, const void *record, size_t len, uint64_t *id);
+WM_WARN_UNUSED enum wm_err journal_add(struct journal *j, const void *record, size_t len,
+                                       uint64_t *id);
 
 /* The peer's entries: what one add record holds for an admitted announcement.
  *
@@ -81,13 +82,15 @@ struct journal_entry {
  * otherwise. The topic is left out (length 0) when it is longer than 65535 bytes or would take
  * the record over JOURNAL_RECORD_MAX: it only chooses a re-announcement's topic, which then
  * falls back to the relPath's. WM_ERR_TOOBIG when the payload alone does not fit. */
-enum wm_err journal_add_entry(struct journal *j, const struct journal_entry *e, uint64_t *id);
+WM_WARN_UNUSED enum wm_err journal_add_entry(struct journal *j, const struct journal_entry *e,
+                                             uint64_t *id);
 
 /* Reads the entry held in record (len bytes, as journal_replay hands it) into *e, whose
  * pointers then point into record. WM_ERR_FORMAT when the record is empty, truncated, or of a
  * version this wmesh does not know (e->version then says which), WM_ERR_INVAL for bad
  * arguments. */
-enum wm_err journal_entry_read(const void *record, size_t len, struct journal_entry *e);
+WM_WARN_UNUSED enum wm_err journal_entry_read(const void *record, size_t len,
+                                              struct journal_entry *e);
 
 /* The peer's outbox entries: a re-announcement on its way to the post broker, recorded before
  * it is sent and finished once the broker acknowledged it (or it was set aside).
@@ -117,7 +120,8 @@ struct journal_outbox {
 /* Buffers an add record holding o, as journal_add. An origin that would take the record over
  * JOURNAL_RECORD_MAX is left out. WM_ERR_TOOBIG when the rest does not fit (topic or key
  * over 65535 bytes, or the message too large). */
-enum wm_err journal_add_outbox(struct journal *j, const struct journal_outbox *o, uint64_t *id);
+WM_WARN_UNUSED enum wm_err journal_add_outbox(struct journal *j, const struct journal_outbox *o,
+                                              uint64_t *id);
 
 /* The version of the record journal_replay hands out (1, 2 or 3; 0 when empty or unknown):
  * an entry (1, 2) is read by journal_entry_read, an outbox entry (3) by journal_outbox_read. */
@@ -125,18 +129,19 @@ int journal_record_version(const void *record, size_t len);
 
 /* Reads an outbox entry into *o, whose pointers then point into record. WM_ERR_FORMAT when the
  * record is not one, or is truncated. */
-enum wm_err journal_outbox_read(const void *record, size_t len, struct journal_outbox *o);
+WM_WARN_UNUSED enum wm_err journal_outbox_read(const void *record, size_t len,
+                                               struct journal_outbox *o);
 
 /* Buffers a done record: id is finished and will not be replayed once this is synced.
  * WM_ERR_NOTFOUND when id is not live (never added, or already done). */
-enum wm_err journal_done(struct journal *j, uint64_t id);
+WM_WARN_UNUSED enum wm_err journal_done(struct journal *j, uint64_t id);
 
 /* Writes what is buffered and fdatasyncs it. A no-op (no system call) when nothing is
  * buffered. WM_ERR_IO (errno set) when a write or the fdatasync fails: the caller must then
  * not acknowledge anything added since the last WM_OK. The buffer is kept, and the next call
  * rewrites every byte not yet known durable at the same offsets before syncing again (after a
  * failed fdatasync the kernel may have dropped the dirty pages, so a plain retry could lie). */
-enum wm_err journal_sync(struct journal *j);
+WM_WARN_UNUSED enum wm_err journal_sync(struct journal *j);
 
 /* journal_sync in three steps, so that the write and the flush can run on another thread
  * while the loop goes on adding records:
@@ -154,8 +159,8 @@ enum wm_err journal_sync(struct journal *j);
  * (they return WM_ERR_INVAL; journal_maybe_compact waits for a later call). The batch belongs
  * to the journal. */
 struct journal_batch;
-enum wm_err journal_sync_begin(struct journal *j, struct journal_batch **out);
-enum wm_err journal_batch_write(struct journal_batch *b);
+WM_WARN_UNUSED enum wm_err journal_sync_begin(struct journal *j, struct journal_batch **out);
+WM_WARN_UNUSED enum wm_err journal_batch_write(struct journal_batch *b);
 void journal_sync_end(struct journal *j, struct journal_batch **b, enum wm_err result);
 
 /* True when journal_add or journal_done buffered something that is not durable yet (a batch
@@ -175,9 +180,9 @@ size_t journal_live(const struct journal *j);
  * only. fn may call journal_done and journal_add (records added then are not replayed), but not
  * journal_sync, journal_compact or journal_close. Meant for start-up. Errors: WM_ERR_IO, and
  * WM_ERR_FORMAT when the file changed under us and a record no longer checks. */
-enum wm_err journal_replay(struct journal *j,
-                           void (*fn)(void *arg, uint64_t id, const void *record, size_t len),
-                           void *arg);
+WM_WARN_UNUSED enum wm_err
+journal_replay(struct journal *j,
+               void (*fn)(void *arg, uint64_t id, const void *record, size_t len), void *arg);
 
 /* Compacts when the file is at least JOURNAL_COMPACT_MIN bytes and at least three quarters of
  * its records are dead (done records and the adds they finish). Otherwise WM_OK at once. */
@@ -190,7 +195,7 @@ enum wm_err journal_maybe_compact(struct journal *j);
  * at any point leaves either the old or the new file, both complete. On failure the old file
  * stays in use. Errors: WM_ERR_IO, WM_ERR_FORMAT (a record in the old file no longer checks),
  * WM_ERR_NOMEM, WM_ERR_INVAL (called from inside journal_replay). */
-enum wm_err journal_compact(struct journal *j);
+WM_WARN_UNUSED enum wm_err journal_compact(struct journal *j);
 
 /* Bytes in the file plus bytes buffered: for metrics and tests. */
 uint64_t journal_size(const struct journal *j);

@@ -37,16 +37,16 @@ enum wm_json_type {
  * fraction or an exponent is a real, any other an integer. On success *out is the caller's; on
  * failure *out is NULL, why (whylen bytes, may be NULL) gets a printable one-line reason and the
  * result is WM_ERR_FORMAT (syntax), WM_ERR_TOOBIG (too deep) or WM_ERR_NOMEM. */
-enum wm_err wm_json_parse(const char *buf, size_t len, struct wm_json **out, char *why,
-                          size_t whylen);
+WM_WARN_UNUSED enum wm_err wm_json_parse(const char *buf, size_t len, struct wm_json **out,
+                                         char *why, size_t whylen);
 /* Frees *j with everything it holds and sets *j to NULL. Accepts NULL and *j == NULL. */
 void wm_json_free(struct wm_json **j);
 /* A deep copy the caller owns, or NULL (errno ENOMEM). */
-struct wm_json *wm_json_copy(const struct wm_json *j);
+WM_WARN_UNUSED struct wm_json *wm_json_copy(const struct wm_json *j);
 /* Compact text with object keys in insertion order, non-ASCII kept as UTF-8, quotes, backslashes
  * and control characters escaped. *out is a new NUL-terminated string the caller frees with
  * free(); *len (may be NULL) its length. */
-enum wm_err wm_json_dump(const struct wm_json *j, char **out, size_t *len);
+WM_WARN_UNUSED enum wm_err wm_json_dump(const struct wm_json *j, char **out, size_t *len);
 
 /* Nesting depth of arrays and objects: 0 for a scalar, 1 for [] or {}, 2 for [[]], ... */
 int wm_json_depth(const struct wm_json *j);
@@ -59,16 +59,17 @@ bool wm_json_is_string(const struct wm_json *j);
 /* Constructors; NULL on allocation failure. wm_json_string_new also refuses (NULL, errno
  * EILSEQ) text that is not valid UTF-8; the text may contain NUL bytes only if the caller wants
  * them emitted as \u0000. */
-struct wm_json *wm_json_object_new(void);
-struct wm_json *wm_json_array_new(void);
-struct wm_json *wm_json_string_new(const char *s, size_t len);
-struct wm_json *wm_json_integer_new(int64_t v);
+WM_WARN_UNUSED struct wm_json *wm_json_object_new(void);
+WM_WARN_UNUSED struct wm_json *wm_json_array_new(void);
+WM_WARN_UNUSED struct wm_json *wm_json_string_new(const char *s, size_t len);
+WM_WARN_UNUSED struct wm_json *wm_json_integer_new(int64_t v);
 
 /* Borrowed value of key, NULL when absent or obj is not an object. */
 struct wm_json *wm_json_object_get(const struct wm_json *obj, const char *key);
 /* Sets key to value, taking value; an existing key keeps its place in the order and its old
  * value is freed. WM_ERR_INVAL when key is not UTF-8 or obj not an object. */
-enum wm_err wm_json_object_set(struct wm_json *obj, const char *key, struct wm_json *value);
+WM_WARN_UNUSED enum wm_err wm_json_object_set(struct wm_json *obj, const char *key,
+                                              struct wm_json *value);
 /* WM_ERR_NOTFOUND when key is absent. */
 enum wm_err wm_json_object_del(struct wm_json *obj, const char *key);
 size_t wm_json_object_size(const struct wm_json *obj);
@@ -82,7 +83,7 @@ size_t wm_json_array_size(const struct wm_json *arr);
 /* Borrowed element i, NULL when out of range or arr is not an array. */
 struct wm_json *wm_json_array_get(const struct wm_json *arr, size_t i);
 /* Appends value, taking it. */
-enum wm_err wm_json_array_append(struct wm_json *arr, struct wm_json *value);
+WM_WARN_UNUSED enum wm_err wm_json_array_append(struct wm_json *arr, struct wm_json *value);
 
 /* The UTF-8 bytes of a string (borrowed, NUL-terminated) and their count in *len (may be NULL);
  * NULL when j is not a string. */

@@ -18,13 +18,14 @@ typedef void (*loop_io_fn)(void *arg, int fd, unsigned events);
 typedef void (*loop_fn)(void *arg);
 
 /* Creates a loop; the caller owns it. NULL with errno set on failure. */
-struct loop *loop_new(void);
+WM_WARN_UNUSED struct loop *loop_new(void);
 /* Frees *l (its timers too) and sets it to NULL. Watched fds are not closed. */
 void loop_free(struct loop **l);
 
 /* Watches fd for events (LOOP_READ | LOOP_WRITE); calling again with the same fd changes the
  * events and the callback. */
-enum wm_err loop_watch(struct loop *l, int fd, unsigned events, loop_io_fn fn, void *arg);
+WM_WARN_UNUSED enum wm_err loop_watch(struct loop *l, int fd, unsigned events, loop_io_fn fn,
+                                      void *arg);
 /* Stops watching fd; safe if fd is not watched or already closed. */
 void loop_unwatch(struct loop *l, int fd);
 
@@ -54,16 +55,16 @@ static inline bool loop_timer_active(const struct loop_timer *t)
 
 /* Calls fn before every wait for events, in the order hooks were added: the place to flush
  * batched work (journal sync, then queued MQTT packets). */
-enum wm_err loop_add_hook(struct loop *l, loop_fn fn, void *arg);
+WM_WARN_UNUSED enum wm_err loop_add_hook(struct loop *l, loop_fn fn, void *arg);
 
 /* Removes the hook added with the same fn and arg, if any. */
 void loop_remove_hook(struct loop *l, loop_fn fn, void *arg);
 
 /* Delivers signo through the loop (signalfd) instead of a handler. */
-enum wm_err loop_on_signal(struct loop *l, int signo, loop_fn fn, void *arg);
+WM_WARN_UNUSED enum wm_err loop_on_signal(struct loop *l, int signo, loop_fn fn, void *arg);
 
 /* Runs until loop_stop(); returns WM_OK, or WM_ERR_IO if epoll fails. */
-enum wm_err loop_run(struct loop *l);
+WM_WARN_UNUSED enum wm_err loop_run(struct loop *l);
 /* Makes loop_run return after the current turn. */
 void loop_stop(struct loop *l);
 

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
+
 enum wm_reject {
     WM_REJECT_MALFORMED = 0, /* not a message we can decode */
     WM_REJECT_TOO_BIG,       /* over --max-message, or a file over --max-size */
@@ -77,6 +79,6 @@ int metrics_add_broker(struct metrics *m, const char *label);
 void metrics_observe(struct metrics_histogram *h, double seconds);
 const char *metrics_reject_name(enum wm_reject r);
 /* Renders the Prometheus text exposition; the caller frees the result. NULL on no memory. */
-char *metrics_render(const struct metrics *m, size_t *len);
+WM_WARN_UNUSED char *metrics_render(const struct metrics *m, size_t *len);
 
 #endif

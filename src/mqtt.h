@@ -77,8 +77,9 @@ struct mqtt_options {
 };
 
 /* Creates a link and starts connecting. Options are copied. The caller owns the link. */
-struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_options *opts,
-                                const struct mqtt_callbacks *cb, void *arg, enum wm_err *err);
+WM_WARN_UNUSED struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_options *opts,
+                                               const struct mqtt_callbacks *cb, void *arg,
+                                               enum wm_err *err);
 /* Disconnects cleanly (flushing what it can) and frees *link, setting it to NULL. */
 void mqtt_link_free(struct mqtt_link **link);
 
@@ -94,13 +95,13 @@ void mqtt_link_free(struct mqtt_link **link);
  * message at a time until that one is acknowledged, and a message alone in flight when the
  * broker closes the connection is refused (on_published). Closes the broker gives a reason
  * unrelated to messages for (shutting down, session taken over, ...) blame nothing. */
-enum wm_err mqtt_publish(struct mqtt_link *link, const char *topic, const void *payload, size_t len,
-                         uint64_t tag);
+WM_WARN_UNUSED enum wm_err mqtt_publish(struct mqtt_link *link, const char *topic,
+                                        const void *payload, size_t len, uint64_t tag);
 /* mqtt_publish for a message the broker closed the connection on before: it is sent only when
  * nothing else is in flight, and nothing else while it is, so that should the broker close the
  * connection again, it is refused at once, and nothing else is resent. */
-enum wm_err mqtt_publish_alone(struct mqtt_link *link, const char *topic, const void *payload,
-                               size_t len, uint64_t tag);
+WM_WARN_UNUSED enum wm_err mqtt_publish_alone(struct mqtt_link *link, const char *topic,
+                                              const void *payload, size_t len, uint64_t tag);
 
 /* Writes what is queued now rather than in the link's pre-wait hook (for publishes queued by a
  * later hook in the same turn). Honours gating. */

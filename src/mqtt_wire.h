@@ -22,7 +22,7 @@ struct mqtt_buf {
 };
 
 /* Makes room for `more` bytes after len; WM_ERR_NOMEM on failure (the buffer is unchanged). */
-enum wm_err mqtt_buf_reserve(struct mqtt_buf *b, size_t more);
+WM_WARN_UNUSED enum wm_err mqtt_buf_reserve(struct mqtt_buf *b, size_t more);
 /* Drops the first n bytes (n <= len), moving the rest to the front. */
 void mqtt_buf_consume(struct mqtt_buf *b, size_t n);
 void mqtt_buf_free(struct mqtt_buf *b);
@@ -42,7 +42,7 @@ struct mqtt_connect {
 };
 /* WM_ERR_INVAL for a bad version, an empty client id without clean_start, or a string over
  * 65535 bytes. */
-enum wm_err mqtt_wire_connect(struct mqtt_buf *b, const struct mqtt_connect *c);
+WM_WARN_UNUSED enum wm_err mqtt_wire_connect(struct mqtt_buf *b, const struct mqtt_connect *c);
 
 struct mqtt_publish {
     const char *topic; /* NUL-terminated, non-empty, no '+' or '#' */
@@ -56,17 +56,18 @@ struct mqtt_publish {
 };
 /* WM_ERR_INVAL for a bad topic, qos or packet id; WM_ERR_TOOBIG when the packet would exceed
  * MQTT_MAX_REMAINING. */
-enum wm_err mqtt_wire_publish(struct mqtt_buf *b, int version, const struct mqtt_publish *p);
+WM_WARN_UNUSED enum wm_err mqtt_wire_publish(struct mqtt_buf *b, int version,
+                                             const struct mqtt_publish *p);
 /* PUBACK with success (3.1.1: 2 bytes of packet id; 5: the same, reason code 0 implied). */
-enum wm_err mqtt_wire_puback(struct mqtt_buf *b, uint16_t packet_id);
+WM_WARN_UNUSED enum wm_err mqtt_wire_puback(struct mqtt_buf *b, uint16_t packet_id);
 /* One SUBSCRIBE for n filters at the given maximum qos (MQTT 5 subscription options: no local
  * off, retain as published off, send retained always). WM_ERR_INVAL when n is 0 or a filter is
  * empty or over 65535 bytes. */
-enum wm_err mqtt_wire_subscribe(struct mqtt_buf *b, int version, uint16_t packet_id,
-                                const char *const *filters, size_t n, int qos);
-enum wm_err mqtt_wire_pingreq(struct mqtt_buf *b);
+WM_WARN_UNUSED enum wm_err mqtt_wire_subscribe(struct mqtt_buf *b, int version, uint16_t packet_id,
+                                               const char *const *filters, size_t n, int qos);
+WM_WARN_UNUSED enum wm_err mqtt_wire_pingreq(struct mqtt_buf *b);
 /* Normal disconnection (MQTT 5: reason 0, no properties). */
-enum wm_err mqtt_wire_disconnect(struct mqtt_buf *b, int version);
+WM_WARN_UNUSED enum wm_err mqtt_wire_disconnect(struct mqtt_buf *b, int version);
 
 /* ---- decoding ---- */
 
@@ -132,8 +133,9 @@ struct mqtt_packet {
  *                    NULL) says what, fit for a log line.
  * Unknown MQTT 5 properties are skipped; a malformed property list is WM_ERR_PROTOCOL. A PUBLISH
  * with qos 3, qos 1 or 2 and packet id 0, or a topic containing a NUL byte is WM_ERR_PROTOCOL. */
-enum wm_err mqtt_wire_parse(const unsigned char *buf, size_t len, int version, size_t max_len,
-                            struct mqtt_packet *p, size_t *used, char *why, size_t whylen);
+WM_WARN_UNUSED enum wm_err mqtt_wire_parse(const unsigned char *buf, size_t len, int version,
+                                           size_t max_len, struct mqtt_packet *p, size_t *used,
+                                           char *why, size_t whylen);
 
 /* The text of a CONNACK code (3.1.1 return code, or 5 reason code) for log lines. */
 const char *mqtt_wire_connack_text(int version, uint8_t code);

@@ -29,8 +29,8 @@ struct options;
  * Arguments that are not options are kept as positionals. On error returns NULL and prints a
  * one-line reason on stderr. "--help" prints the usage and sets *help. The caller owns the
  * result; argv and specs must outlive it. */
-struct options *options_parse(const char *usage, const struct option_spec *specs, int argc,
-                              char **argv, bool *help);
+WM_WARN_UNUSED struct options *options_parse(const char *usage, const struct option_spec *specs,
+                                             int argc, char **argv, bool *help);
 void options_free(struct options **o);
 
 /* The last value given for name, else its default, else NULL. */
@@ -40,7 +40,8 @@ const char *options_get(const struct options *o, const char *name);
 const char **options_get_all(const struct options *o, const char *name, size_t *n);
 bool options_flag(const struct options *o, const char *name);
 /* The value as a number (seconds, counts); def when absent. WM_ERR_INVAL if not a number. */
-enum wm_err options_number(const struct options *o, const char *name, double def, double *out);
+WM_WARN_UNUSED enum wm_err options_number(const struct options *o, const char *name, double def,
+                                          double *out);
 /* The i-th value in order (the file's first), its option's name and origin; NULL past the end.
  * For options whose relative order matters, such as --accept and --reject. */
 const char *options_nth(const struct options *o, size_t i, const char **name, bool *from_file);

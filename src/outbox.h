@@ -33,8 +33,9 @@ typedef void (*outbox_ended_fn)(void *arg, uint64_t id, bool finished);
 
 /* Connects to the post broker and returns the outbox (the caller's; outbox_free), or NULL with
  * *err set. Counters and gauges go to m (outbox_*, published), which must outlive it. */
-struct outbox *outbox_new(struct loop *loop, const struct outbox_options *o, outbox_ended_fn ended,
-                          void *arg, struct metrics *m, enum wm_err *err);
+WM_WARN_UNUSED struct outbox *outbox_new(struct loop *loop, const struct outbox_options *o,
+                                         outbox_ended_fn ended, void *arg, struct metrics *m,
+                                         enum wm_err *err);
 /* Frees *o and its link (unacknowledged entries stay in the caller's journal), sets it NULL. */
 void outbox_free(struct outbox **o);
 
@@ -42,8 +43,8 @@ void outbox_free(struct outbox **o);
  * caller, not in the outbox already. A message no broker could take (a topic MQTT refuses) is
  * set aside at once, and ended is called before this returns. WM_ERR_NOMEM: nothing was
  * taken, the entry is still the caller's. */
-enum wm_err outbox_add(struct outbox *o, uint64_t id, const char *topic, const void *message,
-                       size_t len);
+WM_WARN_UNUSED enum wm_err outbox_add(struct outbox *o, uint64_t id, const char *topic,
+                                      const void *message, size_t len);
 
 /* Whether the caller may take more work in. With a hysteresis: once full (max_entries or
  * max_bytes reached), room comes back only below half of both. */

@@ -171,7 +171,7 @@ void peer_journal_done(struct peer *p, uint64_t jid);
 void peer_journal_superseded(struct peer *p, uint64_t jid);
 /* Starts the sync threads (under --durability power) and adds the loop hook that runs the
  * rounds: before the post link's hook and the upstream links'. */
-enum wm_err peer_sync_start(struct peer *p);
+WM_WARN_UNUSED enum wm_err peer_sync_start(struct peer *p);
 /* Ends the rounds in progress, then syncs the tree and the journal inline; true when all is
  * durable (the upstream links' last PUBACKs may then leave). */
 bool peer_sync_stop(struct peer *p);
@@ -187,15 +187,17 @@ double peer_lag(const struct announce *a);
 /* Re-evaluates whether upstream brokers are read (jobs in hand, outbox room). */
 void peer_backpressure(struct peer *p);
 /* The topic to re-announce a on (--post-exchange, --post-topic-prefix, --post-topic). */
-enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out, size_t outlen);
+WM_WARN_UNUSED enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out,
+                                           size_t outlen);
 
 /* peer_job.c */
-struct job *job_new(struct peer *p, const char *key, struct announce *a, const char *url);
+WM_WARN_UNUSED struct job *job_new(struct peer *p, const char *key, struct announce *a,
+                                   const char *url);
 void job_add_source(struct job *j, const char *url);
 /* Keeps a (a newer version) until j ends; WM_ERR_NOMEM: a is still the caller's. */
 enum wm_err job_defer(struct job *j, struct announce *a, uint64_t jid);
 /* Keeps a copy of the message the job's announcement came as. WM_ERR_NOMEM. */
-enum wm_err job_keep_origin(struct job *j, const struct journal_entry *origin);
+WM_WARN_UNUSED enum wm_err job_keep_origin(struct job *j, const struct journal_entry *origin);
 void job_start(struct job *j);
 /* Re-announces what the tree already holds for a replayed job, then finishes it. */
 void job_reannounce_held(struct job *j, const struct wm_checksum *held);

@@ -17,7 +17,7 @@ struct retention_stats {
 
 /* Parses a duration: a number with an optional unit s, m, h or d ("24h", "90m", "3600").
  * WM_ERR_INVAL unless it is positive and finite. */
-enum wm_err retention_parse_duration(const char *text, double *seconds);
+WM_WARN_UNUSED enum wm_err retention_parse_duration(const char *text, double *seconds);
 
 /* Walks the tree under dirfd (borrowed) without following symlinks and without entering
  * names that start with '.' (temporary files, state), removing regular files modified before
@@ -31,8 +31,8 @@ struct retention;
 /* Starts a thread that sweeps the tree at dir every interval_s, removing files older than
  * keep_s. removed (may be NULL) is incremented per file removed. NULL with errno set on
  * failure. The caller owns the result. */
-struct retention *retention_start(const char *dir, double keep_s, double interval_s,
-                                  atomic_uint_fast64_t *removed);
+WM_WARN_UNUSED struct retention *retention_start(const char *dir, double keep_s, double interval_s,
+                                                 atomic_uint_fast64_t *removed);
 /* Stops the thread (waiting for a sweep in progress to end) and frees *r. */
 void retention_stop(struct retention **r);
 

@@ -41,7 +41,7 @@ uint64_t seen_key(const char *clean_rel, const struct wm_checksum *sum);
 /* A cache for up to capacity entries (1 .. SEEN_CAPACITY_MAX) that each live ttl_s seconds
  * (1 .. SEEN_TTL_MAX) after their last seen_add. NULL with errno set (EINVAL, ENOMEM). The
  * caller owns the result (seen_free). */
-struct seen *seen_new(size_t capacity, uint32_t ttl_s);
+WM_WARN_UNUSED struct seen *seen_new(size_t capacity, uint32_t ttl_s);
 /* Frees *s and sets it to NULL. */
 void seen_free(struct seen **s);
 
@@ -73,6 +73,6 @@ enum wm_err seen_save(const struct seen *s, const char *path);
  * does not exist, WM_ERR_FORMAT when it is not a seen file or is truncated or corrupt,
  * WM_ERR_IO: on every error the cache is left empty. Loading more entries than the capacity
  * evicts as seen_add does. */
-enum wm_err seen_load(struct seen *s, const char *path, uint64_t now_s);
+WM_WARN_UNUSED enum wm_err seen_load(struct seen *s, const char *path, uint64_t now_s);
 
 #endif

@@ -4,7 +4,9 @@
 
 #include <stddef.h>
 
+#include "error.h"
+
 /* An httpd_page_fn: returns a malloc'd copy of the page (arg is unused), "text/html". */
-char *status_page_render(void *arg, size_t *len, const char **content_type);
+WM_WARN_UNUSED char *status_page_render(void *arg, size_t *len, const char **content_type);
 
 #endif

@@ -9,12 +9,12 @@
 struct strmap;
 
 /* NULL on no memory. Keys are copied; values are the caller's. */
-struct strmap *strmap_new(void);
+WM_WARN_UNUSED struct strmap *strmap_new(void);
 /* Frees the map and its key copies, not the values. */
 void strmap_free(struct strmap **m);
 void *strmap_get(const struct strmap *m, const char *key);
 /* Inserts or replaces. */
-enum wm_err strmap_put(struct strmap *m, const char *key, void *value);
+WM_WARN_UNUSED enum wm_err strmap_put(struct strmap *m, const char *key, void *value);
 /* Removes key; returns its value or NULL. */
 void *strmap_remove(struct strmap *m, const char *key);
 size_t strmap_count(const struct strmap *m);

@@ -18,11 +18,12 @@ typedef void (*syncer_done_fn)(void *arg, enum wm_err result);
 
 /* Starts the thread, named name (thread.h), and watches its completions on loop (which must
  * outlive the syncer). The caller owns the result (syncer_free). NULL with errno set on failure. */
-struct syncer *syncer_new(struct loop *loop, const char *name);
+WM_WARN_UNUSED struct syncer *syncer_new(struct loop *loop, const char *name);
 
 /* Hands work(arg) to the thread; done(arg, result) follows on the loop, never from inside this
  * call. WM_ERR_INVAL while earlier work has not had its done call yet. */
-enum wm_err syncer_start(struct syncer *s, syncer_work_fn work, syncer_done_fn done, void *arg);
+WM_WARN_UNUSED enum wm_err syncer_start(struct syncer *s, syncer_work_fn work, syncer_done_fn done,
+                                        void *arg);
 
 /* True from syncer_start until its done call has returned. */
 bool syncer_busy(const struct syncer *s);

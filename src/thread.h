@@ -12,6 +12,7 @@
 /* Starts fn(arg) on a new joinable thread named name (at most 15 characters are kept) before fn
  * runs and by the time this returns. WM_OK, or WM_ERR_IO (errno set) or WM_ERR_NOMEM with no thread
  * started. The caller joins *thread. */
-enum wm_err thread_start(pthread_t *thread, const char *name, void *(*fn)(void *), void *arg);
+WM_WARN_UNUSED enum wm_err thread_start(pthread_t *thread, const char *name, void *(*fn)(void *),
+                                        void *arg);
 
 #endif

@@ -28,15 +28,16 @@ enum tls_io {
  * (tls_config_free), and may be freed while sessions made with it live on (they hold a
  * reference). WM_ERR_LIB (with why) when OpenSSL cannot set up, WM_ERR_IO when cafile cannot
  * be read. */
-enum wm_err tls_config_new(const char *cafile, struct tls_config **out, char *why, size_t whylen);
+WM_WARN_UNUSED enum wm_err tls_config_new(const char *cafile, struct tls_config **out, char *why,
+                                          size_t whylen);
 void tls_config_free(struct tls_config **c);
 
 /* Starts a client session on the connected socket fd (not owned: the caller closes it after
  * tls_free) for host (checked against the certificate: a name, or an address against its IP
  * entries; sent in SNI unless an address) under cfg. *out is owned by the caller. WM_ERR_LIB
  * (with why) when OpenSSL cannot set up. */
-enum wm_err tls_new(int fd, const char *host, struct tls_config *cfg, struct tls_conn **out,
-                    char *why, size_t whylen);
+WM_WARN_UNUSED enum wm_err tls_new(int fd, const char *host, struct tls_config *cfg,
+                                   struct tls_conn **out, char *why, size_t whylen);
 void tls_free(struct tls_conn **c);
 
 /* Advances the handshake. */

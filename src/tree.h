@@ -25,10 +25,10 @@ struct tree;
 
 /* Opens (creating if needed) the tree at dir and empties its temporary directory.
  * Returns NULL with errno set on failure. The caller owns the result. */
-struct tree *tree_open(const char *dir);
+WM_WARN_UNUSED struct tree *tree_open(const char *dir);
 /* Opens an existing tree without touching its temporary directory: for tools (post, serve)
  * that may run beside a peer working in the same tree. NULL with errno set on failure. */
-struct tree *tree_attach(const char *dir);
+WM_WARN_UNUSED struct tree *tree_attach(const char *dir);
 /* Closes *t (the directories its commits kept open too) and sets it to NULL. */
 void tree_close(struct tree **t);
 int tree_dirfd(const struct tree *t);
@@ -39,7 +39,7 @@ const char *tree_path(const struct tree *t);
 void tree_set_sync(struct tree *t, bool sync);
 /* Makes every commit since the last call durable with one syncfs(2) of the tree's filesystem;
  * a no-op when nothing was committed. WM_ERR_IO when it fails (the commits stay pending). */
-enum wm_err tree_sync(struct tree *t);
+WM_WARN_UNUSED enum wm_err tree_sync(struct tree *t);
 /* tree_sync in steps, for syncing on another thread: tree_sync_begin (owner's thread) says
  * whether commits were made since the last sync and forgets them; tree_sync_fs (any thread)
  * makes them durable with one syncfs(2); after its failure tree_sync_failed (owner's thread)
@@ -47,7 +47,7 @@ enum wm_err tree_sync(struct tree *t);
 bool tree_sync_begin(struct tree *t);
 /* True when commits were made since the last tree_sync_begin (or failed sync). */
 bool tree_has_unsynced(const struct tree *t);
-enum wm_err tree_sync_fs(const struct tree *t);
+WM_WARN_UNUSED enum wm_err tree_sync_fs(const struct tree *t);
 void tree_sync_failed(struct tree *t);
 
 /* Normalises an announced relPath into a path relative to the tree: leading '/' and repeated
@@ -60,7 +60,7 @@ void tree_sync_failed(struct tree *t);
  * ("%00") is always refused, as is a final "." component (it names a directory). Bytes >= 0x80
  * (UTF-8 names) and backslashes are kept. A component over NAME_MAX bytes is WM_ERR_TOOBIG.
  * On any failure out is set to "". */
-enum wm_err tree_clean_relpath(const char *rel_path, char *out, size_t outlen);
+WM_WARN_UNUSED enum wm_err tree_clean_relpath(const char *rel_path, char *out, size_t outlen);
 
 /* A file being written before it joins the tree. */
 struct tree_tmp {
@@ -72,7 +72,7 @@ struct tree_tmp {
  * filesystem allows, so that a crash leaves nothing behind; else named
  * "tmp.<pid>.<counter>.<8 hex digits>", unique among the processes sharing the tree, whose open
  * keeps the files of other live pids. Safe to call from several threads at once. */
-enum wm_err tree_tmp_create(struct tree *t, struct tree_tmp *tmp);
+WM_WARN_UNUSED enum wm_err tree_tmp_create(struct tree *t, struct tree_tmp *tmp);
 /* From now on tree_tmp_create makes named files, as on a filesystem without O_TMPFILE: for the
  * tests of that way. */
 void tree_name_tmp_files(struct tree *t);
@@ -87,7 +87,8 @@ void tree_name_tmp_files(struct tree *t);
  * tree_close must come from one thread at a time.
  * It replaces whatever version the file holds, without a lock: for tools and tests. The peer
  * stores versions with tree_tmp_commit_version. */
-enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp, const char *clean_rel);
+WM_WARN_UNUSED enum wm_err tree_tmp_commit(struct tree *t, struct tree_tmp *tmp,
+                                           const char *clean_rel);
 /* What tree_tmp_commit_version did with a version. */
 enum tree_outcome {
     WM_TREE_STORED,     /* the version is in place (it replaced an older one, or nothing) */
@@ -107,17 +108,19 @@ enum tree_outcome {
  * Returns WM_OK with *outcome set; tmp is consumed in every case (committed, or discarded when
  * refused or same). Errors as tree_tmp_commit's, and WM_ERR_IO when the held file cannot be
  * read for its checksum. The lock is released on every path before returning. */
-enum wm_err tree_tmp_commit_version(struct tree *t, struct tree_tmp *tmp, const char *clean_rel,
-                                    int64_t pubtime_ns, const struct wm_checksum *sum,
-                                    enum tree_outcome *outcome);
+WM_WARN_UNUSED enum wm_err tree_tmp_commit_version(struct tree *t, struct tree_tmp *tmp,
+                                                   const char *clean_rel, int64_t pubtime_ns,
+                                                   const struct wm_checksum *sum,
+                                                   enum tree_outcome *outcome);
 /* Sets the temporary file's modification time (nanoseconds since the epoch): the peer records
  * the pubTime of each version it stores there, so a later announcement can tell newer from
  * older. */
-enum wm_err tree_tmp_set_time(struct tree_tmp *tmp, int64_t ns);
+WM_WARN_UNUSED enum wm_err tree_tmp_set_time(struct tree_tmp *tmp, int64_t ns);
 /* Records sum, the checksum of the size bytes written, in the temporary file's xattr, unless
  * the file is too small to be worth it (WM_TREE_SUM_CACHE_MIN) or sum is WM_SUM_NONE. Without
  * xattr support the sum is skipped (logged once at debug). */
-enum wm_err tree_tmp_set_sum(struct tree_tmp *tmp, const struct wm_checksum *sum, int64_t size);
+WM_WARN_UNUSED enum wm_err tree_tmp_set_sum(struct tree_tmp *tmp, const struct wm_checksum *sum,
+                                            int64_t size);
 /* Closes and removes the temporary file. */
 void tree_tmp_discard(struct tree *t, struct tree_tmp *tmp);
 
@@ -138,15 +141,16 @@ struct tree_times {
  * cached checksum may vouch for bytes that never reached the disk.
  * With any other method (WM_SUM_NONE, or opaque ones such as arbitrary) *held gets whatever the
  * xattr holds: WM_ERR_NOSUM when it holds nothing readable. */
-enum wm_err tree_lookup(struct tree *t, const char *clean_rel, enum wm_sum method, bool fresh,
-                        struct wm_checksum *held, struct tree_times *times);
+WM_WARN_UNUSED enum wm_err tree_lookup(struct tree *t, const char *clean_rel, enum wm_sum method,
+                                       bool fresh, struct wm_checksum *held,
+                                       struct tree_times *times);
 /* Opens a stored regular file read-only for serving; *size gets its length and *mtime_ns its
  * modification time (either may be NULL), from the one fstat made to check it. Refuses
  * directories, symlinks, dot-files and anything in WM_TREE_TMPDIR.
  * The caller owns *fd (close it). Symlinks and dot-files give WM_ERR_UNSAFE; absent names,
  * directories and other non-regular files WM_ERR_NOTFOUND. tree_lookup refuses the same
  * way. Safe to call from several threads at once. */
-enum wm_err tree_open_file(struct tree *t, const char *clean_rel, int *fd, off_t *size,
-                           int64_t *mtime_ns);
+WM_WARN_UNUSED enum wm_err tree_open_file(struct tree *t, const char *clean_rel, int *fd,
+                                          off_t *size, int64_t *mtime_ns);
 
 #endif

@@ -15,12 +15,13 @@ struct tree_spares;
 /* Starts the thread that keeps up to keep (1 to 1024) empty temporary files of t open and
  * ready. t must outlive the result, which the caller owns (tree_spares_stop). NULL with errno
  * set when the thread cannot start. */
-struct tree_spares *tree_spares_start(struct tree *t, size_t keep);
+WM_WARN_UNUSED struct tree_spares *tree_spares_start(struct tree *t, size_t keep);
 
 /* Fills *tmp with a ready temporary file of t, or, when none is ready (or s is NULL), creates
  * one now with tree_tmp_create (whose errors it returns). The caller owns *tmp as if
  * tree_tmp_create had made it. Called from one thread at a time. */
-enum wm_err tree_spares_take(struct tree_spares *s, struct tree *t, struct tree_tmp *tmp);
+WM_WARN_UNUSED enum wm_err tree_spares_take(struct tree_spares *s, struct tree *t,
+                                            struct tree_tmp *tmp);
 
 /* How many files are ready now (for tests and metrics). */
 size_t tree_spares_ready(struct tree_spares *s);

@@ -177,7 +177,10 @@ static bool needs_escape(unsigned char c)
 
 char *url_join(const char *base, const char *rel)
 {
-    if (!base || !rel) return NULL;
+    if (!base || !rel) {
+        errno = EINVAL;
+        return NULL;
+    }
     size_t blen = strlen(base);
     while (blen > 0 && base[blen - 1] == '/')
         blen--;
@@ -222,6 +225,7 @@ char *url_resolve(const char *base, const char *loc)
     if (i > 0 && loc[i] == ':') {
         keep = 0; /* it has a scheme: absolute already */
     } else if (!auth) {
+        errno = EINVAL;
         return NULL;
     } else if (loc[0] == '/' && loc[1] == '/') {
         keep = (size_t)(auth - base) + 1; /* the scheme and its ':' */

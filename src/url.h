@@ -18,7 +18,7 @@ struct wm_url {
     char *path; /* "" or starting with '/' */
 };
 
-enum wm_err url_parse(const char *text, struct wm_url *out);
+WM_WARN_UNUSED enum wm_err url_parse(const char *text, struct wm_url *out);
 void url_clear(struct wm_url *u);
 /* Writes "scheme://user@host:port" (never the password) into out. */
 void url_redact(const char *text, char *out, size_t outlen);
@@ -26,13 +26,13 @@ void url_redact(const char *text, char *out, size_t outlen);
 /* Download URL: base and rel joined by exactly one '/', characters not allowed in a URL path
  * (space, controls, '#', '?', '"', '<', '>', '\\', '^', '`', '{', '|', '}', non-ASCII bytes)
  * percent-encoded in rel. '%' is left alone: relPath is already in URL form. Returns a new string
- * (caller frees) or NULL. */
-char *url_join(const char *base, const char *rel);
+ * (caller frees), or NULL with errno set: ENOMEM, or EINVAL for a NULL argument. */
+WM_WARN_UNUSED char *url_join(const char *base, const char *rel);
 
 /* A redirect's Location loc made absolute against base, the URL that answered it (RFC 3986
  * 5.2, without the removal of dot segments, which servers do; a fragment is dropped). A new
- * string (caller frees), or NULL when out of memory or base has no "://". */
-char *url_resolve(const char *base, const char *loc);
+ * string (caller frees), or NULL with errno set: ENOMEM, or EINVAL when base has no "://". */
+WM_WARN_UNUSED char *url_resolve(const char *base, const char *loc);
 
 /* True when text starts with http:// or https:// (case-insensitive). */
 bool url_is_http(const char *text);

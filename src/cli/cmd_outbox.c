@@ -32,7 +32,8 @@ static void print_entry(void *arg, const struct deadletter *d)
 {
     size_t *n = arg;
     char when[40] = "-";
-    if (d->time_ns) codec_rfc3339_format(d->time_ns, 0, when, sizeof when);
+    if (d->time_ns && codec_rfc3339_format(d->time_ns, 0, when, sizeof when) != WM_OK)
+        snprintf(when, sizeof when, "?");
     printf("%s %s %zu %s (%d refusal%s)\n", when, d->topic, d->len, d->reason, d->attempts,
            d->attempts == 1 ? "" : "s");
     (*n)++;

@@ -198,15 +198,18 @@ int cmd_post(int argc, char **argv)
     p.loop = loop_new();
     struct mqtt_options mo = {.url = options_get(o, "post-broker")};
     struct mqtt_callbacks cb = {.on_published = on_published, .on_disconnect = on_disconnect};
-    enum wm_err e;
+    enum wm_err e = WM_ERR_NOMEM;
     if (!p.loop || !(p.link = mqtt_link_new(p.loop, &mo, &cb, &p, &e))) {
-        fprintf(stderr, "wmesh post: cannot use broker: %s\n", wm_strerror(WM_ERR_INVAL));
+        fprintf(stderr, "wmesh post: cannot use broker: %s\n", wm_strerror(e));
         goto done;
     }
     rc = post_all(&p, o, files, nfiles);
     if (mqtt_pending(p.link) > 0) {
         loop_timer_start(p.loop, &p.timeout, (int64_t)(timeout * 1000), on_timeout, &p);
-        loop_run(p.loop);
+        if ((e = loop_run(p.loop)) != WM_OK) {
+            log_error("event loop failed: %s", wm_strerror(e));
+            rc = 1;
+        }
         loop_timer_stop(p.loop, &p.timeout);
     }
     if (p.refused) rc = 1;

@@ -45,7 +45,8 @@ static const char *format_name(enum wm_format f)
 static void print_announcement(const struct announce *a)
 {
     char when[64], sum[128];
-    codec_pubtime_format(a->pubtime_ns, a->pubtime_digits, true, when, sizeof when);
+    if (codec_pubtime_format(a->pubtime_ns, a->pubtime_digits, true, when, sizeof when) != WM_OK)
+        snprintf(when, sizeof when, "?");
     if (integrity_value_format(&a->sum, sum, sizeof sum) != WM_OK) snprintf(sum, sizeof sum, "?");
     double lag = (double)(loop_wall_ns() - a->pubtime_ns) / 1e9;
     const char *sep = a->base_url[0] && a->base_url[strlen(a->base_url) - 1] == '/' ? "" : "/";
@@ -119,8 +120,12 @@ int cmd_sub(int argc, char **argv)
         fprintf(stderr, "wmesh sub: %s\n", wm_strerror(e));
         goto done;
     }
-    loop_on_signal(s.loop, SIGINT, on_signal, s.loop);
-    loop_on_signal(s.loop, SIGTERM, on_signal, s.loop);
+    if ((e = loop_on_signal(s.loop, SIGINT, on_signal, s.loop)) ||
+        (e = loop_on_signal(s.loop, SIGTERM, on_signal, s.loop))) {
+        fprintf(stderr, "wmesh sub: cannot watch signals: %s\n", wm_strerror(e));
+        rc = 1;
+        goto done;
+    }
     rc = loop_run(s.loop) == WM_OK ? 0 : 1;
     if (s.write_errno && s.write_errno != EPIPE) {
         fprintf(stderr, "wmesh sub: cannot print: %s\n", strerror(s.write_errno));

@@ -112,7 +112,7 @@ static void run_transfers(struct run *r, int count)
     r->to_start = count;
     r->done = r->ok = r->failed = r->wrong = 0;
     start_next(r);
-    if (r->running > 0) loop_run(r->loop);
+    if (r->running > 0) ASSERT_EQ_INT(loop_run(r->loop), WM_OK);
 }
 
 static void count_turn(void *arg)
@@ -130,9 +130,9 @@ static int idle_turns(struct loop *l, int ms)
 {
     int turns = 0;
     struct loop_timer stop = {0};
-    loop_add_hook(l, count_turn, &turns);
+    ASSERT_EQ_INT(loop_add_hook(l, count_turn, &turns), WM_OK);
     loop_timer_start(l, &stop, ms, stop_loop, l);
-    loop_run(l);
+    ASSERT_EQ_INT(loop_run(l), WM_OK);
     loop_timer_stop(l, &stop);
     loop_remove_hook(l, count_turn, &turns);
     return turns;
@@ -658,7 +658,7 @@ static void get(struct fetcher *f, struct loop *l, const char *url, struct resul
     start_one(f, l, url, r);
     struct guard g;
     guard_set(&g, l);
-    if (r->calls == 0) loop_run(l);
+    if (r->calls == 0) ASSERT_EQ_INT(loop_run(l), WM_OK);
     loop_timer_stop(l, &g.timer);
     if (r->calls != 1) fprintf(stderr, "%s: %d done calls\n", url, r->calls);
     ASSERT_EQ_INT(r->calls, 1);
@@ -936,7 +936,7 @@ static void test_queue(struct canned *s, struct loop *l)
     struct guard g;
     guard_set(&g, l);
     while (norder < 12 && !g.fired)
-        loop_run(l);
+        ASSERT_EQ_INT(loop_run(l), WM_OK);
     loop_timer_stop(l, &g.timer);
     ASSERT_EQ_INT(norder, 12);
     for (int i = 0; i < norder; i++) {
@@ -977,7 +977,7 @@ static void run_batch(struct fetcher *f, struct loop *l, struct canned *s, int n
     struct guard g;
     guard_set(&g, l);
     while (norder < n && !g.fired)
-        loop_run(l);
+        ASSERT_EQ_INT(loop_run(l), WM_OK);
     loop_timer_stop(l, &g.timer);
     ASSERT_EQ_INT(norder, n);
     for (int i = 0; i < n && i < 64; i++) {

@@ -196,7 +196,8 @@ static void test_unreadable_file(void)
     struct file g = {0};
     t = hasher_task_new(h, rw, c2, 0);
     hasher_task_grow(t, sizeof zeros);
-    hasher_task_new(h, rw, c2, 0);
+    struct hasher_task *t2 = hasher_task_new(h, rw, c2, 0);
+    ASSERT_TRUE(t && t2);
     hasher_free(&h);
     ASSERT_TRUE(!g.done);
     integrity_abort(&c2);

@@ -376,18 +376,20 @@ static void test_maybe_compact(void)
     struct journal *j = open_ok();
     static unsigned char blob[1000];
     uint64_t id = 0;
+    int errors = 0;
     for (int i = 0; i < 2000; i++)
-        journal_add(j, blob, sizeof blob, &id);
+        errors += journal_add(j, blob, sizeof blob, &id) != WM_OK;
     ASSERT_EQ_INT(journal_maybe_compact(j), WM_OK);
     ASSERT_TRUE(journal_size(j) > 2000 * 1000); /* over the size, but everything is live */
     for (uint64_t i = 1; i <= 1000; i++)
-        journal_done(j, i);
+        errors += journal_done(j, i) != WM_OK;
     ASSERT_EQ_INT(journal_maybe_compact(j), WM_OK);
     ASSERT_TRUE(journal_size(j) > 2000 * 1000); /* too few dead yet */
     for (int i = 0; i < 4000; i++) {
-        journal_add(j, blob, sizeof blob, &id);
-        journal_done(j, id);
+        errors += journal_add(j, blob, sizeof blob, &id) != WM_OK;
+        errors += journal_done(j, id) != WM_OK;
     }
+    ASSERT_EQ_INT(errors, 0);
     ASSERT_EQ_INT(journal_maybe_compact(j), WM_OK);
     ASSERT_TRUE(journal_size(j) < 1100 * 1024);
     ASSERT_EQ_INT(journal_live(j), 1000);

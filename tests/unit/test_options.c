@@ -44,7 +44,7 @@ static void test_config(void)
     ASSERT_EQ_STR(b[1], "mqtt://b");
     free(b);
     double d = 0;
-    options_number(o, "lag-warn", 0, &d);
+    ASSERT_EQ_INT(options_number(o, "lag-warn", 0, &d), WM_OK);
     ASSERT_TRUE(d == 5);
     ASSERT_TRUE(options_flag(o, "verbose"));
     const char **acc = options_get_all(o, "accept", &n);
