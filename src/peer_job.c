@@ -263,6 +263,9 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
 
 void job_reannounce_held(struct job *j, const struct wm_checksum *held)
 {
+    /* No bytes came through this job: none go inline (attach_inline would take "no copy" for
+     * an empty file, and announce a held file as empty under its real checksum). */
+    j->inline_overflow = true;
     log_info("reannounced %s lag=%.3fs (held before a restart)", j->a->rel_path, peer_lag(j->a));
     peer_count(&j->peer->metrics.reannounced, 1);
     announce_stored(j, held);
