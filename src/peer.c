@@ -195,10 +195,11 @@ static enum wm_err subscriptions(const struct peer_config *c, char ***out)
 {
     char **subs = calloc(c->nsubtopics + 1, sizeof *subs);
     if (!subs) return WM_ERR_NOMEM;
+    *out = subs; /* NULL-terminated as it fills: the caller frees what was made */
     for (size_t i = 0; i < c->nsubtopics; i++) {
         size_t n = strlen(c->exchange) + strlen(c->topic_prefix) + strlen(c->subtopics[i]) + 16 +
                    (c->share_group ? strlen(c->share_group) : 0);
-        if (!(subs[i] = malloc(n))) return WM_ERR_NOMEM; /* the caller frees what was made */
+        if (!(subs[i] = malloc(n))) return WM_ERR_NOMEM;
         /* "$share/GROUP/filter": the broker hands each message to one member of the group. */
         snprintf(subs[i], n, "%s%s%s%s/%s%s%s", c->share_group ? "$share/" : "",
                  c->share_group ? c->share_group : "", c->share_group ? "/" : "", c->exchange,
