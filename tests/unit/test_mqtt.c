@@ -147,7 +147,7 @@ static void client_run(struct client *c)
 {
     struct watch w = {.c = c, .deadline_ms = loop_now_ms(c->loop) + DEADLINE_MS};
     loop_timer_start(c->loop, &w.timer, 0, check_settled, &w);
-    loop_run(c->loop);
+    ASSERT_EQ_INT(loop_run(c->loop), WM_OK);
     loop_timer_stop(c->loop, &w.timer);
     bool script_done = fake_done(c->fb);
     fake_stop(c->fb);
