@@ -568,7 +568,10 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
                                .connect_timeout_ms = (long)(c->connect_timeout_s * 1000),
                                .low_speed_time_s = (long)c->stall_timeout_s,
                                .cafile = c->cafile};
-    if (!(p->fetcher = fetch_new(p->loop, &fo))) return WM_ERR_LIB;
+    if (!(p->fetcher = fetch_new(p->loop, &fo))) {
+        log_error("cannot start the downloader: %s", strerror(errno));
+        return WM_ERR_NOMEM;
+    }
     if ((e = loop_on_signal(p->loop, SIGINT, on_stop_signal, p)) ||
         (e = loop_on_signal(p->loop, SIGTERM, on_stop_signal, p)))
         return e;
