@@ -12,6 +12,9 @@
 
 #define KEEP_MAX 1024
 #define BACKOFF_MS 200 /* after a failed creation (disk full, no descriptors left) */
+/* A full ring still looks again this often: should a wake-up ever be missed, the ring is
+ * refilled within a second instead of never. */
+#define IDLE_CHECK_MS 1000
 
 struct tree_spares {
     struct tree *tree;
@@ -42,7 +45,7 @@ static void *refill(void *arg)
     while (!s->stopping) {
         if (s->count >= s->keep) {
             s->thread_waits = true;
-            pthread_cond_wait(&s->wake, &s->lock);
+            wait_ms(s, IDLE_CHECK_MS);
             s->thread_waits = false;
             continue;
         }

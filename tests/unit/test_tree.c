@@ -1201,6 +1201,26 @@ static void test_without_openat2_and_flink(struct tree *t)
     assert_tmpdir_empty();
 }
 
+/* Where each thread of this process waits, for a failure that a loaded machine produced once. */
+static void print_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], comm[64] = "", wchan[64] = "", sys[128] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        read_path(path, comm, sizeof comm);
+        snprintf(path, sizeof path, "/proc/self/task/%s/wchan", e->d_name);
+        read_path(path, wchan, sizeof wchan);
+        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", e->d_name);
+        read_path(path, sys, sizeof sys);
+        comm[strcspn(comm, "\n")] = sys[strcspn(sys, "\n")] = '\0';
+        fprintf(stderr, "thread %s (%s): wchan %s, syscall %s\n", e->d_name, comm, wchan, sys);
+    }
+    closedir(d);
+}
+
 static size_t ready_spares;
 static bool spares_ready(struct tree_spares *s, size_t want)
 {
@@ -1208,6 +1228,7 @@ static bool spares_ready(struct tree_spares *s, size_t want)
         if ((ready_spares = tree_spares_ready(s)) == want) return true;
         usleep(5000);
     }
+    print_threads();
     return false;
 }
 
