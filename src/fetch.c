@@ -34,6 +34,8 @@
 #include "fetch_hosts.h"
 #include "http_wire.h"
 #include "loop.h"
+#include "net.h"
+#include "resolver.h"
 #include "tls.h"
 #include "url.h"
 
@@ -47,8 +49,7 @@
 #define PIPELINE_IOV 16                /* requests written by one sendmsg */
 
 enum conn_state {
-    CONN_CONNECTING, /* TCP connect in progress */
-    CONN_HANDSHAKE,  /* TLS handshake in progress */
+    CONN_CONNECTING, /* net.c connects: resolving, TCP, proxy, TLS */
     CONN_BUSY,       /* requests out (or going out), responses awaited */
     CONN_IDLE,       /* kept alive between transfers, watched for reading */
 };
@@ -61,19 +62,13 @@ struct conn {
     int depth;                             /* t and those behind it */
     bool flush_queued; /* requests behind wait for the pre-wait flush (flush_pipelines) */
     enum conn_state state;
-    int fd;
+    struct net_conn *net;
+    int fd;           /* net's socket once connected; -1 before */
     unsigned watched; /* LOOP_READ | LOOP_WRITE as registered with the loop */
-    struct tls_conn *tls;
-    int next_addr;       /* index in h->addrs of the next address to try */
-    int last_errno;      /* of the last address that failed */
-    char addr[64];       /* the address tried or connected to, for messages */
-    int64_t deadline_ms; /* of the whole connect, TLS handshake included */
-    int64_t attempt_ms;  /* of the current address */
     int64_t progress_ms; /* last byte sent or received (or the start of the request) */
     int64_t idle_ms;     /* since when it is idle */
     unsigned uses;       /* responses it carried to their end */
     bool got_byte;       /* a byte of the current response arrived */
-    int tls_end;         /* TLS ended after bytes were read: 0, or EOF (-1), or an errno */
     struct http_response resp;
     char *carry; /* HTTP_WIRE_MAX_LINE bytes: the partial line of the last read, or NULL */
     size_t carry_len;
@@ -128,6 +123,7 @@ struct fetcher {
     bool dispatching, dispatch_again;
     int nflush;             /* connections with flush_queued */
     struct tls_config *tls; /* trust for https, set up at the first https connection */
+    struct resolver *resolver;
 };
 
 static void receive(struct conn *c);
@@ -239,8 +235,7 @@ static void close_socket(struct conn *c)
 {
     if (c->watched) loop_unwatch(c->f->loop, c->fd);
     c->watched = 0;
-    tls_free(&c->tls);
-    if (c->fd >= 0) close(c->fd);
+    net_close(&c->net);
     c->fd = -1;
 }
 
@@ -430,125 +425,26 @@ static void conn_fail(struct conn *c, enum wm_err err, const char *why)
 
 static void start_request(struct conn *c, struct transfer *t);
 
-static void connect_failed(struct conn *c)
+/* net.c ended the connect: the request goes out, or the transfer fails. */
+static void on_ready(void *arg, struct net_conn *net, enum wm_err err, const char *why)
 {
-    char why[160];
-    if (c->last_errno == ETIMEDOUT)
-        snprintf(why, sizeof why, "timed out connecting to %s", c->addr);
-    else if (c->last_errno == ECONNREFUSED)
-        snprintf(why, sizeof why, "connection refused to %s", c->addr);
-    else
-        snprintf(why, sizeof why, "cannot connect to %s: %s", c->addr, strerror(c->last_errno));
-    conn_fail(c, WM_ERR_CONN, why);
-}
-
-static void handshake(struct conn *c)
-{
-    switch (tls_handshake(c->tls)) {
-    case TLS_DONE:
-        start_request(c, c->t);
-        return;
-    case TLS_WANT_READ:
-        if (!watch(c, LOOP_READ)) conn_fail(c, WM_ERR_IO, "cannot watch a socket");
-        return;
-    case TLS_WANT_WRITE:
-        if (!watch(c, LOOP_WRITE)) conn_fail(c, WM_ERR_IO, "cannot watch a socket");
-        return;
-    default: {
-        char why[300];
-        snprintf(why, sizeof why, "%s (%s)",
-                 tls_error(c->tls)[0] ? tls_error(c->tls) : "TLS handshake: connection closed",
-                 c->addr);
-        conn_fail(c, WM_ERR_PROTOCOL, why);
-    }
-    }
-}
-
-/* The TCP connection is up: TLS first for https, then the request. */
-static void connected(struct conn *c)
-{
-    c->progress_ms = now_ms(c->f);
-    if (!c->h->tls) {
-        start_request(c, c->t);
+    struct conn *c = arg;
+    (void)net;
+    if (err != WM_OK) {
+        conn_fail(c, err, why);
         return;
     }
-    char why[256];
-    enum wm_err e = WM_OK;
-    if (!c->f->tls) e = tls_config_new(c->f->opts.cafile, &c->f->tls, why, sizeof why);
-    if (e == WM_OK) e = tls_new(c->fd, c->h->name, c->f->tls, &c->tls, why, sizeof why);
-    if (e != WM_OK) {
-        conn_fail(c, e, why);
-        return;
-    }
-    c->state = CONN_HANDSHAKE;
-    arm_sweep(c->f, c->deadline_ms); /* the TCP connect may not have needed one */
-    handshake(c);
-}
-
-/* Tries the host's addresses from c->next_addr on, each with its share of the time left. */
-static void connect_next(struct conn *c)
-{
-    struct fetcher *f = c->f;
-    int64_t now = now_ms(f);
-    for (struct addrinfo *a; (a = host_addr(c->h, c->next_addr)); c->next_addr++) {
-        if (now >= c->deadline_ms) {
-            c->last_errno = ETIMEDOUT;
-            break;
-        }
-        addr_describe(a, c->addr, sizeof c->addr);
-        c->fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-        if (c->fd < 0) {
-            c->last_errno = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (connect(c->fd, a->ai_addr, a->ai_addrlen) == 0) {
-            c->next_addr++;
-            connected(c);
-            return;
-        }
-        if (errno == EINPROGRESS) {
-            int rest = 0;
-            for (struct addrinfo *b = a->ai_next; b; b = b->ai_next)
-                rest++;
-            c->next_addr++;
-            c->state = CONN_CONNECTING;
-            c->attempt_ms = now + (c->deadline_ms - now) / (rest + 1);
-            if (!watch(c, LOOP_WRITE)) {
-                conn_fail(c, WM_ERR_IO, "cannot watch a socket");
-                return;
-            }
-            arm_sweep(f, c->attempt_ms);
-            return;
-        }
-        c->last_errno = errno;
-        close_socket(c);
-    }
-    connect_failed(c);
-}
-
-static void connect_done(struct conn *c)
-{
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-    if (err == 0) {
-        connected(c);
-        return;
-    }
-    c->last_errno = err;
-    close_socket(c);
-    connect_next(c);
+    c->fd = net_fd(c->net);
+    start_request(c, c->t);
 }
 
 /* Opens a connection for t (capacity was checked). */
 static void open_conn(struct transfer *t)
 {
     struct fetcher *f = t->f;
-    char why[300];
-    if (!host_resolve(t->h, now_ms(f), why, sizeof why)) {
-        end_transfer(t, WM_ERR_CONN, 0, why);
+    char why[256];
+    if (t->h->tls && !f->tls && tls_config_new(f->opts.cafile, &f->tls, why, sizeof why) != WM_OK) {
+        end_transfer(t, WM_ERR_LIB, 0, why);
         return;
     }
     struct conn *c = calloc(1, sizeof *c);
@@ -556,18 +452,27 @@ static void open_conn(struct transfer *t)
         end_transfer(t, WM_ERR_NOMEM, 0, "out of memory");
         return;
     }
+    struct net_target target = {.host = t->h->name,
+                                .port = t->h->port,
+                                .tls = t->h->tls,
+                                .tls_config = f->tls,
+                                .timeout_ms = f->opts.connect_timeout_ms};
+    if (net_connect(f->loop, f->resolver, &target, on_ready, c, &c->net) != WM_OK) {
+        free(c);
+        end_transfer(t, WM_ERR_NOMEM, 0, "out of memory");
+        return;
+    }
     c->f = f;
     c->h = t->h;
     c->fd = -1;
     c->t = t;
+    c->state = CONN_CONNECTING;
     t->c = c;
     c->next = f->conns;
     if (f->conns) f->conns->prev = c;
     f->conns = c;
     c->h->nconns++;
     f->nconns++;
-    c->deadline_ms = now_ms(f) + f->opts.connect_timeout_ms;
-    connect_next(c);
 }
 
 /* ---- requests and responses ---- */
@@ -608,73 +513,9 @@ static void pipeline_onto(struct conn *c, struct transfer *t)
     }
 }
 
-/* Bytes written of the n pieces of iov: >= 0, or -1 with errno (EAGAIN: not now; ECONNRESET,
- * EPIPE: the peer is gone; EPROTO: TLS failed, tls_error says why). TLS writes the first. */
-static ssize_t conn_write(struct conn *c, struct iovec *iov, size_t n)
-{
-    if (!c->tls) {
-        struct msghdr m = {.msg_iov = iov, .msg_iovlen = n};
-        ssize_t w;
-        while ((w = sendmsg(c->fd, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-            ;
-        return w;
-    }
-    size_t put = 0;
-    enum tls_io io = tls_write(c->tls, iov[0].iov_base, iov[0].iov_len, &put);
-    int e = errno;
-    if (io == TLS_DONE) return (ssize_t)put;
-    if (io == TLS_WANT_READ || io == TLS_WANT_WRITE)
-        errno = EAGAIN;
-    else
-        errno = io == TLS_CLOSED || e == ECONNRESET || e == EPIPE ? EPIPE : EPROTO;
-    return -1;
-}
-
-/* Bytes read: > 0, 0 at the end of the stream, or -1 with errno as for conn_write. A TLS
- * connection reads records until the socket has no more or buf is full. */
-static ssize_t conn_read(struct conn *c, char *buf, size_t n)
-{
-    if (!c->tls) {
-        ssize_t r;
-        while ((r = recv(c->fd, buf, n, 0)) < 0 && errno == EINTR)
-            ;
-        return r;
-    }
-    if (c->tls_end) {
-        errno = c->tls_end > 0 ? c->tls_end : 0;
-        return c->tls_end > 0 ? -1 : 0;
-    }
-    size_t total = 0;
-    for (;;) {
-        size_t got = 0;
-        enum tls_io io = tls_read(c->tls, buf + total, n - total, &got);
-        int e = errno;
-        if (io == TLS_DONE) {
-            total += got;
-            if (total < n) continue;
-            return (ssize_t)total;
-        }
-        if (io == TLS_WANT_READ || io == TLS_WANT_WRITE) {
-            if (total > 0) return (ssize_t)total;
-            errno = EAGAIN;
-            return -1;
-        }
-        e = io == TLS_CLOSED ? -1 : e == ECONNRESET || e == EPIPE ? ECONNRESET : EPROTO;
-        if (total > 0) {
-            /* The end came with the last bytes, and the socket may never wake us again (a
-             * server can keep it open after its close_notify): told at the next call. */
-            c->tls_end = e;
-            return (ssize_t)total;
-        }
-        errno = e > 0 ? e : 0;
-        return e > 0 ? -1 : 0;
-    }
-}
-
 static const char *io_error(const struct conn *c, int err)
 {
-    if (c->tls && err == EPROTO && tls_error(c->tls)[0]) return tls_error(c->tls);
-    return strerror(err);
+    return net_error(c->net, err);
 }
 
 static void finish_at_eof(struct conn *c);
@@ -698,9 +539,9 @@ static void io_failed(struct conn *c, int err, bool eof)
     }
     char why[320];
     if (err == ECONNRESET || err == EPIPE)
-        snprintf(why, sizeof why, "connection reset by %s", c->addr);
+        snprintf(why, sizeof why, "connection reset by %s", net_addr(c->net));
     else
-        snprintf(why, sizeof why, "connection to %s failed: %s", c->addr, io_error(c, err));
+        snprintf(why, sizeof why, "connection to %s failed: %s", net_addr(c->net), io_error(c, err));
     conn_fail(c, WM_ERR_CONN, why);
 }
 
@@ -731,7 +572,7 @@ static bool send_pending(struct conn *c)
     struct iovec iov[PIPELINE_IOV];
     size_t n;
     while ((n = unsent(c, iov)) > 0) {
-        ssize_t w = conn_write(c, iov, n);
+        ssize_t w = net_writev(c->net, iov, n);
         if (w > 0) {
             mark_sent(c, (size_t)w);
             c->progress_ms = now_ms(c->f);
@@ -891,8 +732,8 @@ static bool response_done(struct conn *c, bool reusable)
     struct transfer *t = c->t;
     /* Bytes TLS decrypted past the response would be taken for the next one's, unless a
      * request behind asked for them. */
-    bool keep = reusable && c->resp.keep_alive && !c->tls_end &&
-                (c->behind || !(c->tls && tls_pending(c->tls)));
+    bool keep = reusable && c->resp.keep_alive && !net_ended(c->net) &&
+                (c->behind || !net_pending(c->net));
     bool goes_on = keep && c->behind;
     release(t, keep);
     if (t->status == 200) {
@@ -920,7 +761,7 @@ static void finish_at_eof(struct conn *c)
     }
     char why[160];
     if (!c->got_byte)
-        snprintf(why, sizeof why, "connection closed by %s without a response", c->addr);
+        snprintf(why, sizeof why, "connection closed by %s without a response", net_addr(c->net));
     else if (c->resp.framing == HTTP_WIRE_LENGTH && t->status)
         snprintf(why, sizeof why, "short body: %lld of %lld bytes", (long long)c->resp.body_bytes,
                  (long long)c->resp.length);
@@ -1044,7 +885,7 @@ static void receive(struct conn *c)
     struct fetcher *f = c->f;
     for (;;) {
         size_t have = c->carry_len;
-        ssize_t n = conn_read(c, f->buf + have, RECV_BUFFER - have);
+        ssize_t n = net_read(c->net, f->buf + have, RECV_BUFFER - have);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
         if (n <= 0) {
             io_failed(c, n < 0 ? errno : 0, n == 0);
@@ -1055,7 +896,7 @@ static void receive(struct conn *c)
         c->got_byte = true;
         c->progress_ms = now_ms(f);
         if (!parse(c, f->buf, have + (size_t)n)) return;
-        if (!c->tls || (tls_pending(c->tls) == 0 && !c->tls_end)) return;
+        if (!net_pending(c->net)) return;
     }
 }
 
@@ -1064,11 +905,9 @@ static void receive(struct conn *c)
 static void idle_event(struct conn *c, unsigned events)
 {
     struct fetcher *f = c->f;
-    if (c->tls && !(events & LOOP_ERROR)) {
-        size_t got = 0;
-        if (tls_read(c->tls, f->buf, RECV_BUFFER, &got) == TLS_WANT_READ && !tls_pending(c->tls))
-            return;
-    }
+    if (!(events & LOOP_ERROR) && net_read(c->net, f->buf, RECV_BUFFER) < 0 && errno == EAGAIN &&
+        !net_pending(c->net))
+        return;
     conn_close(c);
     dispatch_queue(f);
 }
@@ -1078,11 +917,7 @@ static void on_conn_event(void *arg, int fd, unsigned events)
     struct conn *c = arg;
     (void)fd;
     switch (c->state) {
-    case CONN_CONNECTING:
-        connect_done(c);
-        break;
-    case CONN_HANDSHAKE:
-        handshake(c);
+    case CONN_CONNECTING: /* net.c watches the socket until then */
         break;
     case CONN_BUSY:
         if ((events & LOOP_WRITE) && !send_pending(c)) break;
@@ -1185,10 +1020,8 @@ static void dispatch_queue(struct fetcher *f)
 static int64_t conn_due(const struct fetcher *f, const struct conn *c)
 {
     switch (c->state) {
-    case CONN_CONNECTING:
-        return c->attempt_ms;
-    case CONN_HANDSHAKE:
-        return c->deadline_ms;
+    case CONN_CONNECTING: /* net.c's own deadline */
+        return INT64_MAX;
     case CONN_IDLE:
         return c->idle_ms + IDLE_MAX_MS;
     default:
@@ -1201,13 +1034,6 @@ static void expire(struct fetcher *f, struct conn *c)
     char why[160];
     switch (c->state) {
     case CONN_CONNECTING:
-        c->last_errno = ETIMEDOUT;
-        close_socket(c);
-        connect_next(c);
-        return;
-    case CONN_HANDSHAKE:
-        snprintf(why, sizeof why, "timed out in the TLS handshake with %s", c->addr);
-        conn_fail(c, WM_ERR_CONN, why);
         return;
     case CONN_IDLE:
         conn_close(c);
@@ -1253,7 +1079,12 @@ struct fetcher *fetch_new(struct loop *loop, const struct fetch_options *opts)
     if (f->opts.max_per_host <= 0) f->opts.max_per_host = 8;
     if (f->opts.max_total <= 0) f->opts.max_total = 64;
     f->failing_tail = &f->failing;
+    if (!(f->resolver = resolver_new(loop))) {
+        free(f);
+        return NULL;
+    }
     if (loop_add_hook(loop, flush_pipelines, f) != WM_OK) {
+        resolver_free(&f->resolver);
         free(f);
         return NULL;
     }
@@ -1261,6 +1092,7 @@ struct fetcher *fetch_new(struct loop *loop, const struct fetch_options *opts)
     f->buf = malloc(RECV_BUFFER);
     if (!f->buf) {
         loop_remove_hook(loop, flush_pipelines, f);
+        resolver_free(&f->resolver);
         free(f);
         return NULL;
     }
@@ -1296,6 +1128,7 @@ void fetch_free(struct fetcher **fp)
         free_transfer(t);
     }
     hosts_free(&f->hosts);
+    resolver_free(&f->resolver);
     tls_config_free(&f->tls);
     free(f->buf);
     free(f);

@@ -1,10 +1,9 @@
-/* fetch_hosts.h: the downloader's pool keys (scheme, host and port) and their resolution cache.
+/* fetch_hosts.h: the downloader's pool keys (scheme, host and port).
  * Internal to fetch.c: a host counts the transfers and connections that use it, and is
- * forgotten once nothing does and its addresses are stale. */
+ * forgotten a while after nothing does (resolver.c keeps the addresses). */
 #ifndef WMESH_FETCH_HOSTS_H
 #define WMESH_FETCH_HOSTS_H
 
-#include <netdb.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,7 +13,7 @@
 
 struct conn; /* fetch.c's */
 
-/* One pool key: scheme, host and port, with its resolution cache. */
+/* One pool key: scheme, host and port. */
 struct host {
     struct host *next;
     char *name;
@@ -23,9 +22,7 @@ struct host {
     int refs;               /* transfers pointing here */
     int nconns;             /* connections open to it, idle ones included */
     struct conn *idle;      /* its idle connections, the most recently used first */
-    struct addrinfo *addrs; /* NULL until resolved, or when resolving failed */
-    int resolve_error;      /* getaddrinfo's error when addrs is NULL */
-    int64_t resolved_ms;
+    int64_t used_ms;        /* last taken by hosts_get */
     /* The "scheme://[userinfo@]host[:port]" of the first URL that named it, and that URL parsed
      * (without its path): URLs that start the same way need no url_parse, and no allocation. */
     char *authority;
@@ -44,16 +41,9 @@ struct host *hosts_by_authority(const struct host_pool *pool, const char *url);
 /* Keeps u (its path aside) as h's parsed authority, unless h has one. Consumes u. */
 void host_remember_authority(struct host *h, const char *url, struct wm_url *u);
 /* The entry for name:port over tls, with one more reference, made if need be (forgetting unused
- * stale ones first); NULL when out of memory. now_ms: the caller's monotonic clock. */
+ * ones first); NULL when out of memory. now_ms: the caller's monotonic clock. */
 WM_WARN_UNUSED struct host *hosts_get(struct host_pool *pool, const char *name, int port, bool tls,
                                       int64_t now_ms);
-/* Resolves h unless its cached answer is fresh; getaddrinfo blocks. False, with why, when there
- * is no address. */
-bool host_resolve(struct host *h, int64_t now_ms, char *why, size_t wl);
-/* The n-th address of h (from 0), or NULL past the last. */
-struct addrinfo *host_addr(const struct host *h, int n);
-/* "1.2.3.4:80" or "[::1]:80". */
-void addr_describe(const struct addrinfo *a, char *out, size_t outlen);
 /* Frees every host of the pool. */
 void hosts_free(struct host_pool *pool);
 

@@ -19,6 +19,8 @@
 #include "log.h"
 #include "loop.h"
 #include "mqtt_wire.h"
+#include "net.h"
+#include "resolver.h"
 #include "tls.h"
 #include "url.h"
 
@@ -48,8 +50,7 @@ struct outmsg {
 
 enum link_state {
     LINK_IDLE,       /* no socket; a reconnect may be scheduled */
-    LINK_CONNECTING, /* TCP connect in progress */
-    LINK_HANDSHAKE,  /* TLS handshake in progress */
+    LINK_CONNECTING, /* net.c connects: resolving, TCP, proxy, TLS */
     LINK_CONNACK,    /* CONNECT sent, waiting for CONNACK */
     LINK_UP,         /* CONNACK accepted */
 };
@@ -83,12 +84,10 @@ struct mqtt_link {
     uint32_t conn;
     uint64_t written, released;
     enum link_state state;
-    int fd;
+    struct resolver *resolver;
+    struct net_conn *net;
+    int fd;           /* net's socket once connected; -1 before */
     unsigned watched; /* events asked of the loop for fd */
-    struct tls_conn *tls;
-    bool tls_write_wants_read; /* a TLS write can only go on once the socket is readable */
-    struct addrinfo *addrs;    /* resolved addresses of the broker and the one being tried */
-    struct addrinfo *addr;
     struct mqtt_buf in;    /* bytes read, not yet handled */
     struct mqtt_buf out;   /* bytes to write */
     struct mqtt_buf probe; /* mqtt_publish's trial encoding of a topic */
@@ -174,61 +173,17 @@ static void unwatch(struct mqtt_link *l)
 static void close_socket(struct mqtt_link *l)
 {
     unwatch(l);
-    tls_free(&l->tls);
-    if (l->fd >= 0) close(l->fd);
+    net_close(&l->net);
     l->fd = -1;
-    l->tls_write_wants_read = false;
     l->in.len = 0;
     l->out.len = 0;
     l->written = l->released = 0;
     l->conn++;
 }
 
-/* Bytes read into l->in: >0, 0 at end of stream, -1 with errno (EAGAIN when none now). */
-static ssize_t recv_some(struct mqtt_link *l, void *buf, size_t n)
+static bool write_wants_read(const struct mqtt_link *l)
 {
-    if (!l->tls) return recv(l->fd, buf, n, 0);
-    size_t got = 0;
-    switch (tls_read(l->tls, buf, n, &got)) {
-    case TLS_DONE:
-        return (ssize_t)got;
-    case TLS_CLOSED:
-        return 0;
-    case TLS_WANT_READ:
-    case TLS_WANT_WRITE: /* renegotiation: the write side is watched while out has bytes */
-        errno = EAGAIN;
-        return -1;
-    default:
-        errno = EPROTO;
-        return -1;
-    }
-}
-
-static ssize_t send_some(struct mqtt_link *l, const void *buf, size_t n)
-{
-    if (!l->tls) return send(l->fd, buf, n, MSG_NOSIGNAL);
-    size_t put = 0;
-    l->tls_write_wants_read = false;
-    switch (tls_write(l->tls, buf, n, &put)) {
-    case TLS_DONE:
-        return (ssize_t)put;
-    case TLS_WANT_READ:
-        l->tls_write_wants_read = true;
-        errno = EAGAIN;
-        return -1;
-    case TLS_WANT_WRITE:
-        errno = EAGAIN;
-        return -1;
-    default:
-        errno = EPROTO;
-        return -1;
-    }
-}
-
-static const char *io_error(const struct mqtt_link *l, int err)
-{
-    if (l->tls && tls_error(l->tls)[0]) return tls_error(l->tls);
-    return strerror(err);
+    return l->net && net_write_wants_read(l->net);
 }
 
 /* Bytes of l->out that may be written now: all of them, but on a gated link that is up only
@@ -246,12 +201,13 @@ static bool write_out(struct mqtt_link *l)
 {
     size_t can;
     while ((can = writable(l)) > 0) {
-        ssize_t n = send_some(l, l->out.data, can);
+        struct iovec iov = {l->out.data, can};
+        ssize_t n = net_writev(l->net, &iov, 1);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         if (n <= 0) {
             char why[300];
-            snprintf(why, sizeof why, "write failed: %s", io_error(l, errno));
+            snprintf(why, sizeof why, "write failed: %s", net_error(l->net, errno));
             connection_lost(l, why);
             return false;
         }
@@ -535,120 +491,49 @@ static bool queue_connect(struct mqtt_link *l)
     return write_out(l);
 }
 
-static void on_socket(void *arg, int fd, unsigned events);
-
-static bool start_tls_or_connect(struct mqtt_link *l)
+/* net.c ended the connect: CONNECT goes out, or the link tries again later. */
+static void on_net_ready(void *arg, struct net_conn *net, enum wm_err err, const char *why)
 {
-    if (strcmp(l->url.scheme, "mqtts") != 0) return queue_connect(l);
-    char why[300];
-    enum wm_err e = WM_OK;
-    if (!l->tls_cfg) e = tls_config_new(l->cafile, &l->tls_cfg, why, sizeof why);
-    if (e == WM_OK) e = tls_new(l->fd, l->url.host, l->tls_cfg, &l->tls, why, sizeof why);
-    if (e != WM_OK) {
-        drop_connection(l, why);
-        return false;
-    }
-    set_state(l, LINK_HANDSHAKE);
-    return true;
-}
-
-/* Advances the TLS handshake; the CONNECT follows it. */
-static void continue_handshake(struct mqtt_link *l)
-{
-    switch (tls_handshake(l->tls)) {
-    case TLS_DONE:
-        if (queue_connect(l)) update_watch(l);
+    struct mqtt_link *l = arg;
+    (void)net;
+    if (err != WM_OK) {
+        log_link_error(l, why);
+        close_socket(l);
+        set_state(l, LINK_IDLE);
+        schedule_reconnect(l);
         return;
-    case TLS_WANT_READ:
-        if (loop_watch(l->loop, l->fd, LOOP_READ, on_socket, l) == WM_OK) l->watched = LOOP_READ;
-        return;
-    case TLS_WANT_WRITE:
-        if (loop_watch(l->loop, l->fd, LOOP_WRITE, on_socket, l) == WM_OK) l->watched = LOOP_WRITE;
-        return;
-    default: {
-        /* Copied: dropping the connection frees the TLS session that holds the text. */
-        char why[300];
-        snprintf(why, sizeof why, "%s",
-                 tls_error(l->tls)[0] ? tls_error(l->tls) : "TLS handshake failed");
-        drop_connection(l, why);
     }
-    }
-}
-
-/* Tries the addresses from l->addr on; false when none could even start. */
-static bool connect_next_address(struct mqtt_link *l)
-{
-    int last_errno = 0;
-    for (; l->addr; l->addr = l->addr->ai_next) {
-        struct addrinfo *a = l->addr;
-        int fd =
-            socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd < 0) {
-            last_errno = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
-            l->fd = fd;
-            set_state(l, LINK_CONNECTING);
-            if (loop_watch(l->loop, fd, LOOP_WRITE, on_socket, l) != WM_OK) {
-                drop_connection(l, "cannot watch the socket");
-                return true;
-            }
-            l->watched = LOOP_WRITE;
-            return true;
-        }
-        last_errno = errno;
-        close(fd);
-    }
-    char why[300];
-    snprintf(why, sizeof why, "connect failed: %s", strerror(last_errno ? last_errno : EINVAL));
-    log_link_error(l, why);
-    return false;
+    l->fd = net_fd(l->net);
+    if (queue_connect(l)) update_watch(l);
 }
 
 static void start_connect(void *arg)
 {
     struct mqtt_link *l = arg;
     if (l->closing || l->state != LINK_IDLE) return;
-    if (l->addrs) freeaddrinfo(l->addrs);
-    l->addrs = NULL;
-    /* Resolved at every attempt, since a broker's address may change while it is away. */
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    char port[16];
-    snprintf(port, sizeof port, "%d", l->url.port);
-    int rc = getaddrinfo(l->url.host, port, &hints, &l->addrs);
-    if (rc != 0) {
-        char why[300];
-        snprintf(why, sizeof why, "cannot resolve %s: %s", l->url.host, gai_strerror(rc));
+    char why[300];
+    bool tls = strcmp(l->url.scheme, "mqtts") == 0;
+    if (tls && !l->tls_cfg && tls_config_new(l->cafile, &l->tls_cfg, why, sizeof why) != WM_OK) {
         log_link_error(l, why);
-        l->addrs = NULL;
         schedule_reconnect(l);
         return;
     }
-    l->addr = l->addrs;
-    if (!connect_next_address(l)) schedule_reconnect(l);
-}
-
-/* The TCP connect finished (fd writable): on to TLS or CONNECT, or the next address. */
-static void connect_finished(struct mqtt_link *l)
-{
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-    if (err == 0) {
-        if (start_tls_or_connect(l)) update_watch(l);
+    if (!l->resolver && !(l->resolver = resolver_new(l->loop))) {
+        log_link_error(l, "cannot start a resolver: out of memory or descriptors");
+        schedule_reconnect(l);
         return;
     }
-    close_socket(l);
-    set_state(l, LINK_IDLE);
-    char why[300];
-    snprintf(why, sizeof why, "connect failed: %s", strerror(err));
-    if (l->addr) l->addr = l->addr->ai_next;
-    if (l->addr && connect_next_address(l)) return;
-    log_link_error(l, why);
-    schedule_reconnect(l);
+    struct net_target target = {.host = l->url.host,
+                                .port = l->url.port,
+                                .tls = tls,
+                                .tls_config = l->tls_cfg,
+                                .timeout_ms = CONNECT_TIMEOUT_MS};
+    if (net_connect(l->loop, l->resolver, &target, on_net_ready, l, &l->net) != WM_OK) {
+        log_link_error(l, "cannot connect: out of memory");
+        schedule_reconnect(l);
+        return;
+    }
+    set_state(l, LINK_CONNECTING);
 }
 
 static void schedule_reconnect(struct mqtt_link *l)
@@ -868,19 +753,21 @@ static bool read_in(struct mqtt_link *l)
             return false;
         }
         size_t room = l->in.cap - l->in.len;
-        ssize_t n = recv_some(l, l->in.data + l->in.len, room);
+        ssize_t n = net_read(l->net, l->in.data + l->in.len, room);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
         if (n <= 0) {
             char why[300];
             snprintf(why, sizeof why, "%s",
-                     n == 0 ? "connection closed by the broker" : io_error(l, errno));
-            connection_lost(l, why);
+                     n == 0 ? "connection closed by the broker" : net_error(l->net, errno));
+            /* What came before the end counts: acknowledgements most of all. */
+            if (l->in.len > 0) handle_input(l);
+            if (l->fd >= 0) connection_lost(l, why);
             return false;
         }
         l->in.len += (size_t)n;
         budget = (size_t)n > budget ? 0 : budget - (size_t)n;
-        if ((size_t)n < room && !(l->tls && tls_pending(l->tls))) return true; /* drained */
+        if ((size_t)n < room && !net_pending(l->net)) return true; /* drained */
     }
     return true;
 }
@@ -890,18 +777,13 @@ static void on_socket(void *arg, int fd, unsigned events)
     struct mqtt_link *l = arg;
     (void)fd;
     switch (l->state) {
-    case LINK_CONNECTING:
-        connect_finished(l);
-        return;
-    case LINK_HANDSHAKE:
-        continue_handshake(l);
-        return;
+    case LINK_CONNECTING: /* net.c watches the socket until then */
     case LINK_IDLE:
         return;
     default:
         break;
     }
-    if ((events & LOOP_WRITE) || ((events & LOOP_READ) && l->tls_write_wants_read)) {
+    if ((events & LOOP_WRITE) || ((events & LOOP_READ) && write_wants_read(l))) {
         if (!write_out(l)) return;
     }
     if (events & (LOOP_READ | LOOP_ERROR)) {
@@ -917,9 +799,10 @@ static void on_socket(void *arg, int fd, unsigned events)
 
 static void update_watch(struct mqtt_link *l)
 {
-    if (l->fd < 0 || l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE) return;
-    unsigned want = (l->paused ? 0 : LOOP_READ) | (writable(l) > 0 ? LOOP_WRITE : 0) |
-                    (l->tls_write_wants_read ? LOOP_READ : 0);
+    if (l->fd < 0 || l->state == LINK_CONNECTING) return;
+    unsigned want = (l->paused ? 0 : LOOP_READ) |
+                    (writable(l) > 0 || net_wants_write(l->net) ? LOOP_WRITE : 0) |
+                    (write_wants_read(l) ? LOOP_READ : 0);
     if (want == l->watched) return;
     if (want == 0) {
         loop_unwatch(l->loop, l->fd);
@@ -947,7 +830,7 @@ static void on_tick(void *arg)
     loop_timer_start(l->loop, &l->tick_timer, TICK_MS, on_tick, l);
     int64_t now = loop_now_ms(l->loop);
     int64_t limit_ms = (int64_t)l->keepalive_s * 1000;
-    if (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE || l->state == LINK_CONNACK) {
+    if (l->state == LINK_CONNECTING || l->state == LINK_CONNACK) {
         if (now - l->state_since_ms > CONNECT_TIMEOUT_MS)
             drop_connection(l, "broker did not answer in time");
         return;
@@ -972,9 +855,9 @@ static void on_tick(void *arg)
 static void on_resume(void *arg)
 {
     struct mqtt_link *l = arg;
-    if (l->fd < 0 || l->paused || l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE) return;
+    if (l->fd < 0 || l->paused || l->state == LINK_CONNECTING) return;
     handle_input(l);
-    if (l->fd >= 0 && l->tls && tls_pending(l->tls) && read_in(l)) handle_input(l);
+    if (l->fd >= 0 && net_pending(l->net) && read_in(l)) handle_input(l);
     update_watch(l);
 }
 
@@ -1054,7 +937,7 @@ void mqtt_link_free(struct mqtt_link **lp)
         l->head = m->next;
         free(m);
     }
-    if (l->addrs) freeaddrinfo(l->addrs);
+    resolver_free(&l->resolver);
     mqtt_buf_free(&l->in);
     mqtt_buf_free(&l->out);
     mqtt_buf_free(&l->probe);
@@ -1126,7 +1009,7 @@ void mqtt_set_reading(struct mqtt_link *l, bool on)
     l->paused = !on;
     if (on && !loop_timer_active(&l->resume_timer) && l->in.len > 0)
         loop_timer_start(l->loop, &l->resume_timer, 0, on_resume, l);
-    else if (on && !loop_timer_active(&l->resume_timer) && l->tls && tls_pending(l->tls))
+    else if (on && !loop_timer_active(&l->resume_timer) && l->net && net_pending(l->net))
         loop_timer_start(l->loop, &l->resume_timer, 0, on_resume, l);
     update_watch(l);
 }

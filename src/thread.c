@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,8 @@ static void *trampoline(void *p)
     return s.fn(s.arg);
 }
 
-enum wm_err thread_start(pthread_t *thread, const char *name, void *(*fn)(void *), void *arg)
+static enum wm_err start(pthread_t *thread, bool detached, const char *name, void *(*fn)(void *),
+                         void *arg)
 {
     if (!thread || !name || !fn) {
         errno = EINVAL;
@@ -42,14 +44,30 @@ enum wm_err thread_start(pthread_t *thread, const char *name, void *(*fn)(void *
     pthread_sigmask(SIG_SETMASK, &all, &old);
     char copy[sizeof s->name];
     memcpy(copy, s->name, sizeof copy);
-    int rc = pthread_create(thread, NULL, trampoline, s);
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc == 0 && detached) rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (rc == 0) rc = pthread_create(thread, &attr, trampoline, s);
+    pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         free(s);
         errno = rc;
         return WM_ERR_IO;
     }
-    /* Named here too, so that it is named when this returns (s may be freed by now). */
-    (void)pthread_setname_np(*thread, copy);
+    /* Named here too, so that it is named when this returns (s may be freed by now). A
+     * detached thread may have ended already: its id is not used again. */
+    if (!detached) (void)pthread_setname_np(*thread, copy);
     return WM_OK;
+}
+
+enum wm_err thread_start(pthread_t *thread, const char *name, void *(*fn)(void *), void *arg)
+{
+    return start(thread, false, name, fn, arg);
+}
+
+enum wm_err thread_start_detached(const char *name, void *(*fn)(void *), void *arg)
+{
+    pthread_t ignored;
+    return start(&ignored, true, name, fn, arg);
 }

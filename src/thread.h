@@ -15,4 +15,9 @@
 WM_WARN_UNUSED enum wm_err thread_start(pthread_t *thread, const char *name, void *(*fn)(void *),
                                         void *arg);
 
+/* The same for a thread nobody joins: it ends on its own, and its resources go with it. Ending
+ * the process does not wait for it (a resolver thread stuck in getaddrinfo must not hold up a
+ * stop). */
+WM_WARN_UNUSED enum wm_err thread_start_detached(const char *name, void *(*fn)(void *), void *arg);
+
 #endif

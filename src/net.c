@@ -1,0 +1,602 @@
+/* net.c: client connections, from a name to a socket ready for the owner's protocol (net.h). */
+#include "net.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "resolver.h"
+#include "tls.h"
+
+#define DEFAULT_TIMEOUT_MS 10000
+#define HEAD_MAX 8192 /* a proxy's answer to CONNECT */
+/* TCP keepalive: a connection whose other end vanished (a NAT or firewall that forgot it, a
+ * host powered off) is found within about two minutes even when nothing is sent. */
+#define KEEPALIVE_IDLE_S 60
+#define KEEPALIVE_INTERVAL_S 10
+#define KEEPALIVE_COUNT 6
+
+enum stage {
+    STAGE_START,     /* waiting for the first turn */
+    STAGE_RESOLVING, /* the name's lookup is running */
+    STAGE_CONNECTING,
+    STAGE_PROXY,     /* CONNECT sent (or going out), the proxy's answer awaited */
+    STAGE_HANDSHAKE, /* TLS */
+    STAGE_UP,
+    STAGE_FAILED,
+};
+
+struct net_conn {
+    struct loop *loop;
+    struct resolver *resolver;
+    net_ready_fn ready;
+    void *arg;
+    enum stage stage;
+    int fd;
+    unsigned watched;
+    struct tls_conn *tls;
+    struct tls_config *tls_config;
+    char *host;
+    int port;
+    bool use_tls;
+    char *proxy_host;
+    int proxy_port;
+    char *proxy_auth;
+    bool tunnel;
+    struct resolver_query query;
+    struct resolver_answer addrs;
+    int next_addr;
+    int last_errno; /* of the last address that failed */
+    char addr[64];
+    int64_t timeout_ms;
+    int64_t deadline_ms, attempt_ms;
+    struct loop_timer timer;
+    char *head; /* the CONNECT request going out, then the proxy's answer coming in */
+    size_t head_len, head_sent;
+    int tls_end; /* TLS ended after bytes were read: 0, or EOF (-1), or an errno */
+    bool write_wants_read;
+};
+
+static void on_event(void *arg, int fd, unsigned events);
+static void on_timer_cb(void *arg);
+static void connect_next(struct net_conn *c);
+
+static int64_t now_ms(const struct net_conn *c)
+{
+    return loop_now_ms(c->loop);
+}
+
+static bool watch(struct net_conn *c, unsigned events)
+{
+    if (c->watched == events) return true;
+    if (loop_watch(c->loop, c->fd, events, on_event, c) != WM_OK) return false;
+    c->watched = events;
+    return true;
+}
+
+static void close_socket(struct net_conn *c)
+{
+    if (c->fd >= 0) {
+        if (c->watched) loop_unwatch(c->loop, c->fd);
+        close(c->fd);
+    }
+    c->fd = -1;
+    c->watched = 0;
+}
+
+/* Ends the connect with err: the owner hears of it and closes c. */
+static void fail(struct net_conn *c, enum wm_err err, const char *why)
+{
+    c->stage = STAGE_FAILED;
+    loop_timer_stop(c->loop, &c->timer);
+    resolver_cancel(c->resolver, &c->query);
+    tls_free(&c->tls);
+    close_socket(c);
+    c->ready(c->arg, c, err, why);
+}
+
+static void up(struct net_conn *c)
+{
+    c->stage = STAGE_UP;
+    loop_timer_stop(c->loop, &c->timer);
+    free(c->head);
+    c->head = NULL;
+    /* The owner watches the socket from now on, with its own callback. */
+    if (c->watched) loop_unwatch(c->loop, c->fd);
+    c->watched = 0;
+    c->ready(c->arg, c, WM_OK, NULL);
+}
+
+/* ---- TLS ---- */
+
+static void handshake(struct net_conn *c)
+{
+    switch (tls_handshake(c->tls)) {
+    case TLS_DONE:
+        up(c);
+        return;
+    case TLS_WANT_READ:
+        if (!watch(c, LOOP_READ)) fail(c, WM_ERR_IO, "cannot watch a socket");
+        return;
+    case TLS_WANT_WRITE:
+        if (!watch(c, LOOP_WRITE)) fail(c, WM_ERR_IO, "cannot watch a socket");
+        return;
+    default: {
+        char why[300];
+        snprintf(why, sizeof why, "%s (%s)",
+                 tls_error(c->tls)[0] ? tls_error(c->tls) : "TLS handshake: connection closed",
+                 c->addr);
+        fail(c, WM_ERR_PROTOCOL, why);
+    }
+    }
+}
+
+/* The way to the server is open (a TCP connection, or a tunnel): TLS next, if asked. */
+static void through(struct net_conn *c)
+{
+    if (!c->use_tls) {
+        up(c);
+        return;
+    }
+    char why[256];
+    enum wm_err e = tls_new(c->fd, c->host, c->tls_config, &c->tls, why, sizeof why);
+    if (e != WM_OK) {
+        fail(c, e, why);
+        return;
+    }
+    c->stage = STAGE_HANDSHAKE;
+    handshake(c);
+}
+
+/* ---- the proxy's tunnel ---- */
+
+/* The proxy's answer head is in: "HTTP/1.x 200 ..." opens the tunnel. */
+static void proxy_answered(struct net_conn *c)
+{
+    int status = 0;
+    if (sscanf(c->head, "HTTP/1.%*1[01] %3d", &status) != 1) status = 0;
+    if (status >= 200 && status < 300) {
+        through(c);
+        return;
+    }
+    char why[300];
+    if (status == 407)
+        snprintf(why, sizeof why, "proxy %s asks for credentials (HTTP 407) for %s:%d", c->addr,
+                 c->host, c->port);
+    else if (status)
+        snprintf(why, sizeof why, "proxy %s refused CONNECT to %s:%d: HTTP %d", c->addr, c->host,
+                 c->port, status);
+    else
+        snprintf(why, sizeof why, "proxy %s answered CONNECT with something not HTTP", c->addr);
+    fail(c, WM_ERR_CONN, why);
+}
+
+/* Reads the proxy's answer, a byte at a time past what the head needs: the bytes after it
+ * belong to the server (TLS), and must stay in the socket for whoever reads next. */
+static void proxy_read(struct net_conn *c)
+{
+    for (;;) {
+        if (c->head_len + 1 >= HEAD_MAX) {
+            fail(c, WM_ERR_PROTOCOL, "proxy's answer to CONNECT too long");
+            return;
+        }
+        ssize_t n = recv(c->fd, c->head + c->head_len, 1, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!watch(c, LOOP_READ)) fail(c, WM_ERR_IO, "cannot watch a socket");
+            return;
+        }
+        if (n <= 0) {
+            char why[200];
+            snprintf(why, sizeof why, "proxy %s closed the connection before answering CONNECT",
+                     c->addr);
+            fail(c, WM_ERR_CONN, why);
+            return;
+        }
+        c->head_len++;
+        c->head[c->head_len] = '\0';
+        if (c->head_len >= 4 && memcmp(c->head + c->head_len - 4, "\r\n\r\n", 4) == 0) {
+            proxy_answered(c);
+            return;
+        }
+    }
+}
+
+static void proxy_write(struct net_conn *c)
+{
+    while (c->head_sent < c->head_len) {
+        ssize_t n = send(c->fd, c->head + c->head_sent, c->head_len - c->head_sent, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!watch(c, LOOP_WRITE)) fail(c, WM_ERR_IO, "cannot watch a socket");
+            return;
+        }
+        if (n < 0) {
+            char why[200];
+            snprintf(why, sizeof why, "proxy %s: %s", c->addr, strerror(errno));
+            fail(c, WM_ERR_CONN, why);
+            return;
+        }
+        c->head_sent += (size_t)n;
+    }
+    c->head_len = 0;
+    c->head[0] = '\0';
+    proxy_read(c);
+}
+
+static void start_tunnel(struct net_conn *c)
+{
+    if (!c->head && !(c->head = malloc(HEAD_MAX))) {
+        fail(c, WM_ERR_NOMEM, "out of memory");
+        return;
+    }
+    /* IPv6 literals take brackets in the authority. */
+    bool v6 = strchr(c->host, ':') != NULL;
+    int n = snprintf(c->head, HEAD_MAX,
+                     "CONNECT %s%s%s:%d HTTP/1.1\r\nHost: %s%s%s:%d\r\n%s%s%s"
+                     "User-Agent: wmesh\r\n\r\n",
+                     v6 ? "[" : "", c->host, v6 ? "]" : "", c->port, v6 ? "[" : "", c->host,
+                     v6 ? "]" : "", c->port, c->proxy_auth ? "Proxy-Authorization: " : "",
+                     c->proxy_auth ? c->proxy_auth : "", c->proxy_auth ? "\r\n" : "");
+    if (n < 0 || n >= HEAD_MAX) {
+        fail(c, WM_ERR_INVAL, "CONNECT request too long");
+        return;
+    }
+    c->head_len = (size_t)n;
+    c->head_sent = 0;
+    c->stage = STAGE_PROXY;
+    proxy_write(c);
+}
+
+/* ---- TCP ---- */
+
+static void connected(struct net_conn *c)
+{
+    if (c->tunnel)
+        start_tunnel(c);
+    else
+        through(c);
+}
+
+static void connect_failed(struct net_conn *c)
+{
+    char why[200];
+    const char *via = c->proxy_host ? "proxy " : "";
+    if (c->last_errno == ETIMEDOUT)
+        snprintf(why, sizeof why, "timed out connecting to %s%s", via, c->addr);
+    else if (c->last_errno == ECONNREFUSED)
+        snprintf(why, sizeof why, "connection refused to %s%s", via, c->addr);
+    else
+        snprintf(why, sizeof why, "cannot connect to %s%s: %s", via, c->addr,
+                 strerror(c->last_errno ? c->last_errno : EINVAL));
+    fail(c, WM_ERR_CONN, why);
+}
+
+static void set_options(int fd)
+{
+    int one = 1, idle = KEEPALIVE_IDLE_S, interval = KEEPALIVE_INTERVAL_S, count = KEEPALIVE_COUNT;
+    /* Each is an optimisation or a safety net: a socket without one still works. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+}
+
+/* Tries the addresses from c->next_addr on, each with its share of the time left. */
+static void connect_next(struct net_conn *c)
+{
+    int64_t now = now_ms(c);
+    for (; c->next_addr < c->addrs.n; c->next_addr++) {
+        if (now >= c->deadline_ms) {
+            c->last_errno = ETIMEDOUT;
+            break;
+        }
+        int i = c->next_addr;
+        const struct sockaddr *a = (const struct sockaddr *)&c->addrs.addr[i];
+        resolver_describe(a, c->addr, sizeof c->addr);
+        c->fd = socket(a->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c->fd < 0) {
+            c->last_errno = errno;
+            continue;
+        }
+        set_options(c->fd);
+        if (connect(c->fd, a, c->addrs.len[i]) == 0) {
+            c->next_addr++;
+            connected(c);
+            return;
+        }
+        if (errno == EINPROGRESS) {
+            int rest = c->addrs.n - i - 1;
+            c->next_addr++;
+            c->stage = STAGE_CONNECTING;
+            c->attempt_ms = now + (c->deadline_ms - now) / (rest + 1);
+            if (!watch(c, LOOP_WRITE)) {
+                fail(c, WM_ERR_IO, "cannot watch a socket");
+                return;
+            }
+            loop_timer_start(c->loop, &c->timer, c->attempt_ms - now, on_timer_cb, c);
+            return;
+        }
+        c->last_errno = errno;
+        close_socket(c);
+    }
+    connect_failed(c);
+}
+
+static void connect_done(struct net_conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err == 0) {
+        loop_timer_start(c->loop, &c->timer, c->deadline_ms - now_ms(c), on_timer_cb, c);
+        connected(c);
+        return;
+    }
+    c->last_errno = err;
+    close_socket(c);
+    connect_next(c);
+}
+
+/* ---- resolving ---- */
+
+static void resolved(void *arg, const struct resolver_answer *a)
+{
+    struct net_conn *c = arg;
+    if (a->n == 0) {
+        fail(c, WM_ERR_CONN, a->why);
+        return;
+    }
+    c->addrs = *a;
+    c->next_addr = 0;
+    connect_next(c);
+}
+
+static void begin(void *arg)
+{
+    struct net_conn *c = arg;
+    c->deadline_ms = now_ms(c) + c->timeout_ms;
+    c->stage = STAGE_RESOLVING;
+    loop_timer_start(c->loop, &c->timer, c->deadline_ms - now_ms(c), on_timer_cb, c);
+    const char *name = c->proxy_host ? c->proxy_host : c->host;
+    int port = c->proxy_host ? c->proxy_port : c->port;
+    struct resolver_answer now;
+    if (resolver_resolve(c->resolver, &c->query, name, port, resolved, c, &now))
+        resolved(c, &now);
+}
+
+static void on_timer(struct net_conn *c)
+{
+    int64_t now = now_ms(c);
+    char why[200];
+    switch (c->stage) {
+    case STAGE_START:
+        begin(c);
+        return;
+    case STAGE_RESOLVING:
+        snprintf(why, sizeof why, "timed out resolving %s",
+                 c->proxy_host ? c->proxy_host : c->host);
+        fail(c, WM_ERR_CONN, why);
+        return;
+    case STAGE_CONNECTING:
+        c->last_errno = ETIMEDOUT;
+        close_socket(c);
+        if (now < c->deadline_ms) {
+            connect_next(c);
+            return;
+        }
+        connect_failed(c);
+        return;
+    case STAGE_PROXY:
+        snprintf(why, sizeof why, "timed out waiting for proxy %s to open a tunnel to %s:%d",
+                 c->addr, c->host, c->port);
+        fail(c, WM_ERR_CONN, why);
+        return;
+    case STAGE_HANDSHAKE:
+        snprintf(why, sizeof why, "timed out in the TLS handshake with %s", c->addr);
+        fail(c, WM_ERR_CONN, why);
+        return;
+    default:
+        return;
+    }
+}
+
+static void on_timer_cb(void *arg)
+{
+    on_timer(arg);
+}
+
+static void on_event(void *arg, int fd, unsigned events)
+{
+    struct net_conn *c = arg;
+    (void)fd;
+    (void)events;
+    switch (c->stage) {
+    case STAGE_CONNECTING:
+        connect_done(c);
+        return;
+    case STAGE_PROXY:
+        if (c->head_sent < c->head_len)
+            proxy_write(c);
+        else
+            proxy_read(c);
+        return;
+    case STAGE_HANDSHAKE:
+        handshake(c);
+        return;
+    default:
+        return;
+    }
+}
+
+/* ---- the interface ---- */
+
+static char *copy(const char *s, bool *ok)
+{
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) *ok = false;
+    return d;
+}
+
+enum wm_err net_connect(struct loop *loop, struct resolver *resolver, const struct net_target *t,
+                        net_ready_fn ready, void *arg, struct net_conn **out)
+{
+    if (!loop || !resolver || !t || !t->host || !ready || !out) return WM_ERR_INVAL;
+    if ((t->tls && !t->tls_config) || t->ws_path) return WM_ERR_INVAL;
+    struct net_conn *c = calloc(1, sizeof *c);
+    if (!c) return WM_ERR_NOMEM;
+    bool ok = true;
+    c->host = copy(t->host, &ok);
+    c->proxy_host = copy(t->proxy_host, &ok);
+    c->proxy_auth = copy(t->proxy_authorization, &ok);
+    if (!ok) {
+        net_close(&c);
+        return WM_ERR_NOMEM;
+    }
+    c->loop = loop;
+    c->resolver = resolver;
+    c->ready = ready;
+    c->arg = arg;
+    c->fd = -1;
+    c->port = t->port;
+    c->use_tls = t->tls;
+    c->tls_config = t->tls_config;
+    c->proxy_port = t->proxy_port;
+    c->tunnel = t->proxy_host && t->tunnel;
+    c->timeout_ms = t->timeout_ms > 0 ? t->timeout_ms : DEFAULT_TIMEOUT_MS;
+    snprintf(c->addr, sizeof c->addr, "%s:%d", c->proxy_host ? c->proxy_host : c->host,
+             c->proxy_host ? c->proxy_port : c->port);
+    c->stage = STAGE_START;
+    loop_timer_start(loop, &c->timer, 0, on_timer_cb, c);
+    *out = c;
+    return WM_OK;
+}
+
+void net_close(struct net_conn **cp)
+{
+    if (!cp || !*cp) return;
+    struct net_conn *c = *cp;
+    if (c->loop) loop_timer_stop(c->loop, &c->timer);
+    if (c->resolver) resolver_cancel(c->resolver, &c->query);
+    tls_free(&c->tls);
+    close_socket(c);
+    free(c->host);
+    free(c->proxy_host);
+    free(c->proxy_auth);
+    free(c->head);
+    free(c);
+    *cp = NULL;
+}
+
+int net_fd(const struct net_conn *c)
+{
+    return c ? c->fd : -1;
+}
+
+const char *net_addr(const struct net_conn *c)
+{
+    return c ? c->addr : "";
+}
+
+ssize_t net_read(struct net_conn *c, void *buf, size_t n)
+{
+    if (!c->tls) {
+        ssize_t r;
+        while ((r = recv(c->fd, buf, n, 0)) < 0 && errno == EINTR)
+            ;
+        return r;
+    }
+    if (c->tls_end) {
+        errno = c->tls_end > 0 ? c->tls_end : 0;
+        return c->tls_end > 0 ? -1 : 0;
+    }
+    size_t total = 0;
+    for (;;) {
+        size_t got = 0;
+        enum tls_io io = tls_read(c->tls, (char *)buf + total, n - total, &got);
+        int e = errno;
+        if (io == TLS_DONE) {
+            total += got;
+            if (total < n) continue;
+            return (ssize_t)total;
+        }
+        if (io == TLS_WANT_READ || io == TLS_WANT_WRITE) {
+            if (total > 0) return (ssize_t)total;
+            errno = EAGAIN;
+            return -1;
+        }
+        e = io == TLS_CLOSED ? -1 : e == ECONNRESET || e == EPIPE ? ECONNRESET : EPROTO;
+        if (total > 0) {
+            /* The end came with the last bytes, and the socket may never wake the owner again
+             * (a server can keep it open after its close_notify): told at the next call. */
+            c->tls_end = e;
+            return (ssize_t)total;
+        }
+        errno = e > 0 ? e : 0;
+        return e > 0 ? -1 : 0;
+    }
+}
+
+ssize_t net_writev(struct net_conn *c, const struct iovec *iov, size_t n)
+{
+    if (!c->tls) {
+        struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = n};
+        ssize_t w;
+        while ((w = sendmsg(c->fd, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+            ;
+        return w;
+    }
+    if (n == 0) return 0;
+    size_t put = 0;
+    c->write_wants_read = false;
+    enum tls_io io = tls_write(c->tls, iov[0].iov_base, iov[0].iov_len, &put);
+    int e = errno;
+    if (io == TLS_DONE) return (ssize_t)put;
+    if (io == TLS_WANT_READ) c->write_wants_read = true;
+    if (io == TLS_WANT_READ || io == TLS_WANT_WRITE)
+        errno = EAGAIN;
+    else
+        errno = io == TLS_CLOSED || e == ECONNRESET || e == EPIPE ? EPIPE : EPROTO;
+    return -1;
+}
+
+bool net_pending(const struct net_conn *c)
+{
+    return c->tls && (tls_pending(c->tls) > 0 || c->tls_end);
+}
+
+bool net_ended(const struct net_conn *c)
+{
+    return c->tls_end != 0;
+}
+
+bool net_wants_write(const struct net_conn *c)
+{
+    (void)c;
+    return false;
+}
+
+bool net_write_wants_read(const struct net_conn *c)
+{
+    return c->write_wants_read;
+}
+
+bool net_flush(struct net_conn *c)
+{
+    (void)c;
+    return true;
+}
+
+const char *net_error(const struct net_conn *c, int err)
+{
+    if (c->tls && err == EPROTO && tls_error(c->tls)[0]) return tls_error(c->tls);
+    return strerror(err);
+}
