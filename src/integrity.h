@@ -71,6 +71,13 @@ WM_WARN_UNUSED enum wm_err integrity_of_buffer(enum wm_sum method, const char *n
 WM_WARN_UNUSED enum wm_err integrity_of_fd(enum wm_sum method, const char *name, int fd,
                                            struct wm_checksum *out);
 
+/* SHA-1 of data into out, for the protocols that still ask for it (the WebSocket handshake's
+ * Sec-WebSocket-Accept); not a checksum method, since it no longer resists collisions.
+ * WM_ERR_LIB when OpenSSL fails. */
+#define INTEGRITY_SHA1_LEN 20
+WM_WARN_UNUSED enum wm_err integrity_sha1(const void *data, size_t len,
+                                          unsigned char out[INTEGRITY_SHA1_LEN]);
+
 /* Text forms. Encoders write a NUL-terminated string into out (outlen bytes) and return
  * WM_ERR_TOOBIG when it does not fit. */
 WM_WARN_UNUSED enum wm_err integrity_base64_encode(const unsigned char *in, size_t len, char *out,
