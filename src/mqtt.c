@@ -199,6 +199,14 @@ static size_t writable(const struct mqtt_link *l)
  * failed. */
 static bool write_out(struct mqtt_link *l)
 {
+    /* Bytes of net.c's own first (WebSocket frames, a pong). */
+    if (l->net && net_wants_write(l->net) && !net_flush(l->net) && errno != EAGAIN &&
+        errno != EWOULDBLOCK) {
+        char why[300];
+        snprintf(why, sizeof why, "write failed: %s", net_error(l->net, errno));
+        connection_lost(l, why);
+        return false;
+    }
     size_t can;
     while ((can = writable(l)) > 0) {
         struct iovec iov = {l->out.data, can};
@@ -512,7 +520,8 @@ static void start_connect(void *arg)
     struct mqtt_link *l = arg;
     if (l->closing || l->state != LINK_IDLE) return;
     char why[300];
-    bool tls = strcmp(l->url.scheme, "mqtts") == 0;
+    bool tls = strcmp(l->url.scheme, "mqtts") == 0 || strcmp(l->url.scheme, "wss") == 0;
+    bool ws = strcmp(l->url.scheme, "ws") == 0 || strcmp(l->url.scheme, "wss") == 0;
     if (tls && !l->tls_cfg && tls_config_new(l->cafile, &l->tls_cfg, why, sizeof why) != WM_OK) {
         log_link_error(l, why);
         schedule_reconnect(l);
@@ -527,6 +536,7 @@ static void start_connect(void *arg)
                                 .port = l->url.port,
                                 .tls = tls,
                                 .tls_config = l->tls_cfg,
+                                .ws_path = !ws ? NULL : l->url.path[0] ? l->url.path : "/mqtt",
                                 .timeout_ms = CONNECT_TIMEOUT_MS};
     if (net_connect(l->loop, l->resolver, &target, on_net_ready, l, &l->net) != WM_OK) {
         log_link_error(l, "cannot connect: out of memory");
@@ -534,6 +544,14 @@ static void start_connect(void *arg)
         return;
     }
     set_state(l, LINK_CONNECTING);
+}
+
+bool mqtt_url_scheme_ok(const char *scheme)
+{
+    static const char *const ok[] = {"mqtt", "mqtts", "ws", "wss"};
+    for (size_t i = 0; scheme && i < sizeof ok / sizeof ok[0]; i++)
+        if (strcmp(scheme, ok[i]) == 0) return true;
+    return false;
 }
 
 static void schedule_reconnect(struct mqtt_link *l)
@@ -901,7 +919,7 @@ struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_options *o,
     if (l->max_inflight > 65000) l->max_inflight = 65000; /* packet ids must stay free */
     if ((e = url_parse(o->url, &l->url))) goto fail;
     e = WM_ERR_INVAL;
-    if (strcmp(l->url.scheme, "mqtt") != 0 && strcmp(l->url.scheme, "mqtts") != 0) goto fail;
+    if (!mqtt_url_scheme_ok(l->url.scheme)) goto fail;
     snprintf(l->label, sizeof l->label, "%s%s%s:%d", l->url.user ? l->url.user : "",
              l->url.user ? "@" : "", l->url.host, l->url.port);
     if ((e = copy_options(l, o))) goto fail;

@@ -64,7 +64,8 @@ enum mqtt_protocol {
 
 struct mqtt_options {
     enum mqtt_protocol protocol;
-    const char *url;                  /* mqtt[s]://user:pass@host:port */
+    const char *url; /* mqtt[s]://user:pass@host:port, or ws[s]://user:pass@host:port/path
+                      * (MQTT over WebSockets; path /mqtt when none) */
     const char *client_id;            /* NULL: random id and a clean session */
     bool clean_session;               /* false keeps a persistent session (with a client_id) */
     int keepalive_s;                  /* 0: 30 */
@@ -75,6 +76,9 @@ struct mqtt_options {
     const char *cafile;        /* mqtts: CA certificates to trust; NULL: the system's store */
     unsigned session_expiry_s; /* MQTT 5 persistent sessions: kept this long; 0: 7 days */
 };
+
+/* Whether a broker URL's scheme is one a link speaks: mqtt, mqtts, ws, wss. */
+bool mqtt_url_scheme_ok(const char *scheme);
 
 /* Creates a link and starts connecting. Options are copied. The caller owns the link. */
 WM_WARN_UNUSED struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_options *opts,

@@ -7,15 +7,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "loop.h"
+#include "mqtt_wire.h"
 #include "resolver.h"
 #include "tls.h"
+#include "ws_wire.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
-#define HEAD_MAX 8192 /* a proxy's answer to CONNECT */
+#define HEAD_MAX (WS_MAX_HEAD + 4096) /* a proxy's answer to CONNECT; a WebSocket upgrade's */
+#define WS_FRAME_MAX (64 * 1024)      /* payload per frame sent */
+#define WS_IN_MAX (64 * 1024 * 1024)  /* largest frame taken: MQTT caps its packets itself */
 /* TCP keepalive: a connection whose other end vanished (a NAT or firewall that forgot it, a
  * host powered off) is found within about two minutes even when nothing is sent. */
 #define KEEPALIVE_IDLE_S 60
@@ -28,6 +33,7 @@ enum stage {
     STAGE_CONNECTING,
     STAGE_PROXY,     /* CONNECT sent (or going out), the proxy's answer awaited */
     STAGE_HANDSHAKE, /* TLS */
+    STAGE_UPGRADE,   /* the WebSocket upgrade sent (or going out), the server's answer awaited */
     STAGE_UP,
     STAGE_FAILED,
 };
@@ -61,11 +67,23 @@ struct net_conn {
     size_t head_len, head_sent;
     int tls_end; /* TLS ended after bytes were read: 0, or EOF (-1), or an errno */
     bool write_wants_read;
+    /* WebSocket: */
+    char *ws_path;
+    struct ws_handshake ws_hs;
+    struct ws_decoder ws_in;
+    struct ws_keys ws_keys;
+    struct mqtt_buf ws_out;   /* frames (and control frames) not yet written */
+    struct mqtt_buf ws_early; /* bytes that came with the upgrade's answer, not yet read */
+    bool ws_ended;            /* a close frame came, or the stream broke */
+    char ws_why[WS_WHY_LEN + 32];
 };
 
 static void on_event(void *arg, int fd, unsigned events);
 static void on_timer_cb(void *arg);
 static void connect_next(struct net_conn *c);
+static void secured(struct net_conn *c);
+static ssize_t raw_read(struct net_conn *c, void *buf, size_t n);
+static ssize_t raw_writev(struct net_conn *c, const struct iovec *iov, size_t n);
 
 static int64_t now_ms(const struct net_conn *c)
 {
@@ -119,7 +137,7 @@ static void handshake(struct net_conn *c)
 {
     switch (tls_handshake(c->tls)) {
     case TLS_DONE:
-        up(c);
+        secured(c);
         return;
     case TLS_WANT_READ:
         if (!watch(c, LOOP_READ)) fail(c, WM_ERR_IO, "cannot watch a socket");
@@ -137,11 +155,121 @@ static void handshake(struct net_conn *c)
     }
 }
 
+/* ---- the WebSocket upgrade ---- */
+
+static void upgrade_read(struct net_conn *c)
+{
+    for (;;) {
+        if (c->head_len >= HEAD_MAX) {
+            fail(c, WM_ERR_PROTOCOL, "WebSocket upgrade: answer too long");
+            return;
+        }
+        ssize_t n = raw_read(c, c->head + c->head_len, HEAD_MAX - c->head_len);
+        if (n < 0 && errno == EAGAIN) {
+            if (!watch(c, LOOP_READ)) fail(c, WM_ERR_IO, "cannot watch a socket");
+            return;
+        }
+        if (n <= 0) {
+            char why[300];
+            snprintf(why, sizeof why, "WebSocket upgrade: %s closed the connection%s%s", c->addr,
+                     n < 0 ? ": " : "", n < 0 ? net_error(c, errno) : "");
+            fail(c, WM_ERR_CONN, why);
+            return;
+        }
+        c->head_len += (size_t)n;
+        size_t used = 0;
+        switch (ws_wire_handshake(&c->ws_hs, c->head, c->head_len, &used)) {
+        case WS_HS_MORE:
+            continue;
+        case WS_HS_DONE:
+            /* Frames may have come with the answer: net_read hands them out first. */
+            if (c->head_len > used) {
+                if (mqtt_buf_reserve(&c->ws_early, c->head_len - used) != WM_OK) {
+                    fail(c, WM_ERR_NOMEM, "out of memory");
+                    return;
+                }
+                memcpy(c->ws_early.data, c->head + used, c->head_len - used);
+                c->ws_early.len = c->head_len - used;
+            }
+            up(c);
+            return;
+        default: {
+            char why[300];
+            snprintf(why, sizeof why, "WebSocket upgrade at %s%s refused: %s", c->addr,
+                     c->ws_path, c->ws_hs.why);
+            fail(c, WM_ERR_PROTOCOL, why);
+            return;
+        }
+        }
+    }
+}
+
+static void upgrade_write(struct net_conn *c)
+{
+    while (c->head_sent < c->head_len) {
+        struct iovec iov = {c->head + c->head_sent, c->head_len - c->head_sent};
+        ssize_t n = raw_writev(c, &iov, 1);
+        if (n < 0 && errno == EAGAIN) {
+            unsigned want = c->write_wants_read ? LOOP_READ : LOOP_WRITE;
+            if (!watch(c, want)) fail(c, WM_ERR_IO, "cannot watch a socket");
+            return;
+        }
+        if (n < 0) {
+            char why[300];
+            snprintf(why, sizeof why, "WebSocket upgrade: %s: %s", c->addr, net_error(c, errno));
+            fail(c, WM_ERR_CONN, why);
+            return;
+        }
+        c->head_sent += (size_t)n;
+    }
+    c->head_len = 0;
+    upgrade_read(c);
+}
+
+static void start_upgrade(struct net_conn *c)
+{
+    struct ws_request rq = {.host = c->host,
+                            .port = c->port,
+                            .tls = c->use_tls,
+                            .path = c->ws_path,
+                            .user_agent = "wmesh"};
+    uint64_t seed = 0;
+    if (getrandom(rq.nonce, sizeof rq.nonce, 0) != (ssize_t)sizeof rq.nonce ||
+        getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+        fail(c, WM_ERR_IO, "WebSocket upgrade: no random bytes");
+        return;
+    }
+    c->ws_keys.state = seed;
+    if (!c->head && !(c->head = malloc(HEAD_MAX))) {
+        fail(c, WM_ERR_NOMEM, "out of memory");
+        return;
+    }
+    size_t n = ws_wire_request(&c->ws_hs, &rq, c->head, HEAD_MAX);
+    if (n == 0 || n >= HEAD_MAX) {
+        fail(c, WM_ERR_INVAL, "WebSocket upgrade: host or path not fit for a request");
+        return;
+    }
+    ws_wire_decoder_init(&c->ws_in, WS_IN_MAX);
+    c->head_len = n;
+    c->head_sent = 0;
+    c->stage = STAGE_UPGRADE;
+    upgrade_write(c);
+}
+
+/* TLS, if any, is up: the WebSocket upgrade next, if asked. */
+static void secured(struct net_conn *c)
+{
+    if (c->ws_path)
+        start_upgrade(c);
+    else
+        up(c);
+}
+
 /* The way to the server is open (a TCP connection, or a tunnel): TLS next, if asked. */
 static void through(struct net_conn *c)
 {
     if (!c->use_tls) {
-        up(c);
+        secured(c);
         return;
     }
     char why[256];
@@ -403,6 +531,10 @@ static void on_timer(struct net_conn *c)
         snprintf(why, sizeof why, "timed out in the TLS handshake with %s", c->addr);
         fail(c, WM_ERR_CONN, why);
         return;
+    case STAGE_UPGRADE:
+        snprintf(why, sizeof why, "timed out in the WebSocket upgrade with %s", c->addr);
+        fail(c, WM_ERR_CONN, why);
+        return;
     default:
         return;
     }
@@ -431,6 +563,12 @@ static void on_event(void *arg, int fd, unsigned events)
     case STAGE_HANDSHAKE:
         handshake(c);
         return;
+    case STAGE_UPGRADE:
+        if (c->head_sent < c->head_len)
+            upgrade_write(c);
+        else
+            upgrade_read(c);
+        return;
     default:
         return;
     }
@@ -450,13 +588,14 @@ enum wm_err net_connect(struct loop *loop, struct resolver *resolver, const stru
                         net_ready_fn ready, void *arg, struct net_conn **out)
 {
     if (!loop || !resolver || !t || !t->host || !ready || !out) return WM_ERR_INVAL;
-    if ((t->tls && !t->tls_config) || t->ws_path) return WM_ERR_INVAL;
+    if (t->tls && !t->tls_config) return WM_ERR_INVAL;
     struct net_conn *c = calloc(1, sizeof *c);
     if (!c) return WM_ERR_NOMEM;
     bool ok = true;
     c->host = copy(t->host, &ok);
     c->proxy_host = copy(t->proxy_host, &ok);
     c->proxy_auth = copy(t->proxy_authorization, &ok);
+    c->ws_path = copy(t->ws_path, &ok);
     if (!ok) {
         net_close(&c);
         return WM_ERR_NOMEM;
@@ -491,6 +630,9 @@ void net_close(struct net_conn **cp)
     free(c->host);
     free(c->proxy_host);
     free(c->proxy_auth);
+    free(c->ws_path);
+    mqtt_buf_free(&c->ws_out);
+    mqtt_buf_free(&c->ws_early);
     free(c->head);
     free(c);
     *cp = NULL;
@@ -506,7 +648,8 @@ const char *net_addr(const struct net_conn *c)
     return c ? c->addr : "";
 }
 
-ssize_t net_read(struct net_conn *c, void *buf, size_t n)
+/* Bytes of the stream under WebSocket framing, as net_read says. */
+static ssize_t raw_read(struct net_conn *c, void *buf, size_t n)
 {
     if (!c->tls) {
         ssize_t r;
@@ -545,7 +688,7 @@ ssize_t net_read(struct net_conn *c, void *buf, size_t n)
     }
 }
 
-ssize_t net_writev(struct net_conn *c, const struct iovec *iov, size_t n)
+static ssize_t raw_writev(struct net_conn *c, const struct iovec *iov, size_t n)
 {
     if (!c->tls) {
         struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = n};
@@ -570,6 +713,7 @@ ssize_t net_writev(struct net_conn *c, const struct iovec *iov, size_t n)
 
 bool net_pending(const struct net_conn *c)
 {
+    if (c->ws_early.len > 0) return true;
     return c->tls && (tls_pending(c->tls) > 0 || c->tls_end);
 }
 
@@ -580,8 +724,7 @@ bool net_ended(const struct net_conn *c)
 
 bool net_wants_write(const struct net_conn *c)
 {
-    (void)c;
-    return false;
+    return c->ws_out.len > 0;
 }
 
 bool net_write_wants_read(const struct net_conn *c)
@@ -589,14 +732,114 @@ bool net_write_wants_read(const struct net_conn *c)
     return c->write_wants_read;
 }
 
+const char *net_error(const struct net_conn *c, int err)
+{
+    if (err == EPROTO && c->ws_why[0]) return c->ws_why;
+    if (c->tls && err == EPROTO && tls_error(c->tls)[0]) return tls_error(c->tls);
+    return strerror(err);
+}
+
+/* ---- WebSocket framing ---- */
+
 bool net_flush(struct net_conn *c)
 {
-    (void)c;
+    while (c->ws_out.len > 0) {
+        struct iovec iov = {c->ws_out.data, c->ws_out.len};
+        ssize_t n = raw_writev(c, &iov, 1);
+        if (n < 0) return false;
+        mqtt_buf_consume(&c->ws_out, (size_t)n);
+    }
     return true;
 }
 
-const char *net_error(const struct net_conn *c, int err)
+/* A frame error: the server hears why (best effort), the owner gets EPROTO. */
+static ssize_t ws_broken(struct net_conn *c, const char *why, unsigned code)
 {
-    if (c->tls && err == EPROTO && tls_error(c->tls)[0]) return tls_error(c->tls);
-    return strerror(err);
+    snprintf(c->ws_why, sizeof c->ws_why, "WebSocket: %s", why);
+    if (!c->ws_ended && code && ws_wire_close(&c->ws_out, code, NULL, ws_wire_next_key(&c->ws_keys)) == WM_OK)
+        (void)net_flush(c);
+    c->ws_ended = true;
+    errno = EPROTO;
+    return -1;
+}
+
+/* Decodes the frames in buf[0..n) in place: what is left at its front is the payload. Pings
+ * are answered (queued in ws_out). Returns the payload's length, or -1 (EPROTO) on a broken
+ * stream; *closed when the server sent its close frame. */
+static ssize_t ws_unframe(struct net_conn *c, unsigned char *buf, size_t n, bool *closed)
+{
+    size_t off = 0, out = 0;
+    while (off < n) {
+        size_t used = 0, dlen = 0;
+        const unsigned char *data = NULL;
+        enum ws_event ev = ws_wire_decode(&c->ws_in, buf + off, n - off, &used, &data, &dlen);
+        off += used;
+        switch (ev) {
+        case WS_MORE:
+            break;
+        case WS_DATA:
+            memmove(buf + out, data, dlen);
+            out += dlen;
+            continue;
+        case WS_PING:
+            if (ws_wire_control(&c->ws_out, WS_OP_PONG, data, dlen,
+                                ws_wire_next_key(&c->ws_keys)) != WM_OK)
+                return ws_broken(c, "out of memory", 0);
+            continue;
+        case WS_PONG:
+            continue;
+        case WS_CLOSE:
+            *closed = true;
+            if (ws_wire_close(&c->ws_out, WS_CLOSE_NORMAL, NULL, ws_wire_next_key(&c->ws_keys)) ==
+                WM_OK)
+                (void)net_flush(c);
+            c->ws_ended = true;
+            return (ssize_t)out;
+        default:
+            return ws_broken(c, c->ws_in.why, c->ws_in.close_code);
+        }
+        break;
+    }
+    return (ssize_t)out;
+}
+
+ssize_t net_read(struct net_conn *c, void *buf, size_t n)
+{
+    if (!c->ws_path) return raw_read(c, buf, n);
+    if (c->ws_ended) {
+        if (!c->ws_why[0]) return 0;
+        errno = EPROTO;
+        return -1;
+    }
+    for (;;) {
+        ssize_t got;
+        if (c->ws_early.len > 0) {
+            got = (ssize_t)(c->ws_early.len < n ? c->ws_early.len : n);
+            memcpy(buf, c->ws_early.data, (size_t)got);
+            mqtt_buf_consume(&c->ws_early, (size_t)got);
+        } else if ((got = raw_read(c, buf, n)) <= 0) {
+            return got;
+        }
+        bool closed = false;
+        ssize_t out = ws_unframe(c, buf, (size_t)got, &closed);
+        if (out != 0) return out;
+        if (closed) return 0;
+        /* Only control frames, or a frame's first bytes: on with what the socket has. */
+    }
+}
+
+ssize_t net_writev(struct net_conn *c, const struct iovec *iov, size_t n)
+{
+    if (!c->ws_path) return raw_writev(c, iov, n);
+    /* Earlier frames leave first; new payload is taken only once they have. */
+    if (!net_flush(c)) return -1;
+    if (n == 0 || iov[0].iov_len == 0) return 0;
+    size_t take = iov[0].iov_len < WS_FRAME_MAX ? iov[0].iov_len : WS_FRAME_MAX;
+    if (ws_wire_binary(&c->ws_out, iov[0].iov_base, take, ws_wire_next_key(&c->ws_keys)) !=
+        WM_OK) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (!net_flush(c) && errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    return (ssize_t)take;
 }
