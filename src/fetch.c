@@ -474,7 +474,8 @@ static void connected(struct conn *c)
     }
     char why[256];
     enum wm_err e = WM_OK;
-    if (!c->f->tls) e = tls_config_new(c->f->opts.cafile, &c->f->tls, why, sizeof why);
+    struct tls_settings ts = {c->f->opts.cafile, c->f->opts.certfile, c->f->opts.keyfile};
+    if (!c->f->tls) e = tls_config_new(&ts, &c->f->tls, why, sizeof why);
     if (e == WM_OK) e = tls_new(c->fd, c->h->name, c->f->tls, &c->tls, why, sizeof why);
     if (e != WM_OK) {
         conn_fail(c, e, why);
