@@ -1,12 +1,11 @@
-# lib_bench.sh: what the benchmarks add to tests/integration/lib.sh: scale, nginx, feeds, arrival
+# lib_bench.sh: what the benchmarks add to tests/integration/lib.sh: scale, feeds, arrival
 # counters, figures from /proc, percentiles and the summary line.
 # shellcheck shell=bash
 #
 # A benchmark starts with:   . "$(dirname "$0")/lib_bench.sh"
 # and has everything of lib.sh ($T, start_broker, mesh_peer, wait_until, metric, ...), then:
 #   by_scale FULL SMALL            FULL, or SMALL when BENCH_SCALE=small
-#   start_nginx NAME ROOT          nginx (daemon off, access_log off, keep-alive, sendfile) serving
-#                                  ROOT at $(nginx_url NAME) on a free port
+#   start_nginx NAME ROOT, nginx_url NAME  (from lib.sh) nginx serving ROOT
 #   make_feed ROOT BASEURL TAG COUNT SIZE   files and their announcements (bench/mkfeed.c) in
 #                                  $T/feed: $T/feed/TAG.topics ("TOPIC MSGFILE"), TAG.list
 #   publish_feed BROKER TAG        mosquitto_pub -l -q 1 of the feed TAG on BROKER, as owner
@@ -175,56 +174,6 @@ pid_of() {
 # tree_pids PID: PID and its descendants (nginx's workers, for CPU figures).
 tree_pids() {
     echo "$1" "$(descendants "$1" | tr '\n' ' ')"
-}
-
-# ---------------------------------------------------------------------------------------------
-# nginx
-
-start_nginx() {
-    local name=$1 root=$2 port dir=$T/$1 user=""
-    command -v nginx >/dev/null || fail "nginx not found (sh scripts/deps.sh --extra installs it)"
-    port=$(free_port)
-    mkdir -p "$dir/tmp"
-    echo "$port" >"$dir/http_port"
-    # As root, nginx's workers would run as nobody, who cannot read the 0700 temp dir.
-    [ "$(id -u)" -ne 0 ] || user="user root;"
-    cat >"$dir/nginx.conf" <<EOF
-daemon off;
-$user
-worker_processes 2;
-pid $dir/nginx.pid;
-error_log $T/$name.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 65;
-    keepalive_requests 1000000;
-    default_type application/octet-stream;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    server {
-        listen 127.0.0.1:$port;
-        location /data/ { alias $root/; }
-    }
-}
-EOF
-    # shellcheck disable=SC2094 # nginx and its stderr both append to the one log
-    nginx -p "$dir" -e "$T/$name.log" -c "$dir/nginx.conf" 2>>"$T/$name.log" &
-    track "$!"
-    echo "$!" >"$dir/pid"
-    wait_until 10 curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/" ||
-        fail "nginx $name did not answer on port $port"
-    note "nginx $name on port $port"
-}
-
-nginx_url() {
-    echo "http://127.0.0.1:$(http_port "$1")/data"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -443,7 +443,9 @@ static void open_conn(struct transfer *t)
 {
     struct fetcher *f = t->f;
     char why[256];
-    if (t->h->tls && !f->tls && tls_config_new(f->opts.cafile, &f->tls, why, sizeof why) != WM_OK) {
+    struct tls_settings ts = {
+        .cafile = f->opts.cafile, .certfile = f->opts.certfile, .keyfile = f->opts.keyfile};
+    if (t->h->tls && !f->tls && tls_config_new(&ts, &f->tls, why, sizeof why) != WM_OK) {
         end_transfer(t, WM_ERR_LIB, 0, why);
         return;
     }

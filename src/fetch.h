@@ -31,11 +31,13 @@ struct fetch_options {
     int max_total;           /* connections in all, idle ones included; 0: 64 */
     int pipeline;            /* requests in flight per connection for small transfers; 0, 1: 1 */
     const char *cafile;      /* https: CA certificates to trust; NULL: the system's store */
+    const char *certfile;    /* https: client certificate (PEM) for servers that ask; NULL: none */
+    const char *keyfile;     /* its private key (PEM); NULL: in certfile */
 };
 
 /* Creates a fetcher driven by loop. The caller owns it; the loop must outlive it. It keeps up
- * to max_total connections open, idle ones for reuse; cafile is copied by pointer and must
- * live as long. NULL when out of memory. */
+ * to max_total connections open, idle ones for reuse; cafile, certfile and keyfile are copied
+ * by pointer and must live as long. NULL when out of memory. */
 WM_WARN_UNUSED struct fetcher *fetch_new(struct loop *loop, const struct fetch_options *opts);
 /* Closes every connection and abandons the transfers not done, without their callbacks; not
  * from inside a callback. Sets *f to NULL. */

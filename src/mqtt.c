@@ -62,7 +62,7 @@ struct mqtt_link {
     struct wm_url url;
     char label[256];
     char *client_id;
-    char *cafile;
+    char *cafile, *certfile, *keyfile;
     struct tls_config *tls_cfg; /* set up at the first mqtts connection, kept for the next */
     char **subs;
     size_t nsubs;
@@ -522,7 +522,8 @@ static void start_connect(void *arg)
     char why[300];
     bool tls = strcmp(l->url.scheme, "mqtts") == 0 || strcmp(l->url.scheme, "wss") == 0;
     bool ws = strcmp(l->url.scheme, "ws") == 0 || strcmp(l->url.scheme, "wss") == 0;
-    if (tls && !l->tls_cfg && tls_config_new(l->cafile, &l->tls_cfg, why, sizeof why) != WM_OK) {
+    struct tls_settings ts = {.cafile = l->cafile, .certfile = l->certfile, .keyfile = l->keyfile};
+    if (tls && !l->tls_cfg && tls_config_new(&ts, &l->tls_cfg, why, sizeof why) != WM_OK) {
         log_link_error(l, why);
         schedule_reconnect(l);
         return;
@@ -885,6 +886,8 @@ static enum wm_err copy_options(struct mqtt_link *l, const struct mqtt_options *
 {
     if (o->client_id && !(l->client_id = strdup(o->client_id))) return WM_ERR_NOMEM;
     if (o->cafile && !(l->cafile = strdup(o->cafile))) return WM_ERR_NOMEM;
+    if (o->certfile && !(l->certfile = strdup(o->certfile))) return WM_ERR_NOMEM;
+    if (o->keyfile && !(l->keyfile = strdup(o->keyfile))) return WM_ERR_NOMEM;
     if (o->nsubscriptions == 0) return WM_OK;
     l->subs = calloc(o->nsubscriptions, sizeof *l->subs);
     l->sub_filters = calloc(o->nsubscriptions, sizeof *l->sub_filters);
@@ -966,6 +969,8 @@ void mqtt_link_free(struct mqtt_link **lp)
     free(l->sub_filters);
     free(l->client_id);
     free(l->cafile);
+    free(l->certfile);
+    free(l->keyfile);
     tls_config_free(&l->tls_cfg);
     url_clear(&l->url);
     free(l);

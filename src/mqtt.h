@@ -74,6 +74,8 @@ struct mqtt_options {
     size_t nsubscriptions;
     int max_inflight;          /* outgoing QoS 1 messages awaiting PUBACK; 0: 1000 */
     const char *cafile;        /* mqtts: CA certificates to trust; NULL: the system's store */
+    const char *certfile;      /* mqtts: client certificate (PEM); NULL: none */
+    const char *keyfile;       /* its private key (PEM); NULL: in certfile */
     unsigned session_expiry_s; /* MQTT 5 persistent sessions: kept this long; 0: 7 days */
 };
 

@@ -224,7 +224,10 @@ static enum wm_err start_upstreams(struct peer *p, const char *client_id)
                                  .clean_session = false,
                                  .subscriptions = (const char *const *)subs,
                                  .nsubscriptions = p->cfg->nsubtopics,
-                                 .cafile = p->cfg->cafile};
+                                 .protocol = p->cfg->mqtt_version,
+                                 .cafile = p->cfg->cafile,
+                                 .certfile = p->cfg->certfile,
+                                 .keyfile = p->cfg->keyfile};
         u->peer = p;
         u->link = mqtt_link_new(p->loop, &o, &cb, u, &e);
         if (!u->link) {
@@ -253,7 +256,10 @@ static enum wm_err start_post(struct peer *p, const char *client_id)
     struct mqtt_options link = {.url = p->cfg->post_broker,
                                 .client_id = post_id,
                                 .clean_session = true,
-                                .cafile = p->cfg->cafile};
+                                .protocol = p->cfg->mqtt_version,
+                                .cafile = p->cfg->cafile,
+                                .certfile = p->cfg->certfile,
+                                .keyfile = p->cfg->keyfile};
     struct outbox_options o = {.link = &link,
                                .max_entries = p->cfg->outbox_max,
                                .max_bytes = p->cfg->outbox_max_bytes,
@@ -567,7 +573,9 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
                                .max_size = c->max_size,
                                .connect_timeout_ms = (long)(c->connect_timeout_s * 1000),
                                .low_speed_time_s = (long)c->stall_timeout_s,
-                               .cafile = c->cafile};
+                               .cafile = c->cafile,
+                               .certfile = c->certfile,
+                               .keyfile = c->keyfile};
     if (!(p->fetcher = fetch_new(p->loop, &fo))) {
         log_error("cannot start the downloader: %s", strerror(errno));
         return WM_ERR_NOMEM;

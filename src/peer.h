@@ -8,6 +8,7 @@
 
 #include "announce.h"
 #include "error.h"
+#include "mqtt.h"
 
 struct filter;
 
@@ -48,6 +49,8 @@ struct peer_config {
     double connect_timeout_s;    /* download connection timeout */
     double stall_timeout_s;      /* a download that moves no byte this long is cut */
     const char *cafile;          /* CA certificates for mqtts and https; NULL: system's */
+    const char *certfile;        /* client certificate for mqtts and https; NULL: none */
+    const char *keyfile;         /* its private key; NULL: in certfile */
     size_t seen_capacity;        /* seen-cache entries; 0: no cache */
     double seen_ttl_s;           /* how long a version stays in the seen-cache */
     size_t max_queue;            /* announcements held before reading pauses */
@@ -56,6 +59,8 @@ struct peer_config {
     int outbox_retries;          /* attempts after a refusal before one is set aside */
     double retention_s;          /* remove files older than this; 0: keep everything */
     bool survive_power_loss;     /* fdatasync the journal and syncfs the tree every turn */
+    /* The protocol of every broker link, upstream and post. */
+    enum mqtt_protocol mqtt_version;
 };
 
 /* Runs the peer until SIGINT or SIGTERM. Returns 0 on a clean stop, non-zero when it could not

@@ -1,5 +1,5 @@
-/* tls.c: TLS client sessions for broker links over OpenSSL's libssl, on non-blocking sockets,
- * whose writes never raise SIGPIPE. */
+/* tls.c: TLS client sessions for broker links and downloads over OpenSSL's libssl, on
+ * non-blocking sockets, whose writes never raise SIGPIPE. */
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -24,6 +24,31 @@ struct tls_conn {
     char error[256];
 };
 
+/* What a server's alert says about our client certificate, for error e: the raw alert names
+ * ("tlsv13 alert certificate required") leave readers guessing. "" for other errors. */
+static const char *client_cert_hint(const struct tls_conn *c, unsigned long e)
+{
+    bool have_cert = c->ssl && SSL_get_certificate(c->ssl) != NULL;
+    if (ERR_GET_LIB(e) != ERR_LIB_SSL) return "";
+    switch (ERR_GET_REASON(e)) {
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+        return " (the server requires a client certificate)";
+    case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+        return have_cert ? "" : " (does the server require a client certificate?)";
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+        return have_cert ? " (the server refused our client certificate)"
+                         : " (the server wants a client certificate)";
+    default:
+        return "";
+    }
+}
+
 /* OpenSSL's error queue is per thread and outlives a failed call: take its first entry as the
  * reason and clear it, so a later failure does not report an old cause. */
 static void take_error(struct tls_conn *c, const char *what)
@@ -36,8 +61,9 @@ static void take_error(struct tls_conn *c, const char *what)
         snprintf(c->error, sizeof c->error, "%s: certificate verify failed: %s", what,
                  X509_verify_cert_error_string(verify));
     else
-        snprintf(c->error, sizeof c->error, "%s: %s", what,
-                 text[0] ? text : (errno ? strerror(errno) : "connection reset"));
+        snprintf(c->error, sizeof c->error, "%s: %s%s", what,
+                 text[0] ? text : (errno ? strerror(errno) : "connection reset"),
+                 e ? client_cert_hint(c, e) : "");
     ERR_clear_error();
 }
 
@@ -98,8 +124,87 @@ static bool is_address(const char *host)
     return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
 }
 
-enum wm_err tls_config_new(const char *cafile, struct tls_config **out, char *why, size_t wl)
+/* The first reason on OpenSSL's error queue, in words ("No such file or directory", "no start
+ * line"), and whether a key did not match its certificate (among any of the queue's entries);
+ * the queue is cleared. */
+static void queue_reason(char *buf, size_t n, bool *mismatch)
 {
+    unsigned long e = ERR_get_error(), next = e;
+    const char *text = NULL;
+    if (e && ERR_SYSTEM_ERROR(e))
+        text = strerror(ERR_GET_REASON(e));
+    else if (e)
+        text = ERR_reason_error_string(e);
+    snprintf(buf, n, "%s", text ? text : "unknown error");
+    if (mismatch) *mismatch = false;
+    for (; next; next = ERR_get_error())
+        if (mismatch && ERR_GET_LIB(next) == ERR_LIB_X509 &&
+            ERR_GET_REASON(next) == X509_R_KEY_VALUES_MISMATCH)
+            *mismatch = true;
+    ERR_clear_error();
+}
+
+/* Encrypted keys would make OpenSSL ask for a pass phrase on the terminal, which a daemon does
+ * not have: it gets none, and the load fails, saying so. */
+static int no_passphrase(char *buf, int size, int rwflag, void *userdata)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    if (userdata) *(bool *)userdata = true;
+    return 0;
+}
+
+/* Loads the client certificate chain and its key into ctx, checking that they match. */
+static enum wm_err load_client_cert(SSL_CTX *ctx, const struct tls_settings *s, char *why,
+                                    size_t wl)
+{
+    char reason[200];
+    const char *keyfile = s->keyfile ? s->keyfile : s->certfile;
+    if (SSL_CTX_use_certificate_chain_file(ctx, s->certfile) != 1) {
+        queue_reason(reason, sizeof reason, NULL);
+        snprintf(why, wl, "cannot load client certificate %s: %s", s->certfile, reason);
+        return WM_ERR_IO;
+    }
+    bool asked = false;
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, &asked);
+    int ok = SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
+    bool mismatch = false;
+    if (ok != 1) queue_reason(reason, sizeof reason, &mismatch);
+    /* The key is checked against the certificate as it loads, and once more. */
+    if (ok == 1 && SSL_CTX_check_private_key(ctx) != 1) {
+        queue_reason(reason, sizeof reason, NULL);
+        mismatch = true;
+    }
+    if (mismatch) {
+        snprintf(why, wl, "client key %s does not match certificate %s (%s)", keyfile, s->certfile,
+                 reason);
+        return WM_ERR_IO;
+    }
+    if (ok != 1) {
+        if (asked)
+            snprintf(why, wl,
+                     "cannot load client key %s: it is encrypted (only keys without a "
+                     "pass phrase can be used)",
+                     keyfile);
+        else if (!s->keyfile)
+            snprintf(why, wl,
+                     "client certificate file %s holds no private key: give the key "
+                     "file",
+                     keyfile);
+        else
+            snprintf(why, wl, "cannot load client key %s: %s", keyfile, reason);
+        return WM_ERR_IO;
+    }
+    return WM_OK;
+}
+
+enum wm_err tls_config_new(const struct tls_settings *s, struct tls_config **out, char *why,
+                           size_t wl)
+{
+    static const struct tls_settings none = {NULL, NULL, NULL};
     char dummy[8];
     if (!why) {
         why = dummy;
@@ -108,6 +213,11 @@ enum wm_err tls_config_new(const char *cafile, struct tls_config **out, char *wh
     why[0] = '\0';
     if (!out) return WM_ERR_INVAL;
     *out = NULL;
+    if (!s) s = &none;
+    if (s->keyfile && !s->certfile) {
+        snprintf(why, wl, "client key %s given without its certificate", s->keyfile);
+        return WM_ERR_INVAL;
+    }
     struct tls_config *cfg = calloc(1, sizeof *cfg);
     if (!cfg) return WM_ERR_NOMEM;
     cfg->ctx = SSL_CTX_new(TLS_client_method());
@@ -121,14 +231,20 @@ enum wm_err tls_config_new(const char *cafile, struct tls_config **out, char *wh
     SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_PEER, NULL);
     /* Partial writes let a large buffer go out as far as the socket takes it. */
     SSL_CTX_set_mode(cfg->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    int ok = cafile ? SSL_CTX_load_verify_locations(cfg->ctx, cafile, NULL)
-                    : SSL_CTX_set_default_verify_paths(cfg->ctx);
+    int ok = s->cafile ? SSL_CTX_load_verify_locations(cfg->ctx, s->cafile, NULL)
+                       : SSL_CTX_set_default_verify_paths(cfg->ctx);
     if (ok != 1) {
-        snprintf(why, wl, "cannot load CA certificates from %s",
-                 cafile ? cafile : "the system's store");
-        ERR_clear_error();
+        char reason[200];
+        queue_reason(reason, sizeof reason, NULL);
+        snprintf(why, wl, "cannot load CA certificates from %s: %s",
+                 s->cafile ? s->cafile : "the system's store", reason);
         tls_config_free(&cfg);
         return WM_ERR_IO;
+    }
+    enum wm_err e = s->certfile ? load_client_cert(cfg->ctx, s, why, wl) : WM_OK;
+    if (e != WM_OK) {
+        tls_config_free(&cfg);
+        return e;
     }
     *out = cfg;
     return WM_OK;

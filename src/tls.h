@@ -1,6 +1,6 @@
 /* tls.h: TLS client sessions over non-blocking sockets (the only file that includes OpenSSL's
- * libssl headers), for mqtts:// broker links. Certificates are always verified, host name
- * included. */
+ * libssl headers), for mqtts:// broker links and https:// downloads. Servers' certificates are
+ * always verified, host name included; a client certificate is shown to servers that ask. */
 #ifndef WMESH_TLS_H
 #define WMESH_TLS_H
 
@@ -10,8 +10,8 @@
 #include "error.h"
 
 struct tls_conn;
-/* What the sessions of one owner (a downloader, a broker link) share: the trusted CAs, read
- * once, and the protocol settings; OpenSSL's SSL_CTX. */
+/* What the sessions of one owner (a downloader, a broker link) share: the trusted CAs and the
+ * client certificate, read once, and the protocol settings; OpenSSL's SSL_CTX. */
 struct tls_config;
 
 /* The outcome of a TLS step on a non-blocking socket. */
@@ -23,13 +23,24 @@ enum tls_io {
     TLS_FAILED,     /* error; tls_error() says what */
 };
 
-/* Sets up trust in cafile, or in the system's store when cafile is NULL, for sessions made
- * with tls_new: the file is read once, not per connection. *out is owned by the caller
- * (tls_config_free), and may be freed while sessions made with it live on (they hold a
- * reference). WM_ERR_LIB (with why) when OpenSSL cannot set up, WM_ERR_IO when cafile cannot
- * be read. */
-WM_WARN_UNUSED enum wm_err tls_config_new(const char *cafile, struct tls_config **out, char *why,
-                                          size_t whylen);
+/* What the sessions of one tls_config trust and present. Strings are borrowed: tls_config_new
+ * reads the files and keeps none of them. */
+struct tls_settings {
+    const char *cafile;   /* CA certificates to trust (PEM); NULL: the system's store */
+    const char *certfile; /* client certificate, then its chain (PEM), shown to servers that
+                           * ask for one; NULL: none */
+    const char *keyfile;  /* its private key (PEM); NULL: in certfile too */
+};
+
+/* Sets up the trust and client certificate of s (NULL: the system's store, no certificate) for
+ * sessions made with tls_new: the files are read once, not per connection. *out is owned by
+ * the caller (tls_config_free), and may be freed while sessions made with it live on (they hold
+ * a reference). WM_ERR_INVAL for a keyfile without a certfile; WM_ERR_IO when a file cannot be
+ * read or used: why then names the file and the cause ("cannot load client certificate /x: No
+ * such file or directory", "client key /k does not match certificate /c"); WM_ERR_LIB (with
+ * why) when OpenSSL cannot set up. */
+WM_WARN_UNUSED enum wm_err tls_config_new(const struct tls_settings *s, struct tls_config **out,
+                                          char *why, size_t whylen);
 void tls_config_free(struct tls_config **c);
 
 /* Starts a client session on the connected socket fd (not owned: the caller closes it after

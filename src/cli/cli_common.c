@@ -7,6 +7,7 @@
 #include "codec.h"
 #include "log.h"
 #include "options.h"
+#include "tls.h"
 
 const char *cli_none_to_null(const char *text)
 {
@@ -59,4 +60,51 @@ int cli_set_logging(const struct options *o)
     }
     fprintf(stderr, "wmesh: unknown --log-format %s (text or json)\n", format);
     return -1;
+}
+
+/* --cacert, --cert and --key into *s, checked by loading them. */
+static int tls_settings(const struct options *o, const char *cmd, struct tls_settings *s)
+{
+    s->cafile = options_get(o, "cacert");
+    s->certfile = options_get(o, "cert");
+    s->keyfile = options_get(o, "key");
+    if (!s->cafile && !s->certfile && !s->keyfile) return 0;
+    if (s->keyfile && !s->certfile) {
+        fprintf(stderr, "wmesh %s: --key %s needs --cert, the certificate it belongs to\n", cmd,
+                s->keyfile);
+        return -1;
+    }
+    struct tls_config *cfg = NULL;
+    char why[600];
+    enum wm_err e = tls_config_new(s, &cfg, why, sizeof why);
+    tls_config_free(&cfg);
+    if (e == WM_OK) return 0;
+    fprintf(stderr, "wmesh %s: %s\n", cmd, why[0] ? why : wm_strerror(e));
+    return -1;
+}
+
+static int mqtt_version(const struct options *o, const char *cmd, enum mqtt_protocol *out)
+{
+    const char *v = options_get(o, "mqtt-version");
+    if (!v || strcmp(v, "auto") == 0)
+        *out = MQTT_AUTO;
+    else if (strcmp(v, "5") == 0)
+        *out = MQTT_V5;
+    else if (strcmp(v, "3.1.1") == 0)
+        *out = MQTT_V311;
+    else {
+        fprintf(stderr, "wmesh %s: --mqtt-version is 5, 3.1.1 or auto, not \"%s\"\n", cmd, v);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_link_options(const struct options *o, const char *cmd, struct mqtt_options *mo)
+{
+    struct tls_settings tls;
+    if (tls_settings(o, cmd, &tls) != 0 || mqtt_version(o, cmd, &mo->protocol) != 0) return -1;
+    mo->cafile = tls.cafile;
+    mo->certfile = tls.certfile;
+    mo->keyfile = tls.keyfile;
+    return 0;
 }

@@ -3,8 +3,24 @@
 #define WMESH_CLI_COMMON_H
 
 #include "announce.h"
+#include "mqtt.h"
 
 struct options;
+
+/* The option_spec entries of the commands that talk to brokers (and servers) over TLS:
+ * --cacert, --cert, --key and --mqtt-version; read them with cli_link_options. */
+// clang-format off
+#define CLI_LINK_OPTIONS                                                                           \
+    {"cacert", OPT_STRING, false, "FILE", NULL,                                                    \
+     "CA certificates (PEM) that mqtts:// and https:// servers are checked against "               \
+     "(default: the system's)"},                                                                   \
+    {"cert", OPT_STRING, false, "FILE", NULL,                                                      \
+     "client certificate (PEM, its chain after it) for TLS servers that ask for one"},             \
+    {"key", OPT_STRING, false, "FILE", NULL,                                                       \
+     "private key (PEM, unencrypted) of --cert (default: in the --cert file)"},                    \
+    {"mqtt-version", OPT_STRING, false, "5|3.1.1|auto", "auto",                                    \
+     "MQTT protocol of every broker link (auto: 5, and 3.1.1 when a broker refuses 5)"}
+// clang-format on
 
 /* NULL for NULL or "none", else text. */
 const char *cli_none_to_null(const char *text);
@@ -14,6 +30,12 @@ int cli_parse_format(const char *text, enum wm_format *out);
 /* --inline BYTES for a command announcing in fmt: 0 to WM_INLINE_MAX, and only with a format
  * that has a place for content. Prints a reason (naming cmd) and returns -1 otherwise. */
 int cli_parse_inline(struct options *o, const char *cmd, enum wm_format fmt, size_t *out);
+
+/* CLI_LINK_OPTIONS of command cmd into the protocol, cafile, certfile and keyfile of *mo (the
+ * strings stay owned by o). The certificate files are checked by loading them once, so that one
+ * that cannot be used is reported now rather than at each connection. Returns -1 after one line
+ * on stderr naming cmd and the file or the option and its value. */
+int cli_link_options(const struct options *o, const char *cmd, struct mqtt_options *mo);
 
 /* Applies --verbose/-v, --quiet/-q and --log-format when the command has them. */
 int cli_set_logging(const struct options *o);

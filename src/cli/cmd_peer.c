@@ -70,7 +70,7 @@ static const struct option_spec specs[] = {
     {"seen-ttl", OPT_NUMBER, false, "S", "86400", "how long the seen-cache remembers a version"},
     {"credentials", OPT_STRING, false, "FILE", NULL,
      "passwords for URLs that lack one (default ~/.config/wmesh/credentials.conf if present)"},
-    {"cacert", OPT_STRING, false, "FILE", NULL, "CA certificates for mqtts:// and https://"},
+    CLI_LINK_OPTIONS,
     {"name", OPT_STRING, false, "NAME", NULL, "name shown in log lines"},
     {"verbose", OPT_FLAG, false, NULL, NULL, "log debug messages too (-v)"},
     {"quiet", OPT_FLAG, false, NULL, NULL, "log warnings and errors only (-q)"},
@@ -206,7 +206,12 @@ static int configure(struct options *o, struct peer_config *c)
         fprintf(stderr, "wmesh peer: --post-base-url is required to announce or serve\n");
         return -1;
     }
-    c->cafile = options_get(o, "cacert");
+    struct mqtt_options link = {0}; /* what every broker link of the peer shares */
+    if (cli_link_options(o, "peer", &link) != 0) return -1;
+    c->mqtt_version = link.protocol;
+    c->cafile = link.cafile;
+    c->certfile = link.certfile;
+    c->keyfile = link.keyfile;
     const char *retention = options_get(o, "retention");
     if (retention && retention_parse_duration(retention, &c->retention_s) != WM_OK) {
         fprintf(stderr, "wmesh peer: --retention wants a duration such as 24h, not %s\n",

@@ -27,6 +27,7 @@ static const struct option_spec specs[] = {
     {"timeout", OPT_NUMBER, false, "S", "30", "give up when the broker has not acknowledged"},
     {"inline", OPT_NUMBER, false, "BYTES", "0",
      "put files up to BYTES (at most 4096) inside their announcements (0: never)"},
+    CLI_LINK_OPTIONS,
     {NULL, 0, false, NULL, NULL, NULL},
 };
 
@@ -195,8 +196,9 @@ int cmd_post(int argc, char **argv)
         options_usage(USAGE, specs);
         goto done;
     }
-    p.loop = loop_new();
     struct mqtt_options mo = {.url = options_get(o, "post-broker")};
+    if (cli_link_options(o, "post", &mo) != 0) goto done;
+    p.loop = loop_new();
     struct mqtt_callbacks cb = {.on_published = on_published, .on_disconnect = on_disconnect};
     enum wm_err e = WM_ERR_NOMEM;
     if (!p.loop || !(p.link = mqtt_link_new(p.loop, &mo, &cb, &p, &e))) {

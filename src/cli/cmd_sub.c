@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_common.h"
 #include "codec.h"
 #include "log.h"
 #include "loop.h"
@@ -18,6 +19,7 @@ static const struct option_spec specs[] = {
     {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange"},
     {"subtopic", OPT_STRING, true, "S", "#", "subscribe to <exchange>/<prefix>/S"},
     {"count", OPT_NUMBER, false, "N", "0", "exit after N announcements (0: never)"},
+    CLI_LINK_OPTIONS,
     {NULL, 0, false, NULL, NULL, NULL},
 };
 
@@ -110,10 +112,11 @@ int cmd_sub(int argc, char **argv)
         snprintf(topics[i], n, "%s/%s%s%s", options_get(o, "exchange"), prefix,
                  prefix[0] ? "/" : "", subtopics[i]);
     }
-    s.loop = loop_new();
     struct mqtt_options mo = {.url = options_get(o, "broker"),
                               .subscriptions = (const char *const *)topics,
                               .nsubscriptions = nsub};
+    if (cli_link_options(o, "sub", &mo) != 0) goto done;
+    s.loop = loop_new();
     struct mqtt_callbacks cb = {.on_message = on_message};
     enum wm_err e = WM_ERR_NOMEM;
     if (!s.loop || !(link = mqtt_link_new(s.loop, &mo, &cb, &s, &e))) {

@@ -88,13 +88,6 @@ note "(b) broker up also listens with TLS on $tls_port"
 tls_url="mqtts://guest:guestpw@127.0.0.1:$tls_port"
 mesh_peer V home -- --broker "$tls_url" --cacert "$T/ca/ca.pem"
 mesh_peer W home -- --broker "$tls_url"
-connected() { # connected PEER PORT: the value of wmesh_broker_connected for the broker at PORT
-    curl -fsS --max-time 5 "http://127.0.0.1:$(http_port "$1")/metrics" |
-        awk -v p=":$2\"" '/^wmesh_broker_connected/ && index($0, p) { print $2 }'
-}
-is_connected() { # is_connected PEER PORT VALUE
-    [ "$(connected "$1" "$2")" = "$3" ]
-}
 wait_until 20 is_connected V "$tls_port" 1 || fail "V (with --cacert) did not connect: $(connected V "$tls_port")"
 rel=$(sed -n 3p "$T/list")
 announce up "$(base_url S)" "$rel"

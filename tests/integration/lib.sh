@@ -18,6 +18,7 @@
 #   make_files DIR N [TAG]         N files with WMO-like names; prints their relPaths
 #   wait_until SECONDS CMD...      polls CMD every 0.1 s; returns 1 after SECONDS
 #   metric PEER NAME, counters PEER..., settle PEER...   read /metrics; wait for quiet
+#   connected PEER PORT, is_connected PEER PORT 0|1  whether PEER's link to port PORT is up
 #   metrics_are PEER VALUE METRIC...; reach_all LIST ORIGIN LAST [PEER...]  counts; arrival
 #   peer_with_files N              up -> P -> home, N files from server S already in P's tree
 #   chain_of_three; start_posting LIST BATCH PAUSE; finish_posting   A -> B -> C; paced posts
@@ -27,6 +28,11 @@
 #                                  says why it cannot start here
 #   start_nats NAME                a NATS server (MQTT 3.1.1, JetStream) as broker NAME, as
 #                                  start_broker would; nats_missing says why it cannot start
+#   make_ca DIR; make_client_cert DIR NAME  a throwaway CA and its server certificate for
+#                                  127.0.0.1; a client certificate DIR/NAME.pem (key NAME.key)
+#   start_nginx NAME ROOT [CADIR]  nginx serving ROOT at $(nginx_url NAME); with CADIR over https
+#                                  and to clients with a certificate of that CA only;
+#                                  nginx_missing says why it cannot start
 #   free_port, track PID, fail MSG (prints every log in $T, exits 1), note MSG, skip WHY (exit
 #   77: run.sh counts the test as skipped)
 
@@ -453,6 +459,109 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------------
+# Certificates and nginx
+
+# make_ca DIR: a throwaway CA (DIR/ca.pem, DIR/ca.key) and the server certificate it signed for
+# 127.0.0.1 (CN and IP SAN): DIR/server.pem, DIR/server.key.
+make_ca() {
+    local d=$1
+    mkdir -p "$d"
+    command -v openssl >/dev/null || fail "openssl is needed for the TLS tests"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=wmesh test CA $$ ${d##*/}" \
+        -keyout "$d/ca.key" -out "$d/ca.pem" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        2>>"$T/openssl.log" || fail "openssl could not make a CA"
+    sign_cert "$d" server "/CN=127.0.0.1" 'subjectAltName=IP:127.0.0.1
+extendedKeyUsage=serverAuth'
+}
+
+# make_client_cert DIR NAME: DIR/NAME.pem and DIR/NAME.key, a client certificate (CN NAME)
+# signed by the CA make_ca made in DIR.
+make_client_cert() {
+    sign_cert "$1" "$2" "/CN=$2" extendedKeyUsage=clientAuth
+}
+
+# sign_cert DIR NAME SUBJECT EXTENSIONS: a new key DIR/NAME.key and its certificate DIR/NAME.pem
+# for SUBJECT, signed by DIR's CA with EXTENSIONS (openssl's extension lines).
+sign_cert() {
+    local d=$1 name=$2
+    openssl req -newkey rsa:2048 -nodes -subj "$3" -keyout "$d/$name.key" -out "$d/$name.csr" \
+        2>>"$T/openssl.log" || fail "openssl could not make a request for $name"
+    printf 'basicConstraints=CA:FALSE\n%s\n' "$4" >"$d/$name.ext"
+    openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 2 -extfile "$d/$name.ext" -out "$d/$name.pem" 2>>"$T/openssl.log" ||
+        fail "openssl could not sign the certificate of $name"
+}
+
+# nginx_missing: prints why nginx cannot be started here, or nothing.
+nginx_missing() {
+    command -v nginx >/dev/null || echo "nginx is not installed (sh scripts/deps.sh --extra installs nginx-light)"
+}
+
+# start_nginx NAME ROOT [CADIR]: nginx (daemon off, access_log off, keep-alive, sendfile) serving
+# ROOT at $(nginx_url NAME) on a free port. With CADIR (make_ca's), over https with its server
+# certificate, and only to clients whose certificate its CA signed (ssl_verify_client on: nginx
+# answers the others 400).
+start_nginx() {
+    local name=$1 root=$2 cadir=${3:-} port dir=$T/$1 user="" scheme=http tls="" missing
+    local -a ready=()
+    missing=$(nginx_missing)
+    [ -z "$missing" ] || fail "$missing"
+    port=$(free_port)
+    mkdir -p "$dir/tmp"
+    echo "$port" >"$dir/http_port"
+    if [ -n "$cadir" ]; then
+        scheme=https
+        ready=(--cacert "$cadir/ca.pem")
+        tls="ssl_certificate $cadir/server.pem;
+        ssl_certificate_key $cadir/server.key;
+        ssl_client_certificate $cadir/ca.pem;
+        ssl_verify_client on;"
+    fi
+    echo "$scheme" >"$dir/scheme"
+    # As root, nginx's workers would run as nobody, who cannot read the 0700 temp dir.
+    [ "$(id -u)" -ne 0 ] || user="user root;"
+    cat >"$dir/nginx.conf" <<EOF
+daemon off;
+$user
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $T/$name.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port${tls:+ ssl};
+        $tls
+        location /data/ { alias $root/; }
+    }
+}
+EOF
+    # shellcheck disable=SC2094 # nginx and its stderr both append to the one log
+    nginx -p "$dir" -e "$T/$name.log" -c "$dir/nginx.conf" 2>>"$T/$name.log" &
+    track "$!"
+    echo "$!" >"$dir/pid"
+    wait_until 10 curl -s -o /dev/null --max-time 2 "${ready[@]}" "$scheme://127.0.0.1:$port/" ||
+        fail "nginx $name did not answer on port $port"
+    note "nginx $name on port $port ($scheme)"
+}
+
+nginx_url() {
+    echo "$(cat "$T/$1/scheme")://127.0.0.1:$(http_port "$1")/data"
+}
+
+# ---------------------------------------------------------------------------------------------
 # wmesh processes
 
 http_port() {
@@ -585,6 +694,17 @@ metric() {
                 if (name == want || (index(want, "{") == 0 && family == want)) { sum += $2; n++ }
             }
             END { if (n == 0) print 0; else printf "%.15g\n", sum }'
+}
+
+# connected PEER PORT: the value of wmesh_broker_connected for PEER's link to the broker at PORT.
+connected() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$(http_port "$1")/metrics" |
+        awk -v p=":$2\"" '/^wmesh_broker_connected/ && index($0, p) { print $2 }'
+}
+
+# is_connected PEER PORT VALUE: for wait_until.
+is_connected() {
+    [ "$(connected "$1" "$2")" = "$3" ]
 }
 
 # metric_is PEER NAME VALUE: for wait_until.

@@ -11,9 +11,10 @@
 #   stop_broker NAME               SIGTERM (mosquitto saves its persistence file), waits
 #   start_broker_again NAME        the same configuration, the same port; waits until it answers
 #   restart_broker NAME            both
-#   add_tls_listener NAME DIR      adds a TLS listener (cafile/certfile/keyfile from DIR) to the
-#                                  configuration of broker NAME; prints its port; needs a restart
-#   make_ca DIR                    throwaway CA and server certificate for 127.0.0.1 (IP SAN)
+#   add_tls_listener NAME DIR [require]  adds a TLS listener (cafile/certfile/keyfile from DIR,
+#                                  make_ca's) to the configuration of broker NAME, with "require"
+#                                  one that wants client certificates signed by DIR's CA; prints
+#                                  its port; needs a restart
 #   start_badhttpd NAME DIR FAULTS badhttpd serving DIR under /data at $(base_url NAME)
 #   make_small_files DIR N TAG MAX N text files of 0..MAX bytes; prints their relPaths
 #   tree_files DIR                 every entry under DIR outside .wmesh-tmp/, relative, sorted
@@ -137,7 +138,7 @@ restart_broker() {
     start_broker_again "$1"
 }
 
-# add_tls_listener NAME CADIR: prints the new port.
+# add_tls_listener NAME CADIR [require]: prints the new port.
 add_tls_listener() {
     local port
     port=$(free_port)
@@ -148,25 +149,8 @@ cafile $2/ca.pem
 certfile $2/server.pem
 keyfile $2/server.key
 EOF
+    [ "${3:-}" != require ] || echo "require_certificate true" >>"$T/$1/mosquitto.conf"
     echo "$port"
-}
-
-# make_ca DIR: DIR/ca.pem, DIR/server.pem and DIR/server.key (CN and IP SAN 127.0.0.1).
-make_ca() {
-    local d=$1
-    mkdir -p "$d"
-    command -v openssl >/dev/null || fail "openssl is needed for the TLS test"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=wmesh test CA $$" \
-        -keyout "$d/ca.key" -out "$d/ca.pem" \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-        2>>"$T/openssl.log" || fail "openssl could not make a CA"
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$d/server.key" \
-        -out "$d/server.csr" 2>>"$T/openssl.log" || fail "openssl could not make a request"
-    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
-        >"$d/server.ext"
-    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
-        -days 2 -extfile "$d/server.ext" -out "$d/server.pem" 2>>"$T/openssl.log" ||
-        fail "openssl could not sign the server certificate"
 }
 
 # start_delayproxy NAME BROKER [OPTION...]: a slow link to BROKER, reached as broker NAME.
