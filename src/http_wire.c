@@ -1,6 +1,6 @@
 /* http_wire.c: HTTP/1.1 responses parsed line by line as their bytes arrive (RFC 9112), and GET
- * requests written; no I/O and no allocation, so the downloader, its tests and the fuzzer share
- * exactly this code. */
+ * and CONNECT requests written; no I/O and no allocation, so the downloader, its tests and the
+ * fuzzers share exactly this code. */
 #include "http_wire.h"
 
 #include <stdio.h>
@@ -202,6 +202,14 @@ static int end_of_head(struct http_response *r)
         if (r->status == 101) return fail(r, "unexpected 101 Switching Protocols");
         r->state = ST_STATUS;
         return CONTINUE;
+    }
+    if (r->tunnel && r->status < 300) {
+        /* The tunnel is up: any framing fields are meaningless (RFC 9110, 9.3.6). */
+        r->framing = HTTP_WIRE_NO_BODY;
+        r->length = 0;
+        r->keep_alive = true;
+        r->state = ST_END;
+        return HTTP_WIRE_HEAD;
     }
     bool reuse = !(r->fields & F_CLOSE) && (r->minor >= 1 || (r->fields & F_KEEP_ALIVE));
     if (r->status == 204 || r->status == 304) {
@@ -526,9 +534,11 @@ static void put_port(struct writer *w, int port)
     put(w, text + i, sizeof text - i);
 }
 
-static bool put_host(struct writer *w, const struct wm_url *u, bool tls)
+/* host (brackets added to an IPv6 literal) and ":port", the port left out when it is
+ * default_port (0: never left out). */
+static bool put_authority(struct writer *w, const char *host, int port, int default_port)
 {
-    for (const unsigned char *p = (const unsigned char *)u->host; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)host; *p; p++) {
         if (*p <= 0x20 || *p == 0x7f) return false;
         switch (*p) {
         case '/':
@@ -541,45 +551,131 @@ static bool put_host(struct writer *w, const struct wm_url *u, bool tls)
             return false;
         }
     }
-    bool v6 = strchr(u->host, ':') != NULL;
+    bool v6 = strchr(host, ':') != NULL;
     if (v6) put(w, "[", 1);
-    put_str(w, u->host);
+    put_str(w, host);
     if (v6) put(w, "]", 1);
-    if (u->port < 1 || u->port > 65535) return false;
-    if (u->port != (tls ? 443 : 80)) put_port(w, u->port);
+    if (port < 1 || port > 65535) return false;
+    if (port != default_port) put_port(w, port);
     return true;
 }
 
-/* Basic credentials (RFC 7617): base64 of user ":" password. */
-static bool put_credentials(struct writer *w, const struct wm_url *u)
+static bool put_host(struct writer *w, const struct wm_url *u, bool tls)
+{
+    return put_authority(w, u->host, u->port, tls ? 443 : 80);
+}
+
+size_t http_wire_basic(const char *user, const char *password, char *out, size_t outlen)
 {
     char plain[1024 + 1];
     char coded[(sizeof plain + 2) / 3 * 4 + 1];
-    const char *pass = u->password ? u->password : "";
-    int n = snprintf(plain, sizeof plain, "%s:%s", u->user, pass);
-    if (n < 0 || (size_t)n >= sizeof plain) return false;
+    if (!user || !out) return 0;
+    int n = snprintf(plain, sizeof plain, "%s:%s", user, password ? password : "");
+    if (n < 0 || (size_t)n >= sizeof plain) return 0;
     if (integrity_base64_encode((const unsigned char *)plain, (size_t)n, coded, sizeof coded) !=
         WM_OK)
-        return false;
-    put_str(w, "Authorization: Basic ");
-    put_str(w, coded);
+        return 0;
+    n = snprintf(out, outlen, "Basic %s", coded);
+    return n < 0 || (size_t)n >= outlen ? 0 : (size_t)n;
+}
+
+/* Basic credentials (RFC 7617) in field, "Authorization" or "Proxy-Authorization". */
+static bool put_credentials(struct writer *w, const char *field, const struct wm_url *u)
+{
+    char value[HTTP_WIRE_MAX_BASIC];
+    if (!http_wire_basic(u->user, u->password, value, sizeof value)) return false;
+    put_str(w, field);
+    put_str(w, ": ");
+    put_str(w, value);
     put_str(w, "\r\n");
     return true;
 }
 
-size_t http_wire_request(const struct wm_url *u, char *out, size_t outlen)
+/* A GET of u, directly or (proxy not NULL) through proxy in absolute form. */
+static size_t write_get(const struct wm_url *u, const struct wm_url *proxy, char *out,
+                        size_t outlen)
 {
     if (!u || !u->scheme || !u->host || !u->path || (!out && outlen)) return 0;
     bool tls = strcmp(u->scheme, "https") == 0;
     if (!tls && strcmp(u->scheme, "http") != 0) return 0;
+    if (proxy && tls) return 0;
     struct writer w = {out, outlen, 0};
     put_str(&w, "GET ");
+    if (proxy) {
+        put_str(&w, "http://");
+        if (!put_host(&w, u, false)) return 0;
+    }
     if (!put_path(&w, u->path)) return 0;
     put_str(&w, " HTTP/1.1\r\nHost: ");
     if (!put_host(&w, u, tls)) return 0;
     put_str(&w, "\r\nUser-Agent: wmesh/0.1\r\nAccept: */*\r\n");
-    if (u->user && !put_credentials(&w, u)) return 0;
+    if (u->user && !put_credentials(&w, "Authorization", u)) return 0;
+    if (proxy && proxy->user && !put_credentials(&w, "Proxy-Authorization", proxy)) return 0;
     put_str(&w, "\r\n");
     if (w.len < outlen) out[w.len] = '\0';
     return w.len;
+}
+
+size_t http_wire_request(const struct wm_url *u, char *out, size_t outlen)
+{
+    return write_get(u, NULL, out, outlen);
+}
+
+size_t http_wire_proxy_request(const struct wm_url *u, const struct wm_url *proxy, char *out,
+                               size_t outlen)
+{
+    if (!proxy) return 0;
+    return write_get(u, proxy, out, outlen);
+}
+
+size_t http_wire_connect_request(const char *host, int port, const struct wm_url *proxy, char *out,
+                                 size_t outlen)
+{
+    if (!host || !host[0] || (!out && outlen)) return 0;
+    struct writer w = {out, outlen, 0};
+    put_str(&w, "CONNECT ");
+    if (!put_authority(&w, host, port, 0)) return 0;
+    put_str(&w, " HTTP/1.1\r\nHost: ");
+    if (!put_authority(&w, host, port, 0)) return 0;
+    put_str(&w, "\r\nUser-Agent: wmesh/0.1\r\n");
+    if (proxy && proxy->user && !put_credentials(&w, "Proxy-Authorization", proxy)) return 0;
+    put_str(&w, "\r\n");
+    if (w.len < outlen) out[w.len] = '\0';
+    return w.len;
+}
+
+/* ---- the answer to a CONNECT ---- */
+
+void http_wire_begin_connect(struct http_response *r)
+{
+    http_wire_begin(r);
+    r->tunnel = true;
+}
+
+enum http_wire_tunnel http_wire_tunnel_parse(struct http_response *r, const char *buf, size_t len,
+                                             size_t *used)
+{
+    size_t off = 0;
+    if (!buf) {
+        buf = "";
+        len = 0;
+    }
+    for (;;) {
+        size_t n = 0, dlen = 0;
+        const char *data = NULL;
+        enum http_wire_event ev = http_wire_parse(r, buf + off, len - off, &n, &data, &dlen);
+        off += n;
+        *used = off;
+        switch (ev) {
+        case HTTP_WIRE_LOCATION:
+            continue; /* a Location in a 1xx or in the final head: nothing to us */
+        case HTTP_WIRE_HEAD:
+            return r->status < 300 ? HTTP_WIRE_TUNNEL_UP : HTTP_WIRE_TUNNEL_REFUSED;
+        case HTTP_WIRE_MORE:
+            return HTTP_WIRE_TUNNEL_MORE;
+        default: /* ERROR; BODY and END cannot come before HEAD */
+            if (!r->why) r->why = "unexpected event in the answer to CONNECT";
+            return HTTP_WIRE_TUNNEL_ERROR;
+        }
+    }
 }

@@ -1,5 +1,6 @@
 /* http_wire.h: HTTP/1.1 on the wire, without I/O: an incremental parser of responses that hands
- * body bytes out in place, and the writer of the GET requests the downloader sends. */
+ * body bytes out in place, and the writer of the GET requests the downloader sends, directly or
+ * through an HTTP proxy (absolute-form GET, or CONNECT and the proxy's answer to it). */
 #ifndef WMESH_HTTP_WIRE_H
 #define WMESH_HTTP_WIRE_H
 
@@ -53,6 +54,7 @@ struct http_response {
     size_t head_bytes; /* of every head line so far (1xx included), or of the trailers */
     size_t scanned;    /* bytes of the pending partial line already searched for LF */
     int64_t left;      /* body or chunk bytes still to come */
+    bool tunnel;       /* the answer to a CONNECT: a 2xx has no body (http_wire_begin_connect) */
 };
 
 /* Readies r for a new response (the request has been sent). */
@@ -79,5 +81,53 @@ enum http_wire_event http_wire_eof(struct http_response *r);
  * caller retries with a buffer of the length + 1. 0 when u cannot be requested: another
  * scheme, control characters in the path or host, or credentials over 1 KiB. */
 size_t http_wire_request(const struct wm_url *u, char *out, size_t outlen);
+
+/* ---- through an HTTP proxy ---- */
+
+/* Longest value http_wire_basic() writes, NUL included: "Basic " and the base64 of 1 KiB. */
+#define HTTP_WIRE_MAX_BASIC (6 + 1368 + 1)
+
+/* Writes "Basic " and the base64 of "user:password" (RFC 7617; a NULL password is empty) into
+ * out, NUL-terminated: the value of an Authorization or Proxy-Authorization field. Returns its
+ * length, or 0 when user is NULL, user and password take over 1 KiB, or out (outlen bytes) is
+ * too small. */
+size_t http_wire_basic(const char *user, const char *password, char *out, size_t outlen);
+
+/* As http_wire_request(), for u (http only) through the HTTP proxy proxy: the request line in
+ * absolute form ("GET http://host[:port]/path HTTP/1.1", the port left out when it is 80), and
+ * Proxy-Authorization: Basic when proxy has a user. The same return values; 0 also for an https
+ * URL (those go through a CONNECT tunnel) or proxy credentials over 1 KiB. */
+size_t http_wire_proxy_request(const struct wm_url *u, const struct wm_url *proxy, char *out,
+                               size_t outlen);
+
+/* Writes the CONNECT request asking proxy for a tunnel to host:port (an IPv6 literal without
+ * brackets; they are added): "CONNECT host:port HTTP/1.1", Host with the same authority,
+ * User-Agent, and Proxy-Authorization: Basic when proxy has a user (proxy may be NULL). Returns
+ * the length as http_wire_request() does; 0 for a host with control characters, spaces or any of
+ * /?#@\[], a port outside 1..65535, or proxy credentials over 1 KiB. */
+size_t http_wire_connect_request(const char *host, int port, const struct wm_url *proxy, char *out,
+                                 size_t outlen);
+
+/* Readies r for the proxy's answer to a CONNECT. A 2xx ends with its head, whatever
+ * Content-Length or Transfer-Encoding it claims (RFC 9110, 9.3.6): what follows is the tunnel's.
+ * Another status frames its body as any response does. */
+void http_wire_begin_connect(struct http_response *r);
+
+/* What the answer to a CONNECT said so far. */
+enum http_wire_tunnel {
+    HTTP_WIRE_TUNNEL_MORE = 0, /* head not complete: keep the len - *used bytes, add more, call
+                                  again */
+    HTTP_WIRE_TUNNEL_UP,       /* 2xx: the head is consumed; the len - *used bytes after it are
+                                  the first bytes from the far end of the tunnel */
+    HTTP_WIRE_TUNNEL_REFUSED,  /* a final status other than 2xx (r->status): no tunnel; the
+                                  connection is not used again */
+    HTTP_WIRE_TUNNEL_ERROR,    /* malformed or over a cap: r->why */
+};
+
+/* Parses the answer to a CONNECT (after http_wire_begin_connect()) as http_wire_parse() does,
+ * 1xx heads skipped: buf[0..len) holds the bytes not consumed yet, *used is set to those it
+ * consumed (the whole head once it returns HTTP_WIRE_TUNNEL_UP, never a byte past it). */
+enum http_wire_tunnel http_wire_tunnel_parse(struct http_response *r, const char *buf, size_t len,
+                                             size_t *used);
 
 #endif

@@ -33,6 +33,10 @@
 #   start_nginx NAME ROOT [CADIR]  nginx serving ROOT at $(nginx_url NAME); with CADIR over https
 #                                  and to clients with a certificate of that CA only;
 #                                  nginx_missing says why it cannot start
+#   start_squid NAME [--auth USER:PASSWORD] [--connect-ports "PORT..."] [--host NAME=ADDR]...
+#                                  a squid HTTP proxy on a free loopback port, reachable from
+#                                  localhost only; proxy_url NAME [USER:PASSWORD] gives its URL;
+#                                  squid_missing says why it cannot start
 #   free_port, track PID, fail MSG (prints every log in $T, exits 1), note MSG, skip WHY (exit
 #   77: run.sh counts the test as skipped)
 
@@ -559,6 +563,105 @@ EOF
 
 nginx_url() {
     echo "$(cat "$T/$1/scheme")://127.0.0.1:$(http_port "$1")/data"
+}
+
+# ---------------------------------------------------------------------------------------------
+# squid (Debian's): an HTTP proxy for the tests of --proxy and the proxy variables
+
+: "${SQUID:=$(command -v squid || echo /usr/sbin/squid)}"
+: "${SQUID_NCSA_AUTH:=/usr/lib/squid/basic_ncsa_auth}"
+
+# squid_missing: prints why no squid can be started here, or nothing.
+squid_missing() {
+    if [ ! -x "$SQUID" ]; then
+        echo "squid is not installed (sh scripts/deps.sh --extra installs it)"
+    elif [ ! -x "$SQUID_NCSA_AUTH" ]; then
+        echo "squid has no $SQUID_NCSA_AUTH"
+    fi
+}
+
+# start_squid NAME [--auth USER:PASSWORD] [--connect-ports "PORT..."] [--host NAME=ADDR]...: squid
+# on a free loopback port ($T/NAME/port, proxy_url NAME), serving localhost only, caching nothing,
+# its log in $T/NAME.log and its access log in $T/NAME/access.log. It resolves names from its
+# own hosts file first: --host origin.test=127.0.0.1 makes a name that only the proxy knows, so
+# that a client reaches that origin through the proxy or not at all. CONNECT goes to any port,
+# or with --connect-ports only to those (others get 403, as squid's default allows 443 alone).
+# --auth asks for Basic credentials (407 without them), checked by basic_ncsa_auth.
+start_squid() {
+    local name=$1 dir=$T/$1 port auth="" ports="" hosts="" missing pid user pass
+    shift
+    missing=$(squid_missing)
+    [ -z "$missing" ] || fail "no squid here: $missing"
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --auth) auth=$2 ;;
+        --connect-ports) ports=$2 ;;
+        --host) hosts="$hosts${2#*=} ${2%%=*}"$'\n' ;;
+        *) fail "start_squid: unknown option $1" ;;
+        esac
+        shift 2
+    done
+    mkdir -p "$dir/cache"
+    port=$(free_port)
+    echo "$port" >"$dir/port"
+    printf '127.0.0.1 localhost\n::1 localhost\n%s' "$hosts" >"$dir/hosts"
+    {
+        echo "http_port 127.0.0.1:$port"
+        echo "pid_filename $dir/squid.pid"
+        echo "cache_log $T/$name.log"
+        echo "access_log stdio:$dir/access.log"
+        echo "cache_store_log none"
+        echo "coredump_dir $dir/cache"
+        echo "netdb_filename none"
+        echo "cache deny all"
+        echo "pinger_enable off"
+        echo "hosts_file $dir/hosts"
+        echo "visible_hostname wmesh-test-$name"
+        echo "shutdown_lifetime 0 seconds"
+        echo "max_filedescriptors 1024"
+        echo "acl CONNECT method CONNECT"
+        if [ -n "$ports" ]; then
+            echo "acl tunnel_ports port $ports"
+            echo "http_access deny CONNECT !tunnel_ports"
+        fi
+        if [ -n "$auth" ]; then
+            user=${auth%%:*}
+            pass=${auth#*:}
+            printf '%s:%s\n' "$user" "$(openssl passwd -apr1 "$pass")" >"$dir/passwd"
+            echo "auth_param basic program $SQUID_NCSA_AUTH $dir/passwd"
+            echo "auth_param basic realm wmesh-test"
+            echo "acl known proxy_auth REQUIRED"
+            echo "http_access deny !known"
+        fi
+        echo "http_access allow localhost"
+        echo "http_access deny all"
+    } >"$dir/squid.conf"
+    # As root, squid runs as its cache_effective_user (Debian: proxy), who must reach its files
+    # in the 0700 temp dir: the dir is opened for passing through, squid's own dir handed over.
+    if [ "$(id -u)" -eq 0 ]; then
+        chmod o+x "$T"
+        touch "$T/$name.log"
+        chown -R proxy "$dir" "$T/$name.log"
+    fi
+    "$SQUID" -N -f "$dir/squid.conf" >>"$T/$name.log" 2>&1 &
+    pid=$!
+    track "$pid"
+    echo "$pid" >"$dir/pid"
+    wait_until 20 squid_ready "$name" "$pid" || fail "squid $name did not start on port $port"
+    kill -0 "$pid" 2>/dev/null || fail "squid $name exited while starting"
+    note "squid $name on port $port${auth:+ (Basic auth)}${ports:+, CONNECT to $ports only}"
+}
+
+# squid_ready NAME PID: squid answers on its port (or has exited): any HTTP status will do.
+squid_ready() {
+    ! kill -0 "$2" 2>/dev/null ||
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+            "http://127.0.0.1:$(cat "$T/$1/port")/" 2>/dev/null)" != 000 ]
+}
+
+# proxy_url NAME [USER:PASSWORD]: http://[USER:PASSWORD@]127.0.0.1:PORT of squid NAME.
+proxy_url() {
+    echo "http://${2:+$2@}127.0.0.1:$(cat "$T/$1/port")"
 }
 
 # ---------------------------------------------------------------------------------------------
