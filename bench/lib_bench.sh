@@ -6,7 +6,8 @@
 # and has everything of lib.sh ($T, start_broker, mesh_peer, wait_until, metric, ...), then:
 #   by_scale FULL SMALL            FULL, or SMALL when BENCH_SCALE=small
 #   start_nginx NAME ROOT          nginx (daemon off, access_log off, keep-alive, sendfile) serving
-#                                  ROOT at $(nginx_url NAME) on a free port
+#                                  ROOT at $(nginx_url NAME) on a free port; nginx_config and
+#                                  run_nginx for other listen sockets
 #   make_feed ROOT BASEURL TAG COUNT SIZE   files and their announcements (bench/mkfeed.c) in
 #                                  $T/feed: $T/feed/TAG.topics ("TOPIC MSGFILE"), TAG.list
 #   publish_feed BROKER TAG        mosquitto_pub -l -q 1 of the feed TAG on BROKER, as owner
@@ -180,12 +181,11 @@ tree_pids() {
 # ---------------------------------------------------------------------------------------------
 # nginx
 
-start_nginx() {
-    local name=$1 root=$2 port dir=$T/$1 user=""
-    command -v nginx >/dev/null || fail "nginx not found (sh scripts/deps.sh --extra installs it)"
-    port=$(free_port)
+# nginx_config NAME ROOT LISTENS [HTTP]: $T/NAME/nginx.conf, serving ROOT under /data/ on the
+# listen directives LISTENS (lines), with the directives HTTP (lines) in its http block.
+nginx_config() {
+    local name=$1 root=$2 dir=$T/$1 user=""
     mkdir -p "$dir/tmp"
-    echo "$port" >"$dir/http_port"
     # As root, nginx's workers would run as nobody, who cannot read the 0700 temp dir.
     [ "$(id -u)" -ne 0 ] || user="user root;"
     cat >"$dir/nginx.conf" <<EOF
@@ -194,7 +194,7 @@ $user
 worker_processes 2;
 pid $dir/nginx.pid;
 error_log $T/$name.log warn;
-events { worker_connections 1024; }
+events { worker_connections 4096; }
 http {
     access_log off;
     sendfile on;
@@ -208,19 +208,34 @@ http {
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
+${4:-}
     server {
-        listen 127.0.0.1:$port;
+$3
         location /data/ { alias $root/; }
     }
 }
 EOF
+}
+
+# run_nginx NAME PORT: nginx with $T/NAME/nginx.conf, once it answers on http PORT.
+run_nginx() {
+    local name=$1 dir=$T/$1
+    command -v nginx >/dev/null || fail "nginx not found (sh scripts/deps.sh --extra installs it)"
     # shellcheck disable=SC2094 # nginx and its stderr both append to the one log
     nginx -p "$dir" -e "$T/$name.log" -c "$dir/nginx.conf" 2>>"$T/$name.log" &
     track "$!"
     echo "$!" >"$dir/pid"
-    wait_until 10 curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/" ||
-        fail "nginx $name did not answer on port $port"
-    note "nginx $name on port $port"
+    wait_until 10 curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$2/" ||
+        fail "nginx $name did not answer on port $2"
+    note "nginx $name on port $2"
+}
+
+start_nginx() {
+    local name=$1 root=$2 port
+    port=$(free_port)
+    nginx_config "$name" "$root" "        listen 127.0.0.1:$port;"
+    echo "$port" >"$T/$name/http_port"
+    run_nginx "$name" "$port"
 }
 
 nginx_url() {
