@@ -12,7 +12,8 @@
 #include "error.h"
 #include "url.h"
 
-struct conn; /* fetch.c's */
+struct conn;     /* fetch.c's */
+struct transfer; /* fetch.c's */
 
 /* One pool key: scheme, host and port, with its resolution cache. */
 struct host {
@@ -20,9 +21,13 @@ struct host {
     char *name;
     int port;
     bool tls;
-    int refs;               /* transfers pointing here */
-    int nconns;             /* connections open to it, idle ones included */
-    struct conn *idle;      /* its idle connections, the most recently used first */
+    int refs;          /* transfers pointing here */
+    int nconns;        /* connections open to it, idle ones included */
+    struct conn *idle; /* its idle connections, the most recently used first */
+    /* fetch.c's: its transfers waiting for a connection, first come first; while there are
+     * some, the host is in the fetcher's ring of waiting hosts, served in turn. */
+    struct transfer *queue_head, *queue_tail;
+    struct host *wait_next, *wait_prev;
     struct addrinfo *addrs; /* NULL until resolved, or when resolving failed */
     int resolve_error;      /* getaddrinfo's error when addrs is NULL */
     int64_t resolved_ms;
