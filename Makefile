@@ -169,8 +169,9 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 bench-tools: $(BENCH_TOOLS)
 -include $(BENCH_TOOLS:=.d)
 
-_bench: $(PROG) bench-tools
+_bench: $(PROG) bench-tools $(BUILD)/tools/delayproxy
 	@WMESH=$(abspath $(PROG)) WMESH_BENCH_TOOLS=$(abspath $(BUILD)/bench) \
+	    WMESH_TOOLS=$(abspath $(BUILD)/tools) \
 	    BENCH_SCALE=$(BENCH_SCALE) sh bench/run.sh $(BENCH)
 
 # libFuzzer harnesses (tests/fuzz/fuzz_<name>.c, seeds in tests/fuzz/corpus/<name>/), built with

@@ -19,7 +19,8 @@
     "  Writes COUNT files of SIZE pseudo-random bytes as TREE/TAG/dNN/TAG-NNNNNNN.bin, spread\n"   \
     "  over DIRS directories, and for each directory dNN OUTDIR/TAG-dNN.msgs: one v03\n"           \
     "  announcement (sha512, baseUrl BASEURL, pubTime now) per line. OUTDIR/TAG.topics gets\n"     \
-    "  one line per directory, \"TOPIC MSGFILE\"; OUTDIR/TAG.list the relPaths.\n"
+    "  one line per directory, \"TOPIC MSGFILE\"; OUTDIR/TAG.list the relPaths. SIZE may be\n"     \
+    "  MIN-MAX: sizes drawn evenly from MIN to MAX bytes (the same ones at every run).\n"
 
 #define CHUNK (1024 * 1024)
 
@@ -132,10 +133,15 @@ static FILE *open_out(const char *outdir, const char *tag, const char *suffix)
 
 int main(int argc, char **argv)
 {
-    long long count, size, dirs;
+    long long count, size, size_max, dirs;
+    char size_text[64];
+    char *dash = argc == 8 ? strchr(argv[5], '-') : NULL;
+    snprintf(size_text, sizeof size_text, "%s", argc == 8 ? argv[5] : "");
+    if (dash && (size_t)(dash - argv[5]) < sizeof size_text) size_text[dash - argv[5]] = '\0';
     if (argc != 8 || parse_size(argv[4], 100000000, &count) ||
-        parse_size(argv[5], LLONG_MAX, &size) || parse_size(argv[6], 1000, &dirs) || dirs < 1 ||
-        count < 1) {
+        parse_size(size_text, LLONG_MAX, &size) ||
+        parse_size(dash ? dash + 1 : size_text, LLONG_MAX, &size_max) || size_max < size ||
+        parse_size(argv[6], 1000, &dirs) || dirs < 1 || count < 1) {
         fputs(USAGE, stderr);
         return 2;
     }
@@ -146,6 +152,7 @@ int main(int argc, char **argv)
     int rc = 1;
     if (!buf || !topics || !list) goto done;
     long long per_dir = (count + dirs - 1) / dirs;
+    uint64_t sizes = 0x5eed; /* a fixed seed: every run draws the same sizes */
     for (long long i = 0; i < count; i++) {
         char dir[64], rel[128], path[PATH_MAX], topic[256];
         long long d = i / per_dir;
@@ -172,8 +179,11 @@ int main(int argc, char **argv)
         }
         struct wm_checksum sum;
         uint64_t seed = (uint64_t)i * 0x100000001b3ull ^ (uint64_t)loop_wall_ns();
-        if (write_file(path, size, seed, buf, &sum) != 0) goto done;
-        if (write_message(msgs, base_url, rel, size, &sum) != 0) goto done;
+        long long this_size = size;
+        if (size_max > size)
+            this_size += (long long)(next_random(&sizes) % (uint64_t)(size_max - size + 1));
+        if (write_file(path, this_size, seed, buf, &sum) != 0) goto done;
+        if (write_message(msgs, base_url, rel, this_size, &sum) != 0) goto done;
         fprintf(list, "%s\n", rel);
     }
     rc = 0;

@@ -1,15 +1,16 @@
 #!/bin/sh
-# run.sh: runs the benchmarks (all, or those named: relay latency large memory), then prints a
-# line of machine facts and one summary line per scenario. A poor figure is reported, not
-# failed; the exit status is non-zero only when a scenario could not run.
+# run.sh: runs the benchmarks (all, or those named: relay latency large memory serve wan),
+# then prints a line of machine facts and one summary line per scenario. A poor figure is
+# reported, not failed; the exit status is non-zero only when a scenario could not run.
 #   WMESH=build/wmesh BENCH_SCALE=full|small sh bench/run.sh [SCENARIO...]   (or: make bench)
 set -eu
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 : "${WMESH:=$BENCH_DIR/../build/wmesh}"
 : "${WMESH_BENCH_TOOLS:=$BENCH_DIR/../build/bench}"
+: "${WMESH_TOOLS:=$BENCH_DIR/../build/tools}"
 : "${BENCH_SCALE:=full}"
-ALL="relay latency large memory serve"
+ALL="relay latency large memory serve wan"
 scenarios=${*:-$ALL}
 
 scripts=""
@@ -34,7 +35,7 @@ trap 'rm -rf "$out"' EXIT
 # One binary throughout, even if build/ is rebuilt meanwhile.
 cp "$WMESH" "$out/wmesh"
 WMESH=$out/wmesh
-export WMESH WMESH_BENCH_TOOLS BENCH_SCALE
+export WMESH WMESH_BENCH_TOOLS WMESH_TOOLS BENCH_SCALE
 
 version() {
     "$@" 2>&1 | head -n 1 | grep -oE '[0-9]+\.[0-9]+(\.[0-9]+)?' | head -n 1 || true

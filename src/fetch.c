@@ -1,7 +1,16 @@
 /* fetch.c: HTTP/1.1 downloads on the event loop: keep-alive connections pooled per scheme, host
- * and port (fetch_hosts.c keeps the keys and their addresses), a FIFO queue beyond the pool's
- * limits, pipelining, redirects, size and stall limits, https through tls.c; http_wire.c reads
- * and writes the bytes; fetch_get.c is the blocking GET of tools.
+ * and port (fetch_hosts.c keeps the keys and their addresses), a queue per host beyond the
+ * pool's limits, pipelining, redirects, size and stall limits, https through tls.c; http_wire.c
+ * reads and writes the bytes; fetch_get.c is the blocking GET of tools.
+ *
+ * Scheduling (section "scheduling" below): each host has at most max_per_host connections and
+ * the fetcher max_total in all. A transfer goes behind the requests on a busy connection of its
+ * host (pipelining, small files), else on an idle one of its host, else on a new one; an idle
+ * connection of another host is closed for it only at the total cap, and then one whose host
+ * has nothing waiting. What cannot start waits in its host's queue; the hosts with transfers
+ * waiting are served in turn, one transfer each, so a host with a long queue or a slow server
+ * never holds up the others. Over a long round trip, a file on a kept-alive connection costs
+ * one round trip, on a new one two (three with TLS): connections are kept, not traded.
  *
  * What a small file costs on a kept-alive connection: one send(2) of the request, one recv(2)
  * of the response (the connection stays watched for reading, so no epoll_ctl), a few thousand
@@ -112,7 +121,8 @@ struct fetcher {
     int nconns, nidle;
     struct transfer *active_list; /* started and not done, wherever they are */
     size_t active;
-    struct transfer *queue_head, *queue_tail;
+    struct host *waiting; /* ring of the hosts with transfers queued: the next one to serve */
+    size_t nwaiting;      /* hosts in that ring */
     struct transfer *failing, **failing_tail;
     struct transfer *spare;
     size_t nspare;
@@ -128,6 +138,7 @@ struct fetcher {
 
 static void receive(struct conn *c);
 static bool send_pending(struct conn *c);
+static void queue_insert_after(struct fetcher *f, struct transfer *prev, struct transfer *t);
 static void submit(struct transfer *t);
 static void dispatch_queue(struct fetcher *f);
 
@@ -158,45 +169,6 @@ static int64_t stall_ms(const struct fetcher *f)
 }
 
 /* ---- lists ---- */
-
-static void queue_push(struct fetcher *f, struct transfer *t)
-{
-    t->q_next = NULL;
-    t->q_prev = f->queue_tail;
-    if (f->queue_tail)
-        f->queue_tail->q_next = t;
-    else
-        f->queue_head = t;
-    f->queue_tail = t;
-}
-
-/* Puts t in the queue right after prev (at its head when prev is NULL). */
-static void queue_insert_after(struct fetcher *f, struct transfer *prev, struct transfer *t)
-{
-    t->q_prev = prev;
-    t->q_next = prev ? prev->q_next : f->queue_head;
-    if (t->q_next)
-        t->q_next->q_prev = t;
-    else
-        f->queue_tail = t;
-    if (prev)
-        prev->q_next = t;
-    else
-        f->queue_head = t;
-}
-
-static void queue_remove(struct fetcher *f, struct transfer *t)
-{
-    if (t->q_prev)
-        t->q_prev->q_next = t->q_next;
-    else
-        f->queue_head = t->q_next;
-    if (t->q_next)
-        t->q_next->q_prev = t->q_prev;
-    else
-        f->queue_tail = t->q_prev;
-    t->q_next = t->q_prev = NULL;
-}
 
 static void idle_push(struct conn *c)
 {
@@ -257,14 +229,19 @@ static void conn_close(struct conn *c)
     free(c);
 }
 
-/* Closes the idle connection of h (or of any host, when h is NULL) unused the longest. False
+/* Closes the idle connection of h unused the longest; when h is NULL, that of any host, one
+ * whose host has no transfer waiting if there is such (the others will soon be used). False
  * when there is none. */
 static bool close_oldest_idle(struct fetcher *f, struct host *h)
 {
     struct conn *oldest = NULL;
-    for (struct conn *c = f->conns; c; c = c->next)
-        if (c->state == CONN_IDLE && (!h || c->h == h) && (!oldest || c->idle_ms < oldest->idle_ms))
+    for (struct conn *c = f->conns; c; c = c->next) {
+        if (c->state != CONN_IDLE || (h && c->h != h)) continue;
+        bool unwanted = !c->h->queue_head, oldest_unwanted = oldest && !oldest->h->queue_head;
+        if (!oldest || (unwanted && !oldest_unwanted) ||
+            (unwanted == oldest_unwanted && c->idle_ms < oldest->idle_ms))
             oldest = c;
+    }
     if (!oldest) return false;
     conn_close(oldest);
     return true;
@@ -933,6 +910,81 @@ static void on_conn_event(void *arg, int fd, unsigned events)
 
 /* ---- scheduling ---- */
 
+/* The host's queue: its transfers waiting for a connection, first come first served. */
+static void wait_ring_add(struct fetcher *f, struct host *h)
+{
+    if (f->waiting) {
+        /* Last in the ring: just before the next one to serve. */
+        h->wait_next = f->waiting;
+        h->wait_prev = f->waiting->wait_prev;
+        h->wait_prev->wait_next = h;
+        f->waiting->wait_prev = h;
+    } else {
+        h->wait_next = h->wait_prev = h;
+        f->waiting = h;
+    }
+    f->nwaiting++;
+}
+
+static void wait_ring_remove(struct fetcher *f, struct host *h)
+{
+    if (h->wait_next == h) {
+        f->waiting = NULL;
+    } else {
+        h->wait_prev->wait_next = h->wait_next;
+        h->wait_next->wait_prev = h->wait_prev;
+        if (f->waiting == h) f->waiting = h->wait_next;
+    }
+    h->wait_next = h->wait_prev = NULL;
+    f->nwaiting--;
+}
+
+static void queue_push(struct fetcher *f, struct transfer *t)
+{
+    struct host *h = t->h;
+    t->q_next = NULL;
+    t->q_prev = h->queue_tail;
+    if (h->queue_tail)
+        h->queue_tail->q_next = t;
+    else
+        h->queue_head = t;
+    h->queue_tail = t;
+    if (!h->wait_next) wait_ring_add(f, h);
+}
+
+/* Puts t in its host's queue right after prev (at its head when prev is NULL), prev being one of
+ * the same host. */
+static void queue_insert_after(struct fetcher *f, struct transfer *prev, struct transfer *t)
+{
+    struct host *h = t->h;
+    t->q_prev = prev;
+    t->q_next = prev ? prev->q_next : h->queue_head;
+    if (t->q_next)
+        t->q_next->q_prev = t;
+    else
+        h->queue_tail = t;
+    if (prev)
+        prev->q_next = t;
+    else
+        h->queue_head = t;
+    if (!h->wait_next) wait_ring_add(f, h);
+}
+
+static void queue_remove(struct fetcher *f, struct transfer *t)
+{
+    struct host *h = t->h;
+    if (t->q_prev)
+        t->q_prev->q_next = t->q_next;
+    else
+        h->queue_head = t->q_next;
+    if (t->q_next)
+        t->q_next->q_prev = t->q_prev;
+    else
+        h->queue_tail = t->q_prev;
+    t->q_next = t->q_prev = NULL;
+    if (!h->queue_head) wait_ring_remove(f, h);
+}
+
 static bool small(const struct transfer *t)
 {
     return t->size_hint >= 0 && t->size_hint <= PIPELINE_SIZE_MAX;
@@ -951,14 +1003,16 @@ static struct conn *pipeline_target(const struct fetcher *f, const struct transf
     return best;
 }
 
-/* Whether t can go on a connection now. */
+/* Whether t can go on a connection now: one of its host's, or a new one within both caps (at
+ * the total cap, an idle connection of another host can make room). */
 static bool has_capacity(const struct fetcher *f, const struct transfer *t)
 {
     const struct host *h = t->h;
     if (!t->fresh && h->idle) return true;
+    if (h->nconns < f->opts.max_per_host && (f->nconns < f->opts.max_total || f->nidle > 0))
+        return true;
     if (pipeline_target(f, t)) return true;
-    if (h->nconns >= f->opts.max_per_host) return h->idle != NULL; /* one of them can go */
-    return f->nconns < f->opts.max_total || f->nidle > 0;
+    return h->nconns >= f->opts.max_per_host && h->idle != NULL; /* one of them can go */
 }
 
 /* Puts t on a connection (has_capacity said it can): behind the requests on a busy one of its
@@ -997,7 +1051,9 @@ static void submit(struct transfer *t)
     f->defer_depth--;
 }
 
-/* Starts the queued transfers that can start, oldest first. */
+/* Starts the queued transfers that can start: the hosts with transfers waiting in turn, the
+ * oldest transfer of each, until a whole round of them starts nothing. The turn carries over
+ * from call to call, so no host is always served first. */
 static void dispatch_queue(struct fetcher *f)
 {
     if (f->dispatching) {
@@ -1007,12 +1063,18 @@ static void dispatch_queue(struct fetcher *f)
     f->dispatching = true;
     do {
         f->dispatch_again = false;
-        for (struct transfer *t = f->queue_head, *next; t; t = next) {
-            next = t->q_next;
-            if (f->nconns >= f->opts.max_total && f->nidle == 0 && f->opts.pipeline < 2) break;
-            if (!has_capacity(f, t)) continue;
+        size_t fruitless = 0; /* hosts visited in a row that could start nothing */
+        while (f->waiting && fruitless < f->nwaiting) {
+            struct host *h = f->waiting;
+            f->waiting = h->wait_next;
+            struct transfer *t = h->queue_head;
+            if (!has_capacity(f, t)) {
+                fruitless++;
+                continue;
+            }
             queue_remove(f, t);
             submit(t);
+            fruitless = 0;
         }
     } while (f->dispatch_again);
     f->dispatching = false;
@@ -1078,8 +1140,8 @@ struct fetcher *fetch_new(struct loop *loop, const struct fetch_options *opts)
     if (opts) f->opts = *opts;
     if (f->opts.connect_timeout_ms <= 0) f->opts.connect_timeout_ms = 10000;
     if (f->opts.low_speed_time_s <= 0) f->opts.low_speed_time_s = 30;
-    if (f->opts.max_per_host <= 0) f->opts.max_per_host = 8;
-    if (f->opts.max_total <= 0) f->opts.max_total = 64;
+    if (f->opts.max_per_host <= 0) f->opts.max_per_host = 4;
+    if (f->opts.max_total <= 0) f->opts.max_total = 256;
     f->failing_tail = &f->failing;
     if (!(f->resolver = resolver_new(loop))) {
         free(f);

@@ -27,8 +27,8 @@ struct fetch_options {
     long connect_timeout_ms; /* 0: 10 s */
     long low_speed_time_s;   /* abort when no byte came for this long; 0: 30 s */
     int64_t max_size;        /* bytes; 0: unlimited */
-    int max_per_host;        /* connections per scheme, host and port; 0: 8 */
-    int max_total;           /* connections in all, idle ones included; 0: 64 */
+    int max_per_host;        /* connections per scheme, host and port; 0: 4 */
+    int max_total;           /* connections in all, idle ones included; 0: 256 */
     int pipeline;            /* requests in flight per connection for small transfers; 0, 1: 1 */
     const char *cafile;      /* https: CA certificates to trust; NULL: the system's store */
     const char *certfile;    /* https: client certificate (PEM) for servers that ask; NULL: none */
@@ -42,9 +42,11 @@ WM_WARN_UNUSED struct fetcher *fetch_new(struct loop *loop, const struct fetch_o
 /* Closes every connection and abandons the transfers not done, without their callbacks; not
  * from inside a callback. Sets *f to NULL. */
 void fetch_free(struct fetcher **f);
-/* Starts GET url; transfers beyond the connection limits wait, first come first served. Exactly
- * one done callback follows, never from inside fetch_start, also for a URL that cannot be
- * fetched. The data callback receives the body of a 200 response only, in pieces that are
+/* Starts GET url; transfers beyond the connection limits wait in their host's queue, first come
+ * first served, the hosts with transfers waiting served in turn (one slow host never holds up
+ * the others); an idle connection of another host is closed to make room only at max_total.
+ * Exactly one done callback follows, never from inside fetch_start, also for a URL that cannot
+ * be fetched. The data callback receives the body of a 200 response only, in pieces that are
  * valid during the call. size_hint is the size the caller expects (-1: unknown): a small one
  * lets the request be pipelined (opts.pipeline), a wrong one costs only speed. Errors:
  * WM_ERR_INVAL (no url or done), WM_ERR_NOMEM. */

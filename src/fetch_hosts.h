@@ -11,7 +11,8 @@
 #include "error.h"
 #include "url.h"
 
-struct conn; /* fetch.c's */
+struct conn;     /* fetch.c's */
+struct transfer; /* fetch.c's */
 
 /* One pool key: scheme, host and port. */
 struct host {
@@ -19,10 +20,14 @@ struct host {
     char *name;
     int port;
     bool tls;
-    int refs;               /* transfers pointing here */
-    int nconns;             /* connections open to it, idle ones included */
-    struct conn *idle;      /* its idle connections, the most recently used first */
-    int64_t used_ms;        /* last taken by hosts_get */
+    int refs;          /* transfers pointing here */
+    int nconns;        /* connections open to it, idle ones included */
+    struct conn *idle; /* its idle connections, the most recently used first */
+    /* fetch.c's: its transfers waiting for a connection, first come first; while there are
+     * some, the host is in the fetcher's ring of waiting hosts, served in turn. */
+    struct transfer *queue_head, *queue_tail;
+    struct host *wait_next, *wait_prev;
+    int64_t used_ms; /* last taken by hosts_get */
     /* The "scheme://[userinfo@]host[:port]" of the first URL that named it, and that URL parsed
      * (without its path): URLs that start the same way need no url_parse, and no allocation. */
     char *authority;

@@ -567,8 +567,13 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
      * it (peer_sync.c says why). */
     if ((e = peer_sync_start(p))) return e;
     if ((e = start_post(p, client_id))) return e;
-    struct fetch_options fo = {.max_per_host = c->max_downloads,
-                               .max_total = c->max_downloads,
+    /* Connections are kept per server and never traded between servers below the total cap:
+     * over a long round trip a new connection costs a round trip more (two with TLS), and
+     * downloads beyond the connections are pipelined or wait in their server's queue. */
+    struct fetch_options fo = {.max_per_host = c->max_host_connections,
+                               .max_total = c->max_downloads > c->max_host_connections
+                                                ? c->max_downloads
+                                                : c->max_host_connections,
                                .pipeline = c->pipeline,
                                .max_size = c->max_size,
                                .connect_timeout_ms = (long)(c->connect_timeout_s * 1000),

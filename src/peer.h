@@ -41,7 +41,8 @@ struct peer_config {
     double lag_warn_s;           /* <= 0: never warn */
     double lag_drop_s;           /* <= 0: never drop */
     size_t max_message;          /* bytes; larger payloads are refused */
-    int max_downloads;           /* concurrent downloads */
+    int max_downloads;           /* concurrent downloads, and download connections in all */
+    int max_host_connections;    /* download connections per server (scheme, host, port) */
     int pipeline;                /* HTTP requests in flight per connection, small files; 0: 1 */
     double retry_for_s;          /* keep retrying a failed download this long */
     int64_t max_size;            /* largest file downloaded, bytes; 0: no limit */

@@ -42,7 +42,11 @@ static const struct option_spec specs[] = {
     {"lag-warn", OPT_NUMBER, false, "S", "120", "warn about announcements older than S seconds"},
     {"lag-drop", OPT_NUMBER, false, "S", "7200", "drop announcements older than S seconds"},
     {"max-message", OPT_NUMBER, false, "BYTES", "8192", "largest announcement accepted"},
-    {"max-downloads", OPT_NUMBER, false, "N", "16", "concurrent downloads"},
+    {"max-downloads", OPT_NUMBER, false, "N", "256",
+     "concurrent downloads (pipelined or waiting for a connection of their server), and "
+     "download connections in all"},
+    {"max-connections-per-host", OPT_NUMBER, false, "N", "4",
+     "download connections kept to each server (scheme, host and port)"},
     {"pipeline", OPT_NUMBER, false, "N", "4",
      "requests in flight per connection for files up to 256 KiB (1: no HTTP pipelining)"},
     {"max-size", OPT_NUMBER, false, "BYTES", "0", "largest file downloaded (0: no limit)"},
@@ -111,7 +115,8 @@ static int build_filter(struct options *o, struct filter *f)
 
 static int numbers(struct options *o, struct peer_config *c)
 {
-    double max_message, max_downloads, pipeline, max_size, max_queue, seen_capacity;
+    double max_message, max_downloads, host_connections, pipeline, max_size, max_queue;
+    double seen_capacity;
     double outbox_max, outbox_max_bytes, outbox_retries;
     if (options_number(o, "outbox-max", 10000, &outbox_max) || outbox_max < 2 || outbox_max > 1e9 ||
         options_number(o, "outbox-max-bytes", 16777216, &outbox_max_bytes) ||
@@ -120,7 +125,9 @@ static int numbers(struct options *o, struct peer_config *c)
         outbox_retries > 30 || options_number(o, "lag-warn", 120, &c->lag_warn_s) ||
         options_number(o, "lag-drop", 7200, &c->lag_drop_s) ||
         options_number(o, "max-message", 8192, &max_message) ||
-        options_number(o, "max-downloads", 16, &max_downloads) ||
+        options_number(o, "max-downloads", 256, &max_downloads) || max_downloads > 100000 ||
+        options_number(o, "max-connections-per-host", 4, &host_connections) ||
+        host_connections < 1 || host_connections > 1000 ||
         options_number(o, "pipeline", 4, &pipeline) || pipeline < 1 || pipeline > 64 ||
         options_number(o, "max-size", 0, &max_size) ||
         options_number(o, "retry-for", 3600, &c->retry_for_s) ||
@@ -138,6 +145,7 @@ static int numbers(struct options *o, struct peer_config *c)
     }
     c->max_message = (size_t)max_message;
     c->max_downloads = (int)max_downloads;
+    c->max_host_connections = (int)host_connections;
     c->pipeline = (int)pipeline;
     c->max_size = (int64_t)max_size;
     c->max_queue = (size_t)max_queue;

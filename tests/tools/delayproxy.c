@@ -1,7 +1,7 @@
 /* delayproxy.c: a TCP proxy for tests that makes a link slow: latency, a bandwidth cap, a pause. */
 /*
  * Usage: delayproxy --listen HOST:PORT --connect HOST:PORT [--delay-ms MS] [--rate BYTES_PER_S]
- *                   [--pause FILE]
+ *                   [--pause FILE] [--handshake] [--count FILE]
  *
  * Accepts connections on --listen and connects each to --connect (this kernel has no netem, so
  * tests slow a broker link down in user space). Each direction of each connection, in a thread
@@ -11,11 +11,16 @@
  *                  that, so the sender's socket buffer fills and it feels the back-pressure
  *   --pause FILE   while FILE exists nothing is read or passed on, either way (connections are
  *                  still accepted and connected); everything resumes when FILE goes
+ *   --handshake    the client's first bytes reach the server no sooner than three delays after
+ *                  it connected, as if its connect had taken a round trip over the slow link
+ *                  (the kernel completes the handshake with this proxy at once)
+ *   --count FILE   FILE holds the number of connections accepted so far, rewritten at each one
  * A connection ends when either side closes it (what the other had sent is passed on first,
  * unless the pause holds it) or fails. One line per connection on stderr when it ends:
  *   delayproxy: connection 3 from 127.0.0.1:51234 closed after 12.3 s: 4096 bytes up, 512 down
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -36,7 +41,9 @@
 
 static const char *connect_host, *connect_port, *pause_file;
 static int64_t delay_ns;
-static double rate; /* bytes per second, 0: no cap */
+static double rate;    /* bytes per second, 0: no cap */
+static bool handshake; /* model the TCP handshake's round trip (--handshake) */
+static int count_fd = -1;
 
 /* One line on stderr in a single write, so threads never interleave. */
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -80,7 +87,8 @@ struct conn;
 struct pump {
     struct conn *c;
     int from, to;
-    uint64_t moved; /* bytes passed on */
+    uint64_t moved;        /* bytes passed on */
+    int64_t not_before_ns; /* no byte goes out before this (--handshake) */
     const char *name;
 };
 
@@ -179,6 +187,7 @@ static void *pump_run(void *arg)
         k->len = (size_t)n;
         k->off = 0;
         k->due_ns = now_ns() + delay_ns;
+        if (k->due_ns < p->not_before_ns) k->due_ns = p->not_before_ns;
         *tail = k;
         tail = &k->next;
         queued += (size_t)n;
@@ -191,6 +200,15 @@ static void *pump_run(void *arg)
         free(k);
     }
     return NULL;
+}
+
+/* Rewrites the count file in one write of a fixed width, so a reader never sees half of it. */
+static bool write_count(unsigned n)
+{
+    if (count_fd < 0) return true;
+    char text[16];
+    int len = snprintf(text, sizeof text, "%10u\n", n);
+    return pwrite(count_fd, text, (size_t)len, 0) == len;
 }
 
 static int connect_server(void)
@@ -222,6 +240,7 @@ static void *conn_run(void *arg)
         return NULL;
     }
     c->up = (struct pump){.c = c, .from = c->client, .to = c->server, .name = "up"};
+    if (handshake) c->up.not_before_ns = start + 3 * delay_ns;
     c->down = (struct pump){.c = c, .from = c->server, .to = c->client, .name = "down"};
     pthread_t down;
     if (pthread_create(&down, NULL, pump_run, &c->down) != 0) {
@@ -283,7 +302,7 @@ static bool number(const char *text, double max, double *out)
 static void usage(void)
 {
     fputs("usage: delayproxy --listen HOST:PORT --connect HOST:PORT [--delay-ms MS]\n"
-          "                  [--rate BYTES_PER_S] [--pause FILE]\n",
+          "                  [--rate BYTES_PER_S] [--pause FILE] [--handshake] [--count FILE]\n",
           stderr);
     exit(2);
 }
@@ -293,7 +312,12 @@ int main(int argc, char **argv)
     char *listen_arg = NULL, *connect_arg = NULL;
     const char *listen_host, *listen_port;
     double delay_ms = 0;
+    const char *count_file = NULL;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--handshake") == 0) {
+            handshake = true;
+            continue;
+        }
         if (i + 1 >= argc) usage();
         if (strcmp(argv[i], "--listen") == 0)
             listen_arg = argv[++i];
@@ -301,6 +325,8 @@ int main(int argc, char **argv)
             connect_arg = argv[++i];
         else if (strcmp(argv[i], "--pause") == 0)
             pause_file = argv[++i];
+        else if (strcmp(argv[i], "--count") == 0)
+            count_file = argv[++i];
         else if (strcmp(argv[i], "--delay-ms") == 0 && number(argv[i + 1], 600000, &delay_ms))
             i++;
         else if (strcmp(argv[i], "--rate") == 0 && number(argv[i + 1], 1e12, &rate))
@@ -313,6 +339,12 @@ int main(int argc, char **argv)
         usage();
     delay_ns = (int64_t)(delay_ms * 1e6);
     signal(SIGPIPE, SIG_IGN);
+    if (count_file &&
+        ((count_fd = open(count_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0 ||
+         !write_count(0))) {
+        fprintf(stderr, "delayproxy: %s: %s\n", count_file, strerror(errno));
+        return 1;
+    }
     int lfd = listen_on(listen_host, listen_port);
     if (lfd < 0) {
         fprintf(stderr, "delayproxy: cannot listen on %s:%s: %s\n", listen_host, listen_port,
@@ -338,6 +370,7 @@ int main(int argc, char **argv)
         }
         c->id = id;
         c->client = fd;
+        write_count(id);
         char host[64] = "?", port[16] = "?";
         getnameinfo((struct sockaddr *)&sa, salen, host, sizeof host, port, sizeof port,
                     NI_NUMERICHOST | NI_NUMERICSERV);

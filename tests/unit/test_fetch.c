@@ -915,7 +915,8 @@ static void test_sizes(struct canned *s, struct loop *l)
     fetch_free(&f);
 }
 
-/* Beyond the limits, transfers wait their turn, first come first served. */
+/* Beyond the limits, transfers wait their turn: first come first served within a host, the
+ * hosts in turn. */
 static void test_queue(struct canned *s, struct loop *l)
 {
     struct fetch_options o = {.max_per_host = 1, .max_total = 1};
@@ -939,13 +940,21 @@ static void test_queue(struct canned *s, struct loop *l)
         ASSERT_EQ_INT(loop_run(l), WM_OK);
     loop_timer_stop(l, &g.timer);
     ASSERT_EQ_INT(norder, 12);
+    int at[12] = {0};
     for (int i = 0; i < norder; i++) {
-        ASSERT_EQ_INT(order[i], i);
+        at[order[i]] = i;
         ASSERT_EQ_INT(rs[i].err, WM_OK);
         ASSERT_EQ_INT(rs[i].calls, 1);
     }
-    /* One connection at a time: a new one only when the host changes. */
-    ASSERT_EQ_INT(counter(s, &s->conns) - c0, 6);
+    /* Each host's transfers in the order they came; localhost's (3, 7, 11) served in turn with
+     * the others, not after all of them: its last is done before 127.0.0.1's last three. */
+    for (int i = 0; i + 4 < 12; i++)
+        ASSERT_TRUE(at[i] < at[i + 4]);
+    for (int i = 0; i < 3; i++)
+        ASSERT_TRUE(at[i * 4] < at[i * 4 + 1] && at[i * 4 + 1] < at[i * 4 + 2]);
+    ASSERT_TRUE(at[11] < at[9] && at[11] < at[10]);
+    /* One connection at a time: a new one whenever the host changes. */
+    ASSERT_TRUE(counter(s, &s->conns) - c0 >= 6 && counter(s, &s->conns) - c0 <= 7);
     ASSERT_EQ_INT(fetch_active(f), 0);
 
     /* Freed with transfers running and waiting: no callback, nothing leaked. */
@@ -957,6 +966,73 @@ static void test_queue(struct canned *s, struct loop *l)
     ASSERT_TRUE(f == NULL);
     ASSERT_TRUE(idle_turns(l, 100) < 10);
     ASSERT_EQ_INT(rs[0].calls + rs[1].calls + rs[2].calls, 0);
+}
+
+/* Runs the loop until norder reaches n (20 s at most). */
+static void run_until(struct loop *l, const int *norder, int n)
+{
+    struct guard g;
+    guard_set(&g, l);
+    while (*norder < n && !g.fired)
+        ASSERT_EQ_INT(loop_run(l), WM_OK);
+    loop_timer_stop(l, &g.timer);
+    ASSERT_EQ_INT(*norder, n);
+}
+
+/* The connection caps: per host, in all, and what is closed to make room. */
+static void test_caps(struct canned *s, struct loop *l)
+{
+    static struct result rs[16];
+    int order[16], norder = 0;
+    char local_ok[128];
+    snprintf(local_ok, sizeof local_ok, "http://localhost:%u/ok", s->port);
+
+    /* Under the total cap, a transfer for another host never closes an idle connection: after
+     * 127.0.0.1, then localhost, 127.0.0.1 again reuses its own. */
+    struct fetch_options o = {.max_per_host = 2, .max_total = 2};
+    struct fetcher *f = fetch_new(l, &o);
+    int c0 = counter(s, &s->conns);
+    GET_OK(f, l, s, "/ok", "hello");
+    get(f, l, local_ok, &res);
+    ASSERT_EQ_INT(res.err, WM_OK);
+    GET_OK(f, l, s, "/ok", "hello");
+    get(f, l, local_ok, &res);
+    ASSERT_EQ_INT(res.err, WM_OK);
+    ASSERT_EQ_INT(counter(s, &s->conns) - c0, 2);
+    fetch_free(&f);
+
+    /* At the total cap, the idle connection of another host makes room. */
+    struct fetch_options one = {.max_per_host = 2, .max_total = 1};
+    f = fetch_new(l, &one);
+    c0 = counter(s, &s->conns);
+    GET_OK(f, l, s, "/ok", "hello");
+    get(f, l, local_ok, &res);
+    ASSERT_EQ_INT(res.err, WM_OK);
+    GET_OK(f, l, s, "/ok", "hello");
+    ASSERT_EQ_INT(counter(s, &s->conns) - c0, 3);
+    fetch_free(&f);
+
+    /* The per-host cap holds however many transfers wait (no pipelining: each needs a
+     * connection of its own), and a host with a queue of slow transfers (/split takes 40 ms)
+     * does not hold up another's: localhost's, started last, is done long before them. */
+    struct fetch_options capped = {.max_per_host = 2, .max_total = 64};
+    f = fetch_new(l, &capped);
+    c0 = counter(s, &s->conns);
+    for (int i = 0; i < 12; i++) {
+        start_one(f, l, i == 11 ? local_ok : url_of(s, "/split"), &rs[i]);
+        rs[i].index = i;
+        rs[i].order = order;
+        rs[i].norder = &norder;
+    }
+    run_until(l, &norder, 12);
+    ASSERT_EQ_INT(counter(s, &s->conns) - c0, 3); /* 2 for 127.0.0.1, 1 for localhost */
+    ASSERT_TRUE(order[0] == 11 || order[1] == 11 || order[2] == 11);
+    for (int i = 0; i < 11; i++) {
+        ASSERT_EQ_INT(rs[i].err, WM_OK);
+        ASSERT_EQ_STR(rs[i].body, "abcdef");
+    }
+    ASSERT_EQ_INT(rs[11].err, WM_OK);
+    fetch_free(&f);
 }
 
 /* Starts n transfers of paths[i % npaths] with size hint hint at once, and runs the loop until
@@ -1145,6 +1221,7 @@ int main(void)
     test_redirects(&s, l);
     test_sizes(&s, l);
     test_queue(&s, l);
+    test_caps(&s, l);
     test_pipelining(&s, l);
     test_get_buffer(&s);
     test_https(l);
