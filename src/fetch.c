@@ -44,6 +44,7 @@
 #include "http_wire.h"
 #include "loop.h"
 #include "net.h"
+#include "proxy.h"
 #include "resolver.h"
 #include "tls.h"
 #include "url.h"
@@ -435,6 +436,8 @@ static void open_conn(struct transfer *t)
                                 .port = t->h->port,
                                 .tls = t->h->tls,
                                 .tls_config = f->tls,
+                                .proxy = t->h->proxy,
+                                .tunnel = t->h->tls,
                                 .timeout_ms = f->opts.connect_timeout_ms};
     if (net_connect(f->loop, f->resolver, &target, on_ready, c, &c->net) != WM_OK) {
         free(c);
@@ -610,12 +613,24 @@ static bool reserve(char **buf, size_t *cap, size_t need, char *why, size_t wl)
 }
 
 /* Writes t's request for u into t->req. */
-static enum wm_err write_request(struct transfer *t, const struct wm_url *u, char *why, size_t wl)
+static size_t request_for(const struct host *h, const struct wm_url *u, char *out, size_t outlen)
 {
-    size_t need = http_wire_request(u, t->req, t->req_cap);
+    if (h->proxy && !h->tls) return http_wire_proxy_request(u, &h->proxy->url, out, outlen);
+    return http_wire_request(u, out, outlen);
+}
+
+/* Writes t's request for u, from host h, into t->req: through h's proxy, if any. */
+static enum wm_err write_request(struct transfer *t, const struct host *h, const struct wm_url *u,
+                                 char *why, size_t wl)
+{
+    if (h->proxy_error[0]) {
+        snprintf(why, wl, "%s", h->proxy_error);
+        return WM_ERR_CONN;
+    }
+    size_t need = request_for(h, u, t->req, t->req_cap);
     if (need >= t->req_cap && need > 0 && need < REQUEST_MAX) {
         if (!reserve(&t->req, &t->req_cap, need + 1, why, wl)) return WM_ERR_NOMEM;
-        need = http_wire_request(u, t->req, t->req_cap);
+        need = request_for(h, u, t->req, t->req_cap);
     }
     if (need == 0 || need >= t->req_cap) {
         snprintf(why, wl, "URL not fit for a request");
@@ -629,6 +644,20 @@ static void set_host(struct transfer *t, struct host *h)
 {
     if (t->h) t->h->refs--;
     t->h = h; /* hosts_get counted the reference */
+}
+
+/* Chooses the proxy of a new host, once: the setting cannot change while the fetcher lives. */
+static void choose_proxy(const struct fetcher *f, struct host *h, const char *scheme)
+{
+    h->proxy_known = true;
+    if (!f->opts.proxies) return;
+    if (proxy_for(f->opts.proxies, scheme, h->name, &h->proxy, h->proxy_error,
+                  sizeof h->proxy_error) != WM_OK) {
+        h->proxy = NULL;
+        if (!h->proxy_error[0]) snprintf(h->proxy_error, sizeof h->proxy_error, "bad proxy");
+        return;
+    }
+    h->proxy_error[0] = '\0';
 }
 
 /* Makes t ready to fetch url: the request written, the host found. */
@@ -645,7 +674,7 @@ static enum wm_err prepare(struct transfer *t, const char *url, char *why, size_
     if (h) { /* the usual case: a host fetched from before */
         struct wm_url u = h->url;
         u.path = t->url + h->authority_len;
-        enum wm_err e = write_request(t, &u, why, wl);
+        enum wm_err e = write_request(t, h, &u, why, wl);
         if (e == WM_OK) {
             h->refs++;
             set_host(t, h);
@@ -663,12 +692,15 @@ static enum wm_err prepare(struct transfer *t, const char *url, char *why, size_
         url_clear(&u);
         return WM_ERR_INVAL;
     }
-    enum wm_err e = write_request(t, &u, why, wl);
-    if (e == WM_OK && !(h = hosts_get(&t->f->hosts, u.host, u.port, tls, now_ms(t->f)))) {
+    if (!(h = hosts_get(&t->f->hosts, u.host, u.port, tls, now_ms(t->f)))) {
         snprintf(why, wl, "out of memory");
-        e = WM_ERR_NOMEM;
+        url_clear(&u);
+        return WM_ERR_NOMEM;
     }
+    if (!h->proxy_known) choose_proxy(t->f, h, u.scheme);
+    enum wm_err e = write_request(t, h, &u, why, wl);
     if (e != WM_OK) {
+        h->refs--;
         url_clear(&u);
         return e;
     }

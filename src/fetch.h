@@ -31,6 +31,9 @@ struct fetch_options {
     int max_total;           /* connections in all, idle ones included; 0: 256 */
     int pipeline;            /* requests in flight per connection for small transfers; 0, 1: 1 */
     const char *cafile;      /* https: CA certificates to trust; NULL: the system's store */
+    /* Proxies (proxy.h) by scheme: http through the proxy's absolute-form requests, https
+     * through a CONNECT tunnel. NULL: none. Borrowed: must outlive the fetcher. */
+    const struct proxy_config *proxies;
     const char *certfile;    /* https: client certificate (PEM) for servers that ask; NULL: none */
     const char *keyfile;     /* its private key (PEM); NULL: in certfile */
 };

@@ -28,6 +28,11 @@ struct host {
     struct transfer *queue_head, *queue_tail;
     struct host *wait_next, *wait_prev;
     int64_t used_ms; /* last taken by hosts_get */
+    /* fetch.c's: the HTTP proxy its connections go through (proxy.h), chosen once; or why the
+     * proxy setting that applies cannot be used (then nothing is fetched from it). */
+    const struct proxy_server *proxy;
+    bool proxy_known;
+    char proxy_error[160]; /* "" when usable */
     /* The "scheme://[userinfo@]host[:port]" of the first URL that named it, and that URL parsed
      * (without its path): URLs that start the same way need no url_parse, and no allocation. */
     char *authority;

@@ -20,6 +20,7 @@
 #include "loop.h"
 #include "mqtt_wire.h"
 #include "net.h"
+#include "proxy.h"
 #include "resolver.h"
 #include "tls.h"
 #include "url.h"
@@ -85,6 +86,7 @@ struct mqtt_link {
     uint64_t written, released;
     enum link_state state;
     struct resolver *resolver;
+    const struct proxy_config *proxies;
     struct net_conn *net;
     int fd;           /* net's socket once connected; -1 before */
     unsigned watched; /* events asked of the loop for fd */
@@ -533,11 +535,20 @@ static void start_connect(void *arg)
         schedule_reconnect(l);
         return;
     }
+    const struct proxy_server *proxy = NULL;
+    if (l->proxies &&
+        proxy_for(l->proxies, l->url.scheme, l->url.host, &proxy, why, sizeof why) != WM_OK) {
+        log_link_error(l, why);
+        schedule_reconnect(l);
+        return;
+    }
     struct net_target target = {.host = l->url.host,
                                 .port = l->url.port,
                                 .tls = tls,
                                 .tls_config = l->tls_cfg,
                                 .ws_path = !ws ? NULL : l->url.path[0] ? l->url.path : "/mqtt",
+                                .proxy = proxy,
+                                .tunnel = true,
                                 .timeout_ms = CONNECT_TIMEOUT_MS};
     if (net_connect(l->loop, l->resolver, &target, on_net_ready, l, &l->net) != WM_OK) {
         log_link_error(l, "cannot connect: out of memory");
@@ -911,6 +922,7 @@ struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_options *o,
     l->loop = loop;
     l->cb = *cb;
     l->arg = arg;
+    l->proxies = o->proxies;
     l->fd = -1;
     l->keepalive_wanted_s = o->keepalive_s > 0 && o->keepalive_s <= 65535 ? o->keepalive_s : 30;
     l->keepalive_s = l->keepalive_wanted_s;

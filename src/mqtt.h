@@ -77,6 +77,9 @@ struct mqtt_options {
     const char *certfile;      /* mqtts: client certificate (PEM); NULL: none */
     const char *keyfile;       /* its private key (PEM); NULL: in certfile */
     unsigned session_expiry_s; /* MQTT 5 persistent sessions: kept this long; 0: 7 days */
+    /* Proxies (proxy.h) by the broker URL's scheme; NULL: none. Borrowed: must outlive the
+     * link. */
+    const struct proxy_config *proxies;
 };
 
 /* Whether a broker URL's scheme is one a link speaks: mqtt, mqtts, ws, wss. */

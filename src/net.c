@@ -11,8 +11,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http_wire.h"
 #include "loop.h"
 #include "mqtt_wire.h"
+#include "proxy.h"
 #include "resolver.h"
 #include "tls.h"
 #include "ws_wire.h"
@@ -51,10 +53,9 @@ struct net_conn {
     char *host;
     int port;
     bool use_tls;
-    char *proxy_host;
-    int proxy_port;
-    char *proxy_auth;
+    const struct proxy_server *proxy;
     bool tunnel;
+    struct http_response tunnel_answer;
     struct resolver_query query;
     struct resolver_answer addrs;
     int next_addr;
@@ -284,33 +285,12 @@ static void through(struct net_conn *c)
 
 /* ---- the proxy's tunnel ---- */
 
-/* The proxy's answer head is in: "HTTP/1.x 200 ..." opens the tunnel. */
-static void proxy_answered(struct net_conn *c)
-{
-    int status = 0;
-    if (sscanf(c->head, "HTTP/1.%*1[01] %3d", &status) != 1) status = 0;
-    if (status >= 200 && status < 300) {
-        through(c);
-        return;
-    }
-    char why[300];
-    if (status == 407)
-        snprintf(why, sizeof why, "proxy %s asks for credentials (HTTP 407) for %s:%d", c->addr,
-                 c->host, c->port);
-    else if (status)
-        snprintf(why, sizeof why, "proxy %s refused CONNECT to %s:%d: HTTP %d", c->addr, c->host,
-                 c->port, status);
-    else
-        snprintf(why, sizeof why, "proxy %s answered CONNECT with something not HTTP", c->addr);
-    fail(c, WM_ERR_CONN, why);
-}
-
-/* Reads the proxy's answer, a byte at a time past what the head needs: the bytes after it
- * belong to the server (TLS), and must stay in the socket for whoever reads next. */
+/* Reads the proxy's answer a byte at a time: the bytes after it are the server's (TLS) and
+ * must stay in the socket for whoever reads next. Once per connection, and some 40 bytes. */
 static void proxy_read(struct net_conn *c)
 {
     for (;;) {
-        if (c->head_len + 1 >= HEAD_MAX) {
+        if (c->head_len >= HEAD_MAX) {
             fail(c, WM_ERR_PROTOCOL, "proxy's answer to CONNECT too long");
             return;
         }
@@ -320,17 +300,34 @@ static void proxy_read(struct net_conn *c)
             if (!watch(c, LOOP_READ)) fail(c, WM_ERR_IO, "cannot watch a socket");
             return;
         }
+        char why[300];
         if (n <= 0) {
-            char why[200];
             snprintf(why, sizeof why, "proxy %s closed the connection before answering CONNECT",
                      c->addr);
             fail(c, WM_ERR_CONN, why);
             return;
         }
         c->head_len++;
-        c->head[c->head_len] = '\0';
-        if (c->head_len >= 4 && memcmp(c->head + c->head_len - 4, "\r\n\r\n", 4) == 0) {
-            proxy_answered(c);
+        size_t used = 0;
+        enum http_wire_tunnel t = http_wire_tunnel_parse(&c->tunnel_answer, c->head, c->head_len,
+                                                         &used);
+        memmove(c->head, c->head + used, c->head_len - used);
+        c->head_len -= used;
+        switch (t) {
+        case HTTP_WIRE_TUNNEL_MORE:
+            continue;
+        case HTTP_WIRE_TUNNEL_UP:
+            through(c);
+            return;
+        case HTTP_WIRE_TUNNEL_REFUSED:
+            proxy_refusal(c->proxy, (int)c->tunnel_answer.status, c->host, c->port, why,
+                          sizeof why);
+            fail(c, WM_ERR_CONN, why);
+            return;
+        default:
+            snprintf(why, sizeof why, "proxy %s answered CONNECT with %s", c->addr,
+                     c->tunnel_answer.why ? c->tunnel_answer.why : "something not HTTP");
+            fail(c, WM_ERR_PROTOCOL, why);
             return;
         }
     }
@@ -354,7 +351,7 @@ static void proxy_write(struct net_conn *c)
         c->head_sent += (size_t)n;
     }
     c->head_len = 0;
-    c->head[0] = '\0';
+    http_wire_begin_connect(&c->tunnel_answer);
     proxy_read(c);
 }
 
@@ -364,19 +361,12 @@ static void start_tunnel(struct net_conn *c)
         fail(c, WM_ERR_NOMEM, "out of memory");
         return;
     }
-    /* IPv6 literals take brackets in the authority. */
-    bool v6 = strchr(c->host, ':') != NULL;
-    int n = snprintf(c->head, HEAD_MAX,
-                     "CONNECT %s%s%s:%d HTTP/1.1\r\nHost: %s%s%s:%d\r\n%s%s%s"
-                     "User-Agent: wmesh\r\n\r\n",
-                     v6 ? "[" : "", c->host, v6 ? "]" : "", c->port, v6 ? "[" : "", c->host,
-                     v6 ? "]" : "", c->port, c->proxy_auth ? "Proxy-Authorization: " : "",
-                     c->proxy_auth ? c->proxy_auth : "", c->proxy_auth ? "\r\n" : "");
-    if (n < 0 || n >= HEAD_MAX) {
-        fail(c, WM_ERR_INVAL, "CONNECT request too long");
+    size_t n = http_wire_connect_request(c->host, c->port, &c->proxy->url, c->head, HEAD_MAX);
+    if (n == 0 || n >= HEAD_MAX) {
+        fail(c, WM_ERR_INVAL, "host or proxy credentials not fit for a CONNECT request");
         return;
     }
-    c->head_len = (size_t)n;
+    c->head_len = n;
     c->head_sent = 0;
     c->stage = STAGE_PROXY;
     proxy_write(c);
@@ -395,7 +385,7 @@ static void connected(struct net_conn *c)
 static void connect_failed(struct net_conn *c)
 {
     char why[200];
-    const char *via = c->proxy_host ? "proxy " : "";
+    const char *via = c->proxy ? "proxy " : "";
     if (c->last_errno == ETIMEDOUT)
         snprintf(why, sizeof why, "timed out connecting to %s%s", via, c->addr);
     else if (c->last_errno == ECONNREFUSED)
@@ -493,8 +483,8 @@ static void begin(void *arg)
     c->deadline_ms = now_ms(c) + c->timeout_ms;
     c->stage = STAGE_RESOLVING;
     loop_timer_start(c->loop, &c->timer, c->deadline_ms - now_ms(c), on_timer_cb, c);
-    const char *name = c->proxy_host ? c->proxy_host : c->host;
-    int port = c->proxy_host ? c->proxy_port : c->port;
+    const char *name = c->proxy ? c->proxy->url.host : c->host;
+    int port = c->proxy ? c->proxy->url.port : c->port;
     struct resolver_answer now;
     if (resolver_resolve(c->resolver, &c->query, name, port, resolved, c, &now))
         resolved(c, &now);
@@ -510,7 +500,7 @@ static void on_timer(struct net_conn *c)
         return;
     case STAGE_RESOLVING:
         snprintf(why, sizeof why, "timed out resolving %s",
-                 c->proxy_host ? c->proxy_host : c->host);
+                 c->proxy ? c->proxy->url.host : c->host);
         fail(c, WM_ERR_CONN, why);
         return;
     case STAGE_CONNECTING:
@@ -593,8 +583,6 @@ enum wm_err net_connect(struct loop *loop, struct resolver *resolver, const stru
     if (!c) return WM_ERR_NOMEM;
     bool ok = true;
     c->host = copy(t->host, &ok);
-    c->proxy_host = copy(t->proxy_host, &ok);
-    c->proxy_auth = copy(t->proxy_authorization, &ok);
     c->ws_path = copy(t->ws_path, &ok);
     if (!ok) {
         net_close(&c);
@@ -608,11 +596,11 @@ enum wm_err net_connect(struct loop *loop, struct resolver *resolver, const stru
     c->port = t->port;
     c->use_tls = t->tls;
     c->tls_config = t->tls_config;
-    c->proxy_port = t->proxy_port;
-    c->tunnel = t->proxy_host && t->tunnel;
+    c->proxy = t->proxy;
+    c->tunnel = t->proxy && t->tunnel;
     c->timeout_ms = t->timeout_ms > 0 ? t->timeout_ms : DEFAULT_TIMEOUT_MS;
-    snprintf(c->addr, sizeof c->addr, "%s:%d", c->proxy_host ? c->proxy_host : c->host,
-             c->proxy_host ? c->proxy_port : c->port);
+    snprintf(c->addr, sizeof c->addr, "%s:%d", c->proxy ? c->proxy->url.host : c->host,
+             c->proxy ? c->proxy->url.port : c->port);
     c->stage = STAGE_START;
     loop_timer_start(loop, &c->timer, 0, on_timer_cb, c);
     *out = c;
@@ -628,8 +616,6 @@ void net_close(struct net_conn **cp)
     tls_free(&c->tls);
     close_socket(c);
     free(c->host);
-    free(c->proxy_host);
-    free(c->proxy_auth);
     free(c->ws_path);
     mqtt_buf_free(&c->ws_out);
     mqtt_buf_free(&c->ws_early);

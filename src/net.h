@@ -21,6 +21,7 @@
 struct loop;
 struct resolver;
 struct tls_config;
+struct proxy_server;
 struct net_conn;
 
 /* Where to connect and how. Strings are copied by net_connect. */
@@ -29,12 +30,10 @@ struct net_target {
     int port;
     bool tls;                  /* TLS with host (inside the tunnel when there is a proxy) */
     struct tls_config *tls_config; /* required with tls; not owned, must outlive the conn */
-    /* An HTTP proxy, or NULL. With tunnel, a CONNECT to host:port makes a tunnel through it;
-     * without, the connection ends at the proxy and the owner speaks to it (an HTTP client's
-     * absolute-form requests). */
-    const char *proxy_host;
-    int proxy_port;
-    const char *proxy_authorization; /* a Proxy-Authorization value ("Basic ..."), or NULL */
+    /* An HTTP proxy (proxy.h; not owned, must outlive the conn), or NULL. With tunnel, a
+     * CONNECT to host:port makes a tunnel through it; without, the connection ends at the
+     * proxy and the owner speaks to it (an HTTP client's absolute-form requests). */
+    const struct proxy_server *proxy;
     bool tunnel;
     /* MQTT over WebSockets: the upgrade's path (such as "/mqtt"), or NULL for none. */
     const char *ws_path;

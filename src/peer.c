@@ -227,6 +227,7 @@ static enum wm_err start_upstreams(struct peer *p, const char *client_id)
                                  .protocol = p->cfg->mqtt_version,
                                  .cafile = p->cfg->cafile,
                                  .certfile = p->cfg->certfile,
+                                 .proxies = p->cfg->proxies,
                                  .keyfile = p->cfg->keyfile};
         u->peer = p;
         u->link = mqtt_link_new(p->loop, &o, &cb, u, &e);
@@ -259,6 +260,7 @@ static enum wm_err start_post(struct peer *p, const char *client_id)
                                 .protocol = p->cfg->mqtt_version,
                                 .cafile = p->cfg->cafile,
                                 .certfile = p->cfg->certfile,
+                                 .proxies = p->cfg->proxies,
                                 .keyfile = p->cfg->keyfile};
     struct outbox_options o = {.link = &link,
                                .max_entries = p->cfg->outbox_max,
@@ -580,6 +582,7 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
                                .low_speed_time_s = (long)c->stall_timeout_s,
                                .cafile = c->cafile,
                                .certfile = c->certfile,
+                               .proxies = c->proxies,
                                .keyfile = c->keyfile};
     if (!(p->fetcher = fetch_new(p->loop, &fo))) {
         log_error("cannot start the downloader: %s", strerror(errno));

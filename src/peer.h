@@ -62,6 +62,7 @@ struct peer_config {
     bool survive_power_loss;     /* fdatasync the journal and syncfs the tree every turn */
     /* The protocol of every broker link, upstream and post. */
     enum mqtt_protocol mqtt_version;
+    const struct proxy_config *proxies; /* for every connection (proxy.h); NULL: none */
 };
 
 /* Runs the peer until SIGINT or SIGTERM. Returns 0 on a clean stop, non-zero when it could not

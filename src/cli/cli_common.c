@@ -7,6 +7,7 @@
 #include "codec.h"
 #include "log.h"
 #include "options.h"
+#include "proxy.h"
 #include "tls.h"
 
 const char *cli_none_to_null(const char *text)
@@ -95,6 +96,26 @@ static int mqtt_version(const struct options *o, const char *cmd, enum mqtt_prot
     else {
         fprintf(stderr, "wmesh %s: --mqtt-version is 5, 3.1.1 or auto, not \"%s\"\n", cmd, v);
         return -1;
+    }
+    return 0;
+}
+
+int cli_proxies(const struct options *o, const char *cmd, const struct credentials *creds,
+                struct proxy_config *out)
+{
+    char why[256];
+    if (proxy_config_from_env(options_get(o, "proxy"), options_get(o, "no-proxy"), creds, out, why,
+                              sizeof why) != WM_OK) {
+        fprintf(stderr, "wmesh %s: --proxy: %s\n", cmd, why);
+        return -1;
+    }
+    bool any = false;
+    for (int i = 0; i < PROXY_SCHEMES; i++)
+        any = any || out->slot[i].source != NULL;
+    if (any) {
+        char line[1024];
+        proxy_config_describe(out, line, sizeof line);
+        log_info("proxies: %s", line);
     }
     return 0;
 }

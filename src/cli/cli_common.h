@@ -19,7 +19,12 @@ struct options;
     {"key", OPT_STRING, false, "FILE", NULL,                                                       \
      "private key (PEM, unencrypted) of --cert (default: in the --cert file)"},                    \
     {"mqtt-version", OPT_STRING, false, "5|3.1.1|auto", "auto",                                    \
-     "MQTT protocol of every broker link (auto: 5, and 3.1.1 when a broker refuses 5)"}
+     "MQTT protocol of every broker link (auto: 5, and 3.1.1 when a broker refuses 5)"},           \
+    {"proxy", OPT_STRING, false, "URL", NULL,                                                      \
+     "HTTP proxy for every connection, overriding http_proxy, https_proxy, mqtt_proxy, ... "       \
+     "(none: no proxy)"},                                                                          \
+    {"no-proxy", OPT_STRING, false, "LIST", NULL,                                                  \
+     "hosts, domains and networks reached directly, overriding no_proxy"}
 // clang-format on
 
 /* NULL for NULL or "none", else text. */
@@ -36,6 +41,15 @@ int cli_parse_inline(struct options *o, const char *cmd, enum wm_format fmt, siz
  * that cannot be used is reported now rather than at each connection. Returns -1 after one line
  * on stderr naming cmd and the file or the option and its value. */
 int cli_link_options(const struct options *o, const char *cmd, struct mqtt_options *mo);
+
+struct credentials;
+struct proxy_config;
+/* The proxies of command cmd (--proxy, --no-proxy, the environment's variables; passwords from
+ * creds, which may be NULL) into *out, which the caller clears with proxy_config_clear; one
+ * line logged when any proxy applies. Returns -1 after one line on stderr naming cmd and what
+ * is wrong (never a password). */
+int cli_proxies(const struct options *o, const char *cmd, const struct credentials *creds,
+                struct proxy_config *out);
 
 /* Applies --verbose/-v, --quiet/-q and --log-format when the command has them. */
 int cli_set_logging(const struct options *o);

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "cli_common.h"
 #include "credentials.h"
+#include "proxy.h"
 #include "filter.h"
 #include "log.h"
 #include "options.h"
@@ -282,9 +283,12 @@ int cmd_peer(int argc, char **argv)
     const char **brokers = NULL, **subtopics = NULL;
     char **resolved = NULL, *post = NULL;
     struct credentials *cred = NULL;
+    struct proxy_config proxies = {0};
     int rc = 2;
     if (!f || configure(o, &c) != 0 || build_filter(o, f) != 0 || load_credentials(o, &cred) != 0)
         goto done;
+    if (cli_set_logging(o) != 0 || cli_proxies(o, "peer", cred, &proxies) != 0) goto done;
+    c.proxies = &proxies;
     brokers = options_get_all(o, "broker", &c.nbrokers);
     subtopics = options_get_all(o, "subtopic", &c.nsubtopics);
     if (!brokers || !subtopics || !(resolved = resolve_urls(cred, brokers, c.nbrokers))) goto done;
@@ -293,9 +297,9 @@ int cmd_peer(int argc, char **argv)
     c.brokers = (const char *const *)resolved;
     c.subtopics = subtopics;
     c.filter = f;
-    if (cli_set_logging(o) != 0) goto done;
     rc = peer_run(&c);
 done:
+    proxy_config_clear(&proxies);
     free_strings(resolved);
     free(post);
     credentials_free(&cred);

@@ -14,6 +14,7 @@
 #include "loop.h"
 #include "mqtt.h"
 #include "options.h"
+#include "proxy.h"
 #include "tree.h"
 
 static const struct option_spec specs[] = {
@@ -190,6 +191,7 @@ int cmd_post(int argc, char **argv)
     const char *const *files = options_positionals(o, &nfiles);
     int rc = 2;
     struct post p = {0};
+    struct proxy_config proxies = {0};
     double timeout;
     if (!options_get(o, "post-broker") || !options_get(o, "post-base-url") ||
         !options_get(o, "dir") || nfiles == 0 || options_number(o, "timeout", 30, &timeout)) {
@@ -197,7 +199,9 @@ int cmd_post(int argc, char **argv)
         goto done;
     }
     struct mqtt_options mo = {.url = options_get(o, "post-broker")};
-    if (cli_link_options(o, "post", &mo) != 0) goto done;
+    if (cli_link_options(o, "post", &mo) != 0 || cli_proxies(o, "post", NULL, &proxies) != 0)
+        goto done;
+    mo.proxies = &proxies;
     p.loop = loop_new();
     struct mqtt_callbacks cb = {.on_published = on_published, .on_disconnect = on_disconnect};
     enum wm_err e = WM_ERR_NOMEM;
@@ -222,6 +226,7 @@ int cmd_post(int argc, char **argv)
 done:
     mqtt_link_free(&p.link);
     loop_free(&p.loop);
+    proxy_config_clear(&proxies);
     options_free(&o);
     return rc;
 }

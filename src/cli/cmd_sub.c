@@ -12,6 +12,7 @@
 #include "loop.h"
 #include "mqtt.h"
 #include "options.h"
+#include "proxy.h"
 
 static const struct option_spec specs[] = {
     {"broker", OPT_STRING, false, "URL", NULL, "broker to listen to (required)"},
@@ -98,6 +99,7 @@ int cmd_sub(int argc, char **argv)
     const char **subtopics = options_get_all(o, "subtopic", &nsub);
     char **topics = calloc(nsub ? nsub : 1, sizeof *topics);
     double count;
+    struct proxy_config proxies = {0};
     int rc = 2;
     if (!options_get(o, "broker") || options_number(o, "count", 0, &count) || !subtopics ||
         !topics) {
@@ -115,7 +117,9 @@ int cmd_sub(int argc, char **argv)
     struct mqtt_options mo = {.url = options_get(o, "broker"),
                               .subscriptions = (const char *const *)topics,
                               .nsubscriptions = nsub};
-    if (cli_link_options(o, "sub", &mo) != 0) goto done;
+    if (cli_link_options(o, "sub", &mo) != 0 || cli_proxies(o, "sub", NULL, &proxies) != 0)
+        goto done;
+    mo.proxies = &proxies;
     s.loop = loop_new();
     struct mqtt_callbacks cb = {.on_message = on_message};
     enum wm_err e = WM_ERR_NOMEM;
@@ -137,6 +141,7 @@ int cmd_sub(int argc, char **argv)
 done:
     mqtt_link_free(&link);
     loop_free(&s.loop);
+    proxy_config_clear(&proxies);
     for (size_t i = 0; topics && i < nsub; i++)
         free(topics[i]);
     free(topics);

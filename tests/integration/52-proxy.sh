@@ -4,9 +4,12 @@
 # ignores its proxy cannot reach it. Checked with curl for now: http through the proxy
 # (absolute-form GET), https through a CONNECT tunnel with the origin's certificate verified end
 # to end, the proxy variables, and a proxy that wants Basic credentials and allows CONNECT to one
-# port only (407, 403). The wmesh peers' part waits for the network layer: see the end.
+# port only (407, 403). Then wmesh peers: through --proxy (brokers too, by names only the proxy
+# knows), through the proxy variables, with the proxy's password from the credentials file,
+# without it (407 said clearly) and with --no-proxy.
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_faults.sh"
 
 missing=$(squid_missing)
 [ -z "$missing" ] || skip "$missing"
@@ -146,12 +149,86 @@ note "http_proxy, HTTPS_PROXY and NO_PROXY behave"
 note "squid A: 407 without or with wrong credentials, 403 for CONNECT to another port, else 200"
 
 # --- wmesh peers through the proxy ---------------------------------------------------------------
-# TODO(issue 16): once the network layer opens connections through src/proxy.c, add here:
-#   (a) a peer with --proxy "$(proxy_url P)" (and one with https_proxy/http_proxy set) that
-#       downloads $http_url and $https_url (--cacert "$T/certs/ca.pem"), announced on a broker;
-#   (b) a peer reaching its broker through a CONNECT tunnel (mqtt_proxy or --proxy), with the
-#       broker's URL naming a host in squid's hosts file (start_squid --host broker.test=127.0.0.1);
-#   (c) squid A: 407 logged once, clearly, without the password; with alice@ in the proxy URL and
-#       the password in --credentials, it works; the password never shows in the peer's log;
-#   (d) --no-proxy origin.test sends the download directly (and so fails to resolve: logged).
-# Each checks $T/P/access.log (or A's) for the GET or CONNECT, and the bytes against $origin.
+# Squid Q knows origin.test and broker.test, and tunnels to any port.
+start_squid Q --host origin.test=127.0.0.1 --host broker.test=127.0.0.1
+start_broker up
+start_broker home
+http_base="http://origin.test:$(cat "$T/O/http_port")/data"
+https_base="https://origin.test:$(cat "$T/O/https_port")/data"
+rel2=$(sed -n 2p "$T/list")
+# announce: rel over http, rel2 over https, both on up.
+announce() {
+    pub up "$(topic_of "$rel")" "$(v03_msg "$http_base" "$rel" sha512 "$(checksum_b64 sha512 "$origin/$rel")")"
+    pub up "$(topic_of "$rel2")" "$(v03_msg "$https_base" "$rel2" sha512 "$(checksum_b64 sha512 "$origin/$rel2")")"
+}
+# stored PEER: PEER holds both files, byte for byte.
+stored() {
+    cmp -s "$origin/$rel" "$(tree_of "$1")/$rel" && cmp -s "$origin/$rel2" "$(tree_of "$1")/$rel2"
+}
+# peer_via NAME ARGS...: a peer (subscribed to up, announcing on home) with ARGS, subscribed.
+peer_via() {
+    local name=$1 port
+    shift
+    port=$(free_port)
+    mkdir -p "$T/$name/tree" "$T/$name/state"
+    start_peer "$name" --dir "$T/$name/tree" --state-dir "$T/$name/state" --client-id "it-$name-$$" \
+        --cacert "$T/certs/ca.pem" --post-base-url "http://127.0.0.1:$port/data" \
+        --http-listen "127.0.0.1:$port" --retry-for 30 "$@"
+    wait_until 15 subscribed "$name" up || fail "$name did not subscribe to up"
+}
+no_password_in() { # no_password_in FILE WHAT
+    ! grep -q 'wonder-land' "$1" || fail "the proxy's password shows in $2"
+}
+
+# (a) --proxy for everything: both brokers by a name only Q knows, through CONNECT tunnels; the
+# http file by an absolute-form GET, the https one through a tunnel, verified end to end.
+peer_via D --proxy "$(proxy_url Q)" \
+    --broker "mqtt://guest:guestpw@broker.test:$(broker_port up)" \
+    --post-broker "mqtt://owner:ownerpw@broker.test:$(broker_port home)"
+# (b) the variables instead of --proxy: http_proxy, https_proxy, mqtt_proxy.
+http_proxy=$(proxy_url Q) https_proxy=$(proxy_url Q) mqtt_proxy=$(proxy_url Q) \
+    peer_via E --broker "$(broker_url up guest)" --post-broker "$(broker_url home owner)"
+# (c) squid A: alice's password from the credentials file; brokers direct (--no-proxy).
+umask 077
+printf '%s\n' "http://alice:wonder-land@127.0.0.1:$(cat "$T/A/port")" >"$T/creds"
+umask 022
+peer_via F --proxy "http://alice@127.0.0.1:$(cat "$T/A/port")" --credentials "$T/creds" \
+    --no-proxy 127.0.0.1 --broker "$(broker_url up guest)" --post-broker "$(broker_url home owner)"
+# ... and without credentials: 407, said clearly.
+peer_via G --proxy "$(proxy_url A)" --no-proxy 127.0.0.1 \
+    --broker "$(broker_url up guest)" --post-broker "$(broker_url home owner)"
+# (d) --no-proxy origin.test: straight to a name that does not resolve here.
+peer_via H --proxy "$(proxy_url Q)" --no-proxy "origin.test,127.0.0.1" \
+    --broker "$(broker_url up guest)" --post-broker "$(broker_url home owner)"
+start_observer obs home
+announce
+for p in D E F; do
+    wait_until 20 stored "$p" || fail "$p did not store both files through its proxy"
+done
+note "D (--proxy), E (proxy variables), F (squid A, password from --credentials): both files"
+grep -qF "GET $http_base/$rel" "$T/Q/access.log" || fail "Q did not log the peers' GET"
+# Squid logs a tunnel when it closes, and these stay open: the peers' own sockets show where
+# they go. D and E reach the brokers only through Q.
+peer_ports() { # peer_ports NAME: the remote ports of NAME's established TCP connections
+    ss -Htnp state established 2>/dev/null | grep "pid=$(pid_of "$1")," | awk '{print $4}' |
+        sed 's/.*://' | sort -u
+}
+for p in D E; do
+    ports=$(peer_ports "$p")
+    grep -qx "$(cat "$T/Q/port")" <<<"$ports" || fail "$p has no connection to squid Q ($ports)"
+    for b in up home; do
+        ! grep -qx "$(broker_port "$b")" <<<"$ports" || fail "$p reaches broker $b directly"
+    done
+done
+wait_until 10 observed_has obs "$rel2" || fail "home did not see the re-announcements"
+note "Q logged the GET; D and E reach both brokers only through Q (D by a name only Q knows)"
+wait_until 20 grep -q "asks for credentials" "$T/G.log" ||
+    fail "G did not say that the proxy asks for credentials: $(grep -i proxy "$T/G.log" | tail -n 3)"
+note "G without credentials: $(grep -m1 'asks for credentials' "$T/G.log" | cut -c26-)"
+wait_until 20 grep -q "cannot resolve origin.test" "$T/H.log" ||
+    fail "H (--no-proxy origin.test) did not go direct: $(tail -n 3 "$T/H.log")"
+! stored G || fail "G stored files without credentials"
+! stored H || fail "H stored files it cannot reach"
+for p in D E F G H; do no_password_in "$T/$p.log" "$p's log"; done
+grep -q "proxies: " "$T/D.log" || fail "D did not log its proxies at start"
+note "H with --no-proxy origin.test went direct: cannot resolve origin.test; no password logged"

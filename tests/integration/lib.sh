@@ -42,6 +42,11 @@
 
 set -eu
 
+# The tests' servers are all on loopback: a machine's proxy settings must not send the peers,
+# curl or mosquitto_pub through a proxy. Tests of proxies set these variables themselves.
+unset http_proxy https_proxy HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY ws_proxy WS_PROXY \
+    wss_proxy WSS_PROXY mqtt_proxy MQTT_PROXY mqtts_proxy MQTTS_PROXY
+
 LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${WMESH:=$LIB_DIR/../../build/wmesh}"
 export WMESH
