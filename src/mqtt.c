@@ -124,7 +124,7 @@ struct mqtt_link {
 static void schedule_reconnect(struct mqtt_link *l);
 static void drop_connection(struct mqtt_link *l, const char *why);
 static void blame_messages(struct mqtt_link *l, uint8_t blame, const char *how);
-static void connection_lost(struct mqtt_link *l, const char *why);
+static void connection_lost(struct mqtt_link *l, const char *why, bool plain_close);
 static void handle_input(struct mqtt_link *l);
 static void update_watch(struct mqtt_link *l);
 
@@ -204,9 +204,10 @@ static bool write_out(struct mqtt_link *l)
     /* Bytes of net.c's own first (WebSocket frames, a pong). */
     if (l->net && net_wants_write(l->net) && !net_flush(l->net) && errno != EAGAIN &&
         errno != EWOULDBLOCK) {
+        int err = errno;
         char why[300];
-        snprintf(why, sizeof why, "write failed: %s", net_error(l->net, errno));
-        connection_lost(l, why);
+        snprintf(why, sizeof why, "write failed: %s", net_error(l->net, err));
+        connection_lost(l, why, false);
         return false;
     }
     size_t can;
@@ -216,9 +217,10 @@ static bool write_out(struct mqtt_link *l)
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         if (n <= 0) {
+            int err = n < 0 ? errno : EPIPE;
             char why[300];
-            snprintf(why, sizeof why, "write failed: %s", net_error(l->net, errno));
-            connection_lost(l, why);
+            snprintf(why, sizeof why, "write failed: %s", net_error(l->net, err));
+            connection_lost(l, why, false);
             return false;
         }
         mqtt_buf_consume(&l->out, (size_t)n);
@@ -470,10 +472,13 @@ static void closed_before_connack(struct mqtt_link *l)
     }
 }
 
-/* The broker closed the connection or reset it. */
-static void connection_lost(struct mqtt_link *l, const char *why)
+/* The connection failed or the broker closed it. Only a close or reset read where the CONNACK
+ * should be (plain_close) answers a CONNECT's protocol version: a TLS alert (a client
+ * certificate refused, under TLS 1.3 only after the handshake), a broken WebSocket stream or a
+ * write that failed (the alert waits unread behind it) say nothing about it. */
+static void connection_lost(struct mqtt_link *l, const char *why, bool plain_close)
 {
-    if (l->state == LINK_CONNACK) closed_before_connack(l);
+    if (l->state == LINK_CONNACK && plain_close) closed_before_connack(l);
     drop_blaming(l, why, 0x80); /* a broker that cannot say why may close on a message */
 }
 
@@ -787,12 +792,13 @@ static bool read_in(struct mqtt_link *l)
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
         if (n <= 0) {
+            int err = n < 0 ? errno : 0;
             char why[300];
             snprintf(why, sizeof why, "%s",
-                     n == 0 ? "connection closed by the broker" : net_error(l->net, errno));
+                     n == 0 ? "connection closed by the broker" : net_error(l->net, err));
             /* What came before the end counts: acknowledgements most of all. */
             if (l->in.len > 0) handle_input(l);
-            if (l->fd >= 0) connection_lost(l, why);
+            if (l->fd >= 0) connection_lost(l, why, n == 0 || err == ECONNRESET);
             return false;
         }
         l->in.len += (size_t)n;

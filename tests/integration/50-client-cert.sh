@@ -109,6 +109,8 @@ refused() {
     timeout 6 "$@" >"$T/$name.out" 2>"$T/$name.log" </dev/null || rc=$?
     [ ! -s "$T/$name.out" ] || fail "$name printed something: $(head -n 3 "$T/$name.out")"
     grep -qiE "$part" "$T/$name.log" || fail "$name: no '$part' in its log"
+    # A refused certificate says nothing of the MQTT version: no fallback to 3.1.1.
+    ! grep -q "trying 3.1.1" "$T/$name.log" || fail "$name took a TLS refusal for a version refusal"
     note "b. $name (exit $rc): $(grep -iE "$part" "$T/$name.log" | head -n 1 | cut -c1-220)"
     echo "$rc"
 }
