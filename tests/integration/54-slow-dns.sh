@@ -89,8 +89,8 @@ start_ns_peer() {
     port=$(free_port)
     mkdir -p "$T/$name"
     echo "$port" >"$T/$name/http_port"
-    unshare -m -u sh -c "$NS_SCRIPT" sh "$T/resolv.conf" "$hosts" "$WMESH" peer --name "$name" "$@" \
-        --post-base-url "http://127.0.0.1:$port/data" --http-listen "127.0.0.1:$port" \
+    unshare -m -u sh -c "$NS_SCRIPT" sh "$T/resolv.conf" "$hosts" "$WMESH" peer --name "$name" \
+        "$@" --post-base-url "http://127.0.0.1:$port/data" --http-listen "127.0.0.1:$port" \
         2>>"$T/$name.log" &
     pid=$!
     track "$pid"
@@ -148,13 +148,15 @@ broker_drops() {
         "$T/up.log" "$T/home.log" || true
 }
 
-# --- the private namespace: allowed here? ------------------------------------------------------
+# --- the private namespace: allowed here (root)? -----------------------------------------------
+echo "nameserver 127.0.0.77" >"$T/probe.conf"
+seen=$(unshare -m -u sh -c "$NS_SCRIPT" sh "$T/probe.conf" "" cat /etc/resolv.conf \
+    2>"$T/unshare.err") || true
+grep -q "^nameserver 127.0.0.77\$" <<<"$seen" ||
+    skip "no private mount namespace with a bind-mounted /etc/resolv.conf here (root needed):" \
+        "$(head -n 1 "$T/unshare.err")"
 start_silent_dns
 printf 'nameserver %s\noptions timeout:5 attempts:2\n' "$DNS_ADDR" >"$T/resolv.conf"
-seen=$(unshare -m -u sh -c "$NS_SCRIPT" sh "$T/resolv.conf" "" cat /etc/resolv.conf \
-    2>"$T/unshare.err") || true
-grep -q "^nameserver $DNS_ADDR\$" <<<"$seen" ||
-    skip "no private mount namespace with a bind-mounted /etc/resolv.conf here (root needed): $(head -n 1 "$T/unshare.err")"
 
 start_broker up
 start_broker home
@@ -172,6 +174,21 @@ cat "$T/stalledA" "$T/stalledB" >"$T/stalled"
 cat "$T/goodA" "$T/goodB" >"$T/good"
 stalled_url() { # stalled_url N: the baseUrl of stalled host N, the origin's port
     echo "http://stalled-$1.example:$oport/data"
+}
+# announce_mixed GOOD STALLED EVERY FIRST: the files of list GOOD from the origin, with one of
+# list STALLED after every EVERY of them, from stalled hosts FIRST, FIRST+1...
+announce_mixed() {
+    local n=0 host=$4 rel srel
+    exec 3<"$2"
+    while IFS= read -r rel; do
+        announce up "$good" "$rel"
+        n=$((n + 1))
+        if [ $((n % $3)) -eq 0 ] && IFS= read -r srel <&3; then
+            announce up "$(stalled_url "$host")" "$srel"
+            host=$((host + 1))
+        fi
+    done <"$1"
+    exec 3<&-
 }
 
 mkdir -p "$T/P/tree" "$T/P/state"
@@ -198,16 +215,7 @@ track "$prober"
 
 # --- 1. 5 stalled hosts among 20 good files -----------------------------------------------------
 t0=$(now_ms)
-n=0
-exec 3<"$T/stalledA"
-while IFS= read -r rel; do
-    announce up "$good" "$rel"
-    n=$((n + 1))
-    if [ $((n % 4)) -eq 0 ] && IFS= read -r srel <&3; then
-        announce up "$(stalled_url $((n / 4)))" "$srel"
-    fi
-done <"$T/goodA"
-exec 3<&-
+announce_mixed "$T/goodA" "$T/stalledA" 4 1
 t_pub=$(($(now_ms) - t0))
 wait_until 10 stored_and_announced "$T/goodA" ||
     fail "P stored $(count_present "$(tree_of P)" "$T/goodA") of the 20 reachable files in 10 s"
@@ -227,14 +235,7 @@ note "the name server got $(grep -c ' query ' "$T/dns.log") queries for the 5 st
 while [ $(($(now_ms) - t0)) -lt 9000 ]; do sleep 0.1; done # wait for the 9 s mark
 [ -z "$(failed_lines)" ] || fail "a stalled lookup ended before 9 s: $(failed_lines | head -n 1)"
 t1=$(now_ms)
-n=0
-exec 3<"$T/stalledB"
-while IFS= read -r rel; do
-    announce up "$good" "$rel"
-    n=$((n + 1))
-    IFS= read -r srel <&3 && announce up "$(stalled_url $((n + 5)))" "$srel"
-done <"$T/goodB"
-exec 3<&-
+announce_mixed "$T/goodB" "$T/stalledB" 1 6
 wait_until 10 stored_and_announced "$T/goodB" ||
     fail "P stored $(count_present "$(tree_of P)" "$T/goodB") of 5 files announced amid stalls"
 t_goodB=$(($(now_ms) - t1))
