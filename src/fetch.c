@@ -1272,6 +1272,14 @@ enum wm_err fetch_start(struct fetcher *f, const char *url, int64_t size_hint, f
     return WM_OK;
 }
 
+bool fetch_host_busy(const struct fetcher *f, const char *url)
+{
+    if (!f || !url) return false;
+    const struct host *h = hosts_by_authority(&f->hosts, url);
+    int depth = f->opts.pipeline > 1 ? f->opts.pipeline : 1;
+    return h && h->refs >= f->opts.max_per_host * depth * 2;
+}
+
 size_t fetch_active(const struct fetcher *f)
 {
     return f ? f->active : 0;

@@ -5,6 +5,7 @@
 #ifndef WMESH_FETCH_H
 #define WMESH_FETCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,10 @@ void fetch_free(struct fetcher **f);
  * WM_ERR_INVAL (no url or done), WM_ERR_NOMEM. */
 WM_WARN_UNUSED enum wm_err fetch_start(struct fetcher *f, const char *url, int64_t size_hint,
                                        fetch_data_fn data, fetch_done_fn done, void *arg);
+/* Whether url's host (scheme, name and port) already has as many transfers as its connections
+ * can carry, twice over (max_per_host x pipeline x 2): one more would only wait in its queue.
+ * False for a host with no transfer, or a URL that cannot be parsed. */
+bool fetch_host_busy(const struct fetcher *f, const char *url);
 /* Transfers started and not yet done. */
 size_t fetch_active(const struct fetcher *f);
 

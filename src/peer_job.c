@@ -543,6 +543,7 @@ static bool try_next_source(struct job *j)
 }
 
 static void start_waiting(struct peer *p);
+#define WAIT_SCAN_MAX 256 /* waiting downloads passed over per start_waiting, for busy hosts */
 
 static void stop_downloading(struct job *j)
 {
@@ -661,13 +662,35 @@ static void on_done(void *arg, enum wm_err err, long status, const char *why)
     hasher_task_end(j->behind, err == WM_OK, hashed_behind, j);
 }
 
+/* Whether j would only wait in the downloader's queue of its next source's host, which has as
+ * many transfers as its connections can carry. */
+static bool host_busy(const struct job *j)
+{
+    return j->next_url < j->nurls && fetch_host_busy(j->peer->fetcher, j->urls[j->next_url]);
+}
+
+/* Starts the waiting downloads while there is room, oldest first, passing over those whose host
+ * is busy: they would hold room in the downloader that other hosts' files can use, and one slow
+ * origin with a backlog would hold up every other. At most WAIT_SCAN_MAX are passed over per
+ * call; they start when a transfer of their host ends. */
 static void start_waiting(struct peer *p)
 {
-    while (p->wait_head && p->active < p->cfg->max_downloads) {
-        struct job *j = p->wait_head;
-        p->wait_head = j->next_waiting;
+    int passed = 0;
+    struct job **pp = &p->wait_head, *prev = NULL;
+    while (*pp && p->active < p->cfg->max_downloads) {
+        struct job *j = *pp;
+        if (host_busy(j)) {
+            if (++passed > WAIT_SCAN_MAX) break;
+            prev = j;
+            pp = &j->next_waiting;
+            continue;
+        }
+        *pp = j->next_waiting;
+        if (p->wait_tail == j) p->wait_tail = prev;
         j->next_waiting = NULL;
-        if (!p->wait_head) p->wait_tail = NULL;
+        /* What starting runs may change the list: on from its head. */
+        pp = &p->wait_head;
+        prev = NULL;
         p->nwaiting--;
         p->active++;
         j->downloading = true;
