@@ -73,8 +73,8 @@ struct conn {
     bool flush_queued; /* requests behind wait for the pre-wait flush (flush_pipelines) */
     enum conn_state state;
     struct net_conn *net;
-    int fd;           /* net's socket once connected; -1 before */
-    unsigned watched; /* LOOP_READ | LOOP_WRITE as registered with the loop */
+    int fd;              /* net's socket once connected; -1 before */
+    unsigned watched;    /* LOOP_READ | LOOP_WRITE as registered with the loop */
     int64_t progress_ms; /* last byte sent or received (or the start of the request) */
     int64_t idle_ms;     /* since when it is idle */
     unsigned uses;       /* responses it carried to their end */
@@ -523,7 +523,8 @@ static void io_failed(struct conn *c, int err, bool eof)
     if (err == ECONNRESET || err == EPIPE)
         snprintf(why, sizeof why, "connection reset by %s", net_addr(c->net));
     else
-        snprintf(why, sizeof why, "connection to %s failed: %s", net_addr(c->net), io_error(c, err));
+        snprintf(why, sizeof why, "connection to %s failed: %s", net_addr(c->net),
+                 io_error(c, err));
     conn_fail(c, WM_ERR_CONN, why);
 }
 
@@ -743,8 +744,8 @@ static bool response_done(struct conn *c, bool reusable)
     struct transfer *t = c->t;
     /* Bytes TLS decrypted past the response would be taken for the next one's, unless a
      * request behind asked for them. */
-    bool keep = reusable && c->resp.keep_alive && !net_ended(c->net) &&
-                (c->behind || !net_pending(c->net));
+    bool keep =
+        reusable && c->resp.keep_alive && !net_ended(c->net) && (c->behind || !net_pending(c->net));
     bool goes_on = keep && c->behind;
     release(t, keep);
     if (t->status == 200) {

@@ -35,8 +35,8 @@ struct fetch_options {
     /* Proxies (proxy.h) by scheme: http through the proxy's absolute-form requests, https
      * through a CONNECT tunnel. NULL: none. Borrowed: must outlive the fetcher. */
     const struct proxy_config *proxies;
-    const char *certfile;    /* https: client certificate (PEM) for servers that ask; NULL: none */
-    const char *keyfile;     /* its private key (PEM); NULL: in certfile */
+    const char *certfile; /* https: client certificate (PEM) for servers that ask; NULL: none */
+    const char *keyfile;  /* its private key (PEM); NULL: in certfile */
 };
 
 /* Creates a fetcher driven by loop. The caller owns it; the loop must outlive it. It keeps up

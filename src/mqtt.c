@@ -88,8 +88,8 @@ struct mqtt_link {
     struct resolver *resolver;
     const struct proxy_config *proxies;
     struct net_conn *net;
-    int fd;           /* net's socket once connected; -1 before */
-    unsigned watched; /* events asked of the loop for fd */
+    int fd;                /* net's socket once connected; -1 before */
+    unsigned watched;      /* events asked of the loop for fd */
     struct mqtt_buf in;    /* bytes read, not yet handled */
     struct mqtt_buf out;   /* bytes to write */
     struct mqtt_buf probe; /* mqtt_publish's trial encoding of a topic */
@@ -551,7 +551,9 @@ static void start_connect(void *arg)
                                 .port = l->url.port,
                                 .tls = tls,
                                 .tls_config = l->tls_cfg,
-                                .ws_path = !ws ? NULL : l->url.path[0] ? l->url.path : "/mqtt",
+                                .ws_path = !ws              ? NULL
+                                           : l->url.path[0] ? l->url.path
+                                                            : "/mqtt",
                                 .proxy = proxy,
                                 .tunnel = true,
                                 .timeout_ms = CONNECT_TIMEOUT_MS};

@@ -64,11 +64,11 @@ enum mqtt_protocol {
 
 struct mqtt_options {
     enum mqtt_protocol protocol;
-    const char *url; /* mqtt[s]://user:pass@host:port, or ws[s]://user:pass@host:port/path
-                      * (MQTT over WebSockets; path /mqtt when none) */
-    const char *client_id;            /* NULL: random id and a clean session */
-    bool clean_session;               /* false keeps a persistent session (with a client_id) */
-    int keepalive_s;                  /* 0: 30 */
+    const char *url;       /* mqtt[s]://user:pass@host:port, or ws[s]://user:pass@host:port/path
+                            * (MQTT over WebSockets; path /mqtt when none) */
+    const char *client_id; /* NULL: random id and a clean session */
+    bool clean_session;    /* false keeps a persistent session (with a client_id) */
+    int keepalive_s;       /* 0: 30 */
     const char *const *subscriptions; /* topic filters subscribed at QoS 1 on every connect;
                                        * "$share/..." ones only under MQTT 5 (logged once) */
     size_t nsubscriptions;

@@ -196,8 +196,8 @@ static void upgrade_read(struct net_conn *c)
             return;
         default: {
             char why[300];
-            snprintf(why, sizeof why, "WebSocket upgrade at %s%s refused: %s", c->addr,
-                     c->ws_path, c->ws_hs.why);
+            snprintf(why, sizeof why, "WebSocket upgrade at %s%s refused: %s", c->addr, c->ws_path,
+                     c->ws_hs.why);
             fail(c, WM_ERR_PROTOCOL, why);
             return;
         }
@@ -309,8 +309,8 @@ static void proxy_read(struct net_conn *c)
         }
         c->head_len++;
         size_t used = 0;
-        enum http_wire_tunnel t = http_wire_tunnel_parse(&c->tunnel_answer, c->head, c->head_len,
-                                                         &used);
+        enum http_wire_tunnel t =
+            http_wire_tunnel_parse(&c->tunnel_answer, c->head, c->head_len, &used);
         memmove(c->head, c->head + used, c->head_len - used);
         c->head_len -= used;
         switch (t) {
@@ -486,8 +486,7 @@ static void begin(void *arg)
     const char *name = c->proxy ? c->proxy->url.host : c->host;
     int port = c->proxy ? c->proxy->url.port : c->port;
     struct resolver_answer now;
-    if (resolver_resolve(c->resolver, &c->query, name, port, resolved, c, &now))
-        resolved(c, &now);
+    if (resolver_resolve(c->resolver, &c->query, name, port, resolved, c, &now)) resolved(c, &now);
 }
 
 static void on_timer(struct net_conn *c)
@@ -742,7 +741,8 @@ bool net_flush(struct net_conn *c)
 static ssize_t ws_broken(struct net_conn *c, const char *why, unsigned code)
 {
     snprintf(c->ws_why, sizeof c->ws_why, "WebSocket: %s", why);
-    if (!c->ws_ended && code && ws_wire_close(&c->ws_out, code, NULL, ws_wire_next_key(&c->ws_keys)) == WM_OK)
+    if (!c->ws_ended && code &&
+        ws_wire_close(&c->ws_out, code, NULL, ws_wire_next_key(&c->ws_keys)) == WM_OK)
         (void)net_flush(c);
     c->ws_ended = true;
     errno = EPROTO;
@@ -821,8 +821,7 @@ ssize_t net_writev(struct net_conn *c, const struct iovec *iov, size_t n)
     if (!net_flush(c)) return -1;
     if (n == 0 || iov[0].iov_len == 0) return 0;
     size_t take = iov[0].iov_len < WS_FRAME_MAX ? iov[0].iov_len : WS_FRAME_MAX;
-    if (ws_wire_binary(&c->ws_out, iov[0].iov_base, take, ws_wire_next_key(&c->ws_keys)) !=
-        WM_OK) {
+    if (ws_wire_binary(&c->ws_out, iov[0].iov_base, take, ws_wire_next_key(&c->ws_keys)) != WM_OK) {
         errno = ENOMEM;
         return -1;
     }

@@ -28,7 +28,7 @@ struct net_conn;
 struct net_target {
     const char *host; /* the server's name or address */
     int port;
-    bool tls;                  /* TLS with host (inside the tunnel when there is a proxy) */
+    bool tls;                      /* TLS with host (inside the tunnel when there is a proxy) */
     struct tls_config *tls_config; /* required with tls; not owned, must outlive the conn */
     /* An HTTP proxy (proxy.h; not owned, must outlive the conn), or NULL. With tunnel, a
      * CONNECT to host:port makes a tunnel through it; without, the connection ends at the

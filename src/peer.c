@@ -260,7 +260,7 @@ static enum wm_err start_post(struct peer *p, const char *client_id)
                                 .protocol = p->cfg->mqtt_version,
                                 .cafile = p->cfg->cafile,
                                 .certfile = p->cfg->certfile,
-                                 .proxies = p->cfg->proxies,
+                                .proxies = p->cfg->proxies,
                                 .keyfile = p->cfg->keyfile};
     struct outbox_options o = {.link = &link,
                                .max_entries = p->cfg->outbox_max,

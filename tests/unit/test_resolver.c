@@ -49,7 +49,8 @@ static void run_for(struct loop *loop, int64_t ms)
 static int port_of(const struct resolver_answer *a, int i)
 {
     const struct sockaddr *s = (const struct sockaddr *)&a->addr[i];
-    if (s->sa_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)(const void *)s)->sin6_port);
+    if (s->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)(const void *)s)->sin6_port);
     return ntohs(((const struct sockaddr_in *)(const void *)s)->sin_port);
 }
 
