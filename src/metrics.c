@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "series.h"
+
 static const double lag_bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600};
 /* A file's way through a peer takes well under a millisecond when all goes well: finer at the
  * low end, where the targets of a hop are (docs/PERFORMANCE.md). */
@@ -222,6 +224,7 @@ char *metrics_render(const struct metrics *m, size_t *len)
                      "Time from the arrival of an announcement of a file this peer lacks to its "
                      "re-announcement: the download, check and store, this peer's part of a hop.",
                      "Longest relay since start.", &m->relay);
+    if (!o.failed && !series_render(m->series, &o.buf, &o.len, &o.cap)) o.failed = 1;
     if (o.failed) {
         free(o.buf);
         return NULL;

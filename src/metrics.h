@@ -9,6 +9,8 @@
 
 #include "error.h"
 
+struct series_table;
+
 enum wm_reject {
     WM_REJECT_MALFORMED = 0, /* not a message we can decode */
     WM_REJECT_TOO_BIG,       /* over --max-message, or a file over --max-size */
@@ -67,7 +69,9 @@ struct metrics {
     /* Brokers are added by the loop while the HTTP server's thread may render them: a broker's
      * label is written before nbrokers (release) counts it, and read after (acquire). */
     atomic_size_t nbrokers;
-    struct metrics_broker brokers[WM_MAX_BROKERS];
+    struct metrics_broker brokers[WM_MAX_BROKERS];    /* Series with run-time labels (the WIS2 metrics), rendered after the others; NULL: none.
+     * Set before the HTTP server starts. */
+    const struct series_table *series;
 };
 
 /* Zeroes m and sets the histograms' buckets. */
