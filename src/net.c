@@ -698,13 +698,13 @@ static ssize_t raw_writev(struct net_conn *c, const struct iovec *iov, size_t n)
 
 bool net_pending(const struct net_conn *c)
 {
-    if (c->ws_early.len > 0) return true;
+    if (c->ws_early.len > 0 || c->ws_ended) return true;
     return c->tls && (tls_pending(c->tls) > 0 || c->tls_end);
 }
 
 bool net_ended(const struct net_conn *c)
 {
-    return c->tls_end != 0;
+    return c->tls_end != 0 || c->ws_ended;
 }
 
 bool net_wants_write(const struct net_conn *c)

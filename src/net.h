@@ -37,7 +37,6 @@ struct net_target {
     bool tunnel;
     /* MQTT over WebSockets: the upgrade's path (such as "/mqtt"), or NULL for none. */
     const char *ws_path;
-    const char *ws_authorization; /* an Authorization value for the upgrade, or NULL */
     int64_t timeout_ms;           /* for all the stages together; 0: 10 s */
 };
 
