@@ -15,21 +15,12 @@ missing=$(squid_missing)
 [ -z "$missing" ] || skip "$missing"
 command -v nginx >/dev/null || skip "nginx is not installed (sh scripts/deps.sh --extra installs it)"
 
-# make_origin_cert DIR NAME: DIR/ca.pem, and DIR/server.pem + DIR/server.key for NAME (DNS SAN).
+# make_origin_cert DIR NAME: make_ca's CA in DIR, and DIR/NAME.pem + DIR/NAME.key for the name
+# NAME (DNS SAN), which only the proxies resolve.
 make_origin_cert() {
-    local d=$1
-    mkdir -p "$d"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=wmesh proxy test CA $$" \
-        -keyout "$d/ca.key" -out "$d/ca.pem" \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-        2>>"$T/openssl.log" || fail "openssl could not make a CA"
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$d/server.key" \
-        -out "$d/server.csr" 2>>"$T/openssl.log" || fail "openssl could not make a request"
-    printf 'subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$2" \
-        >"$d/server.ext"
-    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
-        -days 2 -extfile "$d/server.ext" -out "$d/server.pem" 2>>"$T/openssl.log" ||
-        fail "openssl could not sign the origin's certificate"
+    make_ca "$1"
+    sign_cert "$1" "$2" "/CN=$2" "subjectAltName=DNS:$2
+extendedKeyUsage=serverAuth"
 }
 
 # start_origin NAME ROOT CERTDIR: nginx serving ROOT under /data/ over http ($T/NAME/http_port)
@@ -62,8 +53,8 @@ http {
         listen 127.0.0.1:$http;
         listen 127.0.0.1:$https ssl;
         server_name origin.test;
-        ssl_certificate $certs/server.pem;
-        ssl_certificate_key $certs/server.key;
+        ssl_certificate $certs/origin.test.pem;
+        ssl_certificate_key $certs/origin.test.key;
         location /data/ { alias $root/; }
     }
 }
