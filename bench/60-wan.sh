@@ -54,7 +54,7 @@ for ((o = 0; o < ORIGINS; o++)); do
 done
 nginx_config web "$T/src" "$listens" "    ssl_certificate $T/pki/server.pem;
     ssl_certificate_key $T/pki/server.key;"
-run_nginx web "$(cat "$T/web/http.0")"
+run_nginx web "http://127.0.0.1:$(cat "$T/web/http.0")/"
 
 # Proxy (protocol, origin) listens on its own port, counts into $T/proxy/PROTO.O.count.
 mkdir -p "$T/proxy"

@@ -6,7 +6,7 @@
 # and has everything of lib.sh ($T, start_broker, mesh_peer, wait_until, metric, ...), then:
 #   by_scale FULL SMALL            FULL, or SMALL when BENCH_SCALE=small
 #   start_nginx NAME ROOT, nginx_url NAME  (from lib.sh) nginx serving ROOT
-#   nginx_config NAME ROOT LISTENS [HTTP], run_nginx NAME PORT  nginx on other listen sockets
+#   nginx_config, run_nginx (from lib.sh) nginx with other server directives
 #   make_feed ROOT BASEURL TAG COUNT SIZE   files and their announcements (bench/mkfeed.c) in
 #                                  $T/feed: $T/feed/TAG.topics ("TOPIC MSGFILE"), TAG.list
 #   publish_feed BROKER TAG        mosquitto_pub -l -q 1 of the feed TAG on BROKER, as owner
@@ -175,58 +175,6 @@ pid_of() {
 # tree_pids PID: PID and its descendants (nginx's workers, for CPU figures).
 tree_pids() {
     echo "$1" "$(descendants "$1" | tr '\n' ' ')"
-}
-
-# ---------------------------------------------------------------------------------------------
-# nginx
-
-# nginx_config NAME ROOT LISTENS [HTTP]: $T/NAME/nginx.conf, serving ROOT under /data/ on the
-# listen directives LISTENS (lines), with the directives HTTP (lines) in its http block.
-nginx_config() {
-    local name=$1 root=$2 dir=$T/$1 user=""
-    mkdir -p "$dir/tmp"
-    # As root, nginx's workers would run as nobody, who cannot read the 0700 temp dir.
-    [ "$(id -u)" -ne 0 ] || user="user root;"
-    cat >"$dir/nginx.conf" <<EOF
-daemon off;
-$user
-worker_processes 2;
-pid $dir/nginx.pid;
-error_log $T/$name.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 65;
-    keepalive_requests 1000000;
-    default_type application/octet-stream;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-${4:-}
-    server {
-$3
-        location /data/ { alias $root/; }
-    }
-}
-EOF
-}
-
-# run_nginx NAME PORT: nginx with $T/NAME/nginx.conf, once it answers on http PORT.
-run_nginx() {
-    local name=$1 dir=$T/$1
-    command -v nginx >/dev/null || fail "nginx not found (sh scripts/deps.sh --extra installs it)"
-    # shellcheck disable=SC2094 # nginx and its stderr both append to the one log
-    nginx -p "$dir" -e "$T/$name.log" -c "$dir/nginx.conf" 2>>"$T/$name.log" &
-    track "$!"
-    echo "$!" >"$dir/pid"
-    wait_until 10 curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$2/" ||
-        fail "nginx $name did not answer on port $2"
-    note "nginx $name on port $2"
 }
 
 # ---------------------------------------------------------------------------------------------

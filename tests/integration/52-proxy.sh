@@ -24,48 +24,22 @@ extendedKeyUsage=serverAuth"
 }
 
 # start_origin NAME ROOT CERTDIR: nginx serving ROOT under /data/ over http ($T/NAME/http_port)
-# and https ($T/NAME/https_port) on 127.0.0.1.
+# and https ($T/NAME/https_port) on 127.0.0.1, as origin.test, with an access log.
 start_origin() {
-    local name=$1 root=$2 certs=$3 dir=$T/$1 http https user=""
+    local name=$1 root=$2 certs=$3 http https
     http=$(free_port)
     https=$(free_port)
-    mkdir -p "$dir/tmp"
-    echo "$http" >"$dir/http_port"
-    echo "$https" >"$dir/https_port"
-    # As root, nginx's workers would run as nobody, who cannot read the 0700 temp dir.
-    [ "$(id -u)" -ne 0 ] || user="user root;"
-    cat >"$dir/nginx.conf" <<EOF
-daemon off;
-$user
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $T/$name.log warn;
-events { worker_connections 64; }
-http {
-    access_log $dir/access.log;
-    default_type application/octet-stream;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    server {
-        listen 127.0.0.1:$http;
+    mkdir -p "$T/$name"
+    echo "$http" >"$T/$name/http_port"
+    echo "$https" >"$T/$name/https_port"
+    nginx_config "$name" "$root" "        listen 127.0.0.1:$http;
         listen 127.0.0.1:$https ssl;
         server_name origin.test;
+        access_log $T/$name/access.log;
         ssl_certificate $certs/origin.test.pem;
-        ssl_certificate_key $certs/origin.test.key;
-        location /data/ { alias $root/; }
-    }
-}
-EOF
-    # shellcheck disable=SC2094 # nginx and its stderr both append to the one log
-    nginx -p "$dir" -e "$T/$name.log" -c "$dir/nginx.conf" 2>>"$T/$name.log" &
-    track "$!"
-    echo "$!" >"$dir/pid"
+        ssl_certificate_key $certs/origin.test.key;"
     # Polled by address: the name resolves nowhere but in the proxies.
-    wait_until 10 curl -s -o /dev/null --max-time 2 --noproxy '*' "http://127.0.0.1:$http/" ||
-        fail "nginx $name did not answer on port $http"
+    run_nginx "$name" "http://127.0.0.1:$http/"
     note "origin $name: http on $http, https on $https (as origin.test, known to the proxies only)"
 }
 

@@ -33,40 +33,17 @@ note "websockets listeners: up on $up_ws, home on $home_ws"
 # nginx in front of home's websockets listener, with TLS: wss://127.0.0.1:$wss/mqtt.
 make_ca "$T/ca"
 wss=$(free_port)
-mkdir -p "$T/nginx/tmp"
-user=""
-[ "$(id -u)" -ne 0 ] || user="user root;"
-cat >"$T/nginx/nginx.conf" <<EOF
-daemon off;
-$user
-worker_processes 1;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $T/nginx/tmp;
-    proxy_temp_path $T/nginx/tmp;
-    fastcgi_temp_path $T/nginx/tmp;
-    uwsgi_temp_path $T/nginx/tmp;
-    scgi_temp_path $T/nginx/tmp;
-    server {
-        listen 127.0.0.1:$wss ssl;
+nginx_config nginx "" "        listen 127.0.0.1:$wss ssl;
         ssl_certificate $T/ca/server.pem;
         ssl_certificate_key $T/ca/server.key;
         location /mqtt {
             proxy_pass http://127.0.0.1:$home_ws;
             proxy_http_version 1.1;
             proxy_set_header Upgrade \$http_upgrade;
-            proxy_set_header Connection "upgrade";
+            proxy_set_header Connection \"upgrade\";
             proxy_read_timeout 600s;
-        }
-    }
-}
-EOF
-nginx -p "$T/nginx" -e "$T/nginx.log" -c "$T/nginx/nginx.conf" 2>>"$T/nginx.log" &
-track "$!"
-wait_until 10 port_in_use "$wss" || fail "nginx did not listen on $wss"
+        }"
+run_nginx nginx "https://127.0.0.1:$wss/" --cacert "$T/ca/ca.pem"
 note "nginx terminates TLS on $wss for home's websockets listener"
 
 origin=$T/origin

@@ -507,36 +507,22 @@ nginx_missing() {
     command -v nginx >/dev/null || echo "nginx is not installed (sh scripts/deps.sh --extra installs nginx-light)"
 }
 
-# start_nginx NAME ROOT [CADIR]: nginx (daemon off, access_log off, keep-alive, sendfile) serving
-# ROOT at $(nginx_url NAME) on a free port. With CADIR (make_ca's), over https with its server
-# certificate, and only to clients whose certificate its CA signed (ssl_verify_client on: nginx
-# answers the others 400).
-start_nginx() {
-    local name=$1 root=$2 cadir=${3:-} port dir=$T/$1 user="" scheme=http tls="" missing
-    local -a ready=()
-    missing=$(nginx_missing)
-    [ -z "$missing" ] || fail "$missing"
-    port=$(free_port)
+# nginx_config NAME ROOT SERVER [HTTP]: $T/NAME/nginx.conf: nginx in the foreground, access log
+# off, keep-alive, sendfile; one server block with the directives SERVER (lines: listen, ssl_*,
+# locations) that serves ROOT under /data/ unless ROOT is empty; HTTP (lines) in the http block.
+nginx_config() {
+    local name=$1 root=$2 dir=$T/$1 user="" data=""
     mkdir -p "$dir/tmp"
-    echo "$port" >"$dir/http_port"
-    if [ -n "$cadir" ]; then
-        scheme=https
-        ready=(--cacert "$cadir/ca.pem")
-        tls="ssl_certificate $cadir/server.pem;
-        ssl_certificate_key $cadir/server.key;
-        ssl_client_certificate $cadir/ca.pem;
-        ssl_verify_client on;"
-    fi
-    echo "$scheme" >"$dir/scheme"
     # As root, nginx's workers would run as nobody, who cannot read the 0700 temp dir.
     [ "$(id -u)" -ne 0 ] || user="user root;"
+    [ -z "$root" ] || data="        location /data/ { alias $root/; }"
     cat >"$dir/nginx.conf" <<EOF
 daemon off;
 $user
 worker_processes 2;
 pid $dir/nginx.pid;
 error_log $T/$name.log warn;
-events { worker_connections 1024; }
+events { worker_connections 4096; }
 http {
     access_log off;
     sendfile on;
@@ -550,20 +536,52 @@ http {
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
+${4:-}
     server {
-        listen 127.0.0.1:$port${tls:+ ssl};
-        $tls
-        location /data/ { alias $root/; }
+$3
+$data
     }
 }
 EOF
+}
+
+# run_nginx NAME URL [CURL_ARG...]: nginx with $T/NAME/nginx.conf; returns once URL answers
+# (curl with CURL_ARGs, such as --cacert).
+run_nginx() {
+    local name=$1 url=$2 missing
+    shift 2
+    missing=$(nginx_missing)
+    [ -z "$missing" ] || fail "$missing"
     # shellcheck disable=SC2094 # nginx and its stderr both append to the one log
-    nginx -p "$dir" -e "$T/$name.log" -c "$dir/nginx.conf" 2>>"$T/$name.log" &
+    nginx -p "$T/$name" -e "$T/$name.log" -c "$T/$name/nginx.conf" 2>>"$T/$name.log" &
     track "$!"
-    echo "$!" >"$dir/pid"
-    wait_until 10 curl -s -o /dev/null --max-time 2 "${ready[@]}" "$scheme://127.0.0.1:$port/" ||
-        fail "nginx $name did not answer on port $port"
-    note "nginx $name on port $port ($scheme)"
+    echo "$!" >"$T/$name/pid"
+    wait_until 10 curl -s -o /dev/null --max-time 2 --noproxy '*' "$@" "$url" ||
+        fail "nginx $name did not answer at $url"
+    note "nginx $name at $url"
+}
+
+# start_nginx NAME ROOT [CADIR]: nginx serving ROOT at $(nginx_url NAME) on a free port. With
+# CADIR (make_ca's), over https with its server certificate, and only to clients whose
+# certificate its CA signed (ssl_verify_client on: nginx answers the others 400).
+start_nginx() {
+    local name=$1 root=$2 cadir=${3:-} port scheme=http tls=""
+    local -a ready=()
+    port=$(free_port)
+    mkdir -p "$T/$name"
+    echo "$port" >"$T/$name/http_port"
+    if [ -n "$cadir" ]; then
+        scheme=https
+        ready=(--cacert "$cadir/ca.pem")
+        tls="        ssl_certificate $cadir/server.pem;
+        ssl_certificate_key $cadir/server.key;
+        ssl_client_certificate $cadir/ca.pem;
+        ssl_verify_client on;"
+    fi
+    echo "$scheme" >"$T/$name/scheme"
+    nginx_config "$name" "$root" "        listen 127.0.0.1:$port${tls:+ ssl};
+$tls"
+    run_nginx "$name" "$scheme://127.0.0.1:$port/" "${ready[@]}"
 }
 
 nginx_url() {
