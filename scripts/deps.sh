@@ -4,7 +4,7 @@ set -eu
 PKGS="build-essential pkg-config mosquitto mosquitto-clients \
 libssl-dev attr curl openssl"
 [ "${1:-}" = "--extra" ] && PKGS="$PKGS clang libclang-rt-14-dev nginx-light valgrind wrk chromium groff-base clang-format \
-rabbitmq-server nats-server faketime squid"
+rabbitmq-server nats-server faketime squid python3-jsonschema"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

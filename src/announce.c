@@ -24,6 +24,7 @@ void announce_free(struct announce **a)
     free(x->retrieve_path);
     free(x->download_url);
     free(x->topic);
+    free(x->global_cache);
     free(x->content);
     wm_json_free(&x->extra);
     free(x);
@@ -48,12 +49,14 @@ struct announce *announce_clone(const struct announce *a)
     struct announce *c = announce_new();
     if (!c) return NULL;
     *c = *a;
-    c->base_url = c->rel_path = c->retrieve_path = c->download_url = c->topic = NULL;
+    c->base_url = c->rel_path = c->retrieve_path = c->download_url = c->topic = c->global_cache =
+        NULL;
     c->content = NULL;
     c->extra = NULL;
     if (!dup_opt(a->base_url, &c->base_url) || !dup_opt(a->rel_path, &c->rel_path) ||
         !dup_opt(a->retrieve_path, &c->retrieve_path) ||
-        !dup_opt(a->download_url, &c->download_url) || !dup_opt(a->topic, &c->topic))
+        !dup_opt(a->download_url, &c->download_url) || !dup_opt(a->topic, &c->topic) ||
+        !dup_opt(a->global_cache, &c->global_cache))
         goto fail;
     if (a->content) {
         /* One spare NUL byte, as the codecs allocate, so UTF-8 content can be used as text. */

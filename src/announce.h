@@ -30,6 +30,8 @@ struct announce {
     char *download_url;     /* optional absolute URL (WIS2 canonical/update link href): when set,
                                the file is fetched from it rather than base_url + path */
     char *topic;            /* the MQTT topic it arrived on, when known (set by the receiver) */
+    char *global_cache;     /* WIS2 output: the centre-id put in properties.global-cache; NULL:
+                               the host of base_url, when the link points at it */
     struct wm_checksum sum; /* the announced checksum */
     bool sum_is_identity;   /* the v03 key was "identity" (sr3) rather than "integrity" */
     int64_t size;           /* announced size in bytes, -1 when unknown */

@@ -62,6 +62,17 @@ WM_WARN_UNUSED enum wm_err codec_encode_within(struct announce *a, enum wm_forma
  * the same data_id) rather than "canonical". */
 bool codec_wnm_is_update(const struct announce *a);
 
+/* True when a is a WIS2 message whose properties.cache is the JSON boolean false: a Global
+ * Cache passes it on without downloading (WIS2 Guide; docs/OPERATIONS.md, GC-4). */
+bool codec_wnm_cache_false(const struct announce *a);
+/* properties.global-cache of a WIS2 message (borrowed from a), or NULL. */
+const char *codec_wnm_global_cache(const struct announce *a);
+/* The WIS2 message a came as, with a new id and nothing else changed: *out is a new string
+ * the caller frees, *outlen its length. WM_ERR_INVAL when a did not come as WIS2, WM_ERR_NOMEM,
+ * WM_ERR_IO when no random id can be made. */
+WM_WARN_UNUSED enum wm_err codec_wnm_passthrough(const struct announce *a, char **out,
+                                                 size_t *outlen);
+
 #define WM_UUID_LEN 36 /* characters of "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
 
 /* Writes a new random (version 4) UUID in lower-case hex, 8-4-4-4-12, NUL-terminated, into out

@@ -122,10 +122,17 @@ static enum wm_err take_times(const struct wm_json *props, struct announce *a, c
         check_time(props, "pubtime", &a->pubtime_ns, &a->pubtime_digits, true, why, whylen);
     if (err != WM_OK) return err;
     int64_t ns;
-    if (wm_json_object_get(props, "datetime"))
-        return check_time(props, "datetime", &ns, NULL, false, why, whylen);
-    if (!wm_json_object_get(props, "start_datetime") &&
-        !wm_json_object_get(props, "end_datetime")) {
+    const struct wm_json *dt = wm_json_object_get(props, "datetime");
+    bool range =
+        wm_json_object_get(props, "start_datetime") || wm_json_object_get(props, "end_datetime");
+    /* The schema's oneOf: an instant (null when none can be given) or a range, never both. */
+    if (dt && range) {
+        codec_why(why, whylen, "properties.datetime together with start_datetime/end_datetime");
+        return WM_ERR_INVAL;
+    }
+    if (dt && wm_json_type(dt) == WM_JSON_NULL) return WM_OK;
+    if (dt) return check_time(props, "datetime", &ns, NULL, false, why, whylen);
+    if (!range) {
         codec_why(why, whylen, "properties.datetime (or start_datetime and end_datetime) missing");
         return WM_ERR_INVAL;
     }
@@ -134,13 +141,20 @@ static enum wm_err take_times(const struct wm_json *props, struct announce *a, c
     return err;
 }
 
+/* properties.integrity is optional (WNM REC_integrity): without it the digest is computed on
+ * download (COD, SHA-512) and given out. A value that does not decode is the publisher's
+ * mistake about the data, not about the message: it is kept as an empty digest, which no
+ * content matches, so the data is fetched and refused as a mismatch. */
 static enum wm_err take_integrity(const struct wm_json *props, struct announce *a, char *why,
                                   size_t whylen)
 {
     const struct wm_json *obj = wm_json_object_get(props, "integrity");
+    if (!obj) {
+        a->sum = (struct wm_checksum){.method = WM_SUM_COD, .cod_method = WM_SUM_SHA512};
+        return WM_OK;
+    }
     if (!wm_json_is_object(obj)) {
-        codec_why(why, whylen,
-                  obj ? "properties.integrity must be an object" : "properties.integrity missing");
+        codec_why(why, whylen, "properties.integrity must be an object");
         return WM_ERR_INVAL;
     }
     const char *method, *value;
@@ -156,9 +170,9 @@ static enum wm_err take_integrity(const struct wm_json *props, struct announce *
                              NULL, why, whylen);
     if (err != WM_OK) return err;
     const char *reason = "";
-    err = integrity_value_parse_why(m, value, &a->sum, &reason);
-    if (err != WM_OK) codec_why(why, whylen, "bad properties.integrity.value: %s", reason);
-    return err;
+    if (integrity_value_parse_why(m, value, &a->sum, &reason) != WM_OK)
+        a->sum = (struct wm_checksum){.method = m, .len = 0};
+    return WM_OK;
 }
 
 /* Decodes the text of content.value into a->content as enc says. */
@@ -361,10 +375,14 @@ static enum wm_err put_pubtime(struct wm_json *props, const struct announce *a)
     return err == WM_OK ? codec_set_string(props, "pubtime", when) : err;
 }
 
-static enum wm_err put_integrity(struct wm_json *props, const struct announce *a)
+/* A checksum not known yet (computed on download) or not decodable leaves the original's
+ * integrity as it came: only the message a came as is encoded so (journal, outbox origin). */
+static enum wm_err put_integrity(struct wm_json *props, const struct announce *a, bool orig)
 {
-    if (!integrity_is_digest(a->sum.method) || a->sum.len != integrity_digest_len(a->sum.method))
-        return WM_ERR_METHOD;
+    bool full =
+        integrity_is_digest(a->sum.method) && a->sum.len == integrity_digest_len(a->sum.method);
+    if (!full && orig && (a->sum.method == WM_SUM_COD || a->sum.len == 0)) return WM_OK;
+    if (!full) return WM_ERR_METHOD;
     char value[SUM_TEXT_MAX];
     enum wm_err err = integrity_base64_encode(a->sum.value, a->sum.len, value, sizeof value);
     if (err != WM_OK) return err;
@@ -490,14 +508,47 @@ enum wm_err codec_wnm_encode(const struct announce *a, struct wm_json **out)
     err = put_id(root);
     if (err == WM_OK && orig) err = codec_set_string(props, "data_id", a->rel_path);
     if (err == WM_OK) err = put_pubtime(props, a);
-    if (err == WM_OK) err = put_integrity(props, a);
+    if (err == WM_OK) err = put_integrity(props, a, orig != NULL);
     if (err == WM_OK) err = put_content(props, a);
     if (err == WM_OK) err = put_link(root, a);
-    if (err == WM_OK && orig && !a->download_url) err = put_global_cache(props, a);
+    if (err == WM_OK && a->global_cache)
+        err = codec_set_string(props, "global-cache", a->global_cache);
+    else if (err == WM_OK && orig && !a->download_url)
+        err = put_global_cache(props, a);
     if (err != WM_OK) {
         wm_json_free(&root);
         return err;
     }
     *out = root;
     return WM_OK;
+}
+
+/* ---- Global Cache ---- */
+
+static const struct wm_json *wnm_props(const struct announce *a)
+{
+    if (!a || a->format != WM_FORMAT_WNM || !wm_json_is_object(a->extra)) return NULL;
+    return wm_json_object_get(a->extra, "properties");
+}
+
+bool codec_wnm_cache_false(const struct announce *a)
+{
+    const struct wm_json *c = wm_json_object_get(wnm_props(a), "cache");
+    return c && wm_json_type(c) == WM_JSON_FALSE;
+}
+
+const char *codec_wnm_global_cache(const struct announce *a)
+{
+    return wm_json_string(wm_json_object_get(wnm_props(a), "global-cache"), NULL);
+}
+
+enum wm_err codec_wnm_passthrough(const struct announce *a, char **out, size_t *outlen)
+{
+    if (!wnm_props(a) || !out || !outlen) return WM_ERR_INVAL;
+    struct wm_json *root = wm_json_copy(a->extra);
+    if (!root) return WM_ERR_NOMEM;
+    enum wm_err err = put_id(root);
+    if (err == WM_OK) err = wm_json_dump(root, out, outlen);
+    wm_json_free(&root);
+    return err;
 }

@@ -560,6 +560,7 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
     if (!(p->hasher = hasher_new(p->loop)))
         log_warn("large files are hashed on the loop's thread: %s", strerror(errno));
     if ((e = open_state(p, journal_path, sizeof journal_path))) return e;
+    if ((e = peer_gc_start(p))) return e;
     derive_client_id(c, c->dir, client_id, idlen);
     /* The listening port before any connection out: an outgoing connection's ephemeral port
      * could otherwise be the very port this peer is told to serve on. */
@@ -624,6 +625,7 @@ static void stop(struct peer *p)
     free(p->up);
     outbox_free(&p->outbox);
     httpd_stop(&p->httpd);
+    peer_gc_stop(p);         /* after the server: its thread renders the series */
     hasher_free(&p->hasher); /* first: it reads the files of the jobs dropped next */
     if (p->inflight) jobs_drop_all(p);
     fetch_free(&p->fetcher);

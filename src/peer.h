@@ -37,6 +37,9 @@ struct peer_config {
     const char *post_topic_prefix;
     bool post_topic_copy;
     enum wm_format post_format;
+    /* NULL, or this WIS2 Global Cache's centre-id: WIS2 messages then follow the Global Cache
+     * rules (docs/OPERATIONS.md), name it in properties.global-cache and report_by. */
+    const char *centre_id;
     const struct filter *filter; /* NULL: accept everything */
     double lag_warn_s;           /* <= 0: never warn */
     double lag_drop_s;           /* <= 0: never drop */

@@ -247,12 +247,134 @@ enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out,
     return codec_topic(exchange, prefix, a->rel_path, out, outlen);
 }
 
+/* Journals a (when it is not yet) and makes its job, in the in-flight table under key. False
+ * when it could not: *taken then says what peer_admit returns. */
+static bool new_job(struct peer *p, struct announce **a, uint64_t jid, const char *key,
+                    const char *url, const struct journal_entry *raw, struct job **out, bool *taken)
+{
+    if (!jid && p->journal && !journal_record(p, *a, raw, &jid)) {
+        *taken = not_kept(p, a, 0);
+        return false;
+    }
+    struct job *j = job_new(p, key, *a, url);
+    if (!j || keep_origin(j, *a, raw) != WM_OK || strmap_put(p->inflight, key, j) != WM_OK) {
+        if (j) j->a = NULL;
+        job_free(&j);
+        *taken = not_kept(p, a, jid);
+        return false;
+    }
+    j->jid = jid;
+    atomic_fetch_add(&p->metrics.queue_depth, 1);
+    *a = NULL;
+    *out = j;
+    return true;
+}
+
+/* ---- WIS2 Global Cache (--centre-id; docs/OPERATIONS.md, "A WIS2 Global Cache") ---- */
+
+/* What passed-through versions (no file in the tree) are remembered by. */
+static const struct wm_checksum no_sum;
+
+static bool gc_passed_before(struct peer *p, const char *key)
+{
+    uint64_t k = seen_key(key, &no_sum), now = peer_now_s();
+    return (p->seen && seen_contains(p->seen, k, now)) || seen_contains(p->handled, k, now);
+}
+
+/* A version is new unless one of its data_id with this pubtime or a later one was cached or
+ * passed on (GC-5); in flight, the same checksum is another source, another one waits for the
+ * job's outcome, or replaces it when it is only waiting to retry (GC-7: a failure does not
+ * take the key). Returns what peer_admit returns. */
+static bool gc_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_origin origin,
+                     const struct journal_entry *raw)
+{
+    char key[PATH_MAX];
+    bool taken = true;
+    const char *own = codec_wnm_global_cache(a);
+    if (peer_gc_ignored(a)) {
+        log_debug("ignored %s: recommended data is not cached (topic %s)", a->rel_path, a->topic);
+        announce_free(&a);
+        peer_journal_done(p, jid);
+        return true;
+    }
+    if (own && strcmp(own, p->cfg->centre_id) == 0) {
+        duplicate(p, &a, jid, " (our own message, come back)");
+        return true;
+    }
+    if (peer_gc_version_key(a, key, sizeof key) != WM_OK) {
+        reject(p, &a, jid, WM_REJECT_UNSAFE_PATH, "unsafe data_id");
+        return true;
+    }
+    char *url = a->download_url ? strdup(a->download_url) : NULL;
+    if (!url) return not_kept(p, &a, jid);
+    int64_t newest = 0;
+    bool held = peer_gc_newest(p, key, &newest) && newest >= a->pubtime_ns;
+    if (held && newest > a->pubtime_ns) {
+        reject(p, &a, jid, WM_REJECT_STALE, "older than the version held");
+        goto done;
+    }
+    struct wm_checksum sum = {0};
+    enum wm_sum method = a->sum.method == WM_SUM_COD ? a->sum.cod_method : a->sum.method;
+    bool holds =
+        held && tree_lookup(p->tree, key, method, origin != ADMIT_FRESH, &sum, NULL) == WM_OK;
+    bool handled_here = holds && seen_contains(p->handled, seen_key(key, &sum), peer_now_s());
+    if ((held && (origin == ADMIT_FRESH || handled_here)) || gc_passed_before(p, key)) {
+        duplicate(p, &a, jid, "");
+        goto done;
+    }
+    struct job *j = strmap_get(p->inflight, key);
+    if (j && integrity_equal(&j->a->sum, &a->sum)) {
+        job_add_source(j, url);
+        duplicate(p, &a, jid, " (in flight)");
+        goto done;
+    }
+    if (j && loop_timer_active(&j->retry_timer)) {
+        log_info("superseded %s: its version announced again with another link", j->key);
+        peer_journal_done(p, j->jid);
+        job_finish(j);
+        free(url);
+        return gc_admit(p, a, jid, origin, raw);
+    }
+    if (j) {
+        if (!jid && p->journal && !journal_record(p, a, raw, &jid)) {
+            taken = not_kept(p, &a, 0);
+        } else if (job_defer(j, a, jid) != WM_OK) {
+            taken = not_kept(p, &a, jid);
+        }
+        goto done;
+    }
+    /* A size the message states over --max-size: the cache will not keep it (GC-15). */
+    int64_t size = a->content ? (int64_t)a->content_len : a->size;
+    bool override = p->cfg->max_size > 0 && size > p->cfg->max_size;
+    bool pass = override || codec_wnm_cache_false(a);
+    if (!pass && !holds && !admissible(p, &a, jid, url)) goto done;
+    char centre[sizeof j->centre];
+    bool metadata = peer_gc_metadata(a);
+    peer_gc_centre(a, centre, sizeof centre);
+    if (!new_job(p, &a, jid, key, url, raw, &j, &taken)) goto done;
+    j->gc = true;
+    j->metadata = metadata;
+    j->passthrough = pass;
+    j->gc_override = override;
+    memcpy(j->centre, centre, sizeof centre);
+    if (pass)
+        job_pass(j);
+    else if (holds)
+        job_reannounce_held(j, &sum);
+    else
+        job_start(j);
+done:
+    free(url);
+    return taken;
+}
+
 bool peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_origin origin,
                 const struct journal_entry *raw)
 {
     char key[PATH_MAX];
     char *url = NULL;
     bool taken = true;
+    if (peer_gc_wants(p, a)) return gc_admit(p, a, jid, origin, raw);
     if (tree_clean_relpath(a->rel_path, key, sizeof key) != WM_OK) {
         reject(p, &a, jid, WM_REJECT_UNSAFE_PATH, "unsafe relPath");
         return true;
@@ -287,19 +409,8 @@ bool peer_admit(struct peer *p, struct announce *a, uint64_t jid, enum admit_ori
         reject(p, &a, jid, WM_REJECT_STALE, "older than the version held");
         goto done;
     }
-    if (!jid && p->journal && !journal_record(p, a, raw, &jid)) {
-        taken = not_kept(p, &a, 0);
-        goto done;
-    }
-    struct job *j = job_new(p, key, a, url);
-    if (!j || keep_origin(j, a, raw) != WM_OK || strmap_put(p->inflight, key, j) != WM_OK) {
-        if (j) j->a = NULL;
-        job_free(&j);
-        taken = not_kept(p, &a, jid);
-        goto done;
-    }
-    j->jid = jid;
-    atomic_fetch_add(&p->metrics.queue_depth, 1);
+    struct job *j = NULL;
+    if (!new_job(p, &a, jid, key, url, raw, &j, &taken)) goto done;
     /* A journaled or resent announcement whose file is already held was stored before a
      * restart, maybe without being announced: announce it (again) rather than fetch it again. */
     if (h == HOLDS_SAME)

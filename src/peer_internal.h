@@ -72,6 +72,15 @@ struct job {
     size_t ndeferred;
     struct wm_checksum verified; /* what the content hashed to, once verified */
     struct job *next_waiting;
+    /* A WIS2 message under the Global Cache rules (peer_gc.c): its key is data_id/pubtime. */
+    bool gc;
+    bool passthrough;          /* published again unchanged but its id, no data (cache false) */
+    bool gc_override;          /* passed on because the cache will not keep it (--max-size) */
+    bool metadata;             /* came on a metadata topic */
+    bool inline_tried;         /* its inline content was the fallback of a failed download */
+    bool gc_error_counted;     /* wmo_wis2_gc_downloaded_errors_total counted it */
+    bool gc_integrity_counted; /* wmo_wis2_gc_integrity_failed_total counted it */
+    char centre[96];           /* the centre_id label (SERIES_VALUE_MAX) */
 };
 
 /* An entry finished (re-announced and acknowledged, or refused) whose done record waits until
@@ -136,6 +145,7 @@ struct peer {
     struct loop_timer housekeeping;
     struct retention *retention;
     int exit_code;
+    struct series_table *series; /* the wmo_wis2_gc_* metrics; NULL without --centre-id */
     struct metrics metrics;
 };
 
@@ -207,6 +217,29 @@ void job_free(struct job **j);
 /* Commits a verified job's file, announces it and ends the job. */
 void job_store(struct job *j);
 void jobs_drop_all(struct peer *p);
+
+/* peer_gc.c: the WIS2 Global Cache rules (--centre-id). */
+WM_WARN_UNUSED enum wm_err peer_gc_start(struct peer *p);
+void peer_gc_stop(struct peer *p);
+/* Whether a is handled under the Global Cache rules: a WIS2 message, with --centre-id. */
+bool peer_gc_wants(const struct peer *p, const struct announce *a);
+/* True for what a Global Cache leaves alone: data/recommended topics. */
+bool peer_gc_ignored(const struct announce *a);
+bool peer_gc_metadata(const struct announce *a);
+/* The centre_id label of a: topic level 4, or properties.global-cache when it came on cache/. */
+void peer_gc_centre(const struct announce *a, char *out, size_t outlen);
+/* "<clean data_id>/<pubtime YYYYMMDDTHHMMSS[.fraction]>": where the version is stored, and its
+ * in-flight key. WM_ERR_UNSAFE (or another tree_clean_relpath error), WM_ERR_TOOBIG. */
+WM_WARN_UNUSED enum wm_err peer_gc_version_key(const struct announce *a, char *out, size_t outlen);
+/* The newest pubtime of the versions the tree holds beside key's. False when none. */
+bool peer_gc_newest(struct peer *p, const char *key, int64_t *newest_ns);
+/* Metrics: cached from url (NULL: taken inline); an attempt from url failed (count: the
+ * notification has failed, counted once per job); passed on uncached. */
+void peer_gc_cached(struct job *j, const char *url);
+void peer_gc_failed(struct job *j, const char *url, bool mismatch, bool count);
+void peer_gc_passed(struct job *j, bool override);
+/* peer_job.c: re-publishes a passed-through job's message with a new id, then ends the job. */
+void job_pass(struct job *j);
 
 /* Counters are read by the metrics page's thread. */
 static inline void peer_count(atomic_uint_fast64_t *counter, uint64_t n)

@@ -19,6 +19,7 @@
 #include "seen.h"
 #include "strmap.h"
 #include "tree_spares.h"
+#include "url.h"
 
 #define RETRY_MAX_DELAY_MS 30000
 /* Files announced this large, or found so as they come, are hashed on the hasher's thread,
@@ -177,11 +178,34 @@ static enum wm_err encode_announcement(struct job *j, struct announce *out, bool
     return e;
 }
 
+/* The digests a WIS2 message's integrity may name (its schema's enum). */
+static bool wis2_method(enum wm_sum m)
+{
+    return m == WM_SUM_SHA256 || m == WM_SUM_SHA384 || m == WM_SUM_SHA512 || m == WM_SUM_SHA3_256 ||
+           m == WM_SUM_SHA3_384 || m == WM_SUM_SHA3_512;
+}
+
+/* A file stored under another method (md5 from a v03 upstream, say) goes out as WIS2 with the
+ * SHA-512 of its stored bytes; *sum stays as it is when they cannot be read. */
+static void rehash(struct job *j, struct wm_checksum *sum)
+{
+    int fd = -1;
+    struct wm_checksum computed;
+    if (tree_open_file(j->peer->tree, j->key, &fd, NULL, NULL) != WM_OK) return;
+    if (integrity_of_fd(WM_SUM_SHA512, basename_of(j->key), fd, &computed) == WM_OK)
+        *sum = computed;
+    close(fd);
+}
+
 /* The announcement of what was stored, in the post format, and its topic. */
 static enum wm_err make_announcement(struct job *j, const struct wm_checksum *stored, char **text,
                                      size_t *len, char *topic, size_t topiclen)
 {
     struct peer *p = j->peer;
+    if (j->passthrough) {
+        enum wm_err e = codec_wnm_passthrough(j->a, text, len);
+        return e == WM_OK ? peer_post_topic(p, j->a, topic, topiclen) : e;
+    }
     struct announce *out = announce_clone(j->a);
     enum wm_err e = WM_ERR_NOMEM;
     if (!out) return e;
@@ -192,6 +216,18 @@ static enum wm_err make_announcement(struct job *j, const struct wm_checksum *st
     free(out->download_url);
     out->download_url = NULL;
     out->sum = *stored;
+    if (j->gc) {
+        /* Each version at its own URL, so that an update leaves the previous one served; the
+         * link's length is what is served there (both are checked by WIS2 subscribers). */
+        out->download_url = url_join(p->cfg->post_base_url, j->key);
+        out->global_cache = strdup(p->cfg->centre_id);
+        if (j->bytes > 0 || !j->inline_overflow) out->size = j->bytes;
+        if (!out->download_url || !out->global_cache) {
+            free(out->base_url);
+            out->base_url = NULL;
+        }
+    }
+    if (p->cfg->post_format == WM_FORMAT_WNM && !wis2_method(out->sum.method)) rehash(j, &out->sum);
     if (out->base_url) {
         bool attached = attach_inline(j, out);
         if ((e = encode_announcement(j, out, attached, text, len)) == WM_OK)
@@ -209,7 +245,13 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
     struct peer *p = j->peer;
     uint64_t jid = j->jid, id = 0;
     j->jid = 0; /* from here on the outbox finishes it */
-    peer_handled(p, j->key, stored);
+    if (j->passthrough) {
+        static const struct wm_checksum no_sum; /* as peer_admit.c remembers passed versions */
+        seen_add(p->handled, seen_key(j->key, &no_sum), peer_now_s());
+        if (p->seen) seen_add(p->seen, seen_key(j->key, &no_sum), peer_now_s());
+    } else {
+        peer_handled(p, j->key, stored);
+    }
     if (!p->outbox) {
         peer_journal_done(p, jid);
         return;
@@ -236,8 +278,9 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
                                  .topic_len = strlen(topic),
                                  .message = text,
                                  .len = len,
-                                 .key = j->key,
-                                 .key_len = strlen(j->key),
+                                 /* no file to look for when it is replayed */
+                                 .key = j->passthrough ? NULL : j->key,
+                                 .key_len = j->passthrough ? 0 : strlen(j->key),
                                  .sum = *stored,
                                  .origin = {.topic = j->origin_topic,
                                             .topic_len = j->origin_topic_len,
@@ -269,6 +312,16 @@ void job_reannounce_held(struct job *j, const struct wm_checksum *held)
     log_info("reannounced %s lag=%.3fs (held before a restart)", j->a->rel_path, peer_lag(j->a));
     peer_count(&j->peer->metrics.reannounced, 1);
     announce_stored(j, held);
+    job_finish(j);
+}
+
+void job_pass(struct job *j)
+{
+    log_info("passed %s lag=%.3fs (%s): published again uncached", j->a->rel_path, peer_lag(j->a),
+             j->gc_override ? "over --max-size" : "cache false");
+    peer_gc_passed(j, j->gc_override);
+    j->inline_overflow = true;
+    announce_stored(j, &j->a->sum);
     job_finish(j);
 }
 
@@ -370,6 +423,14 @@ static void retry_or_give_up(struct job *j, const char *why)
     struct peer *p = j->peer;
     int64_t waited = loop_now_ms(p->loop) - j->first_try_ms;
     j->attempts++;
+    if (j->gc && j->ndeferred > 0) {
+        /* The same version came with another link meanwhile: that one is tried instead. */
+        log_info("failed %s lag=%.3fs: %s; giving way to its other announcement", j->key,
+                 peer_lag(j->a), why);
+        peer_journal_done(p, j->jid);
+        job_finish(j);
+        return;
+    }
     if (waited >= (int64_t)(p->cfg->retry_for_s * 1000)) {
         log_warn("failed %s lag=%.3fs: %s; gave up after %d attempt(s) in %.0f s", j->a->rel_path,
                  peer_lag(j->a), why, j->attempts, (double)waited / 1000);
@@ -390,12 +451,13 @@ static void retry_or_give_up(struct job *j, const char *why)
 void job_store(struct job *j)
 {
     struct peer *p = j->peer;
-    bool inlined = j->a->content != NULL, stored;
+    bool inlined = j->a->content != NULL && (!j->gc || j->inline_tried), stored;
     if (commit_and_announce(j, &j->verified, inlined ? "inlined" : "downloaded", &stored) !=
         WM_OK) {
         retry_or_give_up(j, "cannot store");
         return;
     }
+    if (stored && j->gc) peer_gc_cached(j, inlined ? NULL : j->urls[j->next_url - 1]);
     if (stored && inlined) {
         peer_count(&p->metrics.inlined, 1);
     } else if (stored) {
@@ -444,6 +506,7 @@ static void store_inline(struct job *j)
     const struct wm_checksum *sum = e == WM_OK ? verified_sum(a, &computed) : NULL;
     if (!sum) {
         peer_count(&p->metrics.integrity_failures, 1);
+        if (j->gc) peer_gc_failed(j, NULL, true, true);
         log_warn("failed %s lag=%.3fs: inline content does not match its checksum", a->rel_path,
                  peer_lag(a));
         peer_journal_done(p, j->jid);
@@ -567,6 +630,8 @@ static const struct wm_checksum *check_transfer(struct job *j, enum wm_err err, 
         else
             snprintf(reason, rlen, "%s from %s", why, url);
         log_warn("download of %s failed: %s", j->a->rel_path, reason);
+        /* With inline content to fall back on, the notification has not failed yet. */
+        if (j->gc) peer_gc_failed(j, url, false, !j->a->content && !j->write_errno);
         return NULL;
     }
     const struct wm_checksum *sum = NULL;
@@ -575,6 +640,7 @@ static const struct wm_checksum *check_transfer(struct job *j, enum wm_err err, 
         peer_count(&p->metrics.integrity_failures, 1);
         snprintf(reason, rlen, "checksum mismatch from %s", url);
         log_warn("download of %s failed: %s", j->a->rel_path, reason);
+        if (j->gc) peer_gc_failed(j, url, true, true);
     }
     return sum;
 }
@@ -624,6 +690,14 @@ static void judge_transfer(struct job *j, enum wm_err err, long status, const ch
         if (try_next_source(j)) return;
         discard_tmp(j);
         stop_downloading(j);
+        if (j->gc && j->a->content && !j->inline_tried) {
+            /* The download was preferred so that the data server's metrics say how it does;
+             * the message's own copy serves now. */
+            j->inline_tried = true;
+            store_inline(j);
+            start_waiting(p);
+            return;
+        }
         retry_or_give_up(j, reason);
         start_waiting(p);
         return;
@@ -716,9 +790,13 @@ static void enqueue(struct job *j)
 
 void job_start(struct job *j)
 {
-    if (j->a->content)
+    /* A Global Cache downloads small files too (WIS2 test plan: the data server metrics move
+     * for them), and falls back on the inline copy. */
+    bool download_first = j->gc && url_is_http(j->urls[0]);
+    if (j->a->content && !download_first) {
+        j->inline_tried = true;
         store_inline(j);
-    else
+    } else
         enqueue(j);
 }
 

@@ -30,6 +30,9 @@ static const struct option_spec specs[] = {
     {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange"},
     {"subtopic", OPT_STRING, true, "S", "#", "subscribe to <exchange>/<prefix>/S"},
     {"post-format", OPT_STRING, false, "v03|array|wnm", "v03", "format of re-announcements"},
+    {"centre-id", OPT_STRING, false, "ID", NULL,
+     "act as the WIS2 Global Cache ID (e.g. xx-yyy-global-cache): WIS2 versions by data_id and "
+     "pubtime, cache false passed on, wmo_wis2_gc_* metrics"},
     {"post-exchange", OPT_STRING, false, "X", NULL,
      "first topic level of re-announcements (default: --exchange)"},
     {"post-topic-prefix", OPT_STRING, false, "P", NULL,
@@ -207,6 +210,12 @@ static int configure(struct options *o, struct peer_config *c)
     c->exchange = options_get(o, "exchange");
     c->topic_prefix = options_get(o, "topic-prefix");
     c->name = options_get(o, "name");
+    c->centre_id = options_get(o, "centre-id");
+    if (c->centre_id && (!*c->centre_id || strpbrk(c->centre_id, "/+# \"\\"))) {
+        fprintf(stderr, "wmesh peer: --centre-id wants a WIS2 centre-id such as "
+                        "xx-yyy-global-cache\n");
+        return -1;
+    }
     if (!c->dir || !options_get(o, "post-broker")) {
         fprintf(stderr, "wmesh peer: --dir and --post-broker are required (see --help)\n");
         return -1;
