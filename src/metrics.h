@@ -69,8 +69,9 @@ struct metrics {
     /* Brokers are added by the loop while the HTTP server's thread may render them: a broker's
      * label is written before nbrokers (release) counts it, and read after (acquire). */
     atomic_size_t nbrokers;
-    struct metrics_broker brokers[WM_MAX_BROKERS];    /* Series with run-time labels (the WIS2 metrics), rendered after the others; NULL: none.
-     * Set before the HTTP server starts. */
+    struct metrics_broker
+        brokers[WM_MAX_BROKERS]; /* Series with run-time labels (the WIS2 metrics), rendered after
+                                  * the others; NULL: none. Set before the HTTP server starts. */
     const struct series_table *series;
 };
 

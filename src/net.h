@@ -37,7 +37,7 @@ struct net_target {
     bool tunnel;
     /* MQTT over WebSockets: the upgrade's path (such as "/mqtt"), or NULL for none. */
     const char *ws_path;
-    int64_t timeout_ms;           /* for all the stages together; 0: 10 s */
+    int64_t timeout_ms; /* for all the stages together; 0: 10 s */
 };
 
 /* How a connect ended: err WM_OK with the connection up, or an error with why (one line,

@@ -35,8 +35,7 @@ struct series_table *series_table_new(size_t capacity)
     struct series_table *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->capacity = capacity;
-    if (!(t->all = calloc(capacity ? capacity : 1, sizeof *t->all)) ||
-        !(t->index = strmap_new())) {
+    if (!(t->all = calloc(capacity ? capacity : 1, sizeof *t->all)) || !(t->index = strmap_new())) {
         series_table_free(&t);
         return NULL;
     }

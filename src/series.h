@@ -19,8 +19,8 @@
 struct series_family {
     const char *name; /* full series name, such as "wmo_wis2_gc_downloaded_total" */
     const char *help;
-    bool counter;                                /* else a gauge */
-    const char *labels[SERIES_LABELS_MAX];       /* label names, NULL after the last */
+    bool counter;                          /* else a gauge */
+    const char *labels[SERIES_LABELS_MAX]; /* label names, NULL after the last */
 };
 
 struct series;

@@ -7,9 +7,10 @@
 
 static const struct series_family downloaded = {
     "wmo_wis2_gc_downloaded_total", "Files cached.", true, {"centre_id", "report_by", NULL}};
-static const struct series_family flag = {
-    "wmo_wis2_gc_dataserver_status_flag", "Last download worked.", false,
-    {"centre_id", "dataserver", NULL}};
+static const struct series_family flag = {"wmo_wis2_gc_dataserver_status_flag",
+                                          "Last download worked.",
+                                          false,
+                                          {"centre_id", "dataserver", NULL}};
 static const struct series_family plain = {"wmesh_x", "No labels.", false, {NULL}};
 
 static char *render(const struct series_table *t)
