@@ -221,7 +221,8 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/wmesh
 INSTALL ?= install
 EXAMPLES := examples/origin.conf examples/relay.conf examples/wis2-cache.conf \
-            examples/credentials.conf examples/mosquitto-peer.conf examples/acl
+            examples/credentials.conf examples/mosquitto-peer.conf examples/acl \
+            examples/wis2-broker.conf examples/wis2-broker.acl
 UNIT := wmesh-peer@.service
 
 .PHONY: uninstall

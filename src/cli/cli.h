@@ -10,5 +10,6 @@ int cmd_demo(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_clean(int argc, char **argv);
 int cmd_outbox(int argc, char **argv);
+int cmd_gb(int argc, char **argv);
 
 #endif

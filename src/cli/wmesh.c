@@ -22,6 +22,7 @@ static const struct {
     {"status", cmd_status, "show a running peer's brokers, counters, rates and lag"},
     {"clean", cmd_clean, "remove files older than a retention time from a tree"},
     {"outbox", cmd_outbox, "list a peer's set-aside announcements, or send them again"},
+    {"gb", cmd_gb, "run a WIS2 Global Broker: check and relay notifications, once each"},
     {"demo", cmd_demo, "run a three-peer mesh on this machine and check it"},
 };
 

@@ -13,7 +13,8 @@ ROOT=$T/root
 EX=$ROOT/usr/share/doc/wmesh/examples
 UNIT=$ROOT/usr/lib/systemd/system/wmesh-peer@.service
 MAN=$ROOT/usr/share/man/man1/wmesh.1.gz
-EXAMPLES="origin.conf relay.conf wis2-cache.conf credentials.conf mosquitto-peer.conf acl"
+EXAMPLES="origin.conf relay.conf wis2-cache.conf credentials.conf mosquitto-peer.conf acl
+    wis2-broker.conf wis2-broker.acl"
 
 # --- make install -------------------------------------------------------------------------------
 make -C "$REPO" --no-print-directory install DESTDIR="$ROOT" PREFIX=/usr >"$T/install.log" 2>&1 ||
@@ -31,7 +32,7 @@ for f in $EXAMPLES; do
     mode_is "$EX/$f" 644
 done
 others=$(find "$ROOT" -type f | sed "s|^$ROOT||" | sort)
-[ "$(wc -l <<<"$others")" -eq 9 ] || fail "unexpected files installed: $others"
+[ "$(wc -l <<<"$others")" -eq 11 ] || fail "unexpected files installed: $others"
 bad=$(find "$ROOT" \( -perm -o+w -o -perm -g+w \) -print)
 [ -z "$bad" ] || fail "group- or world-writable: $bad"
 note "installed: $(tr '\n' ' ' <<<"$others")"
@@ -59,7 +60,7 @@ for want in /etc/wmesh/NAME.conf '~/.config/wmesh/credentials.conf' /var/lib/wme
 done
 # Every option of every subcommand's --help, each in the section of its subcommand.
 checked=0
-for cmd in peer post serve sub status clean demo; do
+for cmd in peer post serve sub status clean gb demo; do
     grep -qx "  *wmesh $cmd" "$T/man.txt" || fail "the man page has no subsection for wmesh $cmd"
     awk -v c="wmesh $cmd" '$0 ~ "^ +wmesh [a-z]+$" { on = ($0 ~ c "$") } /^[A-Z]/ { on = 0 } on' \
         "$T/man.txt" >"$T/man-$cmd.txt"
@@ -219,6 +220,22 @@ note "origin -> relay through the example broker: $(wc -l <"$T/list") files"
 for name in origin relay wis2-cache; do
     alive "$name"
 done
+
+# examples/wis2-broker.conf: wmesh gb with this test's brokers for its placeholders.
+gb_port=$(free_port)
+mkdir -p "$T/wis2-broker"
+echo "$gb_port" >"$T/wis2-broker/http_port"
+"$WMESH" gb --config "$EX/wis2-broker.conf" --credentials "$T/credentials.conf" \
+    --node "io-wis2dev-11-test=mqtt://guest@127.0.0.1:$(broker_port up1)" \
+    --peer-broker "other-gb=mqtt://guest@127.0.0.1:$(broker_port up2)" \
+    --post-broker "mqtt://owner@127.0.0.1:$home_port" --http-listen "127.0.0.1:$gb_port" \
+    2>>"$T/wis2-broker.log" &
+track "$!"
+echo "$!" >"$T/wis2-broker/pid"
+wait_until 15 metric_is wis2-broker wmo_wis2_gb_connected_flag 2 ||
+    fail "wis2-broker: $(metric wis2-broker wmo_wis2_gb_connected_flag) of 2 links up"
+! grep -qiE 'error|fatal' "$T/wis2-broker.log" || fail "wis2-broker logged errors"
+note "examples/wis2-broker.conf: wmesh gb up, 2 links connected"
 
 # A configuration error names the file and the line.
 cp "$EX/relay.conf" "$T/broken.conf"
