@@ -1,10 +1,13 @@
 /* cli_common.c: helpers shared by the subcommands' argument handling. */
 #include "cli_common.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
+#include "credentials.h"
 #include "log.h"
 #include "options.h"
 #include "proxy.h"
@@ -98,6 +101,26 @@ static int mqtt_version(const struct options *o, const char *cmd, enum mqtt_prot
         return -1;
     }
     return 0;
+}
+
+int cli_credentials(const struct options *o, const char *cmd, struct credentials **c)
+{
+    const char *path = options_get(o, "credentials");
+    char def[4096];
+    const char *home = getenv("HOME");
+    bool explicit = path != NULL;
+    *c = NULL;
+    if (!path && home) {
+        snprintf(def, sizeof def, "%s/.config/wmesh/credentials.conf", home);
+        path = def;
+    }
+    if (!path) return 0;
+    enum wm_err e;
+    char why[512];
+    *c = credentials_load(path, &e, why, sizeof why);
+    if (*c || (e == WM_ERR_NOTFOUND && !explicit)) return 0;
+    fprintf(stderr, "wmesh %s: credentials: %s\n", cmd, why);
+    return -1;
 }
 
 int cli_proxies(const struct options *o, const char *cmd, const struct credentials *creds,

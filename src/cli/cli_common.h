@@ -44,6 +44,10 @@ int cli_link_options(const struct options *o, const char *cmd, struct mqtt_optio
 
 struct credentials;
 struct proxy_config;
+/* Loads --credentials of command cmd, or ~/.config/wmesh/credentials.conf when it exists; *c
+ * stays NULL when there is none. Returns -1 after one line on stderr when the file cannot be
+ * used (unreadable, readable by others, malformed). */
+int cli_credentials(const struct options *o, const char *cmd, struct credentials **c);
 /* The proxies of command cmd (--proxy, --no-proxy, the environment's variables; passwords from
  * creds, which may be NULL) into *out, which the caller clears with proxy_config_clear; one
  * line logged when any proxy applies. Returns -1 after one line on stderr naming cmd and what

@@ -183,20 +183,6 @@ static int read_nodes_file(struct links *l, const struct credentials *cred, cons
     return rc;
 }
 
-/* Loads --credentials, or the default file when it exists. *c stays NULL when there is none. */
-static int credentials(struct options *o, struct credentials **c)
-{
-    const char *path = options_get(o, "credentials");
-    const char *home = getenv("HOME");
-    char def[4096], why[512];
-    enum wm_err e;
-    if (!path && home) snprintf(def, sizeof def, "%s/.config/wmesh/credentials.conf", home);
-    *c = credentials_load(path ? path : def, &e, why, sizeof why);
-    if (*c || (!path && (e == WM_ERR_NOTFOUND || !home))) return 0;
-    fprintf(stderr, "wmesh gb: credentials: %s\n", why);
-    return -1;
-}
-
 static int numbers(struct options *o, struct gb_config *c)
 {
     double window, capacity, pending;
@@ -261,7 +247,7 @@ int cmd_gb(int argc, char **argv)
     }
     struct mqtt_options mo = {0};
     if (numbers(o, &c) != 0 || cli_set_logging(o) != 0 || cli_link_options(o, "gb", &mo) != 0 ||
-        credentials(o, &cred) != 0 || cli_proxies(o, "gb", cred, &proxies) != 0 ||
+        cli_credentials(o, "gb", &cred) != 0 || cli_proxies(o, "gb", cred, &proxies) != 0 ||
         all_links(o, cred, &links) != 0)
         goto done;
     if (!(post = credentials_apply(cred, options_get(o, "post-broker")))) goto done;

@@ -248,26 +248,6 @@ static int configure(struct options *o, struct peer_config *c)
     return numbers(o, c);
 }
 
-/* Loads --credentials, or the default file when it exists. *c stays NULL when there is none. */
-static int load_credentials(struct options *o, struct credentials **c)
-{
-    const char *path = options_get(o, "credentials");
-    char def[4096];
-    const char *home = getenv("HOME");
-    bool explicit = path != NULL;
-    if (!path && home) {
-        snprintf(def, sizeof def, "%s/.config/wmesh/credentials.conf", home);
-        path = def;
-    }
-    if (!path) return 0;
-    enum wm_err e;
-    char why[512];
-    *c = credentials_load(path, &e, why, sizeof why);
-    if (*c || (e == WM_ERR_NOTFOUND && !explicit)) return 0;
-    fprintf(stderr, "wmesh peer: credentials: %s\n", why);
-    return -1;
-}
-
 /* The broker URLs with the passwords the credentials file holds for them; the caller frees
  * each string and the array. */
 static char **resolve_urls(const struct credentials *cred, const char **urls, size_t n)
@@ -294,7 +274,8 @@ int cmd_peer(int argc, char **argv)
     struct credentials *cred = NULL;
     struct proxy_config proxies = {0};
     int rc = 2;
-    if (!f || configure(o, &c) != 0 || build_filter(o, f) != 0 || load_credentials(o, &cred) != 0)
+    if (!f || configure(o, &c) != 0 || build_filter(o, f) != 0 ||
+        cli_credentials(o, "peer", &cred) != 0)
         goto done;
     if (cli_set_logging(o) != 0 || cli_proxies(o, "peer", cred, &proxies) != 0) goto done;
     c.proxies = &proxies;
