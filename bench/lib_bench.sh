@@ -13,6 +13,7 @@
 #   start_counter NAME BROKER N    mosquitto_sub -C of N announcements with their arrival times
 #                                  ("%U topic payload") into $T/NAME.arrivals; returns once it
 #                                  is subscribed. counted NAME, counter_done NAME N, last_arrival
+#   start_listener NAME BROKER COUNT TOPIC...  the same for any topics (COUNT 0: no end)
 #   cpu_seconds PID..., thread_cpu PID, kib PID FIELD (VmHWM, VmRSS), age_over PID SECONDS
 #   ms_stats                       p50, p99 and max in ms of the seconds on stdin
 #   ratio A B, per_second N SECONDS, detail MSG, summary SCENARIO KEY=VALUE...
@@ -203,19 +204,33 @@ publish_feed() {
 # "%U topic payload" of N of them. Subscribed once a retained message on a topic of its own
 # comes back (so it counts N + 1 messages in all, that one included).
 start_counter() {
-    local name=$1 port
+    start_listener "$1" "$2" $(($3 + 1)) 'xpublic/v03/post/#'
+    echo "$3" >"$T/$1/target"
+}
+
+# start_listener NAME BROKER COUNT TOPIC...: subscribes (QoS 1, as guest) to the TOPICs and to
+# a topic of its own on BROKER, and records "%U topic payload" of what comes into
+# $T/NAME.arrivals: COUNT messages, then it exits (0: until stopped). Returns once subscribed
+# (its own retained message came back: one of the COUNT).
+start_listener() {
+    local name=$1 port count=$3 topic
+    local -a args=()
     port=$(broker_port "$2")
+    shift 3
+    for topic in "$@"; do
+        args+=(-t "$topic")
+    done
+    [ "$count" -gt 0 ] && args+=(-C "$count")
     mkdir -p "$T/$name"
     mosquitto_pub -h 127.0.0.1 -p "$port" -u owner -P ownerpw -i "ready-$name-$$" -q 1 -r \
-        -t "xpublic/bench/ready/$name" -m ready || fail "cannot publish on $2"
+        -t "xpublic/bench/ready/$name" -m ready || fail "cannot publish on $port"
     mosquitto_sub -h 127.0.0.1 -p "$port" -u guest -P guestpw -i "count-$name-$$" -q 1 \
-        -C $(($3 + 1)) -F '%U %t %p' -t 'xpublic/v03/post/#' -t "xpublic/bench/ready/$name" \
+        -F '%U %t %p' "${args[@]}" -t "xpublic/bench/ready/$name" \
         >"$T/$name.arrivals" 2>>"$T/$name.log" &
     track "$!"
     echo "$!" >"$T/$name/pid"
-    echo "$3" >"$T/$name/target"
     wait_until 10 grep -q "^[0-9.]* xpublic/bench/ready/$name " "$T/$name.arrivals" ||
-        fail "counter $name did not subscribe to $2"
+        fail "$name did not subscribe on port $port"
 }
 
 # counted NAME: announcements recorded so far.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# run.sh: runs the benchmarks (all, or those named: relay latency large memory serve wan gb),
+# run.sh: runs the benchmarks (all, or those named: relay latency large memory serve wan gb gc),
 # then prints a line of machine facts and one summary line per scenario. A poor figure is
 # reported, not failed; the exit status is non-zero only when a scenario could not run.
 #   WMESH=build/wmesh BENCH_SCALE=full|small sh bench/run.sh [SCENARIO...]   (or: make bench)
@@ -10,7 +10,7 @@ BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 : "${WMESH_BENCH_TOOLS:=$BENCH_DIR/../build/bench}"
 : "${WMESH_TOOLS:=$BENCH_DIR/../build/tools}"
 : "${BENCH_SCALE:=full}"
-ALL="relay latency large memory serve wan gb"
+ALL="relay latency large memory serve wan gb gc"
 scenarios=${*:-$ALL}
 
 scripts=""
