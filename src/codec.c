@@ -258,6 +258,11 @@ enum wm_err codec_encode(const struct announce *a, enum wm_format fmt, char **ou
     if (!a || !field_ok(a->base_url) || !field_ok(a->rel_path)) return WM_ERR_INVAL;
     if (a->retrieve_path && !field_ok(a->retrieve_path)) return WM_ERR_INVAL;
     if (a->extra && !wm_json_is_object(a->extra)) return WM_ERR_INVAL;
+    /* A digest that did not decode (a WIS2 message's, refused only after its download) has no
+     * form in the formats that carry the value itself. */
+    bool partial =
+        integrity_is_digest(a->sum.method) && a->sum.len != integrity_digest_len(a->sum.method);
+    if (partial && fmt != WM_FORMAT_WNM) return WM_ERR_METHOD;
     struct wm_json *root = NULL;
     struct announce view;
     enum wm_err err;
