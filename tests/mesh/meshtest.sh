@@ -359,7 +359,7 @@ fault_drop() {
     # in flight, not its max_inflight_messages, and would hold every message for it.
     MESH_V311=$s mesh_up "$MESH_N" "$ups"
     kill -STOP "${PEER_PID[$s]}"
-    note "drop: h$s stopped; brokers of $ups keep $MESH_DROP_QUEUE messages"
+    note "drop: h$s stopped; brokers of h${ups// /,h} keep $MESH_DROP_QUEUE messages"
     inject "$MESH_DROP_FILES" p1 "$s"
     # shellcheck disable=SC2086
     wait_until "$MESH_CONVERGE_S" all_hold "$T/p1.files" $others
@@ -372,7 +372,7 @@ fault_drop() {
     for u in $ups; do
         grep -q 'dropped' "$T/b$u.log" 2>/dev/null && drops=$((drops + 1))
     done
-    say "meshtest fault-drop: n=$MESH_N files=$want host=h$s upstreams=$(echo "h$ups" | sed "s/ /,h/g") max_queued=$MESH_DROP_QUEUE brokers_that_dropped=$drops held_after_${MESH_RETURN_S}s=$got others_short=${rest:-none}"
+    say "meshtest fault-drop: n=$MESH_N files=$want host=h$s upstreams=h${ups// /,h} max_queued=$MESH_DROP_QUEUE brokers_that_dropped=$drops held_after_${MESH_RETURN_S}s=$got others_short=${rest:-none}"
     verdict catchup fault-drop "$ok" "h$s behind dropping brokers: $got/$want files ${MESH_RETURN_S}s" \
         "after it resumed; other peers:${rest:- all complete}"
     live drop "$s" "it resumed" "$s"
