@@ -128,6 +128,15 @@ _check: $(PROG) unit integration fuzz-smoke
 _demo: $(PROG)
 	$(PROG) demo
 
+# A mesh of MESH_N hosts (network namespaces, as root) under topologies and faults; not part of
+# check: tests/mesh/README.md. MESH_N=5 MESH_QUICK=1 runs in under a minute.
+.PHONY: meshtest _meshtest
+meshtest: deps
+	@$(MAKE) --no-print-directory _meshtest
+
+_meshtest: $(PROG)
+	@WMESH=$(abspath $(PROG)) bash tests/mesh/meshtest.sh
+
 # Allocation-failure torture (tests/torture/README.md): build/torture/wmesh (ASan + UBSan, its
 # allocations through tests/torture/failalloc.c) relays A -> B -> C with each allocation site B
 # reaches failing once in turn. `make torture TORTURE_SAMPLE=24` runs a seeded sample of cases
