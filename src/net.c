@@ -689,10 +689,24 @@ static ssize_t raw_writev(struct net_conn *c, const struct iovec *iov, size_t n)
     int e = errno;
     if (io == TLS_DONE) return (ssize_t)put;
     if (io == TLS_WANT_READ) c->write_wants_read = true;
-    if (io == TLS_WANT_READ || io == TLS_WANT_WRITE)
+    if (io == TLS_WANT_READ || io == TLS_WANT_WRITE) {
         errno = EAGAIN;
-    else
-        errno = io == TLS_CLOSED || e == ECONNRESET || e == EPIPE ? EPIPE : EPROTO;
+        return -1;
+    }
+    if (io == TLS_CLOSED || e == ECONNRESET || e == EPIPE) {
+        /* The server may have said why before it closed (under TLS 1.3 a refused client
+         * certificate is an alert after the handshake): read it, so that the error names it
+         * rather than a broken pipe. */
+        char scratch[512];
+        size_t got = 0;
+        if (tls_read(c->tls, scratch, sizeof scratch, &got) == TLS_FAILED && tls_alert(c->tls)) {
+            errno = EPROTO;
+            return -1;
+        }
+        errno = EPIPE;
+        return -1;
+    }
+    errno = EPROTO;
     return -1;
 }
 

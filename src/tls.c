@@ -22,6 +22,7 @@ struct tls_config {
 struct tls_conn {
     SSL *ssl; /* holds a reference to its context */
     char error[256];
+    bool alert; /* the last failure was an alert the peer sent */
 };
 
 /* What a server's alert says about our client certificate, for error e: the raw alert names
@@ -54,6 +55,8 @@ static const char *client_cert_hint(const struct tls_conn *c, unsigned long e)
 static void take_error(struct tls_conn *c, const char *what)
 {
     unsigned long e = ERR_get_error();
+    /* OpenSSL reports an alert received as reason SSL_AD_REASON_OFFSET + its code. */
+    c->alert = e && ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET;
     char text[200] = "";
     if (e) ERR_error_string_n(e, text, sizeof text);
     long verify = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
@@ -355,4 +358,9 @@ size_t tls_pending(const struct tls_conn *c)
 const char *tls_error(const struct tls_conn *c)
 {
     return c ? c->error : "";
+}
+
+bool tls_alert(const struct tls_conn *c)
+{
+    return c && c->alert;
 }

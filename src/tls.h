@@ -4,6 +4,7 @@
 #ifndef WMESH_TLS_H
 #define WMESH_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -62,5 +63,7 @@ enum tls_io tls_write(struct tls_conn *c, const void *buf, size_t n, size_t *put
 size_t tls_pending(const struct tls_conn *c);
 /* The reason of the last TLS_FAILED, such as "certificate verify failed"; "" when none. */
 const char *tls_error(const struct tls_conn *c);
+/* Whether the last TLS_FAILED was an alert the peer sent (a refused client certificate...). */
+bool tls_alert(const struct tls_conn *c);
 
 #endif
