@@ -208,6 +208,21 @@ char *metrics_render(const struct metrics *m, size_t *len)
     gauge(&o, "wmesh_outbox_full",
           "Whether the outbox is full (1), which pauses reading from upstream brokers.",
           (double)atomic_load(&m->outbox_full));
+    counter(&o, "wmesh_catchup_logged_total", "Announcements recorded in this peer's catch-up log.",
+            get(&m->catchup_logged));
+    counter(&o, "wmesh_catchup_requests_total", "Requests to upstreams' catch-up logs.",
+            get(&m->catchup_requests));
+    counter(&o, "wmesh_catchup_records_total",
+            "Announcements fetched from upstreams' catch-up logs and admitted.",
+            get(&m->catchup_records));
+    counter(&o, "wmesh_catchup_gaps_total",
+            "Times announcements were found missed (a seq that never came, a lost session).",
+            get(&m->catchup_gaps));
+    counter(&o, "wmesh_catchup_lost_total",
+            "Times an upstream's log no longer held records this peer had missed.",
+            get(&m->catchup_lost));
+    counter(&o, "wmesh_catchup_bad_total",
+            "Catch-up statuses and records that could not be read.", get(&m->catchup_bad));
     counter(&o, "wmesh_retries_total", "Downloads scheduled again after every source failed.",
             get(&m->retries));
     counter(&o, "wmesh_retention_removed_total", "Files removed for being older than --retention.",

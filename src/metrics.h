@@ -62,6 +62,13 @@ struct metrics {
     atomic_uint_fast64_t outbox_refusals;  /* attempts the post broker refused */
     atomic_uint_fast64_t outbox_set_aside; /* entries set aside after their retries */
     atomic_uint_fast64_t rejected[WM_REJECT_COUNT];
+    /* Catch-up (peer_catchup.c). */
+    atomic_uint_fast64_t catchup_logged;   /* records written to our log */
+    atomic_uint_fast64_t catchup_requests; /* requests to upstreams' logs */
+    atomic_uint_fast64_t catchup_records;  /* records fetched and admitted */
+    atomic_uint_fast64_t catchup_gaps;     /* missed announcements found (gaps, lost sessions) */
+    atomic_uint_fast64_t catchup_lost;     /* an upstream's log no longer held what we missed */
+    atomic_uint_fast64_t catchup_bad;      /* statuses and records that could not be read */
     atomic_int_fast64_t queue_depth;     /* announcements admitted, not yet finished */
     atomic_int_fast64_t last_message_ns; /* wall clock of the last message received */
     struct metrics_histogram lag;        /* pubTime to arrival */

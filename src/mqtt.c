@@ -44,6 +44,7 @@ struct outmsg {
     uint16_t packet_id; /* 0 until first sent; kept when sent again (MQTT-4.4.0-1) */
     bool sent_before;   /* sent on an earlier connection: DUP when resent */
     bool alone;         /* sent only when nothing else is in flight (mqtt_publish_alone) */
+    bool retain;        /* the broker keeps it for later subscribers (mqtt_publish_retained) */
     size_t len;
     char *topic; /* topic and payload share one allocation after the struct */
     unsigned char *payload;
@@ -298,6 +299,7 @@ static void send_publishes(struct mqtt_link *l)
                                    .payload = m->payload,
                                    .len = m->len,
                                    .qos = 1,
+                                   .retain = m->retain,
                                    .dup = m->sent_before,
                                    .packet_id = m->packet_id,
                                    .content_type =
@@ -998,7 +1000,7 @@ void mqtt_link_free(struct mqtt_link **lp)
 }
 
 static enum wm_err enqueue(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
-                           uint64_t tag, bool alone)
+                           uint64_t tag, bool alone, bool retain)
 {
     if (!l || !topic || !topic[0] || strpbrk(topic, "+#") || (len && !payload)) return WM_ERR_INVAL;
     size_t tlen = strlen(topic);
@@ -1012,7 +1014,7 @@ static enum wm_err enqueue(struct mqtt_link *l, const char *topic, const void *p
     if (e != WM_OK) return e;
     struct outmsg *m = malloc(sizeof *m + tlen + 1 + len);
     if (!m) return WM_ERR_NOMEM;
-    *m = (struct outmsg){.len = len, .alone = alone};
+    *m = (struct outmsg){.len = len, .alone = alone, .retain = retain};
     m->topic = (char *)(m + 1);
     memcpy(m->topic, topic, tlen + 1);
     m->payload = (unsigned char *)m->topic + tlen + 1;
@@ -1032,13 +1034,19 @@ static enum wm_err enqueue(struct mqtt_link *l, const char *topic, const void *p
 enum wm_err mqtt_publish(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
                          uint64_t tag)
 {
-    return enqueue(l, topic, payload, len, tag, false);
+    return enqueue(l, topic, payload, len, tag, false, false);
+}
+
+enum wm_err mqtt_publish_retained(struct mqtt_link *l, const char *topic, const void *payload,
+                                  size_t len, uint64_t tag)
+{
+    return enqueue(l, topic, payload, len, tag, false, true);
 }
 
 enum wm_err mqtt_publish_alone(struct mqtt_link *l, const char *topic, const void *payload,
                                size_t len, uint64_t tag)
 {
-    return enqueue(l, topic, payload, len, tag, true);
+    return enqueue(l, topic, payload, len, tag, true, false);
 }
 
 void mqtt_flush(struct mqtt_link *l)

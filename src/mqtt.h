@@ -112,6 +112,11 @@ WM_WARN_UNUSED enum wm_err mqtt_publish(struct mqtt_link *link, const char *topi
 WM_WARN_UNUSED enum wm_err mqtt_publish_alone(struct mqtt_link *link, const char *topic,
                                               const void *payload, size_t len, uint64_t tag);
 
+/* mqtt_publish with the retain flag: the broker keeps the message (the last one per topic) for
+ * whoever subscribes later. */
+WM_WARN_UNUSED enum wm_err mqtt_publish_retained(struct mqtt_link *link, const char *topic,
+                                                 const void *payload, size_t len, uint64_t tag);
+
 /* Writes what is queued now rather than in the link's pre-wait hook (for publishes queued by a
  * later hook in the same turn). Honours gating. */
 void mqtt_flush(struct mqtt_link *link);

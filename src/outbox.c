@@ -19,6 +19,7 @@
 #define ID_MASK ((UINT64_C(1) << ID_BITS) - 1)
 #define MAX_ATTEMPTS 255
 #define RETRY_MAX_MS 60000
+#define STATUS_TAG 0 /* entry ids are nonzero: tag 0 is the catch-up status */
 
 /* A refused entry waiting for its next attempt: the link has dropped it, so it is kept here. */
 struct retry {
@@ -46,6 +47,7 @@ struct outbox {
     size_t entries;
     uint64_t bytes;
     bool full;
+    bool status_pending; /* a status is on its way: a newer one waits for it */
     /* Refused entries waiting, in no order: one timer, due at the earliest of them, serves
      * them all, however many a broker refuses at once. */
     struct retry *waiting;
@@ -211,6 +213,12 @@ static void on_published(void *arg, struct mqtt_link *link, const struct mqtt_pu
 {
     struct outbox *o = arg;
     (void)link;
+    if (p->tag == STATUS_TAG) {
+        /* A status is replaced by the next one: nothing to retry or set aside. */
+        o->status_pending = false;
+        if (p->why) log_warn("the post broker refused the catch-up status on %s: %s", p->topic, p->why);
+        return;
+    }
     if (p->why) {
         refused(o, p);
         return;
@@ -220,6 +228,16 @@ static void on_published(void *arg, struct mqtt_link *link, const struct mqtt_pu
 }
 
 /* ---- the outbox ---- */
+
+enum wm_err outbox_publish_status(struct outbox *o, const char *topic, const void *message,
+                                  size_t len)
+{
+    if (!o || !topic) return WM_ERR_INVAL;
+    if (o->status_pending) return WM_ERR_EXISTS;
+    enum wm_err e = mqtt_publish_retained(o->link, topic, message, len, STATUS_TAG);
+    if (e == WM_OK) o->status_pending = true;
+    return e;
+}
 
 struct outbox *outbox_new(struct loop *loop, const struct outbox_options *opt,
                           outbox_ended_fn ended, void *arg, struct metrics *m, enum wm_err *err)

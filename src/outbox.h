@@ -46,6 +46,12 @@ void outbox_free(struct outbox **o);
 WM_WARN_UNUSED enum wm_err outbox_add(struct outbox *o, uint64_t id, const char *topic,
                                       const void *message, size_t len);
 
+/* Publishes the peer's catch-up status (docs/CATCHUP.md): retained, not an entry, never retried
+ * or set aside (the next status replaces it). WM_ERR_EXISTS while the previous one is still on
+ * its way: the caller publishes the newer state later. */
+WM_WARN_UNUSED enum wm_err outbox_publish_status(struct outbox *o, const char *topic,
+                                                 const void *message, size_t len);
+
 /* Whether the caller may take more work in. With a hysteresis: once full (max_entries or
  * max_bytes reached), room comes back only below half of both. */
 bool outbox_has_room(struct outbox *o);

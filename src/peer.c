@@ -22,6 +22,7 @@
 #include "loop.h"
 #include "mqtt.h"
 #include "outbox.h"
+#include "peer_catchup.h"
 #include "peer_internal.h"
 #include "retention.h"
 #include "seen.h"
@@ -73,9 +74,8 @@ void peer_backpressure(struct peer *p)
         mqtt_set_reading(p->up[i].link, want);
 }
 
-/* A message as it came, or as the journal kept it, to an announcement that knows its topic. */
-static enum wm_err decode(const struct journal_entry *m, struct announce **a, char *why,
-                          size_t whylen)
+enum wm_err peer_decode(const struct journal_entry *m, struct announce **a, char *why,
+                        size_t whylen)
 {
     enum wm_err e = codec_decode(m->payload, m->len, a, why, whylen);
     if (e != WM_OK || !m->topic) return e;
@@ -92,6 +92,7 @@ static bool on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
     struct upstream *u = arg;
     struct peer *p = u->peer;
     (void)link;
+    if (peer_catchup_status(p, (size_t)(u - p->up), msg)) return true;
     peer_count(&p->metrics.brokers[u->metric].received, 1);
     atomic_store(&p->metrics.last_message_ns, loop_wall_ns());
     if (msg->len > p->cfg->max_message) {
@@ -106,7 +107,7 @@ static bool on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
                                 .len = msg->len};
     struct announce *a = NULL;
     char why[200];
-    enum wm_err e = decode(&raw, &a, why, sizeof why);
+    enum wm_err e = peer_decode(&raw, &a, why, sizeof why);
     if (e == WM_ERR_NOMEM) {
         log_error("cannot take a message on %s: out of memory", msg->topic);
         return false; /* unacknowledged: the broker sends it again */
@@ -119,6 +120,7 @@ static bool on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
         return true;
     }
     if (msg->dup) peer_count(&p->metrics.resent, 1);
+    peer_catchup_received(p, (size_t)(u - p->up), a);
     bool taken = peer_admit(p, a, 0, msg->dup ? ADMIT_RESENT : ADMIT_FRESH, &raw);
     peer_backpressure(p);
     return taken;
@@ -127,7 +129,7 @@ static bool on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
 static void on_upstream_state(void *arg, struct mqtt_link *link, bool session_present)
 {
     struct upstream *u = arg;
-    (void)session_present;
+    if (mqtt_connected(link)) peer_catchup_connected(u->peer, (size_t)(u - u->peer->up), session_present);
     atomic_store(&u->peer->metrics.brokers[u->metric].connected, mqtt_connected(link) ? 1 : 0);
 }
 
@@ -159,6 +161,7 @@ static void housekeeping(void *arg)
         seen_expire(p->seen, peer_now_s());
         seen_save(p->seen, p->seen_path);
     }
+    peer_catchup_housekeeping(p);
 }
 
 /* ---- set-up ---- */
@@ -193,7 +196,7 @@ static void derive_client_id(const struct peer_config *cfg, const char *dir, cha
 
 static enum wm_err subscriptions(const struct peer_config *c, char ***out)
 {
-    char **subs = calloc(c->nsubtopics + 1, sizeof *subs);
+    char **subs = calloc(c->nsubtopics + 2, sizeof *subs);
     if (!subs) return WM_ERR_NOMEM;
     *out = subs; /* NULL-terminated as it fills: the caller frees what was made */
     for (size_t i = 0; i < c->nsubtopics; i++) {
@@ -205,8 +208,8 @@ static enum wm_err subscriptions(const struct peer_config *c, char ***out)
                  c->share_group ? c->share_group : "", c->share_group ? "/" : "", c->exchange,
                  c->topic_prefix, c->topic_prefix[0] ? "/" : "", c->subtopics[i]);
     }
-    *out = subs;
-    return WM_OK;
+    /* Last, so that subs[0 .. nsubtopics) stay the announcements' filters. */
+    return peer_catchup_subscription(c, &subs[c->nsubtopics]);
 }
 
 static enum wm_err start_upstreams(struct peer *p, const char *client_id)
@@ -223,7 +226,8 @@ static enum wm_err start_upstreams(struct peer *p, const char *client_id)
                                  .client_id = client_id,
                                  .clean_session = false,
                                  .subscriptions = (const char *const *)subs,
-                                 .nsubscriptions = p->cfg->nsubtopics,
+                                 .nsubscriptions = p->cfg->nsubtopics +
+                                                   (subs[p->cfg->nsubtopics] ? 1 : 0),
                                  .protocol = p->cfg->mqtt_version,
                                  .cafile = p->cfg->cafile,
                                  .certfile = p->cfg->certfile,
@@ -242,6 +246,7 @@ static enum wm_err start_upstreams(struct peer *p, const char *client_id)
         u->metric = metrics_add_broker(&p->metrics, mqtt_label(u->link));
         if (u->metric < 0) e = WM_ERR_TOOBIG;
     }
+    if (e == WM_OK) e = peer_catchup_begin(p, subs, p->cfg->nsubtopics);
     for (size_t i = 0; subs && subs[i]; i++)
         free(subs[i]);
     free(subs);
@@ -335,7 +340,7 @@ static void replay_outbox(struct peer *p, uint64_t id, const void *record, size_
         return;
     }
     struct announce *a = NULL;
-    enum wm_err e = o.origin.payload ? decode(&o.origin, &a, why, sizeof why) : WM_ERR_NOTFOUND;
+    enum wm_err e = o.origin.payload ? peer_decode(&o.origin, &a, why, sizeof why) : WM_ERR_NOTFOUND;
     if (e == WM_OK) {
         peer_admit(p, a, id, ADMIT_REPLAYED, &o.origin);
         return;
@@ -372,7 +377,7 @@ static void replay_one(void *arg, uint64_t id, const void *record, size_t len)
         return;
     }
     /* Decoded exactly as a live message: the same payload, the same topic. */
-    enum wm_err e = decode(&entry, &a, why, sizeof why);
+    enum wm_err e = peer_decode(&entry, &a, why, sizeof why);
     if (e == WM_ERR_NOMEM) {
         peer_orphan(p, id);
         return;
@@ -570,6 +575,7 @@ static enum wm_err start(struct peer *p, char *client_id, size_t idlen)
      * it (peer_sync.c says why). */
     if ((e = peer_sync_start(p))) return e;
     if ((e = start_post(p, client_id))) return e;
+    if ((e = peer_catchup_start(p, client_id))) return e;
     /* Connections are kept per server and never traded between servers below the total cap:
      * over a long round trip a new connection costs a round trip more (two with TLS), and
      * downloads beyond the connections are pipelined or wait in their server's queue. */
@@ -629,6 +635,7 @@ static void stop(struct peer *p)
     hasher_free(&p->hasher); /* first: it reads the files of the jobs dropped next */
     if (p->inflight) jobs_drop_all(p);
     fetch_free(&p->fetcher);
+    peer_catchup_stop(p); /* after the fetcher (its transfers) and the server (its pages) */
     if (p->seen && seen_save(p->seen, p->seen_path) != WM_OK)
         log_warn("seen-cache not saved: it starts empty next time");
     seen_free(&p->seen);

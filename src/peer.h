@@ -63,6 +63,13 @@ struct peer_config {
     int outbox_retries;          /* attempts after a refusal before one is set aside */
     double retention_s;          /* remove files older than this; 0: keep everything */
     bool survive_power_loss;     /* fdatasync the journal and syncfs the tree every turn */
+    /* Catch-up (docs/CATCHUP.md): keep and serve a log of our announcements, and fetch what we
+     * missed from our upstreams' logs. */
+    bool catchup;
+    bool catchup_seq;          /* put (peer, epoch, seq) in each re-announcement */
+    const char *catchup_id;    /* NULL: from the client id */
+    double catchup_window_s;   /* a new upstream's log is read this far back; 0: --lag-drop */
+    double catchup_keep_s;     /* the log keeps records this long; 0: 24 h */
     /* The protocol of every broker link, upstream and post. */
     enum mqtt_protocol mqtt_version;
     const struct proxy_config *proxies; /* for every connection (proxy.h); NULL: none */

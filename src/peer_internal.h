@@ -29,6 +29,7 @@ struct journal_batch;
 struct hasher;
 struct hasher_task;
 struct outbox;
+struct peer_catchup;
 
 /* An announcement waiting behind the job for another version of the same file. */
 struct deferred {
@@ -146,6 +147,7 @@ struct peer {
     struct retention *retention;
     int exit_code;
     struct series_table *series; /* the wmo_wis2_gc_* metrics; NULL without --centre-id */
+    struct peer_catchup *catchup; /* NULL with --catchup no (peer_catchup.c) */
     struct metrics metrics;
 };
 
@@ -194,6 +196,10 @@ void peer_handled(struct peer *p, const char *key, const struct wm_checksum *sum
 
 /* peer.c */
 double peer_lag(const struct announce *a);
+/* A message as it came, or as the journal or a catch-up log kept it, to an announcement that
+ * knows its topic. */
+WM_WARN_UNUSED enum wm_err peer_decode(const struct journal_entry *m, struct announce **a,
+                                       char *why, size_t whylen);
 /* Re-evaluates whether upstream brokers are read (jobs in hand, outbox room). */
 void peer_backpressure(struct peer *p);
 /* The topic to re-announce a on (--post-exchange, --post-topic-prefix, --post-topic). */

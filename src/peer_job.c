@@ -15,6 +15,7 @@
 #include "loop.h"
 #include "mqtt.h"
 #include "outbox.h"
+#include "peer_catchup.h"
 #include "peer_internal.h"
 #include "seen.h"
 #include "strmap.h"
@@ -198,8 +199,9 @@ static void rehash(struct job *j, struct wm_checksum *sum)
 }
 
 /* The announcement of what was stored, in the post format, and its topic. */
-static enum wm_err make_announcement(struct job *j, const struct wm_checksum *stored, char **text,
-                                     size_t *len, char *topic, size_t topiclen)
+static enum wm_err make_announcement(struct job *j, const struct wm_checksum *stored,
+                                     uint64_t seq, char **text, size_t *len, char *topic,
+                                     size_t topiclen)
 {
     struct peer *p = j->peer;
     if (j->passthrough) {
@@ -209,6 +211,9 @@ static enum wm_err make_announcement(struct job *j, const struct wm_checksum *st
     struct announce *out = announce_clone(j->a);
     enum wm_err e = WM_ERR_NOMEM;
     if (!out) return e;
+    /* The upstream's seq means nothing downstream: ours replaces it (docs/CATCHUP.md). */
+    peer_catchup_unstamp(out);
+    if (seq) (void)peer_catchup_stamp(p, out, seq);
     free(out->base_url);
     out->base_url = strdup(p->cfg->post_base_url);
     free(out->retrieve_path); /* we serve the file at its relPath */
@@ -259,7 +264,8 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
     char *text = NULL;
     size_t len = 0;
     char topic[1024];
-    enum wm_err e = make_announcement(j, stored, &text, &len, topic, sizeof topic);
+    uint64_t seq = j->passthrough ? 0 : peer_catchup_take(p);
+    enum wm_err e = make_announcement(j, stored, seq, &text, &len, topic, sizeof topic);
     if (e == WM_ERR_NOMEM) {
         /* The entry stays live: the sweep announces the file it finds held. */
         log_error("cannot announce %s now: out of memory", j->a->rel_path);
@@ -292,6 +298,7 @@ static void announce_stored(struct job *j, const struct wm_checksum *stored)
     } else {
         id = jid; /* the job's entry stays until the broker has it: it covers the file too */
     }
+    if (id) peer_catchup_logged(p, seq, topic, text, len);
     if (!id) {
         /* Only the journal's entry id ties the broker's acknowledgement to the entry. */
         log_error("cannot announce %s: the journal refused its entry", j->a->rel_path);

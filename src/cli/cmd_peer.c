@@ -76,6 +76,18 @@ static const struct option_spec specs[] = {
     {"seen-capacity", OPT_NUMBER, false, "N", "100000",
      "seen-cache entries, 15 bytes each (0: none)"},
     {"seen-ttl", OPT_NUMBER, false, "S", "86400", "how long the seen-cache remembers a version"},
+    {"catchup", OPT_STRING, false, "yes|no|auto", "auto",
+     "keep and serve a log of this peer's announcements, and fetch what it missed from its "
+     "upstreams' logs (docs/CATCHUP.md); auto: yes, but no with --centre-id (WIS2 brokers "
+     "carry WIS2 topics only)"},
+    {"catchup-id", OPT_STRING, false, "ID", NULL,
+     "this peer's name in catch-up ([A-Za-z0-9._-], at most 64; default: the client id)"},
+    {"catchup-window", OPT_NUMBER, false, "S", "0",
+     "how far back a new upstream's log is read (0: --lag-drop, or 24 h without it)"},
+    {"catchup-keep", OPT_STRING, false, "DURATION", NULL,
+     "how long the log keeps records (default: --retention, or 24h)"},
+    {"catchup-seq", OPT_STRING, false, "yes|no", "yes",
+     "put (peer, epoch, seq) in each re-announcement, so that subscribers see a gap at once"},
     {"credentials", OPT_STRING, false, "FILE", NULL,
      "passwords for URLs that lack one (default ~/.config/wmesh/credentials.conf if present)"},
     CLI_LINK_OPTIONS,
@@ -114,6 +126,44 @@ static int build_filter(struct options *o, struct filter *f)
             return -1;
         }
     }
+    return 0;
+}
+
+/* yes or no; -1 (said) for anything else. */
+static int yes_no(struct options *o, const char *name, bool *out)
+{
+    const char *v = options_get(o, name);
+    *out = strcmp(v, "yes") == 0;
+    if (*out || strcmp(v, "no") == 0) return 0;
+    fprintf(stderr, "wmesh peer: --%s is yes or no, not %s\n", name, v);
+    return -1;
+}
+
+static int catchup_options(struct options *o, struct peer_config *c)
+{
+    bool auto_on = strcmp(options_get(o, "catchup"), "auto") == 0;
+    if ((!auto_on && yes_no(o, "catchup", &c->catchup)) || yes_no(o, "catchup-seq", &c->catchup_seq))
+        return -1;
+    if (auto_on) c->catchup = c->centre_id == NULL;
+    c->catchup_id = options_get(o, "catchup-id");
+    if (c->catchup_id &&
+        (!*c->catchup_id || strlen(c->catchup_id) > 64 ||
+         strspn(c->catchup_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+             strlen(c->catchup_id))) {
+        fprintf(stderr, "wmesh peer: --catchup-id wants 1 to 64 of A-Z a-z 0-9 . _ -, not %s\n",
+                c->catchup_id);
+        return -1;
+    }
+    if (options_number(o, "catchup-window", 0, &c->catchup_window_s) || c->catchup_window_s < 0) {
+        fprintf(stderr, "wmesh peer: --catchup-window wants seconds (0: --lag-drop)\n");
+        return -1;
+    }
+    const char *keep = options_get(o, "catchup-keep");
+    if (keep && retention_parse_duration(keep, &c->catchup_keep_s) != WM_OK) {
+        fprintf(stderr, "wmesh peer: --catchup-keep wants a duration such as 24h, not %s\n", keep);
+        return -1;
+    }
+    if (!keep) c->catchup_keep_s = c->retention_s;
     return 0;
 }
 
@@ -236,6 +286,7 @@ static int configure(struct options *o, struct peer_config *c)
                 retention);
         return -1;
     }
+    if (catchup_options(o, c) != 0) return -1;
     const char *durability = options_get(o, "durability");
     c->survive_power_loss = strcmp(durability, "power") == 0;
     if (!c->survive_power_loss && strcmp(durability, "process") != 0) {

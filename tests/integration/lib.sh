@@ -783,9 +783,9 @@ observer_ready() {
     grep -q "^xpublic/ping ping-$1\$" "$T/$1.msgs"
 }
 
-# observed NAME: the messages an observer saw, pings left out.
+# observed NAME: the announcements an observer saw (pings and catch-up statuses left out).
 observed() {
-    grep -v '^xpublic/ping ' "$T/$1.msgs" || true
+    grep -v -e '^xpublic/ping ' -e '^xpublic/_catchup/' "$T/$1.msgs" || true
 }
 
 # post_files BROKER BASEURL DIR LISTFILE [OPTION...]: announces the files of DIR named in
