@@ -1,15 +1,25 @@
-/* test_catchup_log.c: the catch-up log: seqs across clean and unclean restarts, torn tails,
- * segments, pruning and reads. */
+/* test_catchup_log.c: the catch-up log (seqs across clean and unclean restarts, torn tails,
+ * segments, pruning and reads), its query parser and status object, and its endpoints served
+ * by a real httpd on 127.0.0.1. */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "catchup_log.h"
+#include "catchup_serve.h"
+#include "fetch.h"
+#include "httpd.h"
+#include "json.h"
 #include "mqtt_wire.h"
 #include "test.h"
+#include "tree.h"
 
 #define SEC 1000000000LL
 #define T0 (1796601600LL * SEC) /* 2026-12-07T00:00:00Z */
@@ -312,6 +322,266 @@ static void test_segments_and_reads(void)
     catchup_log_close(&l);
 }
 
+static enum wm_err parse(const char *text, struct catchup_query *q)
+{
+    char why[128] = "";
+    enum wm_err err = catchup_query_parse(text, strlen(text), q, why, sizeof why);
+    if (err != WM_OK && !why[0]) TEST_FAIL_AT("no reason given for %s", text);
+    return err;
+}
+
+static void test_query_parse(void)
+{
+    static struct catchup_query q;
+    ASSERT_EQ_INT(parse("epoch=E&after=5", &q), WM_OK);
+    ASSERT_TRUE(q.has_epoch && q.has_after && !q.has_until && !q.has_since);
+    ASSERT_EQ_STR(q.epoch, "E");
+    ASSERT_EQ_INT(q.after, 5);
+    ASSERT_EQ_INT(q.limit, CATCHUP_LIMIT_DEFAULT);
+    ASSERT_EQ_INT(q.ntopics, 0);
+    ASSERT_EQ_INT(parse("epoch=E&after=0&until=9&limit=20000&x=1&y&&topic=a%2F%2B&topic=%23", &q),
+                  WM_OK);
+    ASSERT_EQ_INT(q.until, 9);
+    ASSERT_EQ_INT(q.limit, CATCHUP_LIMIT_MAX);
+    ASSERT_EQ_INT(q.ntopics, 2);
+    ASSERT_EQ_STR(q.topics[0], "a/+");
+    ASSERT_EQ_STR(q.topics[1], "#");
+    ASSERT_EQ_INT(parse("since=20261207T000001.5Z", &q), WM_OK);
+    ASSERT_TRUE(q.has_since && !q.has_after);
+    ASSERT_EQ_INT(q.since_ns, T0 + SEC + SEC / 2);
+    ASSERT_EQ_INT(parse("since=2026-12-07T01:00:00%2B01:00", &q), WM_OK);
+    ASSERT_EQ_INT(q.since_ns, T0);
+    ASSERT_EQ_INT(parse("since=20261207T000000", &q), WM_OK);
+    ASSERT_EQ_INT(q.since_ns, T0);
+
+    static const char *const bad[] = {
+        "",
+        "epoch=E",
+        "after=1",
+        "epoch=E&after=-1",
+        "epoch=E&after=1x",
+        "epoch=E&after=9007199254740992",
+        "epoch=E&after",
+        "epoch=E&after=1&limit=0",
+        "epoch=E&after=1&until=",
+        "epoch=E&after=1&topic=a%2Fb%23",
+        "epoch=E&after=1&topic=",
+        "epoch=E&after=1&topic=a%00",
+        "epoch=E&after=1&topic=a%2",
+        "epoch=E%zz&after=1",
+        "since=yesterday",
+        "since=2026-12-07",
+        "epoch=&after=1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        enum wm_err err = parse(bad[i], &q);
+        if (err == WM_OK) TEST_FAIL_AT("accepted %s", bad[i]);
+    }
+    char many[512];
+    size_t used = (size_t)snprintf(many, sizeof many, "epoch=E&after=1");
+    for (int i = 0; i < 17; i++)
+        used += (size_t)snprintf(many + used, sizeof many - used, "&topic=a");
+    ASSERT_EQ_INT(parse(many, &q), WM_ERR_TOOBIG);
+    char *huge = malloc(CATCHUP_QUERY_MAX + 2);
+    if (huge) {
+        memset(huge, 'x', CATCHUP_QUERY_MAX + 1);
+        huge[CATCHUP_QUERY_MAX + 1] = '\0';
+        ASSERT_EQ_INT(parse(huge, &q), WM_ERR_TOOBIG);
+        free(huge);
+    }
+}
+
+/* ---- over HTTP ---- */
+
+struct answer {
+    int status;
+    char head[2048];
+    char body[65536];
+};
+
+/* GET target over a fresh connection (HTTP/1.0: the server closes after answering). */
+static int get(uint16_t port, const char *target, struct answer *a)
+{
+    a->status = 0;
+    a->head[0] = a->body[0] = '\0';
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static char buf[sizeof a->head + sizeof a->body];
+    size_t used = 0;
+    char req[1024];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", target);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        return -1;
+    }
+    ssize_t got;
+    while (used + 1 < sizeof buf && (got = recv(fd, buf + used, sizeof buf - 1 - used, 0)) > 0)
+        used += (size_t)got;
+    close(fd);
+    buf[used] = '\0';
+    char *end = strstr(buf, "\r\n\r\n");
+    if (!end || sscanf(buf, "HTTP/1.1 %d", &a->status) != 1) return -1;
+    snprintf(a->head, sizeof a->head, "%.*s", (int)(end + 2 - buf), buf);
+    snprintf(a->body, sizeof a->body, "%s", end + 4);
+    return a->status;
+}
+
+/* The last line of a body (the trailer). */
+static const char *last_line(const char *body)
+{
+    size_t n = strlen(body);
+    if (n == 0) return body;
+    const char *p = body + n - 1;
+    while (p > body && p[-1] != '\n')
+        p--;
+    return p;
+}
+
+static int count_lines(const char *body)
+{
+    int n = 0;
+    for (; *body; body++)
+        n += *body == '\n';
+    return n;
+}
+
+static void test_http(struct catchup_log *l, uint16_t port)
+{
+    struct answer *a = malloc(sizeof *a);
+    if (!a) return;
+    const char *epoch = catchup_log_epoch(l);
+    char target[512], want[512];
+
+    ASSERT_EQ_INT(get(port, "/data/.wmesh/status", a), 200);
+    ASSERT_TRUE(strstr(a->head, "Content-Type: application/json\r\n") != NULL);
+    ASSERT_TRUE(strstr(a->head, "Cache-Control: no-cache\r\n") != NULL);
+    snprintf(want, sizeof want,
+             "{\"wmesh_catchup\":1,\"peer\":\"peer-1\",\"epoch\":\"%s\",\"seq\":10,\"first\":1,"
+             "\"url\":\"http://h/data/.wmesh/\",\"interval\":60,\"time\":\"",
+             epoch);
+    ASSERT_TRUE(strncmp(a->body, want, strlen(want)) == 0);
+    ASSERT_TRUE(strstr(a->body, "Z\",\"state\":\"up\"}") != NULL);
+
+    snprintf(target, sizeof target, "/data/.wmesh/log?epoch=%s&after=2&until=5", epoch);
+    ASSERT_EQ_INT(get(port, target, a), 200);
+    ASSERT_TRUE(strstr(a->head, "Content-Type: application/x-ndjson; charset=utf-8\r\n"));
+    ASSERT_EQ_INT(count_lines(a->body), 4);
+    ASSERT_TRUE(strncmp(a->body, "{\"seq\":3,\"time\":\"20261207T000003.000Z\",", 39) == 0);
+    snprintf(want, sizeof want,
+             "{\"end\":true,\"epoch\":\"%s\",\"next\":5,\"last\":10,\"more\":false}\n", epoch);
+    ASSERT_EQ_STR(last_line(a->body), want);
+
+    /* Filtered and limited: next passes the records that did not match. */
+    snprintf(target, sizeof target,
+             "/data/.wmesh/log?epoch=%s&after=0&topic=x%%2F%%2B%%2F1&limit=2", epoch);
+    ASSERT_EQ_INT(get(port, target, a), 200);
+    ASSERT_EQ_INT(count_lines(a->body), 3);
+    snprintf(want, sizeof want,
+             "{\"end\":true,\"epoch\":\"%s\",\"next\":4,\"last\":10,\"more\":true}\n", epoch);
+    ASSERT_EQ_STR(last_line(a->body), want);
+    snprintf(target, sizeof target, "/data/.wmesh/log?epoch=%s&after=4&topic=x/%%2B/1&topic=none",
+             epoch);
+    ASSERT_EQ_INT(get(port, target, a), 200);
+    ASSERT_EQ_INT(count_lines(a->body), 3); /* 7, 10 */
+    snprintf(want, sizeof want,
+             "{\"end\":true,\"epoch\":\"%s\",\"next\":10,\"last\":10,\"more\":false}\n", epoch);
+    ASSERT_EQ_STR(last_line(a->body), want);
+
+    /* since, without after. */
+    ASSERT_EQ_INT(get(port, "/data/.wmesh/log?since=20261207T000009Z", a), 200);
+    ASSERT_EQ_INT(count_lines(a->body), 3);
+    ASSERT_TRUE(strncmp(a->body, "{\"seq\":9,", 9) == 0);
+
+    /* Errors. */
+    ASSERT_EQ_INT(get(port, "/data/.wmesh/log?epoch=20000101T000000Z.00000000&after=1", a), 409);
+    ASSERT_TRUE(strstr(a->body, "\"wmesh_catchup\":1") && strstr(a->body, epoch));
+    ASSERT_TRUE(strstr(a->head, "Content-Type: application/json\r\n") != NULL);
+    ASSERT_EQ_INT(get(port, "/data/.wmesh/log?after=x", a), 400);
+    ASSERT_TRUE(strncmp(a->body, "bad request: ", 13) == 0);
+    ASSERT_EQ_INT(get(port, "/data/.wmesh/log", a), 400);
+    ASSERT_EQ_INT(get(port, "/data/.wmesh/other", a), 404);
+    ASSERT_EQ_INT(get(port, "/data/.wmesh/", a), 404);
+
+    /* Records 1-4 pruned away: after=2 is gone, after=4 is not. */
+    catchup_log_prune(l, T0 + 86400 * SEC + 4500000000LL);
+    snprintf(target, sizeof target, "/data/.wmesh/log?epoch=%s&after=2", epoch);
+    ASSERT_EQ_INT(get(port, target, a), 410);
+    ASSERT_TRUE(strstr(a->body, "\"first\":5") != NULL);
+    snprintf(target, sizeof target, "/data/.wmesh/log?epoch=%s&after=4", epoch);
+    ASSERT_EQ_INT(get(port, target, a), 200);
+    ASSERT_EQ_INT(count_lines(a->body), 7);
+
+    /* Through the project's own client. */
+    char url[256], *body = NULL;
+    size_t len = 0;
+    long status = 0;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/data/.wmesh/status", port);
+    ASSERT_EQ_INT(fetch_get_buffer(url, 4096, &body, &len, &status), WM_OK);
+    ASSERT_EQ_INT(status, 200);
+    struct wm_json *j = NULL;
+    ASSERT_TRUE(body && wm_json_parse(body, len, &j, NULL, 0) == WM_OK);
+    int64_t first = 0;
+    ASSERT_TRUE(wm_json_integer(wm_json_object_get(j, "first"), &first));
+    ASSERT_EQ_INT(first, 5);
+    wm_json_free(&j);
+    free(body);
+    free(a);
+}
+
+static void test_status_down(struct catchup_log *l)
+{
+    struct catchup_serve_options o = {.peer_id = "p\"1", .url = "u", .interval_s = 30};
+    char *text = NULL;
+    size_t len = 0;
+    ASSERT_EQ_INT(catchup_status_json(l, &o, "down", T0, &text, &len), WM_OK);
+    char want[256];
+    snprintf(want, sizeof want,
+             "{\"wmesh_catchup\":1,\"peer\":\"p\\\"1\",\"epoch\":\"%s\",\"url\":\"u\","
+             "\"interval\":30,\"time\":\"20261207T000000Z\",\"state\":\"down\"}",
+             catchup_log_epoch(l));
+    ASSERT_EQ_STR(text, want);
+    ASSERT_EQ_INT(len, strlen(want));
+    free(text);
+    ASSERT_EQ_INT(catchup_status_json(NULL, &o, "up", T0, &text, &len), WM_ERR_INVAL);
+}
+
+/* Serves a log of 10 records under /data and queries it. */
+static void test_serve(void)
+{
+    char dir[128], root[128];
+    snprintf(dir, sizeof dir, "%s/served", base);
+    snprintf(root, sizeof root, "%s/tree", base);
+    struct catchup_log *l = open_log(dir, 250);
+    struct tree *t = tree_open(root);
+    ASSERT_TRUE(l && t);
+    enum wm_err err = WM_ERR_LIB;
+    struct httpd *h = t ? httpd_start("127.0.0.1:0", t, "/data", &err) : NULL;
+    ASSERT_TRUE(h != NULL);
+    struct catchup_serve *s = NULL;
+    struct catchup_serve_options o = {.peer_id = "peer-1", .url = "http://h/data/.wmesh/"};
+    if (l && h) {
+        for (int i = 1; i <= 10; i++) {
+            char topic[32], msg[32];
+            snprintf(topic, sizeof topic, "x/%d/%d", i % 2, i % 3);
+            snprintf(msg, sizeof msg, "{\"n\":%d}", i);
+            uint64_t seq = catchup_log_take_seq(l);
+            ASSERT_EQ_INT(catchup_log_append(l, seq, topic, msg, strlen(msg), T0 + i * SEC), WM_OK);
+        }
+        ASSERT_EQ_INT(catchup_serve_attach(h, "/data/", l, &o, &s), WM_OK);
+        test_http(l, httpd_port(h));
+        test_status_down(l);
+    }
+    httpd_stop(&h);
+    catchup_serve_free(&s);
+    catchup_log_close(&l);
+    tree_close(&t);
+}
+
 int main(void)
 {
     snprintf(base, sizeof base, "/tmp/wmesh-catchup-XXXXXX");
@@ -322,6 +592,8 @@ int main(void)
     test_append_and_reopen();
     test_torn_tail();
     test_segments_and_reads();
+    test_query_parse();
+    test_serve();
     mqtt_buf_free(&out);
     nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return TEST_REPORT();
