@@ -28,7 +28,7 @@
 #include "thread.h"
 #include "tree.h"
 
-#define HTTPD_MAX_PAGES 16
+#define HTTPD_MAX_ROUTES 24
 #define HTTPD_LOG_URL_MAX 160 /* how much of a requested URL a log line repeats */
 #define DEFAULT_MAX_CONNS 1024u
 #define DEFAULT_IDLE_MS 60000u
@@ -43,10 +43,12 @@
 #define RESP_HEAD_MAX 512
 #define LISTEN_BACKLOG 511
 
-struct httpd_page {
-    char *path; /* exact URL path, owned */
+/* A dynamic page (an exact path) or a handler (every path under a prefix). */
+struct httpd_route {
+    char *path; /* owned */
     size_t path_len;
-    httpd_page_fn fn;
+    httpd_page_fn page;       /* for an exact path, else NULL */
+    httpd_handler_fn handler; /* for a prefix, else NULL */
     void *arg;
 };
 
@@ -93,9 +95,9 @@ struct httpd {
     size_t prefix_len;
     uint16_t port;
     /* A fixed array published through an atomic count, so that the server thread reads the
-     * pages without a lock while httpd_add_page appends. */
-    struct httpd_page pages[HTTPD_MAX_PAGES];
-    atomic_size_t npages;
+     * routes without a lock while httpd_add_page and httpd_add_handler append. */
+    struct httpd_route routes[HTTPD_MAX_ROUTES];
+    atomic_size_t nroutes;
     atomic_uint max_conns, idle_ms, head_ms;
 
     /* From here on, only the server thread touches these once it runs. */
@@ -275,6 +277,10 @@ static const char *reason(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
     case 413:
         return "Content Too Large";
     case 414:
@@ -283,6 +289,8 @@ static const char *reason(int status)
         return "Request Header Fields Too Large";
     case 501:
         return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
     case 505:
         return "HTTP Version Not Supported";
     default:
@@ -495,20 +503,26 @@ static enum next reply_file(struct conn *c, const char *rest, size_t rest_len)
     return respond(c);
 }
 
-static const struct httpd_page *find_page(struct httpd *h, const char *path, size_t len)
+/* The page whose path is exactly path, or else the first handler whose prefix begins it. */
+static const struct httpd_route *find_route(struct httpd *h, const char *path, size_t len)
 {
-    size_t n = atomic_load_explicit(&h->npages, memory_order_acquire);
+    size_t n = atomic_load_explicit(&h->nroutes, memory_order_acquire);
     for (size_t i = 0; i < n; i++)
-        if (h->pages[i].path_len == len && memcmp(h->pages[i].path, path, len) == 0)
-            return &h->pages[i];
+        if (h->routes[i].page && h->routes[i].path_len == len &&
+            memcmp(h->routes[i].path, path, len) == 0)
+            return &h->routes[i];
+    for (size_t i = 0; i < n; i++)
+        if (h->routes[i].handler && h->routes[i].path_len <= len &&
+            memcmp(h->routes[i].path, path, h->routes[i].path_len) == 0)
+            return &h->routes[i];
     return NULL;
 }
 
-static enum next reply_page(struct conn *c, const struct httpd_page *page)
+static enum next reply_page(struct conn *c, const struct httpd_route *page)
 {
     size_t len = 0;
     const char *type = NULL;
-    char *body = page->fn(page->arg, &len, &type);
+    char *body = page->page(page->arg, &len, &type);
     if (!body) return reply_text(c, 500, "internal error\n", "");
     c->mem_owned = body;
     if (!c->head_only) {
@@ -516,6 +530,25 @@ static enum next reply_page(struct conn *c, const struct httpd_page *page)
         c->mem_len = len;
     }
     if (!put_head(c, 200, type ? type : "text/plain", len, "")) return NEXT_CLOSE;
+    return respond(c);
+}
+
+static enum next reply_handler(struct conn *c, const struct httpd_route *hd,
+                               const struct httpd_request *req)
+{
+    struct httpd_reply r = {.status = 200, .content_type = "text/plain"};
+    hd->handler(hd->arg, req->path + hd->path_len, req->path_len - hd->path_len, req->query,
+                req->query_len, &r);
+    c->mem_owned = r.body; /* freed with the response, whatever happens next */
+    r.extra[sizeof r.extra - 1] = '\0';
+    if (r.status < 100 || r.status > 599) r.status = 500;
+    if (!c->head_only && r.body) {
+        c->mem = r.body;
+        c->mem_len = r.body_len;
+    }
+    if (!put_head(c, r.status, r.content_type ? r.content_type : "text/plain",
+                  r.body ? r.body_len : 0, r.extra))
+        return NEXT_CLOSE;
     return respond(c);
 }
 
@@ -536,8 +569,9 @@ static enum next serve_request(struct conn *c, const char *head, size_t head_len
     if (req.method == HTTPD_METHOD_OTHER)
         return reply_text(c, 405, "method not allowed\n", "Allow: GET, HEAD\r\n");
     struct httpd *h = c->h;
-    const struct httpd_page *page = find_page(h, req.path, req.path_len);
-    if (page) return reply_page(c, page);
+    const struct httpd_route *route = find_route(h, req.path, req.path_len);
+    if (route && route->page) return reply_page(c, route);
+    if (route) return reply_handler(c, route, &req);
     if (req.path_len > h->prefix_len && memcmp(req.path, h->prefix, h->prefix_len) == 0 &&
         req.path[h->prefix_len] == '/')
         return reply_file(c, req.path + h->prefix_len + 1, req.path_len - h->prefix_len - 1);
@@ -912,7 +946,7 @@ struct httpd *httpd_start(const char *listen, struct tree *t, const char *url_pr
     }
     h->tree = t;
     h->lfd = h->wakefd = -1;
-    atomic_init(&h->npages, 0);
+    atomic_init(&h->nroutes, 0);
     atomic_init(&h->max_conns, DEFAULT_MAX_CONNS);
     atomic_init(&h->idle_ms, DEFAULT_IDLE_MS);
     atomic_init(&h->head_ms, DEFAULT_HEAD_MS);
@@ -934,18 +968,31 @@ fail:
     return NULL;
 }
 
+static enum wm_err add_route(struct httpd *h, const char *path, httpd_page_fn page,
+                             httpd_handler_fn handler, void *arg)
+{
+    size_t n = atomic_load_explicit(&h->nroutes, memory_order_relaxed);
+    if (n == HTTPD_MAX_ROUTES) return WM_ERR_TOOBIG;
+    h->routes[n].path = strdup(path);
+    if (!h->routes[n].path) return WM_ERR_NOMEM;
+    h->routes[n].path_len = strlen(path);
+    h->routes[n].page = page;
+    h->routes[n].handler = handler;
+    h->routes[n].arg = arg;
+    atomic_store_explicit(&h->nroutes, n + 1, memory_order_release);
+    return WM_OK;
+}
+
 enum wm_err httpd_add_page(struct httpd *h, const char *path, httpd_page_fn fn, void *arg)
 {
     if (!h || !path || !fn) return WM_ERR_INVAL;
-    size_t n = atomic_load_explicit(&h->npages, memory_order_relaxed);
-    if (n == HTTPD_MAX_PAGES) return WM_ERR_TOOBIG;
-    h->pages[n].path = strdup(path);
-    if (!h->pages[n].path) return WM_ERR_NOMEM;
-    h->pages[n].path_len = strlen(path);
-    h->pages[n].fn = fn;
-    h->pages[n].arg = arg;
-    atomic_store_explicit(&h->npages, n + 1, memory_order_release);
-    return WM_OK;
+    return add_route(h, path, fn, NULL, arg);
+}
+
+enum wm_err httpd_add_handler(struct httpd *h, const char *prefix, httpd_handler_fn fn, void *arg)
+{
+    if (!h || !prefix || prefix[0] != '/' || !fn) return WM_ERR_INVAL;
+    return add_route(h, prefix, NULL, fn, arg);
 }
 
 uint16_t httpd_port(const struct httpd *h)
@@ -976,9 +1023,9 @@ void httpd_stop(struct httpd **hp)
     if (h->lfd >= 0) close(h->lfd);
     if (h->wakefd >= 0) close(h->wakefd);
     loop_free(&h->loop);
-    size_t n = atomic_load(&h->npages);
+    size_t n = atomic_load(&h->nroutes);
     for (size_t i = 0; i < n; i++)
-        free(h->pages[i].path);
+        free(h->routes[i].path);
     free(h->prefix);
     free(h);
     *hp = NULL;

@@ -14,6 +14,23 @@ struct httpd;
  * *len and *content_type (a static string). NULL means 500. Called from the server thread. */
 typedef char *(*httpd_page_fn)(void *arg, size_t *len, const char **content_type);
 
+/* What a handler answers. The server sets status 200, content_type "text/plain" and the rest
+ * empty before the call. */
+struct httpd_reply {
+    int status;               /* 200, 400, 404, 409, 410, 500, 503 ... */
+    const char *content_type; /* a static string */
+    char extra[256];          /* "" or whole header lines, each ending in "\r\n" */
+    char *body;               /* malloc'd or NULL; the server frees it */
+    size_t body_len;
+};
+
+/* Answers a GET or HEAD whose path begins with the handler's prefix. rest (rest_len bytes, not
+ * NUL-terminated, not percent-decoded) is the path after the prefix; query (query_len bytes) is
+ * the raw query after '?', NULL when there is none. A HEAD is answered with the head only.
+ * Called from the server thread. */
+typedef void (*httpd_handler_fn)(void *arg, const char *rest, size_t rest_len, const char *query,
+                                 size_t query_len, struct httpd_reply *reply);
+
 /* Starts serving t read-only under url_prefix (e.g. "/data": GET /data/a/b.txt serves a/b.txt)
  * on listen ("HOST:PORT" or "[IPv6]:PORT", port 0 picks a free one). The tree must outlive the
  * server. Returns NULL on failure with *err set (WM_ERR_INVAL for a bad address, WM_ERR_IO when
@@ -23,6 +40,12 @@ WM_WARN_UNUSED struct httpd *httpd_start(const char *listen, struct tree *t, con
 /* Adds an exact-path dynamic page (e.g. "/metrics"); call before requests arrive. */
 WM_WARN_UNUSED enum wm_err httpd_add_page(struct httpd *h, const char *path, httpd_page_fn fn,
                                           void *arg);
+/* Adds a handler for every GET and HEAD whose path begins with prefix (e.g. "/data/.wmesh/",
+ * copied), checked after the exact pages and before the tree, in the order added; call before
+ * requests arrive. arg must outlive the server. WM_ERR_INVAL when prefix does not begin with
+ * '/', WM_ERR_TOOBIG when the table is full, WM_ERR_NOMEM. */
+WM_WARN_UNUSED enum wm_err httpd_add_handler(struct httpd *h, const char *prefix,
+                                             httpd_handler_fn fn, void *arg);
 /* The port actually bound. */
 uint16_t httpd_port(const struct httpd *h);
 

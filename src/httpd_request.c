@@ -75,12 +75,12 @@ static bool same_word(const char *p, size_t len, const char *word)
     return len == strlen(word) && strncasecmp(p, word, len) == 0;
 }
 
-/* Finds the path of an origin-form ("/a/b?q") or absolute-form ("http://host/a/b?q") target.
- * Other forms ("*", "host:port") leave *path NULL. */
-static void target_path(const char *t, size_t len, const char **path, size_t *path_len)
+/* Finds the path and query of an origin-form ("/a/b?q") or absolute-form ("http://host/a/b?q")
+ * target. Other forms ("*", "host:port") leave req->path NULL. */
+static void target_path(const char *t, size_t len, struct httpd_request *req)
 {
-    *path = NULL;
-    *path_len = 0;
+    req->path = NULL;
+    req->path_len = 0;
     size_t skip = 0;
     if (len >= 7 && strncasecmp(t, "http://", 7) == 0)
         skip = 7;
@@ -89,17 +89,21 @@ static void target_path(const char *t, size_t len, const char **path, size_t *pa
     if (skip) {
         while (skip < len && t[skip] != '/' && t[skip] != '?')
             skip++;
-        if (skip == len || t[skip] == '?') {
-            *path = "/"; /* "http://host" and "http://host?q" ask for the root */
-            *path_len = 1;
-            return;
-        }
     } else if (len == 0 || t[0] != '/') {
         return;
     }
     const char *q = memchr(t + skip, '?', len - skip);
-    *path = t + skip;
-    *path_len = q ? (size_t)(q - (t + skip)) : len - skip;
+    if (q) {
+        req->query = q + 1;
+        req->query_len = len - (size_t)(q + 1 - t);
+    }
+    if (skip && (skip == len || t[skip] == '?')) {
+        req->path = "/"; /* "http://host" and "http://host?q" ask for the root */
+        req->path_len = 1;
+        return;
+    }
+    req->path = t + skip;
+    req->path_len = q ? (size_t)(q - (t + skip)) : len - skip;
 }
 
 /* "METHOD SP target SP HTTP/1.x"; exactly one space between the parts. */
@@ -128,7 +132,7 @@ static bool parse_request_line(const struct line *l, struct httpd_request *req)
         return false;
     }
     req->minor = (unsigned)(v[7] - '0');
-    target_path(t, tlen, &req->path, &req->path_len);
+    target_path(t, tlen, req);
     if (!req->path && req->method != HTTPD_METHOD_OTHER) return false;
     return true;
 }

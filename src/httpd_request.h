@@ -18,6 +18,9 @@ struct httpd_request {
     const char *path; /* the target's path, raw (not percent-decoded), without the query;
                        * path_len bytes inside the parsed buffer, not NUL-terminated */
     size_t path_len;
+    const char *query; /* the target's query, raw, after the '?' (not percent-decoded); NULL
+                        * when there is none; query_len bytes inside the parsed buffer */
+    size_t query_len;
     unsigned minor;          /* 0 for HTTP/1.0, 1 for HTTP/1.1 (and later 1.x) */
     bool keep_alive;         /* what the client asked for, with its version's default */
     uint64_t content_length; /* 0 when absent */

@@ -346,8 +346,9 @@ struct journal {
     bool failing; /* the last sync failed: its error was logged */
 };
 
-static ssize_t write_all(int fd, const unsigned char *p, size_t len, uint64_t off)
+ssize_t journal_pwrite_all(int fd, const void *data, size_t len, uint64_t off)
 {
+    const unsigned char *p = data;
     size_t done = 0;
     while (done < len) {
         ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
@@ -410,8 +411,8 @@ static enum wm_err init_file(struct journal *j)
 {
     unsigned char h[HEADER_SIZE];
     header_encode(h, 1);
-    if (ftruncate(j->fd, 0) != 0 || write_all(j->fd, h, sizeof h, 0) < 0 || fsync(j->fd) != 0 ||
-        fsync(j->dirfd) != 0)
+    if (ftruncate(j->fd, 0) != 0 || journal_pwrite_all(j->fd, h, sizeof h, 0) < 0 ||
+        fsync(j->fd) != 0 || fsync(j->dirfd) != 0)
         return io_fail("cannot initialise", j);
     j->synced_end = HEADER_SIZE;
     j->next_id = 1;
@@ -764,7 +765,7 @@ enum wm_err journal_batch_write(struct journal_batch *b)
     if (!b) return WM_ERR_INVAL;
     b->failed = NULL;
     if (b->data.len) {
-        if (write_all(b->fd, b->data.data, b->data.len, b->offset) < 0)
+        if (journal_pwrite_all(b->fd, b->data.data, b->data.len, b->offset) < 0)
             return batch_fail(b, "cannot write");
         if (b->fdatasync && fdatasync(b->fd) != 0) return batch_fail(b, "cannot sync");
     }
@@ -907,7 +908,7 @@ static enum wm_err copy_live(struct journal *j, int out_fd, uint64_t *size)
         out.len += rec.size;
         copied++;
         if (out.len < COMPACT_FLUSH) continue;
-        if (write_all(out_fd, out.data, out.len, off) < 0) goto io;
+        if (journal_pwrite_all(out_fd, out.data, out.len, off) < 0) goto io;
         off += out.len;
         out.len = 0;
     }
@@ -917,7 +918,7 @@ static enum wm_err copy_live(struct journal *j, int out_fd, uint64_t *size)
         log_error("journal: %s: records changed under the journal, not compacting", j->path);
         goto out;
     }
-    if (write_all(out_fd, out.data, out.len, off) < 0) goto io;
+    if (journal_pwrite_all(out_fd, out.data, out.len, off) < 0) goto io;
     *size = off + out.len;
     err = WM_OK;
     goto out;

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "integrity.h"
@@ -36,6 +37,10 @@
 #define JOURNAL_RECORD_MAX (256u << 10)
 
 struct journal;
+
+/* Writes all len bytes at offset off, going on after short writes and EINTR (also used by the
+ * catch-up log). Returns len, or -1 with errno set. */
+ssize_t journal_pwrite_all(int fd, const void *data, size_t len, uint64_t off);
 
 /* Opens the journal at path, creating the file (mode 0600) when absent; its directory must
  * exist. Scans the file once to learn the live ids (payloads are not kept in memory) and

@@ -95,9 +95,9 @@ static bool string_ok(const char *s, size_t n)
     return n <= MAX_STRING && utf8_ok((const unsigned char *)s, n);
 }
 
-/* A topic filter: '+' fills a whole level, '#' a whole last level (MQTT 5 4.7.1). */
-static bool filter_ok(const char *f, size_t n)
+bool mqtt_topic_filter_valid(const char *f, size_t n)
 {
+    if (!f) return false;
     if (n == 0 || !string_ok(f, n)) return false;
     for (size_t i = 0; i < n; i++) {
         bool starts_level = i == 0 || f[i - 1] == '/';
@@ -106,6 +106,26 @@ static bool filter_ok(const char *f, size_t n)
         if (f[i] == '#' && !(starts_level && i + 1 == n)) return false;
     }
     return true;
+}
+
+bool mqtt_topic_matches(const char *filter, const char *topic)
+{
+    if (!filter || !topic || !mqtt_topic_filter_valid(filter, strlen(filter))) return false;
+    if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#')) return false;
+    const char *f = filter, *t = topic;
+    for (;;) {
+        size_t flen = strcspn(f, "/"), tlen = strcspn(t, "/");
+        if (flen == 1 && f[0] == '#') return true;
+        if (!(flen == 1 && f[0] == '+') && (flen != tlen || memcmp(f, t, flen) != 0)) return false;
+        f += flen;
+        t += tlen;
+        if (!*f && !*t) return true;
+        /* "a/#" also matches "a": the '#' stands for the parent level too. */
+        if (!*t) return f[0] == '/' && f[1] == '#' && !f[2];
+        if (!*f) return false;
+        f++;
+        t++;
+    }
 }
 
 /* ---- encoding ---- */
@@ -271,7 +291,7 @@ enum wm_err mqtt_wire_subscribe(struct mqtt_buf *b, int version, uint16_t packet
     for (size_t i = 0; i < n; i++) {
         if (!filters[i]) return WM_ERR_INVAL;
         size_t flen = strlen(filters[i]);
-        if (!filter_ok(filters[i], flen)) return WM_ERR_INVAL;
+        if (!mqtt_topic_filter_valid(filters[i], flen)) return WM_ERR_INVAL;
         if (flen + 3 > MQTT_MAX_REMAINING - rem) return WM_ERR_TOOBIG;
         rem += flen + 3;
     }

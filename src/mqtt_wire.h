@@ -69,6 +69,17 @@ WM_WARN_UNUSED enum wm_err mqtt_wire_pingreq(struct mqtt_buf *b);
 /* Normal disconnection (MQTT 5: reason 0, no properties). */
 WM_WARN_UNUSED enum wm_err mqtt_wire_disconnect(struct mqtt_buf *b, int version);
 
+/* ---- topic filters ---- */
+
+/* True when f[0..n) is a valid topic filter: non-empty MQTT UTF-8, '+' filling a whole level,
+ * '#' only as the whole last level (MQTT 5 4.7.1). */
+bool mqtt_topic_filter_valid(const char *f, size_t n);
+/* True when the topic name matches the filter (both NUL-terminated) under MQTT rules: '+'
+ * matches exactly one level (an empty one too), '#' the parent level and all below it, and a
+ * topic beginning with '$' is matched by no filter that begins with a wildcard (MQTT 5 4.7.2).
+ * Pure; a filter that is not valid matches nothing. */
+bool mqtt_topic_matches(const char *filter, const char *topic);
+
 /* ---- decoding ---- */
 
 enum mqtt_type {

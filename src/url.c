@@ -45,6 +45,26 @@ static char *decode_range(const char *s, size_t n)
     return d;
 }
 
+bool url_decode(const char *s, size_t n, bool plus_space, char *out, size_t *outlen)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\0') return false;
+        if (s[i] != '%') {
+            out[j++] = plus_space && s[i] == '+' ? ' ' : s[i];
+            continue;
+        }
+        if (n - i < 3) return false;
+        int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+        if (hi < 0 || lo < 0 || (hi | lo) == 0) return false;
+        out[j++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    out[j] = '\0';
+    *outlen = j;
+    return true;
+}
+
 static int default_port(const char *scheme)
 {
     static const struct {

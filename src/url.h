@@ -34,6 +34,12 @@ WM_WARN_UNUSED char *url_join(const char *base, const char *rel);
  * string (caller frees), or NULL with errno set: ENOMEM, or EINVAL when base has no "://". */
 WM_WARN_UNUSED char *url_resolve(const char *base, const char *loc);
 
+/* Percent-decodes s[0..n) into out, which has room for n + 1 bytes, and NUL-terminates it;
+ * with plus_space a '+' becomes a space (a query string's form encoding). *outlen gets the
+ * decoded length. False when a '%' is not followed by two hex digits, or for a NUL byte,
+ * encoded or not. */
+bool url_decode(const char *s, size_t n, bool plus_space, char *out, size_t *outlen);
+
 /* True when text starts with http:// or https:// (case-insensitive). */
 bool url_is_http(const char *text);
 

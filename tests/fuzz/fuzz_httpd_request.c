@@ -1,6 +1,6 @@
 /* fuzz_httpd_request.c: libFuzzer harness: whatever bytes arrive, the head's end is found the
  * same way fed at once or in pieces, parsing never reads past it, and an accepted request has a
- * path inside the head that starts with '/'. */
+ * path inside the head that starts with '/', and a query inside it too. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             bool inside = req.path >= buf && req.path + req.path_len <= buf + end;
             if (req.path && !inside && !(req.path_len == 1 && req.path[0] == '/')) abort();
             if (req.method != HTTPD_METHOD_OTHER && (!req.path || req.path[0] != '/')) abort();
+            /* The query lies inside the head, after the path's '?', and holds no space. */
+            if (req.query && (req.query < buf + 1 || req.query + req.query_len > buf + end ||
+                              req.query[-1] != '?' || memchr(req.query, ' ', req.query_len)))
+                abort();
+            if (!req.query && req.query_len) abort();
         } else if (req.status != 400 && req.status != 501 && req.status != 505) {
             abort();
         }

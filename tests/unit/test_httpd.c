@@ -212,6 +212,26 @@ static char *failing_page(void *arg, size_t *len, const char **content_type)
     return NULL;
 }
 
+/* Echoes what it was given: "rest=<rest> query=<query or (none)>"; "gone" answers 410 with a
+ * header, "empty" a 204-like 200 without a body. */
+static void echo_handler(void *arg, const char *rest, size_t rest_len, const char *query,
+                         size_t query_len, struct httpd_reply *reply)
+{
+    int *calls = arg;
+    (*calls)++;
+    if (rest_len == 4 && memcmp(rest, "gone", 4) == 0) {
+        reply->status = 410;
+        snprintf(reply->extra, sizeof reply->extra, "Cache-Control: no-cache\r\n");
+    }
+    if (rest_len == 5 && memcmp(rest, "empty", 5) == 0) return;
+    char text[512];
+    int n = snprintf(text, sizeof text, "rest=%.*s query=%.*s", (int)rest_len, rest,
+                     query ? (int)query_len : 6, query ? query : "(none)");
+    reply->content_type = "application/x-ndjson; charset=utf-8";
+    reply->body = strdup(text);
+    reply->body_len = reply->body ? (size_t)n : 0;
+}
+
 /* ---- tests ---- */
 
 static void test_files(uint16_t port, struct reply *r)
@@ -312,6 +332,51 @@ static void test_methods_and_pages(struct httpd *h, uint16_t port, struct reply 
     ASSERT_EQ_INT(get_status(port, "/broken", r), 500);
     ASSERT_EQ_INT(get_status(port, "/", r), 200);
     ASSERT_EQ_STR(r->body, "wmesh\n");
+}
+
+static void test_handlers(struct httpd *h, uint16_t port, struct reply *r)
+{
+    char value[128];
+    int calls = 0;
+    ASSERT_EQ_INT(httpd_add_handler(h, "data/.dyn/", echo_handler, &calls), WM_ERR_INVAL);
+    ASSERT_EQ_INT(httpd_add_handler(h, NULL, echo_handler, &calls), WM_ERR_INVAL);
+    ASSERT_EQ_INT(httpd_add_handler(h, "/data/.dyn/", echo_handler, &calls), WM_OK);
+    ASSERT_EQ_INT(get_status(port, "/data/.dyn/log?epoch=E&topic=a%2F%2B", r), 200);
+    ASSERT_EQ_STR(r->body, "rest=log query=epoch=E&topic=a%2F%2B");
+    ASSERT_TRUE(header(r, "Content-Type", value, sizeof value) &&
+                strcmp(value, "application/x-ndjson; charset=utf-8") == 0);
+    ASSERT_EQ_INT(get_status(port, "/data/.dyn/status", r), 200);
+    ASSERT_EQ_STR(r->body, "rest=status query=(none)");
+    ASSERT_EQ_INT(get_status(port, "/data/.dyn/", r), 200);
+    ASSERT_EQ_STR(r->body, "rest= query=(none)");
+    ASSERT_EQ_INT(get_status(port, "/data/.dyn/gone?", r), 410);
+    ASSERT_EQ_STR(r->body, "rest=gone query=");
+    ASSERT_TRUE(header(r, "Cache-Control", value, sizeof value) && strcmp(value, "no-cache") == 0);
+    ASSERT_EQ_INT(get_status(port, "/data/.dyn/empty", r), 200);
+    ASSERT_EQ_INT(r->body_len, 0);
+    ASSERT_TRUE(header(r, "Content-Length", value, sizeof value) && strcmp(value, "0") == 0);
+    /* HEAD: the same head, no body. */
+    ASSERT_EQ_INT(request(port, "HEAD", "/data/.dyn/status", r), 0);
+    ASSERT_EQ_INT(r->status, 200);
+    ASSERT_TRUE(header(r, "Content-Length", value, sizeof value) && strcmp(value, "24") == 0);
+    ASSERT_EQ_INT(r->body_len, 0);
+    ASSERT_EQ_INT(request(port, "POST", "/data/.dyn/status", r), 0);
+    ASSERT_EQ_INT(r->status, 405);
+    /* Not under the prefix: the tree, which serves no dot-names. */
+    ASSERT_EQ_INT(get_status(port, "/data/.dyn", r), 404);
+    ASSERT_EQ_INT(get_status(port, "/data/a/hello.txt", r), 200);
+    ASSERT_EQ_INT(calls, 6);
+    /* Keep-alive goes on after a handler's answer. */
+    int fd = connect_to(AF_INET, port);
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_EQ_INT(send_text(fd, "GET /data/.dyn/a?b HTTP/1.1\r\nHost: h\r\n\r\n"
+                                "GET /data/.dyn/c HTTP/1.1\r\nHost: h\r\n\r\n"),
+                  0);
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_STR(r->body, "rest=a query=b");
+    ASSERT_EQ_INT(read_reply(fd, false, r), 0);
+    ASSERT_EQ_STR(r->body, "rest=c query=(none)");
+    close(fd);
 }
 
 static void test_keep_alive(uint16_t port, struct reply *r)
@@ -911,6 +976,7 @@ int main(void)
         test_refusals(port, &r);
         test_tmp_not_served(t, port, &r);
         test_methods_and_pages(h, port, &r);
+        test_handlers(h, port, &r);
         test_keep_alive(port, &r);
         test_pipelining(port, &r);
         test_http10(port, &r);

@@ -45,6 +45,8 @@ static void test_good(void)
     ASSERT_EQ_INT(req.method, HTTPD_METHOD_GET);
     ASSERT_EQ_INT(req.path_len, 15);
     ASSERT_TRUE(memcmp(req.path, "/data/a%20b.txt", 15) == 0);
+    ASSERT_EQ_INT(req.query_len, 3);
+    ASSERT_TRUE(req.query && memcmp(req.query, "x=1", 3) == 0);
     ASSERT_EQ_INT(req.minor, 1);
     ASSERT_TRUE(req.keep_alive);
     ASSERT_EQ_INT(req.content_length, 0);
@@ -71,8 +73,21 @@ static void test_good(void)
     ASSERT_TRUE(parse("GET HTTPS://host:8/a/b?c HTTP/1.1\r\nHost: h\r\n\r\n", &req));
     ASSERT_EQ_INT(req.path_len, 4);
     ASSERT_TRUE(memcmp(req.path, "/a/b", 4) == 0);
-    ASSERT_TRUE(parse("GET http://host?c HTTP/1.1\r\nHost: h\r\n\r\n", &req));
+    ASSERT_EQ_INT(req.query_len, 1);
+    ASSERT_TRUE(req.query && req.query[0] == 'c');
+    ASSERT_TRUE(parse("GET http://host?c=%2B&d HTTP/1.1\r\nHost: h\r\n\r\n", &req));
     ASSERT_EQ_INT(req.path_len, 1);
+    ASSERT_EQ_INT(req.query_len, 7);
+    ASSERT_TRUE(req.query && memcmp(req.query, "c=%2B&d", 7) == 0);
+    ASSERT_TRUE(parse("GET /a? HTTP/1.1\r\nHost: h\r\n\r\n", &req));
+    ASSERT_TRUE(req.query != NULL);
+    ASSERT_EQ_INT(req.query_len, 0);
+    ASSERT_TRUE(parse("GET /a?b?c HTTP/1.1\r\nHost: h\r\n\r\n", &req));
+    ASSERT_EQ_INT(req.path_len, 2);
+    ASSERT_EQ_INT(req.query_len, 3);
+    ASSERT_TRUE(parse("GET /a HTTP/1.1\r\nHost: h\r\n\r\n", &req));
+    ASSERT_TRUE(req.query == NULL);
+    ASSERT_EQ_INT(req.query_len, 0);
     ASSERT_TRUE(parse("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\nX: \xff\tv\r\n\r\n", &req));
 
     ASSERT_TRUE(parse("DELETE /x HTTP/1.1\r\nHost: h\r\n\r\n", &req));

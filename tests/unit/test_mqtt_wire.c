@@ -906,8 +906,35 @@ static void test_texts(void)
     ASSERT_TRUE(!mqtt_wire_refuses_version(0x85));
 }
 
+static void test_topic_matches(void)
+{
+    ASSERT_TRUE(mqtt_topic_matches("#", "a/b"));
+    ASSERT_TRUE(mqtt_topic_matches("a/#", "a"));
+    ASSERT_TRUE(mqtt_topic_matches("a/#", "a/b/c"));
+    ASSERT_TRUE(mqtt_topic_matches("a/+/c", "a/b/c"));
+    ASSERT_TRUE(mqtt_topic_matches("a/+/c", "a//c"));
+    ASSERT_TRUE(mqtt_topic_matches("+/+", "/x"));
+    ASSERT_TRUE(mqtt_topic_matches("a/+", "a/"));
+    ASSERT_TRUE(mqtt_topic_matches("a/b", "a/b"));
+    ASSERT_TRUE(!mqtt_topic_matches("a/b", "a/bc"));
+    ASSERT_TRUE(!mqtt_topic_matches("a/+", "a"));
+    ASSERT_TRUE(!mqtt_topic_matches("a/+", "a/b/c"));
+    ASSERT_TRUE(!mqtt_topic_matches("a/b/#", "a"));
+    ASSERT_TRUE(!mqtt_topic_matches("a", "a/b"));
+    ASSERT_TRUE(!mqtt_topic_matches("#", "$SYS/x"));
+    ASSERT_TRUE(!mqtt_topic_matches("+/x", "$SYS/x"));
+    ASSERT_TRUE(mqtt_topic_matches("$SYS/#", "$SYS/x"));
+    /* Invalid filters match nothing. */
+    ASSERT_TRUE(!mqtt_topic_matches("a/#/b", "a/x/b"));
+    ASSERT_TRUE(!mqtt_topic_matches("a+", "a+"));
+    ASSERT_TRUE(!mqtt_topic_matches("", ""));
+    ASSERT_TRUE(mqtt_topic_filter_valid("a/+/#", 5));
+    ASSERT_TRUE(!mqtt_topic_filter_valid("a/b#", 4));
+}
+
 int main(void)
 {
+    test_topic_matches();
     test_buf();
     test_connect();
     test_publish();

@@ -118,8 +118,26 @@ static void test_resolve(void)
     ASSERT_TRUE(url_resolve("no scheme", "x") == NULL);
 }
 
+static void test_decode(void)
+{
+    char out[32];
+    size_t n = 99;
+    ASSERT_TRUE(url_decode("a%2Fb+c%2b%23", 13, true, out, &n));
+    ASSERT_EQ_STR(out, "a/b c+#");
+    ASSERT_EQ_INT(n, 7);
+    ASSERT_TRUE(url_decode("a+b", 3, false, out, &n));
+    ASSERT_EQ_STR(out, "a+b");
+    ASSERT_TRUE(url_decode("", 0, true, out, &n));
+    ASSERT_EQ_INT(n, 0);
+    ASSERT_TRUE(!url_decode("%2", 2, true, out, &n));
+    ASSERT_TRUE(!url_decode("%zz", 3, true, out, &n));
+    ASSERT_TRUE(!url_decode("a%00", 4, true, out, &n));
+    ASSERT_TRUE(!url_decode("a\0b", 3, true, out, &n));
+}
+
 int main(void)
 {
+    test_decode();
     test_parse();
     test_redact();
     test_join();
