@@ -12,11 +12,11 @@ TEST_NAME=meshtest
 : "${MESH_FAULTS=linkcut brokerdown sessionlost latejoin drop}"
 : "${MESH_FAULT_TOPOLOGY:=random3}"
 : "${MESH_SEED:=$$}"
-: "${MESHTEST_EXPECT_CATCHUP:=0}"
+: "${MESHTEST_EXPECT_CATCHUP:=1}"
 if [ "${MESH_QUICK:-0}" = 1 ]; then
     : "${MESH_FILES:=20}" "${MESH_FAULT_FILES:=10}" "${MESH_FAULT_DOWN_S:=5}"
     : "${MESH_FAULT_CUT_S:=3}" "${MESH_LATE_FILES:=50}" "${MESH_LATE_S:=5}"
-    : "${MESH_RETURN_S:=5}" "${MESH_DROP_FILES:=50}" "${MESH_CONVERGE_S:=60}"
+    : "${MESH_RETURN_S:=10}" "${MESH_DROP_FILES:=50}" "${MESH_CONVERGE_S:=60}"
 fi
 : "${MESH_FILES:=100}"         # files per topology
 : "${MESH_FAULT_FILES:=30}"    # files per batch in the fault phases
