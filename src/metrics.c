@@ -221,8 +221,8 @@ char *metrics_render(const struct metrics *m, size_t *len)
     counter(&o, "wmesh_catchup_lost_total",
             "Times an upstream's log no longer held records this peer had missed.",
             get(&m->catchup_lost));
-    counter(&o, "wmesh_catchup_bad_total",
-            "Catch-up statuses and records that could not be read.", get(&m->catchup_bad));
+    counter(&o, "wmesh_catchup_bad_total", "Catch-up statuses and records that could not be read.",
+            get(&m->catchup_bad));
     counter(&o, "wmesh_retries_total", "Downloads scheduled again after every source failed.",
             get(&m->retries));
     counter(&o, "wmesh_retention_removed_total", "Files removed for being older than --retention.",

@@ -69,9 +69,9 @@ struct metrics {
     atomic_uint_fast64_t catchup_gaps;     /* missed announcements found (gaps, lost sessions) */
     atomic_uint_fast64_t catchup_lost;     /* an upstream's log no longer held what we missed */
     atomic_uint_fast64_t catchup_bad;      /* statuses and records that could not be read */
-    atomic_int_fast64_t queue_depth;     /* announcements admitted, not yet finished */
-    atomic_int_fast64_t last_message_ns; /* wall clock of the last message received */
-    struct metrics_histogram lag;        /* pubTime to arrival */
+    atomic_int_fast64_t queue_depth;       /* announcements admitted, not yet finished */
+    atomic_int_fast64_t last_message_ns;   /* wall clock of the last message received */
+    struct metrics_histogram lag;          /* pubTime to arrival */
     struct metrics_histogram relay; /* admission to re-announcement: this peer's part of a hop */
     /* Brokers are added by the loop while the HTTP server's thread may render them: a broker's
      * label is written before nbrokers (release) counts it, and read after (acquire). */

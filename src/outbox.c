@@ -216,7 +216,8 @@ static void on_published(void *arg, struct mqtt_link *link, const struct mqtt_pu
     if (p->tag == STATUS_TAG) {
         /* A status is replaced by the next one: nothing to retry or set aside. */
         o->status_pending = false;
-        if (p->why) log_warn("the post broker refused the catch-up status on %s: %s", p->topic, p->why);
+        if (p->why)
+            log_warn("the post broker refused the catch-up status on %s: %s", p->topic, p->why);
         return;
     }
     if (p->why) {

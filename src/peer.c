@@ -129,7 +129,8 @@ static bool on_message(void *arg, struct mqtt_link *link, const struct mqtt_msg 
 static void on_upstream_state(void *arg, struct mqtt_link *link, bool session_present)
 {
     struct upstream *u = arg;
-    if (mqtt_connected(link)) peer_catchup_connected(u->peer, (size_t)(u - u->peer->up), session_present);
+    if (mqtt_connected(link))
+        peer_catchup_connected(u->peer, (size_t)(u - u->peer->up), session_present);
     atomic_store(&u->peer->metrics.brokers[u->metric].connected, mqtt_connected(link) ? 1 : 0);
 }
 
@@ -226,8 +227,8 @@ static enum wm_err start_upstreams(struct peer *p, const char *client_id)
                                  .client_id = client_id,
                                  .clean_session = false,
                                  .subscriptions = (const char *const *)subs,
-                                 .nsubscriptions = p->cfg->nsubtopics +
-                                                   (subs[p->cfg->nsubtopics] ? 1 : 0),
+                                 .nsubscriptions =
+                                     p->cfg->nsubtopics + (subs[p->cfg->nsubtopics] ? 1 : 0),
                                  .protocol = p->cfg->mqtt_version,
                                  .cafile = p->cfg->cafile,
                                  .certfile = p->cfg->certfile,
@@ -340,7 +341,8 @@ static void replay_outbox(struct peer *p, uint64_t id, const void *record, size_
         return;
     }
     struct announce *a = NULL;
-    enum wm_err e = o.origin.payload ? peer_decode(&o.origin, &a, why, sizeof why) : WM_ERR_NOTFOUND;
+    enum wm_err e =
+        o.origin.payload ? peer_decode(&o.origin, &a, why, sizeof why) : WM_ERR_NOTFOUND;
     if (e == WM_OK) {
         peer_admit(p, a, id, ADMIT_REPLAYED, &o.origin);
         return;

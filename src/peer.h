@@ -66,10 +66,10 @@ struct peer_config {
     /* Catch-up (docs/CATCHUP.md): keep and serve a log of our announcements, and fetch what we
      * missed from our upstreams' logs. */
     bool catchup;
-    bool catchup_seq;          /* put (peer, epoch, seq) in each re-announcement */
-    const char *catchup_id;    /* NULL: from the client id */
-    double catchup_window_s;   /* a new upstream's log is read this far back; 0: --lag-drop */
-    double catchup_keep_s;     /* the log keeps records this long; 0: 24 h */
+    bool catchup_seq;        /* put (peer, epoch, seq) in each re-announcement */
+    const char *catchup_id;  /* NULL: from the client id */
+    double catchup_window_s; /* a new upstream's log is read this far back; 0: --lag-drop */
+    double catchup_keep_s;   /* the log keeps records this long; 0: 24 h */
     /* The protocol of every broker link, upstream and post. */
     enum mqtt_protocol mqtt_version;
     const struct proxy_config *proxies; /* for every connection (proxy.h); NULL: none */

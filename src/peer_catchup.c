@@ -53,8 +53,8 @@ struct source {
     /* The host of the baseUrl its announcements carry: a status's URL is used only on that host
      * or the broker's, so that a forged status cannot aim subscribers at a third party. */
     char base_host[256];
-    uint64_t done;             /* every seq up to this came or was fetched */
-    uint64_t max_seen;         /* the highest seq that came, or that its status named */
+    uint64_t done;              /* every seq up to this came or was fetched */
+    uint64_t max_seen;          /* the highest seq that came, or that its status named */
     uint64_t bits[WINDOW / 64]; /* seq s (done < s <= done + WINDOW) came: bit s % WINDOW */
     bool fresh;                 /* never heard of before (no saved state): a late join */
     bool urgent;                /* fetch at once: the broker lost the session */
@@ -114,7 +114,8 @@ static bool epoch_ok(const char *s, size_t len)
 {
     if (len == 0 || len > EPOCH_MAX) return false;
     for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] <= ' ' || s[i] == '"' || s[i] == '\\' || (unsigned char)s[i] >= 0x7f)
+        if ((unsigned char)s[i] <= ' ' || s[i] == '"' || s[i] == '\\' ||
+            (unsigned char)s[i] >= 0x7f)
             return false;
     return true;
 }
@@ -188,12 +189,14 @@ static void status_topic_and_url(struct peer_catchup *cu)
     const struct peer_config *cfg = cu->p->cfg;
     const char *ex = cfg->post_exchange ? cfg->post_exchange : cfg->exchange;
     size_t n = strlen(ex) + strlen(cu->peer_id) + 16;
-    if ((cu->status_topic = malloc(n))) snprintf(cu->status_topic, n, "%s/_catchup/%s", ex, cu->peer_id);
+    if ((cu->status_topic = malloc(n)))
+        snprintf(cu->status_topic, n, "%s/_catchup/%s", ex, cu->peer_id);
     const char *base = cfg->post_base_url;
     size_t blen = strlen(base);
     while (blen > 0 && base[blen - 1] == '/')
         blen--;
-    if ((cu->url = malloc(blen + 16))) snprintf(cu->url, blen + 16, "%.*s/.wmesh/", (int)blen, base);
+    if ((cu->url = malloc(blen + 16)))
+        snprintf(cu->url, blen + 16, "%.*s/.wmesh/", (int)blen, base);
 }
 
 static enum wm_err start_log(struct peer_catchup *cu)
@@ -465,7 +468,8 @@ void peer_catchup_received(struct peer *p, size_t up, const struct announce *a)
     if (!id_ok(peer, plen) || !epoch_ok(epoch, elen)) return;
     struct source *s = find_source(cu, up, peer, plen);
     if (!s && !(s = add_source(cu, up, peer, plen))) return;
-    if (!s->base_host[0] && a->base_url) (void)host_of(a->base_url, s->base_host, sizeof s->base_host);
+    if (!s->base_host[0] && a->base_url)
+        (void)host_of(a->base_url, s->base_host, sizeof s->base_host);
     if (!s->epoch[0]) forget_epoch(s, epoch, elen);
     /* Another epoch: its status will say so, and the fetch it starts covers this one. */
     if (strlen(s->epoch) != elen || memcmp(s->epoch, epoch, elen) != 0) return;
@@ -496,7 +500,6 @@ static bool url_trusted(const struct source *s)
     return host_of(s->cu->p->cfg->brokers[s->up], broker, sizeof broker) &&
            strcmp(host, broker) == 0;
 }
-
 
 bool peer_catchup_is_status(const char *topic)
 {
@@ -670,7 +673,8 @@ static void take_trailer(struct source *s, const struct wm_json *t, uint64_t *ne
         (strlen(s->epoch) != elen || memcmp(s->epoch, epoch, elen) != 0))
         forget_epoch(s, epoch, elen);
     if (wm_json_integer(wm_json_object_get(t, "next"), &n) && n > 0) *next = (uint64_t)n;
-    *more = wm_json_object_get(t, "more") && wm_json_type(wm_json_object_get(t, "more")) == WM_JSON_TRUE;
+    *more = wm_json_object_get(t, "more") &&
+            wm_json_type(wm_json_object_get(t, "more")) == WM_JSON_TRUE;
 }
 
 /* Admits the records of a page, in order, and moves done past what it covered. */
@@ -718,7 +722,9 @@ static void take_page(struct source *s)
         s->urgent = false;
     }
     advance(s, loop_now_ms(cu->p->loop), GAP_GRACE_MS);
-    if (records) log_info("catch-up from %s: %zu announcement(s) up to seq %" PRIu64, s->peer, records, s->done);
+    if (records)
+        log_info("catch-up from %s: %zu announcement(s) up to seq %" PRIu64, s->peer, records,
+                 s->done);
     peer_backpressure(cu->p);
 }
 
@@ -766,7 +772,8 @@ static char *request_url(const struct source *s)
     if (ok && s->url[strlen(s->url) - 1] != '/') ok = append(&u, &len, &cap, "/", 1);
     if (s->since_ns > 0 && !s->more) {
         char when[40];
-        if (codec_pubtime_format(s->since_ns, 3, true, when, sizeof when) != WM_OK) return free(u), NULL;
+        if (codec_pubtime_format(s->since_ns, 3, true, when, sizeof when) != WM_OK)
+            return free(u), NULL;
         snprintf(part, sizeof part, "log?since=%s&limit=%d", when, PAGE_LIMIT);
     } else {
         snprintf(part, sizeof part, "log?epoch=%s&after=%" PRIu64 "&limit=%d", s->epoch, s->done,
@@ -813,8 +820,7 @@ static void save_state(struct peer_catchup *cu)
     if (!f) return;
     for (const struct source *s = cu->sources; s; s = s->next)
         if (s->epoch[0] && !s->fresh)
-            fprintf(f, "%s %s %s %" PRIu64 "\n", cu->labels[s->up], s->peer,
-                    s->epoch, s->done);
+            fprintf(f, "%s %s %s %" PRIu64 "\n", cu->labels[s->up], s->peer, s->epoch, s->done);
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = fclose(f) == 0 && ok;
     if (ok && rename(tmp, cu->state_path) == 0)

@@ -146,7 +146,7 @@ struct peer {
     struct loop_timer housekeeping;
     struct retention *retention;
     int exit_code;
-    struct series_table *series; /* the wmo_wis2_gc_* metrics; NULL without --centre-id */
+    struct series_table *series;  /* the wmo_wis2_gc_* metrics; NULL without --centre-id */
     struct peer_catchup *catchup; /* NULL with --catchup no (peer_catchup.c) */
     struct metrics metrics;
 };

@@ -199,9 +199,8 @@ static void rehash(struct job *j, struct wm_checksum *sum)
 }
 
 /* The announcement of what was stored, in the post format, and its topic. */
-static enum wm_err make_announcement(struct job *j, const struct wm_checksum *stored,
-                                     uint64_t seq, char **text, size_t *len, char *topic,
-                                     size_t topiclen)
+static enum wm_err make_announcement(struct job *j, const struct wm_checksum *stored, uint64_t seq,
+                                     char **text, size_t *len, char *topic, size_t topiclen)
 {
     struct peer *p = j->peer;
     if (j->passthrough) {

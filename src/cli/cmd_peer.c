@@ -142,13 +142,15 @@ static int yes_no(struct options *o, const char *name, bool *out)
 static int catchup_options(struct options *o, struct peer_config *c)
 {
     bool auto_on = strcmp(options_get(o, "catchup"), "auto") == 0;
-    if ((!auto_on && yes_no(o, "catchup", &c->catchup)) || yes_no(o, "catchup-seq", &c->catchup_seq))
+    if ((!auto_on && yes_no(o, "catchup", &c->catchup)) ||
+        yes_no(o, "catchup-seq", &c->catchup_seq))
         return -1;
     if (auto_on) c->catchup = c->centre_id == NULL;
     c->catchup_id = options_get(o, "catchup-id");
     if (c->catchup_id &&
         (!*c->catchup_id || strlen(c->catchup_id) > 64 ||
-         strspn(c->catchup_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+         strspn(c->catchup_id,
+                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
              strlen(c->catchup_id))) {
         fprintf(stderr, "wmesh peer: --catchup-id wants 1 to 64 of A-Z a-z 0-9 . _ -, not %s\n",
                 c->catchup_id);
