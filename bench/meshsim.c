@@ -1,4 +1,6 @@
 /* meshsim.c: a simulation of announcement flooding and catch-up in a wmesh mesh (issue 18). */
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -181,6 +183,205 @@ static struct graph *graph_full(int n)
         for (int v = u + 1; v < n; v++)
             link_add(g, u, v);
     return g;
+}
+
+/* A graph read from a file of edges (--edges), as tests/mesh writes $T/edges: "A B" a line,
+ * hosts numbered 1..N, N the largest number seen; a first line "# NAME" names it, else the
+ * file's base name without its extension does. */
+#define EDGES_MAX_FILES 8
+#define EDGES_MAX_HOSTS 1000
+
+struct edges_file {
+    const char *path;
+    char name[64];
+    struct graph *g; /* owned: freed by edges_free() */
+    int edges, dups; /* distinct edges; duplicates ignored */
+    int mindeg;
+    int parts;      /* connected components */
+    char sizes[64]; /* their sizes, largest first, when more than one */
+};
+
+static void set_name(char *dst, size_t len, const char *src, size_t srclen)
+{
+    while (srclen && isspace((unsigned char)*src)) {
+        src++;
+        srclen--;
+    }
+    while (srclen && isspace((unsigned char)src[srclen - 1]))
+        srclen--;
+    if (srclen >= len) srclen = len - 1;
+    for (size_t i = 0; i < srclen; i++)
+        dst[i] = src[i] == '|' || iscntrl((unsigned char)src[i]) ? '_' : src[i]; /* a table cell */
+    dst[srclen] = '\0';
+}
+
+/* A number at *p, moves *p past it; one too large to hold comes out as 0, out of range. */
+static bool parse_host(char **p, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(*p, &end, 10);
+    if (end == *p) return false;
+    if (errno) v = 0;
+    *p = end;
+    *out = v;
+    return true;
+}
+
+static int cmp_int_desc(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x < y) - (x > y);
+}
+
+/* Counts the connected components of e->g and writes their sizes. */
+static void edges_parts(struct edges_file *e)
+{
+    const struct graph *g = e->g;
+    int *part = xcalloc((size_t)g->n, sizeof *part), *queue = xcalloc((size_t)g->n, sizeof *queue);
+    int *size = xcalloc((size_t)g->n, sizeof *size);
+    e->parts = 0;
+    for (int s = 0; s < g->n; s++) {
+        if (part[s]) continue;
+        int head = 0, tail = 0;
+        part[s] = ++e->parts;
+        queue[tail++] = s;
+        while (head < tail) {
+            int v = queue[head++];
+            for (int i = 0; i < g->deg[v]; i++) {
+                int u = g->adj[v * g->maxdeg + i];
+                if (!part[u]) {
+                    part[u] = e->parts;
+                    queue[tail++] = u;
+                }
+            }
+        }
+        size[e->parts - 1] = tail;
+    }
+    qsort(size, (size_t)e->parts, sizeof *size, cmp_int_desc);
+    /* The eight largest: 8 * 6 characters at most. */
+    size_t used = 0;
+    e->sizes[0] = '\0';
+    for (int i = 0; i < e->parts && i < 8 && e->parts > 1; i++)
+        used += (size_t)snprintf(e->sizes + used, sizeof e->sizes - used, "%s%d", i ? ", " : "",
+                                 size[i]);
+    if (e->parts > 8) snprintf(e->sizes + used, sizeof e->sizes - used, ", ...");
+    free(part);
+    free(queue);
+    free(size);
+}
+
+/* Reads the graph of `path` into e. On a bad file prints one line "meshsim: PATH:LINE: why" and
+ * returns false; e then owns nothing. */
+static bool edges_load(const char *path, struct edges_file *e)
+{
+    memset(e, 0, sizeof *e);
+    e->path = path;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    set_name(e->name, sizeof e->name, base,
+             dot && dot != base ? (size_t)(dot - base) : strlen(base));
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        fprintf(stderr, "meshsim: %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    /* Which pairs are linked, (a - 1) * EDGES_MAX_HOSTS + b - 1 with a < b: 1 MB. */
+    unsigned char *have = xcalloc((size_t)EDGES_MAX_HOSTS * EDGES_MAX_HOSTS, 1);
+    int *ev = NULL, n = 0, lineno = 0; /* the edges, two hosts each, from 0 */
+    size_t cap = 0;
+    const char *why = NULL;
+    char line[256];
+    while (!why && fgets(line, sizeof line, fp)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(fp)) {
+            why = "line too long";
+            break;
+        }
+        char *p = line;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!*p) continue;
+        if (*p == '#') {
+            if (lineno == 1 && p[1]) {
+                char name[64];
+                set_name(name, sizeof name, p + 1, strlen(p + 1));
+                if (name[0]) memcpy(e->name, name, sizeof name);
+            }
+            continue;
+        }
+        long a, b;
+        if (!parse_host(&p, &a) || !isspace((unsigned char)*p) || !parse_host(&p, &b)) {
+            why = "expected \"A B\", two host numbers";
+            break;
+        }
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p) {
+            why = "expected \"A B\", two host numbers, and nothing after them";
+            break;
+        }
+        if (a < 1 || a > EDGES_MAX_HOSTS || b < 1 || b > EDGES_MAX_HOSTS) {
+            why = "host number out of 1..1000";
+            break;
+        }
+        if (a == b) {
+            why = "self-loop";
+            break;
+        }
+        if (a > b) {
+            long t = a;
+            a = b;
+            b = t;
+        }
+        size_t key = (size_t)(a - 1) * EDGES_MAX_HOSTS + (size_t)(b - 1);
+        if (have[key]) {
+            e->dups++;
+            continue;
+        }
+        have[key] = 1;
+        if ((size_t)e->edges == cap) { /* at most 1000 * 999 / 2 distinct edges */
+            cap = cap ? 2 * cap : 64;
+            int *grown = realloc(ev, 2 * cap * sizeof *grown);
+            if (!grown) {
+                fputs("meshsim: out of memory\n", stderr);
+                exit(1);
+            }
+            ev = grown;
+        }
+        ev[2 * e->edges] = (int)a - 1;
+        ev[2 * e->edges++ + 1] = (int)b - 1;
+        if (b > n) n = (int)b;
+    }
+    if (!why && ferror(fp)) why = strerror(errno);
+    if (!why && !e->edges) why = "no edges";
+    fclose(fp);
+    free(have);
+    if (why) {
+        if (lineno && strcmp(why, "no edges"))
+            fprintf(stderr, "meshsim: %s:%d: %s\n", path, lineno, why);
+        else
+            fprintf(stderr, "meshsim: %s: %s\n", path, why);
+        free(ev);
+        return false;
+    }
+    int *deg = xcalloc((size_t)n, sizeof *deg), maxdeg = 0;
+    for (int i = 0; i < 2 * e->edges; i++)
+        deg[ev[i]]++;
+    e->mindeg = deg[0];
+    for (int v = 0; v < n; v++) {
+        if (deg[v] > maxdeg) maxdeg = deg[v];
+        if (deg[v] < e->mindeg) e->mindeg = deg[v];
+    }
+    e->g = graph_new(n, maxdeg, e->name, maxdeg);
+    for (int i = 0; i < e->edges; i++)
+        link_add(e->g, ev[2 * i], ev[2 * i + 1]);
+    free(deg);
+    free(ev);
+    edges_parts(e);
+    return true;
 }
 
 /* Unit hops (times are hops) or a hop time per link drawn from [lo, hi], the same both ways. */
@@ -481,7 +682,10 @@ static void table_flood(const struct opts *o)
     }
 }
 
-static void table_testbed(const struct opts *o)
+/* The testbed's topologies, then one row per --edges file. A file's row draws its origins from
+ * a generator seeded with --seed alone, so it does not depend on the other files and leaves the
+ * rest of the run as it is without --edges. */
+static void table_testbed(const struct opts *o, struct edges_file *ef, int nef)
 {
     printf("\n## The testbed's topologies, N = 20 (hops; ms at %.2f ms a hop)\n\n", o->hop_ms);
     print_flood_header(true);
@@ -494,6 +698,39 @@ static void table_testbed(const struct opts *o)
         print_flood_row(gs[i], &s, o->hop_ms);
         graph_free(&gs[i]);
     }
+    if (!nef) return;
+    double unreached[EDGES_MAX_FILES];
+    uint64_t saved = rng_state;
+    printf("\n### The graphs of --edges (origins drawn from --seed alone)\n\n");
+    print_flood_header(true);
+    for (int i = 0; i < nef; i++) {
+        struct flood_stats s;
+        rng_state = o->seed;
+        graph_hops(ef[i].g, true, 0, 0);
+        flood_stats(ef[i].g, NULL, o->files, &s);
+        print_flood_row(ef[i].g, &s, o->hop_ms);
+        unreached[i] = s.missing;
+    }
+    rng_state = saved;
+    printf("\n");
+    for (int i = 0; i < nef; i++) {
+        const struct edges_file *e = &ef[i];
+        printf("- %s: %s, %d hosts, %d edge%s, degree %d - %d (d: the largest)", e->name, e->path,
+               e->g->n, e->edges, e->edges > 1 ? "s" : "", e->mindeg, e->g->d);
+        if (e->dups) printf("; %d duplicate edge%s ignored", e->dups, e->dups > 1 ? "s" : "");
+        if (e->parts > 1)
+            printf("; DISCONNECTED: %d components (%s hosts), %.2f hosts unreachable from a "
+                   "file's origin (mean): conv, prop and hops are over the hosts reached, ann "
+                   "recv, ann pub and dl per host of all %d",
+                   e->parts, e->sizes, unreached[i], e->g->n);
+        printf(".\n");
+    }
+}
+
+static void edges_free(struct edges_file *ef, int nef)
+{
+    for (int i = 0; i < nef; i++)
+        graph_free(&ef[i].g);
 }
 
 static void pick_down(int n, int k, unsigned char *down, int *which)
@@ -767,13 +1004,21 @@ static bool opt_num(const char *arg, double lo, double hi, double *out)
     return true;
 }
 
-static void usage(void)
+static void usage(FILE *out)
 {
     fputs("usage: meshsim [--seed S] [--files F] [--trials T] [--hop-ms MS] [--hop S-S]\n"
           "               [--rtt S] [--bw BYTES/S] [--dl-rate FILES/S] [--page N]\n"
+          "               [--edges FILE]...\n"
           "               [--only flood|testbed|failures|catchup|outage|joiner|idle]\n"
-          "Prints Markdown tables (docs/CATCHUP.md). Deterministic for a given seed.\n",
-          stderr);
+          "Prints Markdown tables (docs/CATCHUP.md). Deterministic for a given seed.\n"
+          "--edges FILE (up to 8): a graph to flood, one edge \"A B\" a line, hosts 1..1000 (the\n"
+          "  testbed's $T/edges, or $MESH_OUT/<topology>.edges of make meshtest); a first line\n"
+          "  \"# NAME\" names it, else the file's name without its extension. Its row comes in\n"
+          "  addition to the built-in chain, ring, random and full rows of the testbed table\n"
+          "  (those unchanged), in a table of its own below them, with origins drawn from\n"
+          "  --seed alone; d is its largest degree.\n"
+          "  Duplicate edges are ignored; a disconnected graph is flagged under the table.\n",
+          out);
 }
 
 int main(int argc, char **argv)
@@ -790,10 +1035,16 @@ int main(int argc, char **argv)
                      .page = 1000,
                      .check_min = 5};
     const char *only = NULL;
+    const char *edge_paths[EDGES_MAX_FILES];
+    int nef = 0;
     for (int i = 1; i < argc; i++) {
         double v;
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = val != NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
         if (!strcmp(a, "--seed") && ok && (ok = opt_num(val, 0, 1e18, &v)))
             o.seed = (uint64_t)v;
         else if (!strcmp(a, "--files") && ok && (ok = opt_num(val, 2, 1e6, &v)))
@@ -821,28 +1072,45 @@ int main(int argc, char **argv)
             o.page = (int)v;
         else if (!strcmp(a, "--only") && ok)
             only = val;
-        else
+        else if (!strcmp(a, "--edges") && ok) {
+            if (nef == EDGES_MAX_FILES) {
+                fprintf(stderr, "meshsim: at most %d --edges files\n", EDGES_MAX_FILES);
+                return 2;
+            }
+            edge_paths[nef++] = val;
+        } else
             ok = false;
         if (!ok) {
-            usage();
+            usage(stderr);
             return 2;
         }
         i++;
     }
+    /* Every file is read before anything is printed: a bad one stops the run at once. */
+    struct edges_file ef[EDGES_MAX_FILES];
+    for (int i = 0; i < nef; i++)
+        if (!edges_load(edge_paths[i], &ef[i])) {
+            edges_free(ef, i);
+            return 2;
+        }
     rng_state = o.seed;
     struct sizes z;
     sizes_measure(&z);
     printf("# meshsim --seed %" PRIu64 " --files %d --trials %d --hop-ms %g --hop %g-%g --rtt %g "
-           "--bw %g --dl-rate %g --page %d\n",
+           "--bw %g --dl-rate %g --page %d",
            o.seed, o.files, o.trials, o.hop_ms, o.hop_lo, o.hop_hi, o.rtt, o.bw, o.dl_rate, o.page);
+    for (int i = 0; i < nef; i++)
+        printf(" --edges %s", ef[i].path);
+    printf("\n");
     printf("\nann recv / ann pub: announcements received / published per file per peer; dl: "
            "downloads per file per peer other than the origin (1 means exactly once).\n");
-    if (!only || !strcmp(only, "testbed")) table_testbed(&o);
+    if (!only || !strcmp(only, "testbed")) table_testbed(&o, ef, nef);
     if (!only || !strcmp(only, "flood")) table_flood(&o);
     if (!only || !strcmp(only, "failures")) table_failures(&o);
     if (!only || !strcmp(only, "catchup")) table_catchup(&o, &z);
     if (!only || !strcmp(only, "outage")) table_outage(&o, &z);
     if (!only || !strcmp(only, "joiner")) table_joiner(&o, &z);
     if (!only || !strcmp(only, "idle")) table_idle(&o, &z);
+    edges_free(ef, nef);
     return 0;
 }

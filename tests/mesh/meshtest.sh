@@ -28,6 +28,7 @@ fi
 : "${MESH_DROP_FILES:=100}"    # files posted while the peer behind dropping brokers is stopped
 : "${MESH_DROP_QUEUE:=10}"     # max_queued_messages of the dropping brokers
 : "${MESH_CONVERGE_S:=180}"    # longest wait for convergence before a phase fails
+: "${MESH_OUT=}"               # a directory: each topology's edges and the summary, kept
 MESH_HOSTS_LIVE=$MESH_N
 RANDOM=$MESH_SEED
 PASSED=0
@@ -55,8 +56,9 @@ mesh_cleanup() {
 }
 trap mesh_cleanup EXIT
 
+# say LINE...: a summary line, printed and kept in $T/summary (and $MESH_OUT/summary.txt).
 say() {
-    printf '%s\n' "$*" | tee -a "$T/summary"
+    printf '%s\n' "$*" | tee -a "$T/summary" ${MESH_OUT:+"$MESH_OUT/summary.txt"}
 }
 
 # die MSG: the harness itself could not go on (a broker or peer that did not start).
@@ -147,6 +149,8 @@ run_topology() {
     local t=$1 all ok=1 i recv=0 got=0 ident=no files start conv_s missing=""
     topology "$t" "$MESH_N" "$MESH_SEED" >"$T/topo.edges" || die "no topology $t"
     phase_begin "$t" "$T/topo.edges"
+    # The graph the figures were measured on, for bench/meshsim --edges to simulate.
+    [ -z "$MESH_OUT" ] || cp "$T/edges" "$MESH_OUT/$t.edges" || die "cannot write $MESH_OUT/$t.edges"
     all=$(hosts_list "$MESH_N")
     note "$t: $MESH_N hosts, $(wc -l <"$T/edges") edges"
     mesh_up "$MESH_N"
@@ -381,6 +385,11 @@ fault_drop() {
 
 # ---------------------------------------------------------------------------------------------
 
+if [ -n "$MESH_OUT" ]; then
+    mkdir -p "$MESH_OUT" || die "cannot create MESH_OUT=$MESH_OUT"
+    MESH_OUT=$(cd "$MESH_OUT" && pwd)
+    : >"$MESH_OUT/summary.txt" || die "cannot write $MESH_OUT/summary.txt" # this run's lines only
+fi
 say "meshtest: n=$MESH_N seed=$MESH_SEED topologies=\"$MESH_TOPOLOGIES\" faults=\"$MESH_FAULTS\"" \
     "files=$MESH_FILES wmesh=$(git -C "$LIB_DIR" describe --always --dirty 2>/dev/null || echo '?')"
 for t in $MESH_TOPOLOGIES; do
