@@ -264,6 +264,18 @@ uint64_t peer_catchup_take(struct peer *p)
     return cu && cu->log ? catchup_log_take_seq(cu->log) : 0;
 }
 
+/* {"peer":...,"epoch":...,"seq":...}; NULL when out of memory. */
+static struct wm_json *catchup_member(const char *peer, const char *epoch, uint64_t seq)
+{
+    struct wm_json *m = wm_json_object_new();
+    /* Each setter takes its value, also when it fails: nothing to free but m. */
+    if (!m || wm_json_object_set(m, "peer", wm_json_string_new(peer, strlen(peer))) != WM_OK ||
+        wm_json_object_set(m, "epoch", wm_json_string_new(epoch, strlen(epoch))) != WM_OK ||
+        wm_json_object_set(m, "seq", wm_json_integer_new((int64_t)seq)) != WM_OK)
+        wm_json_free(&m);
+    return m;
+}
+
 /* The member that carries (peer, epoch, seq), in the place the post format keeps extras. */
 bool peer_catchup_stamp(struct peer *p, struct announce *out, uint64_t seq)
 {
@@ -287,35 +299,10 @@ bool peer_catchup_stamp(struct peer *p, struct announce *out, uint64_t seq)
         int n = snprintf(text, sizeof text, "%s %s %" PRIu64, cu->peer_id, epoch, seq);
         member = wm_json_string_new(text, (size_t)n);
     } else {
-        struct wm_json *peer = wm_json_string_new(cu->peer_id, strlen(cu->peer_id));
-        struct wm_json *ep = wm_json_string_new(epoch, strlen(epoch));
-        struct wm_json *sq = wm_json_integer_new((int64_t)seq);
-        member = wm_json_object_new();
-        if (!member || !peer || !ep || !sq || wm_json_object_set(member, "peer", peer) != WM_OK) {
-            wm_json_free(&peer);
-            wm_json_free(&ep);
-            wm_json_free(&sq);
-            wm_json_free(&member);
-            return false;
-        }
-        if (wm_json_object_set(member, "epoch", ep) != WM_OK) {
-            wm_json_free(&ep);
-            wm_json_free(&sq);
-            wm_json_free(&member);
-            return false;
-        }
-        if (wm_json_object_set(member, "seq", sq) != WM_OK) {
-            wm_json_free(&sq);
-            wm_json_free(&member);
-            return false;
-        }
+        member = catchup_member(cu->peer_id, epoch, seq);
     }
-    if (!member) return false;
-    if (wm_json_object_set(holder, "catchup", member) != WM_OK) {
-        wm_json_free(&member);
-        return false;
-    }
-    return true;
+    /* The setter takes member, also when it fails. */
+    return member && wm_json_object_set(holder, "catchup", member) == WM_OK;
 }
 
 /* Removes an upstream's member from what is re-announced without a seq of ours. */
@@ -931,7 +918,7 @@ void peer_catchup_stop(struct peer *p)
     struct peer_catchup *cu = p->catchup;
     if (!cu) return;
     loop_timer_stop(p->loop, &cu->tick);
-    if (cu->tracking && cu->labels[0]) save_state(cu);
+    if (cu->tracking && cu->labels && cu->labels[0]) save_state(cu);
     while (cu->sources) {
         struct source *s = cu->sources;
         cu->sources = s->next;

@@ -288,7 +288,7 @@ fault_brokerdown() {
 }
 
 fault_sessionlost() {
-    local all others k tries=0 ok=0 got want
+    local all others k tries=0 ok=0 got want t0
     fault_mesh sessionlost
     all=$(hosts_list "$MESH_N")
     # A host whose absence leaves the others connected: what it misses is then its own loss.
@@ -309,11 +309,12 @@ fault_sessionlost() {
         verdict must fault-sessionlost-others 0 "the others did not get the files posted while h$k was away:$(short "$T/s2.files" $others)"
     # A new client id: its sessions on its upstream brokers, and what they queued, are lost.
     peer_start "$k" "mt-h$k-new"
+    t0=$(now_ms)
     wait_until 30 peer_linked "$k" || die "h$k did not reconnect"
     wait_until "$MESH_RETURN_S" all_hold "$T/s2.files" "$k" && ok=1
     got=$(held "$k" "$T/s2.files")
     want=$(wc -l <"$T/s2.files")
-    say "meshtest fault-sessionlost: n=$MESH_N files=$(wc -l <"$T/files") host=h$k missed_while_away=$want held_after_${MESH_RETURN_S}s=$got"
+    say "meshtest fault-sessionlost: n=$MESH_N files=$(wc -l <"$T/files") host=h$k missed_while_away=$want held_after_${MESH_RETURN_S}s=$got all_held_s=$([ "$ok" = 1 ] && secs_since "$t0" || echo -)"
     verdict catchup fault-sessionlost "$ok" "h$k (session lost while away): $got/$want files" \
         "missed while away, ${MESH_RETURN_S}s after its return"
     live sessionlost "$k" "its return" "$k"
@@ -321,7 +322,7 @@ fault_sessionlost() {
 }
 
 fault_latejoin() {
-    local all j ok=0 got want x n=0
+    local all j ok=0 got want x n=0 t0
     local -a pick=()
     fault_mesh latejoin
     all=$(hosts_list "$MESH_N")
@@ -339,19 +340,20 @@ fault_latejoin() {
     inject "$MESH_LATE_FILES" l1
     # shellcheck disable=SC2086
     converge latejoin "$T/l1.files" $all
+    t0=$(now_ms)
     peer_start "$j"
     wait_until 30 peer_linked "$j" || die "late joiner h$j did not connect"
     wait_until "$MESH_LATE_S" all_hold "$T/l1.files" "$j" && ok=1
     got=$(held "$j" "$T/l1.files")
     want=$(wc -l <"$T/l1.files")
-    say "meshtest fault-latejoin: n=$j files=$want joiner=h$j neighbours=$(printf "h%s," "${pick[@]}" | sed "s/,$//") held_after_${MESH_LATE_S}s=$got"
+    say "meshtest fault-latejoin: n=$j files=$want joiner=h$j neighbours=$(printf "h%s," "${pick[@]}" | sed "s/,$//") held_after_${MESH_LATE_S}s=$got all_held_s=$([ "$ok" = 1 ] && secs_since "$t0" || echo -)"
     verdict catchup fault-latejoin "$ok" "late joiner h$j (empty tree): $got/$want files after ${MESH_LATE_S}s"
     live latejoin "$j" "it joined"
     mesh_down
 }
 
 fault_drop() {
-    local all others s ups ok=0 got want drops=0 u rest
+    local all others s ups ok=0 got want drops=0 u rest t0
     fault_mesh drop
     all=$(hosts_list "$MESH_N")
     s=$(random_host)
@@ -370,13 +372,15 @@ fault_drop() {
     # shellcheck disable=SC2086
     rest=$(short "$T/p1.files" $others)
     kill -CONT "${PEER_PID[$s]}"
+    t0=$(now_ms)
     wait_until "$MESH_RETURN_S" all_hold "$T/p1.files" "$s" && ok=1
+    [ "$ok" = 1 ] && t0=$(secs_since "$t0") || t0=-
     got=$(held "$s" "$T/p1.files")
     want=$(wc -l <"$T/p1.files")
     for u in $ups; do
         grep -q 'dropped' "$T/b$u.log" 2>/dev/null && drops=$((drops + 1))
     done
-    say "meshtest fault-drop: n=$MESH_N files=$want host=h$s upstreams=h${ups// /,h} max_queued=$MESH_DROP_QUEUE brokers_that_dropped=$drops held_after_${MESH_RETURN_S}s=$got others_short=${rest:-none}"
+    say "meshtest fault-drop: n=$MESH_N files=$want host=h$s upstreams=h${ups// /,h} max_queued=$MESH_DROP_QUEUE brokers_that_dropped=$drops held_after_${MESH_RETURN_S}s=$got all_held_s=$t0 others_short=${rest:-none}"
     verdict catchup fault-drop "$ok" "h$s behind dropping brokers: $got/$want files ${MESH_RETURN_S}s" \
         "after it resumed; other peers:${rest:- all complete}"
     live drop "$s" "it resumed" "$s"
