@@ -50,9 +50,10 @@ const char *catchup_log_epoch(const struct catchup_log *l);
 WM_WARN_UNUSED uint64_t catchup_log_take_seq(struct catchup_log *l);
 
 /* Appends one record (buffered until catchup_log_flush). message (len bytes) must be one JSON
- * value without a newline byte; topic valid UTF-8; seq above every seq appended before; time_ns
- * the record's time (UTC ns since 1970). WM_ERR_INVAL for any of those, WM_ERR_NOMEM, WM_ERR_IO
- * when a new segment cannot be created. Nothing is changed on failure. */
+ * object or array, as an encoder made it, without a newline byte (only its outline is checked:
+ * a parse would double the cost of an append); topic valid UTF-8; seq above every seq appended
+ * before; time_ns the record's time (UTC ns since 1970). WM_ERR_INVAL for any of those,
+ * WM_ERR_NOMEM, WM_ERR_IO when a new segment cannot be created. Nothing is changed on failure. */
 WM_WARN_UNUSED enum wm_err catchup_log_append(struct catchup_log *l, uint64_t seq,
                                               const char *topic, const char *message, size_t len,
                                               int64_t time_ns);

@@ -96,7 +96,8 @@ static void test_append_and_reopen(void)
     ASSERT_EQ_INT(add(l, 1), 1);
     ASSERT_EQ_INT(add(l, 2), 2);
     ASSERT_EQ_INT(catchup_log_append(l, 2, "t", "{}", 2, T0), WM_ERR_INVAL); /* not above */
-    ASSERT_EQ_INT(catchup_log_append(l, 9, "t", "{x}", 3, T0), WM_ERR_INVAL);
+    ASSERT_EQ_INT(catchup_log_append(l, 9, "t", "x}", 2, T0), WM_ERR_INVAL);
+    ASSERT_EQ_INT(catchup_log_append(l, 9, "t", "{]", 2, T0), WM_ERR_INVAL);
     ASSERT_EQ_INT(catchup_log_append(l, 9, "t", "{\n}", 3, T0), WM_ERR_INVAL);
     ASSERT_EQ_INT(catchup_log_append(l, 9, "\xff", "{}", 2, T0), WM_ERR_INVAL);
     ASSERT_EQ_INT(catchup_log_append(l, 9, "t", "{}", 0, T0), WM_ERR_INVAL);
