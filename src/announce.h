@@ -11,7 +11,7 @@
 
 enum wm_format {
     WM_FORMAT_V03 = 0, /* JSON object: pubTime, baseUrl, relPath, integrity|identity, ... */
-    WM_FORMAT_ARRAY,   /* the seed's JSON array: [pubTime, baseUrl, relPath, {headers}] */
+    WM_FORMAT_ARRAY,   /* the WMO mesh demo's array: [pubTime, baseUrl, relPath, {headers}] */
     WM_FORMAT_WNM,     /* WIS2 notification message (GeoJSON feature) */
 };
 

@@ -1,4 +1,4 @@
-/* codec_array.c: the seed's array format [pubTime, baseUrl, relPath, {headers}] and announce. */
+/* codec_array.c: the WMO mesh demo's array [pubTime, baseUrl, relPath, {headers}] and announce. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

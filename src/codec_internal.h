@@ -11,7 +11,7 @@
 #include "json.h"
 
 #define CODEC_MAX_FIELD 4096 /* bytes in baseUrl, relPath or retrievePath */
-#define WNM_CONTENT_MAX 4096 /* encoded inline content must stay under this (PROTOCOL.md 2.3) */
+#define WNM_CONTENT_MAX 4096 /* encoded WIS2 inline content stays under this (docs/PROTOCOL.md) */
 
 /* Writes a printf-style reason into why (whylen bytes); accepts why == NULL. */
 void codec_why(char *why, size_t whylen, const char *fmt, ...)

@@ -1,4 +1,4 @@
-/* codec_wnm.c: WIS2 notification messages (GeoJSON features, PROTOCOL.md 2.3) and announce. */
+/* codec_wnm.c: WIS2 notification messages (GeoJSON features, docs/PROTOCOL.md) and announce. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 #!/bin/bash
-# 12-formats.sh: one peer announces in the seed's array format, the other in v03; files flow both
-# ways, and an array message published by hand (with an MD5 "d," sum) is fetched.
+# 12-formats.sh: one peer announces in the WMO mesh demo's array format, the other in v03; files
+# flow both ways, and an array message published by hand (with an MD5 "d," sum) is fetched.
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 

@@ -123,7 +123,7 @@ hostile rejected "fileOp link to ../../" "$(v03 "$N" "$G" "\"$TAG-link2\"" ', "f
 hostile rejected "fileOp remove" "$(v03 "$N" "$G" '"exists.txt"' ', "fileOp": {"remove": ""}')"
 hostile rejected "fileOp rename" "$(v03 "$N" "$G" "\"$TAG-ren\"" ', "fileOp": {"rename": "../../etc/passwd"}')"
 hostile rejected "fileOp directory" "$(v03 "$N" "$G" "\"$TAG-dir\"" ', "fileOp": {"directory": ""}')"
-# The seed's array format.
+# The WMO mesh demo's array format.
 hostile rejected "array of 2 elements" "[\"$nowa\", $G]"
 hostile rejected "array headers not an object" "[\"$nowa\", $G, \"exists.txt\", \"d,$md5hex\"]"
 hostile rejected "array sum without comma" "[\"$nowa\", $G, \"exists.txt\", {\"sum\": \"$md5hex\"}]"

@@ -1069,7 +1069,7 @@ v03_msg() {
         "$(pubtime_now)" "$1" "$2" "$3" "$4" "${5:-}"
 }
 
-# array_msg BASEURL RELPATH SUM [EXTRA]: the seed's array format; SUM is "d,<md5 hex>" etc.
+# array_msg BASEURL RELPATH SUM [EXTRA]: the WMO mesh demo's array format; SUM is "d,<md5 hex>" etc.
 array_msg() {
     printf '["%s", "%s", "%s", {"sum": "%s"%s}]' "$(pubtime_now_array)" "$1" "$2" "$3" "${4:-}"
 }

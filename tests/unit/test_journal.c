@@ -652,7 +652,7 @@ static void test_entries(void)
     kept_free(&k);
     journal_close(&j);
 
-    /* Version 1 may begin with JSON's blanks or an array (the seed's format). */
+    /* Version 1 may begin with JSON's blanks or an array (the WMO mesh demo's format). */
     ASSERT_EQ_INT(journal_entry_read(" [1]", 4, &r), WM_OK);
     ASSERT_EQ_INT(r.version, 1);
     ASSERT_EQ_INT(journal_entry_read("\n{}", 3, &r), WM_OK);

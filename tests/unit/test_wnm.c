@@ -15,7 +15,7 @@
 #define HREF "https://example.org/data/UANT01_CWAO_200445___15103.bufr4"
 #define CONTENT "BUFR bytes, as text for the test\n"
 
-/* The PROTOCOL.md example with a real checksum and content, and a second, unrelated link. */
+/* docs/PROTOCOL.md's example with a real checksum and content, and a second, unrelated link. */
 #define EXAMPLE_FMT                                                                                \
     "{\"id\": \"31e9d66a-cd83-4174-9429-b932f1abe1be\",\n"                                         \
     " \"conformsTo\": [\"http://wis.wmo.int/spec/wnm/1/conf/core\"], \"type\": \"Feature\",\n"     \
