@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catchup_wire.h"
 #include "codec.h"
 #include "journal.h"
 #include "json.h"
@@ -23,7 +24,6 @@
 #define DEFAULT_MAX_BYTES ((uint64_t)1 << 30)
 #define DEFAULT_KEEP_S (24 * 3600)
 #define RESERVE_AHEAD 65536
-#define SEQ_MAX ((uint64_t)1 << 53)
 #define SEG_NAME_LEN 26           /* 20 digits + ".jsonl" */
 #define SCAN_CHUNK (1u << 20)     /* bytes read at a time when scanning a segment */
 #define LINE_MAX_BYTES (4u << 20) /* a longer line is garbage */
@@ -144,20 +144,6 @@ static enum wm_err load_epoch(int dirfd, char *epoch)
     return write_small(dirfd, "epoch", buf);
 }
 
-/* A decimal seq of at most 16 digits, below 2^53; false otherwise. */
-static bool parse_seq(const char *s, size_t len, uint64_t *out)
-{
-    if (len == 0 || len > 16 || (s[0] == '0' && len > 1)) return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v >= SEQ_MAX) return false;
-    *out = v;
-    return true;
-}
-
 static enum wm_err save_reserved(struct catchup_log *l, uint64_t value)
 {
     char text[32];
@@ -208,7 +194,7 @@ static bool parse_line(const char *p, size_t len, uint64_t *seq, int64_t *time_m
     size_t digits = 0;
     while (ps + digits < len && p[ps + digits] >= '0' && p[ps + digits] <= '9')
         digits++;
-    if (!parse_seq(p + ps, digits, seq) || *seq == 0) return false;
+    if (!catchup_seq_parse(p + ps, digits, seq) || *seq == 0) return false;
     const char *t = p + ps + digits;
     if ((size_t)(t - p) + pt + TIME_LEN + pp >= len || memcmp(t, PREFIX_TIME, pt) != 0 ||
         memcmp(t + pt + TIME_LEN, PREFIX_TOPIC, pp) != 0 || t[pt + TIME_LEN - 1] != 'Z')
@@ -303,7 +289,8 @@ static enum wm_err list_segments(int dfd, uint64_t **out, size_t *n)
         const char *digits = e->d_name;
         while (*digits == '0' && digits < e->d_name + 19)
             digits++;
-        if (!parse_seq(digits, (size_t)(e->d_name + 20 - digits), &first) || first == 0) continue;
+        if (!catchup_seq_parse(digits, (size_t)(e->d_name + 20 - digits), &first) || first == 0)
+            continue;
         if (!grow((void **)out, &cap, *n, sizeof **out)) {
             err = WM_ERR_NOMEM;
             break;
@@ -427,7 +414,7 @@ struct catchup_log *catchup_log_open(const struct catchup_log_options *o, enum w
     char text[32];
     uint64_t reserved = 0;
     if (read_small(l->dfd, "reserved", text, sizeof text) &&
-        !parse_seq(text, strcspn(text, "\n"), &reserved))
+        !catchup_seq_parse(text, strcspn(text, "\n"), &reserved))
         log_warn("catchup: the reservation file is unreadable");
     l->reserved = reserved;
     if ((*err = load_segments(l)) != WM_OK) goto fail;
@@ -475,7 +462,7 @@ uint64_t catchup_log_take_seq(struct catchup_log *l)
     if (!l) return 0;
     pthread_mutex_lock(&l->mu);
     uint64_t seq = 0;
-    if (l->next_seq < SEQ_MAX &&
+    if (l->next_seq < CATCHUP_SEQ_LIMIT &&
         (l->next_seq <= l->reserved || save_reserved(l, l->next_seq - 1 + RESERVE_AHEAD) == WM_OK))
         seq = l->next_seq++;
     pthread_mutex_unlock(&l->mu);
@@ -569,7 +556,7 @@ static enum wm_err check_message(const char *message, size_t len)
 enum wm_err catchup_log_append(struct catchup_log *l, uint64_t seq, const char *topic,
                                const char *message, size_t len, int64_t time_ns)
 {
-    if (!l || !topic || seq == 0 || seq >= SEQ_MAX || time_ns < 0) return WM_ERR_INVAL;
+    if (!l || !topic || seq == 0 || seq >= CATCHUP_SEQ_LIMIT || time_ns < 0) return WM_ERR_INVAL;
     enum wm_err err = check_message(message, len);
     char *line = NULL;
     size_t line_len = 0;

@@ -5,7 +5,6 @@
  * that upstream's log what it finds it missed: a seq that never came, a session the broker
  * lost, a new upstream, a new epoch. What it fetches goes through the ordinary admission, which
  * drops what the peer holds. */
-#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 
 #include "catchup_log.h"
 #include "catchup_serve.h"
+#include "catchup_wire.h"
 #include "codec.h"
 #include "fetch.h"
 #include "journal.h"
@@ -25,9 +25,6 @@
 #include "peer_internal.h"
 #include "url.h"
 
-#define ID_MAX 64
-#define EPOCH_MAX 63
-#define WINDOW 4096              /* seqs above done whose arrival is remembered */
 #define GAP_GRACE_MS 2000        /* a seq still missing this long after a later one came */
 #define STATUS_GRACE_MS 1000     /* ... after a status said it exists */
 #define STATUS_FAST_MS 5000      /* the status while the log grows, and for a minute after */
@@ -47,22 +44,20 @@ struct source {
     struct source *next;
     struct peer_catchup *cu;
     size_t up; /* its broker: index in peer->up */
-    char peer[ID_MAX + 1];
-    char epoch[EPOCH_MAX + 1]; /* "" until known */
-    char *url;                 /* its catch-up URL, from its status; NULL before one */
+    char peer[CATCHUP_ID_MAX + 1];
+    char epoch[CATCHUP_EPOCH_MAX + 1]; /* "" until known */
+    char *url;                         /* its catch-up URL, from its status; NULL before one */
     /* The host of the baseUrl its announcements carry: a status's URL is used only on that host
      * or the broker's, so that a forged status cannot aim subscribers at a third party. */
-    char base_host[256];
-    uint64_t done;              /* every seq up to this came or was fetched */
-    uint64_t max_seen;          /* the highest seq that came, or that its status named */
-    uint64_t bits[WINDOW / 64]; /* seq s (done < s <= done + WINDOW) came: bit s % WINDOW */
-    bool fresh;                 /* never heard of before (no saved state): a late join */
-    bool urgent;                /* fetch at once: the broker lost the session */
-    bool more;                  /* the last page said more records follow */
-    int64_t since_ns;           /* > 0: the next fetch asks for records since this time */
-    int64_t gap_ms;             /* when the missing seqs were first seen missing; 0: none */
-    int64_t grace_ms;           /* how long they may stay missing before a fetch */
-    int64_t not_before_ms;      /* after a failed fetch, or a 404 */
+    char base_host[CATCHUP_HOST_MAX];
+    struct catchup_seqs seqs; /* which came, of this epoch */
+    bool fresh;               /* never heard of before (no saved state): a late join */
+    bool urgent;              /* fetch at once: the broker lost the session */
+    bool more;                /* the last page said more records follow */
+    int64_t since_ns;         /* > 0: the next fetch asks for records since this time */
+    int64_t gap_ms;           /* when the missing seqs were first seen missing; 0: none */
+    int64_t grace_ms;         /* how long they may stay missing before a fetch */
+    int64_t not_before_ms;    /* after a failed fetch, or a 404 */
     int failures;
     bool fetching;
     char *body; /* the response in progress */
@@ -75,7 +70,7 @@ struct peer_catchup {
     struct catchup_log *log;
     struct catchup_serve_options serve;
     struct catchup_serve *served; /* its endpoints on the HTTP server */
-    char peer_id[ID_MAX + 1];
+    char peer_id[CATCHUP_ID_MAX + 1];
     char *status_topic;
     char *url;
     uint64_t status_seq, status_first; /* what the last status said */
@@ -98,36 +93,14 @@ struct peer_catchup {
 
 /* ---- helpers ---- */
 
-static bool id_ok(const char *s, size_t len)
-{
-    if (len == 0 || len > ID_MAX) return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-static bool epoch_ok(const char *s, size_t len)
-{
-    if (len == 0 || len > EPOCH_MAX) return false;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] <= ' ' || s[i] == '"' || s[i] == '\\' ||
-            (unsigned char)s[i] >= 0x7f)
-            return false;
-    return true;
-}
-
 /* The peer id: --catchup-id, else the client id with what an id cannot hold made '-'. */
 static void make_peer_id(const char *from, char *out)
 {
     size_t n = 0;
-    for (const char *c = from; *c && n < ID_MAX; c++)
-        out[n++] = id_ok(c, 1) ? *c : '-';
+    for (const char *c = from; *c && n < CATCHUP_ID_MAX; c++)
+        out[n++] = catchup_id_ok(c, 1) ? *c : '-';
     out[n] = '\0';
-    if (n == 0) snprintf(out, ID_MAX + 1, "wmesh");
+    if (n == 0) snprintf(out, CATCHUP_ID_MAX + 1, "wmesh");
 }
 
 /* Appends text to the string *s of length *len; false when out of memory. */
@@ -158,27 +131,6 @@ static bool append_filter(char **s, size_t *len, size_t *cap, const char *filter
                      (*c >= '0' && *c <= '9') || strchr("-._~/", *c);
         if (!append(s, len, cap, plain ? (const char *)c : esc, plain ? 1 : 3)) return false;
     }
-    return true;
-}
-
-/* The host (and port) of a URL: what lies between "://" (and any user) and the next '/'. */
-static bool host_of(const char *url, char *out, size_t outlen)
-{
-    const char *h = url ? strstr(url, "://") : NULL;
-    if (!h) return false;
-    h += 3;
-    size_t n = strcspn(h, "/?#");
-    const char *at = memchr(h, '@', n);
-    if (at) {
-        n -= (size_t)(at + 1 - h);
-        h = at + 1;
-    }
-    if (n == 0 || n >= outlen) return false;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (char)(h[i] >= 'A' && h[i] <= 'Z' ? h[i] + 32 : h[i]);
-    out[n] = '\0';
-    char *colon = strrchr(out, ':'); /* the port does not matter: one machine */
-    if (colon && !strchr(colon, ']')) *colon = '\0';
     return true;
 }
 
@@ -264,25 +216,15 @@ uint64_t peer_catchup_take(struct peer *p)
     return cu && cu->log ? catchup_log_take_seq(cu->log) : 0;
 }
 
-/* {"peer":...,"epoch":...,"seq":...}; NULL when out of memory. */
-static struct wm_json *catchup_member(const char *peer, const char *epoch, uint64_t seq)
-{
-    struct wm_json *m = wm_json_object_new();
-    /* Each setter takes its value, also when it fails: nothing to free but m. */
-    if (!m || wm_json_object_set(m, "peer", wm_json_string_new(peer, strlen(peer))) != WM_OK ||
-        wm_json_object_set(m, "epoch", wm_json_string_new(epoch, strlen(epoch))) != WM_OK ||
-        wm_json_object_set(m, "seq", wm_json_integer_new((int64_t)seq)) != WM_OK)
-        wm_json_free(&m);
-    return m;
-}
-
 /* The member that carries (peer, epoch, seq), in the place the post format keeps extras. */
 bool peer_catchup_stamp(struct peer *p, struct announce *out, uint64_t seq)
 {
     struct peer_catchup *cu = p->catchup;
     if (!cu || !cu->log || !seq || !p->cfg->catchup_seq) return false;
-    const char *epoch = catchup_log_epoch(cu->log);
-    struct wm_json *holder = NULL, *member = NULL;
+    struct catchup_mark mark = {.seq = seq};
+    snprintf(mark.peer, sizeof mark.peer, "%s", cu->peer_id);
+    snprintf(mark.epoch, sizeof mark.epoch, "%s", catchup_log_epoch(cu->log));
+    struct wm_json *holder = NULL;
     enum wm_format fmt = p->cfg->post_format;
     if (!out->extra && fmt != WM_FORMAT_WNM && !(out->extra = wm_json_object_new())) return false;
     if (fmt == WM_FORMAT_WNM) {
@@ -294,13 +236,7 @@ bool peer_catchup_stamp(struct peer *p, struct announce *out, uint64_t seq)
     } else {
         holder = out->extra;
     }
-    if (fmt == WM_FORMAT_ARRAY) {
-        char text[ID_MAX + EPOCH_MAX + 32];
-        int n = snprintf(text, sizeof text, "%s %s %" PRIu64, cu->peer_id, epoch, seq);
-        member = wm_json_string_new(text, (size_t)n);
-    } else {
-        member = catchup_member(cu->peer_id, epoch, seq);
-    }
+    struct wm_json *member = catchup_mark_json(&mark, fmt);
     /* The setter takes member, also when it fails. */
     return member && wm_json_object_set(holder, "catchup", member) == WM_OK;
 }
@@ -349,42 +285,10 @@ static struct source *add_source(struct peer_catchup *cu, size_t up, const char 
     return s;
 }
 
-static bool seq_came(const struct source *s, uint64_t seq)
+/* Notes whether seqs are missing, and since when: a fetch asks for them after grace. */
+static void watch_gap(struct source *s, int64_t now, int64_t grace)
 {
-    return (s->bits[(seq % WINDOW) / 64] >> (seq % 64)) & 1;
-}
-
-static void set_came(struct source *s, uint64_t seq, bool on)
-{
-    uint64_t bit = UINT64_C(1) << (seq % 64);
-    if (on)
-        s->bits[(seq % WINDOW) / 64] |= bit;
-    else
-        s->bits[(seq % WINDOW) / 64] &= ~bit;
-}
-
-/* Moves done to seq (what a fetch covered), forgetting what came below it. */
-static void move_done(struct source *s, uint64_t seq)
-{
-    if (seq <= s->done) return;
-    if (seq - s->done >= WINDOW)
-        memset(s->bits, 0, sizeof s->bits);
-    else
-        for (uint64_t q = s->done + 1; q <= seq; q++)
-            set_came(s, q, false);
-    s->done = seq;
-    s->cu->dirty = true;
-}
-
-/* Moves done over the seqs that came in a row, and notes whether any is missing. */
-static void advance(struct source *s, int64_t now, int64_t grace)
-{
-    while (s->done < s->max_seen && seq_came(s, s->done + 1)) {
-        set_came(s, s->done + 1, false);
-        s->done++;
-        s->cu->dirty = true;
-    }
-    if (s->max_seen <= s->done) {
+    if (!catchup_seqs_missing(&s->seqs)) {
         s->gap_ms = 0;
     } else if (!s->gap_ms) {
         s->gap_ms = now;
@@ -396,74 +300,27 @@ static void forget_epoch(struct source *s, const char *epoch, size_t len)
 {
     memcpy(s->epoch, epoch, len);
     s->epoch[len] = '\0';
-    memset(s->bits, 0, sizeof s->bits);
-    s->done = s->max_seen = 0;
+    catchup_seqs_reset(&s->seqs, 0);
     s->gap_ms = 0;
     s->more = false;
     s->cu->dirty = true;
 }
 
-/* The catch-up member of a message: (peer, epoch, seq) as its format carries it. */
-static bool member_of(const struct announce *a, const char **peer, size_t *plen, const char **epoch,
-                      size_t *elen, uint64_t *seq)
-{
-    const struct wm_json *m = NULL;
-    if (!a->extra) return false;
-    if (a->format == WM_FORMAT_WNM)
-        m = wm_json_object_get(wm_json_object_get(a->extra, "properties"), "catchup");
-    else
-        m = wm_json_object_get(a->extra, "catchup");
-    if (wm_json_is_string(m)) {
-        /* The array format's header: "peer epoch seq". */
-        size_t len;
-        const char *t = wm_json_string(m, &len);
-        const char *sp1 = memchr(t, ' ', len);
-        const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - t)) : NULL;
-        if (!sp2) return false;
-        char num[24];
-        size_t nlen = len - (size_t)(sp2 + 1 - t);
-        if (nlen == 0 || nlen >= sizeof num) return false;
-        memcpy(num, sp2 + 1, nlen);
-        num[nlen] = '\0';
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(num, &end, 10);
-        if (errno || *end || num[0] == '-') return false;
-        *peer = t;
-        *plen = (size_t)(sp1 - t);
-        *epoch = sp1 + 1;
-        *elen = (size_t)(sp2 - sp1 - 1);
-        *seq = v;
-        return true;
-    }
-    int64_t v;
-    if (!wm_json_is_object(m) || !wm_json_integer(wm_json_object_get(m, "seq"), &v) || v <= 0)
-        return false;
-    *peer = wm_json_string(wm_json_object_get(m, "peer"), plen);
-    *epoch = wm_json_string(wm_json_object_get(m, "epoch"), elen);
-    *seq = (uint64_t)v;
-    return *peer && *epoch;
-}
-
 void peer_catchup_received(struct peer *p, size_t up, const struct announce *a)
 {
     struct peer_catchup *cu = p->catchup;
-    const char *peer, *epoch;
-    size_t plen, elen;
-    uint64_t seq;
-    if (!cu || !cu->tracking || !member_of(a, &peer, &plen, &epoch, &elen, &seq)) return;
-    if (!id_ok(peer, plen) || !epoch_ok(epoch, elen)) return;
-    struct source *s = find_source(cu, up, peer, plen);
-    if (!s && !(s = add_source(cu, up, peer, plen))) return;
+    struct catchup_mark m;
+    if (!cu || !cu->tracking || !catchup_mark_read(a, &m)) return;
+    size_t plen = strlen(m.peer);
+    struct source *s = find_source(cu, up, m.peer, plen);
+    if (!s && !(s = add_source(cu, up, m.peer, plen))) return;
     if (!s->base_host[0] && a->base_url)
-        (void)host_of(a->base_url, s->base_host, sizeof s->base_host);
-    if (!s->epoch[0]) forget_epoch(s, epoch, elen);
+        (void)catchup_url_host(a->base_url, s->base_host, sizeof s->base_host);
+    if (!s->epoch[0]) forget_epoch(s, m.epoch, strlen(m.epoch));
     /* Another epoch: its status will say so, and the fetch it starts covers this one. */
-    if (strlen(s->epoch) != elen || memcmp(s->epoch, epoch, elen) != 0) return;
-    if (seq <= s->done) return;
-    if (seq > s->max_seen) s->max_seen = seq;
-    if (seq <= s->done + WINDOW) set_came(s, seq, true);
-    advance(s, loop_now_ms(p->loop), GAP_GRACE_MS);
+    if (strcmp(s->epoch, m.epoch) != 0) return;
+    if (catchup_seqs_note(&s->seqs, m.seq)) cu->dirty = true;
+    watch_gap(s, loop_now_ms(p->loop), GAP_GRACE_MS);
 }
 
 void peer_catchup_connected(struct peer *p, size_t up, bool session_present)
@@ -481,18 +338,11 @@ void peer_catchup_connected(struct peer *p, size_t up, bool session_present)
 /* Whether the status's URL lies on the broker's host or that of the upstream's baseUrl. */
 static bool url_trusted(const struct source *s)
 {
-    char host[256], broker[256];
-    if (!host_of(s->url, host, sizeof host)) return false;
+    char host[CATCHUP_HOST_MAX], broker[CATCHUP_HOST_MAX];
+    if (!catchup_url_host(s->url, host, sizeof host)) return false;
     if (s->base_host[0] && strcmp(host, s->base_host) == 0) return true;
-    return host_of(s->cu->p->cfg->brokers[s->up], broker, sizeof broker) &&
+    return catchup_url_host(s->cu->p->cfg->brokers[s->up], broker, sizeof broker) &&
            strcmp(host, broker) == 0;
-}
-
-bool peer_catchup_is_status(const char *topic)
-{
-    /* <exchange>/_catchup/<peer>: the second level, which no announcement topic uses. */
-    const char *slash = topic ? strchr(topic, '/') : NULL;
-    return slash && strncmp(slash + 1, "_catchup/", 9) == 0 && !strchr(slash + 10, '/');
 }
 
 static const char *get_string(const struct wm_json *o, const char *key, size_t *len)
@@ -501,20 +351,12 @@ static const char *get_string(const struct wm_json *o, const char *key, size_t *
 }
 
 /* Takes what a status says into source s. */
-static void take_status(struct peer_catchup *cu, struct source *s, const struct wm_json *st,
+static void take_status(struct peer_catchup *cu, struct source *s, const struct catchup_status *st,
                         bool retained)
 {
-    size_t elen, ulen;
-    const char *epoch = get_string(st, "epoch", &elen);
-    const char *url = get_string(st, "url", &ulen);
-    int64_t seq = 0;
     int64_t now = loop_now_ms(cu->p->loop);
-    (void)wm_json_integer(wm_json_object_get(st, "seq"), &seq);
-    if (!epoch || !epoch_ok(epoch, elen) || !url || !url_is_http(url) || memchr(url, '\0', ulen) ||
-        seq < 0)
-        return;
-    if (!s->url || strcmp(s->url, url) != 0) {
-        char *u = strndup(url, ulen);
+    if (!s->url || strcmp(s->url, st->url) != 0) {
+        char *u = strdup(st->url);
         if (!u) return;
         free(s->url);
         s->url = u;
@@ -524,61 +366,52 @@ static void take_status(struct peer_catchup *cu, struct source *s, const struct 
                      "announcements': used once an announcement of it comes from that host",
                      s->peer, s->url);
     }
-    bool same = strlen(s->epoch) == elen && memcmp(s->epoch, epoch, elen) == 0;
+    bool same = strcmp(s->epoch, st->epoch) == 0;
     if (s->fresh) {
         /* A new upstream: what it announced before we heard of it, within the window. */
         s->fresh = false;
-        if (!same) forget_epoch(s, epoch, elen);
+        if (!same) forget_epoch(s, st->epoch, strlen(st->epoch));
         s->since_ns = loop_wall_ns() - cu->window_ns;
-        log_info("catch-up: new upstream %s on %s (epoch %s, seq %" PRId64
+        log_info("catch-up: new upstream %s on %s (epoch %s, seq %" PRIu64
                  "): fetching what it announced in the last %.0f s",
-                 s->peer, mqtt_label(cu->p->up[s->up].link), s->epoch, seq,
+                 s->peer, mqtt_label(cu->p->up[s->up].link), s->epoch, st->seq,
                  (double)cu->window_ns / 1e9);
         cu->dirty = true;
         return;
     }
     if (!same) {
-        log_info("catch-up: upstream %s on %s has a new log (epoch %.*s): fetching its window",
-                 s->peer, mqtt_label(cu->p->up[s->up].link), (int)elen, epoch);
-        forget_epoch(s, epoch, elen);
+        log_info("catch-up: upstream %s on %s has a new log (epoch %s): fetching its window",
+                 s->peer, mqtt_label(cu->p->up[s->up].link), st->epoch);
+        forget_epoch(s, st->epoch, strlen(st->epoch));
         s->since_ns = loop_wall_ns() - cu->window_ns;
         return;
     }
-    if ((uint64_t)seq <= s->done) return;
-    if ((uint64_t)seq > s->max_seen) s->max_seen = (uint64_t)seq;
+    if (st->seq <= s->seqs.done) return;
+    (void)catchup_seqs_expect(&s->seqs, st->seq);
     /* A retained status replayed at subscribe, with the session kept: what it names is still
      * in the session's queue. A live status follows the announcements it counts. */
     if (retained && !cu->lost[s->up]) return;
     if (cu->lost[s->up]) s->urgent = true;
-    advance(s, now, STATUS_GRACE_MS);
+    watch_gap(s, now, STATUS_GRACE_MS);
 }
 
 bool peer_catchup_status(struct peer *p, size_t up, const struct mqtt_msg *msg)
 {
     struct peer_catchup *cu = p->catchup;
-    if (!peer_catchup_is_status(msg->topic)) return false;
+    if (!catchup_status_topic(msg->topic)) return false;
     if (!cu || !cu->tracking || up >= p->cfg->nbrokers) return true;
-    const char *peer = strrchr(msg->topic, '/') + 1;
-    struct wm_json *st = NULL;
-    char why[120];
-    if (msg->len > 4096 || wm_json_parse(msg->payload, msg->len, &st, why, sizeof why) != WM_OK) {
+    /* About 2 KiB: the status is copied whole, url included, and owns nothing. */
+    struct catchup_status st;
+    enum wm_err e = catchup_status_read(msg->payload, msg->len, msg->topic, &st);
+    if (e != WM_OK) {
         peer_count(&p->metrics.catchup_bad, 1);
-        log_warn("catch-up: unreadable status on %s", msg->topic);
-        return true;
+        log_warn("catch-up: status on %s is not one this wmesh reads: %s", msg->topic,
+                 wm_strerror(e));
+    } else if (!st.down) {
+        size_t len = strlen(st.peer);
+        struct source *s = find_source(cu, up, st.peer, len);
+        if (s || (s = add_source(cu, up, st.peer, len))) take_status(cu, s, &st, msg->retain);
     }
-    int64_t version = 0;
-    size_t len, slen = 0;
-    const char *named = get_string(st, "peer", &len);
-    const char *state = get_string(st, "state", &slen);
-    if (!wm_json_integer(wm_json_object_get(st, "wmesh_catchup"), &version) || version != 1 ||
-        !named || strlen(peer) != len || memcmp(named, peer, len) != 0 || !id_ok(peer, len)) {
-        peer_count(&p->metrics.catchup_bad, 1);
-        log_warn("catch-up: status on %s is not one this wmesh reads", msg->topic);
-    } else if (!state || slen != 4 || memcmp(state, "down", 4) != 0) {
-        struct source *s = find_source(cu, up, peer, len);
-        if (s || (s = add_source(cu, up, peer, len))) take_status(cu, s, st, msg->retain);
-    }
-    wm_json_free(&st);
     return true;
 }
 
@@ -656,10 +489,13 @@ static void take_trailer(struct source *s, const struct wm_json *t, uint64_t *ne
     size_t elen;
     const char *epoch = get_string(t, "epoch", &elen);
     int64_t n = 0;
-    if (epoch && epoch_ok(epoch, elen) &&
+    if (epoch && catchup_epoch_ok(epoch, elen) &&
         (strlen(s->epoch) != elen || memcmp(s->epoch, epoch, elen) != 0))
         forget_epoch(s, epoch, elen);
-    if (wm_json_integer(wm_json_object_get(t, "next"), &n) && n > 0) *next = (uint64_t)n;
+    /* A next past the seqs a log can hold would stop this upstream's counting for good. */
+    if (wm_json_integer(wm_json_object_get(t, "next"), &n) && n > 0 &&
+        (uint64_t)n < CATCHUP_SEQ_LIMIT)
+        *next = (uint64_t)n;
     *more = wm_json_object_get(t, "more") &&
             wm_json_type(wm_json_object_get(t, "more")) == WM_JSON_TRUE;
 }
@@ -696,22 +532,23 @@ static void take_page(struct source *s)
         wm_json_free(&line);
         off += n + 1;
     }
+    bool moved;
     if (trailer && !stopped) {
-        move_done(s, next);
+        moved = catchup_seqs_cover(&s->seqs, next);
         s->more = more;
     } else {
-        move_done(s, last_taken);
+        moved = catchup_seqs_cover(&s->seqs, last_taken);
         s->more = true; /* cut short, or the peer could not take more now */
     }
-    if (s->max_seen < s->done) s->max_seen = s->done;
+    if (moved) cu->dirty = true;
     if (!s->more) {
         s->since_ns = 0;
         s->urgent = false;
     }
-    advance(s, loop_now_ms(cu->p->loop), GAP_GRACE_MS);
+    watch_gap(s, loop_now_ms(cu->p->loop), GAP_GRACE_MS);
     if (records)
         log_info("catch-up from %s: %zu announcement(s) up to seq %" PRIu64, s->peer, records,
-                 s->done);
+                 s->seqs.done);
     peer_backpressure(cu->p);
 }
 
@@ -732,7 +569,7 @@ static void on_fetched(void *arg, enum wm_err err, long status, const char *why)
             peer_count(&cu->p->metrics.catchup_lost, 1);
             log_warn("catch-up: %s no longer holds the records after seq %" PRIu64
                      ": fetching its window",
-                     s->peer, s->done);
+                     s->peer, s->seqs.done);
         }
         s->epoch[0] = '\0';
         s->since_ns = loop_wall_ns() - cu->window_ns;
@@ -746,7 +583,7 @@ static bool want_fetch(const struct source *s, int64_t now)
 {
     if (s->fetching || !s->url || now < s->not_before_ms || !url_trusted(s)) return false;
     if (s->urgent || s->since_ns > 0 || s->more) return true;
-    return s->gap_ms && now - s->gap_ms >= s->grace_ms && s->max_seen > s->done;
+    return s->gap_ms && now - s->gap_ms >= s->grace_ms && catchup_seqs_missing(&s->seqs);
 }
 
 static char *request_url(const struct source *s)
@@ -763,8 +600,8 @@ static char *request_url(const struct source *s)
             return free(u), NULL;
         snprintf(part, sizeof part, "log?since=%s&limit=%d", when, PAGE_LIMIT);
     } else {
-        snprintf(part, sizeof part, "log?epoch=%s&after=%" PRIu64 "&limit=%d", s->epoch, s->done,
-                 PAGE_LIMIT);
+        snprintf(part, sizeof part, "log?epoch=%s&after=%" PRIu64 "&limit=%d", s->epoch,
+                 s->seqs.done, PAGE_LIMIT);
     }
     ok = ok && append(&u, &len, &cap, part, strlen(part));
     for (size_t i = 0; ok && i < cu->nfilters; i++)
@@ -781,7 +618,7 @@ static void start_fetch(struct source *s)
     struct peer_catchup *cu = s->cu;
     char *url = request_url(s);
     if (!url) return;
-    if (s->urgent && !s->more && s->done < s->max_seen)
+    if (s->urgent && !s->more && catchup_seqs_missing(&s->seqs))
         peer_count(&cu->p->metrics.catchup_gaps, 1);
     else if (!s->more && s->since_ns == 0)
         peer_count(&cu->p->metrics.catchup_gaps, 1);
@@ -807,7 +644,8 @@ static void save_state(struct peer_catchup *cu)
     if (!f) return;
     for (const struct source *s = cu->sources; s; s = s->next)
         if (s->epoch[0] && !s->fresh)
-            fprintf(f, "%s %s %s %" PRIu64 "\n", cu->labels[s->up], s->peer, s->epoch, s->done);
+            fprintf(f, "%s %s %s %" PRIu64 "\n", cu->labels[s->up], s->peer, s->epoch,
+                    s->seqs.done);
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = fclose(f) == 0 && ok;
     if (ok && rename(tmp, cu->state_path) == 0)
@@ -820,18 +658,20 @@ static void load_state(struct peer_catchup *cu)
 {
     FILE *f = fopen(cu->state_path, "r");
     if (!f) return;
-    char label[300], peer[ID_MAX + 2], epoch[EPOCH_MAX + 2];
+    char label[300], peer[CATCHUP_ID_MAX + 2], epoch[CATCHUP_EPOCH_MAX + 2];
     uint64_t done;
     while (fscanf(f, "%299s %65s %64s %" SCNu64, label, peer, epoch, &done) == 4) {
         size_t plen = strlen(peer), elen = strlen(epoch);
-        if (!id_ok(peer, plen) || !epoch_ok(epoch, elen)) continue;
+        if (!catchup_id_ok(peer, plen) || !catchup_epoch_ok(epoch, elen) ||
+            done >= CATCHUP_SEQ_LIMIT)
+            continue;
         for (size_t up = 0; up < cu->p->nup; up++) {
             if (!cu->labels[up] || strcmp(cu->labels[up], label) != 0) continue;
             struct source *s = find_source(cu, up, peer, plen);
             if (!s && !(s = add_source(cu, up, peer, plen))) break;
             s->fresh = false;
             memcpy(s->epoch, epoch, elen + 1);
-            s->done = s->max_seen = done;
+            catchup_seqs_reset(&s->seqs, done);
         }
     }
     fclose(f);

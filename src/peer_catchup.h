@@ -37,7 +37,6 @@ void peer_catchup_logged(struct peer *p, uint64_t seq, const char *topic, const 
                          size_t len);
 
 /* Subscriber. */
-bool peer_catchup_is_status(const char *topic);
 /* Takes a status message from upstream link up; false when msg is not one (an announcement). */
 bool peer_catchup_status(struct peer *p, size_t up, const struct mqtt_msg *msg);
 /* Notes the seq an announcement from link up carries. */
