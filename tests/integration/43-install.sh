@@ -46,7 +46,12 @@ command -v groff >/dev/null || fail "groff not found (sh scripts/deps.sh --extra
 gzip -t "$MAN" || fail "the man page is not a valid gzip file"
 zcat "$MAN" | groff -man -Tutf8 -ww -z 2>"$T/groff.err" || fail "groff failed on the man page"
 [ ! -s "$T/groff.err" ] || fail "the man page renders with warnings: $(cat "$T/groff.err")"
-cmp -s <(zcat "$MAN") "$REPO/docs/wmesh.1" || fail "the installed man page differs from docs/wmesh.1"
+# The same page, the version in its .TH line.
+version=$(cat "$REPO/VERSION")
+grep -qx ".TH WMESH 1 [0-9-]* \"wmesh $version\" \"User Commands\"" <(zcat "$MAN") ||
+    fail "the installed man page's .TH line does not give version $version: $(zcat "$MAN" | grep '^\.TH')"
+cmp -s <(zcat "$MAN" | grep -v '^\.TH ') <(grep -v '^\.TH ' "$REPO/docs/wmesh.1") ||
+    fail "the installed man page differs from docs/wmesh.1"
 # Rendered as plain ASCII (no bold, no underline), \- becomes '-': options read as typed.
 zcat "$MAN" | groff -man -Tascii -P-c -P-b -P-u 2>/dev/null >"$T/man.txt"
 for section in NAME SYNOPSIS DESCRIPTION "CONFIGURATION FILE" METRICS "EXIT STATUS" FILES \
