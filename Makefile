@@ -265,6 +265,27 @@ uninstall:
 	    $(DESTDIR)$(UNITDIR)/$(UNIT) $(addprefix $(DESTDIR)$(DOCDIR)/,$(EXAMPLES))
 	rmdir "$(DESTDIR)$(DOCDIR)/examples" "$(DESTDIR)$(DOCDIR)" 2>/dev/null || true
 
+# `make deb`: the Debian package (debian/), by dpkg-buildpackage -us -uc -b, its objects in
+# build/pkg. The .deb, the -dbgsym .ddeb, .buildinfo and .changes land in build/, never in the
+# repository's parent directory. DEB_BUILD_OPTIONS=nocheck skips the unit tests it runs.
+DEB_JOBS ?= 2
+DEB_ARCH = $(shell dpkg --print-architecture)
+DEB_OUT = $(BUILD)/wmesh_$(VERSION)_$(DEB_ARCH)
+
+.PHONY: deb _deb
+deb:
+	@sh scripts/deps.sh --deb
+	@$(MAKE) --no-print-directory _deb
+
+_deb:
+	@v=$$(dpkg-parsechangelog -S Version) && [ "$$v" = "$(VERSION)" ] || \
+	    { echo "deb: debian/changelog is at $$v, VERSION at $(VERSION)" >&2; exit 1; }
+	@mkdir -p $(BUILD)
+	WMESH_DEB_DIR=$(abspath $(BUILD)) dpkg-buildpackage -us -uc -b -j$(DEB_JOBS) \
+	    --buildinfo-option=-u$(abspath $(BUILD)) --changes-option=-u$(abspath $(BUILD)) \
+	    --buildinfo-file=$(DEB_OUT).buildinfo --changes-file=$(DEB_OUT).changes
+	@echo "deb: $(DEB_OUT).deb"
+
 clean:
 	rm -rf build
 

@@ -95,21 +95,7 @@ for want in Type=simple Restart=on-failure RestartSec=5 User=wmesh Group=wmesh \
     StateDirectory=wmesh/%i LimitNOFILE=65536; do
     grep -qx "$want" "$UNIT" || fail "the unit lacks $want"
 done
-if command -v systemd-analyze >/dev/null; then
-    # A copy whose ExecStart names the program as installed here (/usr/bin/wmesh may not exist).
-    mkdir -p "$T/verify"
-    sed "s|^ExecStart=/usr/bin/wmesh |ExecStart=$ROOT/usr/bin/wmesh |" "$UNIT" \
-        >"$T/verify/wmesh-peer@.service"
-    if systemd-analyze verify --man=no "$T/verify/wmesh-peer@.service" >"$T/verify.log" 2>&1 &&
-        [ ! -s "$T/verify.log" ]; then
-        note "systemd-analyze verify: no complaint"
-    elif grep -qiE 'failed to (connect|initialize)|not booted|no such file or directory.*bus' \
-        "$T/verify.log"; then
-        note "systemd-analyze verify skipped (needs a running systemd): $(head -n 1 "$T/verify.log")"
-    else
-        fail "systemd-analyze verify: $(cat "$T/verify.log")"
-    fi
-fi
+verify_unit "$UNIT" "$ROOT/usr/bin/wmesh"
 # The prefix is substituted, not assumed.
 make -C "$REPO" --no-print-directory install DESTDIR="$T/opt" PREFIX=/opt/wmesh \
     >"$T/install-opt.log" 2>&1 || fail "make install PREFIX=/opt/wmesh failed"
