@@ -4,6 +4,11 @@
 
 CC ?= cc
 BUILD ?= build
+# The version, stated once in VERSION: wmesh --version, the User-Agent, the man page, the package.
+VERSION := $(shell cat VERSION 2>/dev/null)
+ifeq ($(VERSION),)
+$(error VERSION is missing or empty)
+endif
 PKGS := libssl libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -22,7 +27,9 @@ TORTURE_WRAP := malloc calloc realloc strdup strndup getline fopen fdopendir EVP
 ifeq ($(TORTURE),1)
 OPT := -O1 -g
 endif
-CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(PKG_CFLAGS) -Isrc -MMD -MP $(CFLAGS)
+VERSION_DEF := -DWMESH_VERSION='"$(VERSION)"'
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(VERSION_DEF) $(OPT) $(WARN) $(PKG_CFLAGS) -Isrc -MMD -MP \
+              $(CPPFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(LDFLAGS)
 ifeq ($(SANITIZER),address)
 BUILD := build/asan
@@ -84,6 +91,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+# A new version rebuilds everything: a stale object would state the old one.
+$(CORE_OBJ) $(CLI_OBJ): VERSION
 
 $(LIB): $(CORE_OBJ)
 	@$(if $(Q),echo "  AR      $@")
@@ -188,7 +198,7 @@ _bench: $(PROG) bench-tools $(BUILD)/tools/delayproxy
 FUZZ_TIME ?= 60
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE $(VERSION_DEF) -g -O1 -Isrc $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
 build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(wildcard src/*.h)
@@ -220,7 +230,8 @@ format:
 format-check:
 	clang-format --dry-run --Werror $(FORMAT_SRC)
 
-# `make install PREFIX=/usr DESTDIR=/tmp/root`: the program, wmesh(1) (gzipped), the systemd
+# `make install PREFIX=/usr DESTDIR=/tmp/root`: the program, wmesh(1) (gzipped, the version in
+# its .TH line), the systemd
 # template unit (its ExecStart rewritten to $(PREFIX)/bin) and the example configurations.
 # Builds the program if needed; plain `install`, no owner change, so DESTDIR needs no root.
 PREFIX ?= /usr/local
@@ -239,7 +250,8 @@ install: $(PROG)
 	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(UNITDIR)" \
 	    "$(DESTDIR)$(DOCDIR)/examples"
 	$(INSTALL) -m 0755 $(PROG) "$(DESTDIR)$(BINDIR)/wmesh"
-	gzip -9 -n -c docs/wmesh.1 >"$(DESTDIR)$(MANDIR)/man1/wmesh.1.gz.tmp"
+	sed '/^\.TH /s/ wmesh "User Commands"$$/ "wmesh $(VERSION)" "User Commands"/' docs/wmesh.1 | \
+	    gzip -9 -n >"$(DESTDIR)$(MANDIR)/man1/wmesh.1.gz.tmp"
 	chmod 0644 "$(DESTDIR)$(MANDIR)/man1/wmesh.1.gz.tmp"
 	mv -f "$(DESTDIR)$(MANDIR)/man1/wmesh.1.gz.tmp" "$(DESTDIR)$(MANDIR)/man1/wmesh.1.gz"
 	sed 's|^ExecStart=/usr/bin/|ExecStart=$(BINDIR)/|' packaging/$(UNIT) \
@@ -252,6 +264,27 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/wmesh $(DESTDIR)$(MANDIR)/man1/wmesh.1.gz \
 	    $(DESTDIR)$(UNITDIR)/$(UNIT) $(addprefix $(DESTDIR)$(DOCDIR)/,$(EXAMPLES))
 	rmdir "$(DESTDIR)$(DOCDIR)/examples" "$(DESTDIR)$(DOCDIR)" 2>/dev/null || true
+
+# `make deb`: the Debian package (debian/), by dpkg-buildpackage -us -uc -b, its objects in
+# build/pkg. The .deb, the -dbgsym .ddeb, .buildinfo and .changes land in build/, never in the
+# repository's parent directory. DEB_BUILD_OPTIONS=nocheck skips the unit tests it runs.
+DEB_JOBS ?= 2
+DEB_ARCH = $(shell dpkg --print-architecture)
+DEB_OUT = $(BUILD)/wmesh_$(VERSION)_$(DEB_ARCH)
+
+.PHONY: deb _deb
+deb:
+	@sh scripts/deps.sh --deb
+	@$(MAKE) --no-print-directory _deb
+
+_deb:
+	@v=$$(dpkg-parsechangelog -S Version) && [ "$$v" = "$(VERSION)" ] || \
+	    { echo "deb: debian/changelog is at $$v, VERSION at $(VERSION)" >&2; exit 1; }
+	@mkdir -p $(BUILD)
+	WMESH_DEB_DIR=$(abspath $(BUILD)) dpkg-buildpackage -us -uc -b -j$(DEB_JOBS) \
+	    --buildinfo-option=-u$(abspath $(BUILD)) --changes-option=-u$(abspath $(BUILD)) \
+	    --buildinfo-file=$(DEB_OUT).buildinfo --changes-file=$(DEB_OUT).changes
+	@echo "deb: $(DEB_OUT).deb"
 
 clean:
 	rm -rf build

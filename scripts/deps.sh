@@ -3,6 +3,9 @@
 set -eu
 PKGS="build-essential pkg-config mosquitto mosquitto-clients \
 libssl-dev attr curl openssl"
+# --deb: what `make deb` needs on top (dpkg-buildpackage, debhelper; Build-Depends in
+# debian/control are the base packages above).
+[ "${1:-}" = "--deb" ] && PKGS="$PKGS dpkg-dev debhelper fakeroot"
 [ "${1:-}" = "--extra" ] && PKGS="$PKGS clang libclang-rt-14-dev nginx-light valgrind wrk chromium groff-base clang-format \
 rabbitmq-server nats-server faketime squid python3-jsonschema"
 missing=""

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "integrity.h"
+#include "version.h"
 
 enum state {
     ST_STATUS = 0,  /* a status line is next */
@@ -608,7 +609,7 @@ static size_t write_get(const struct wm_url *u, const struct wm_url *proxy, char
     if (!put_path(&w, u->path)) return 0;
     put_str(&w, " HTTP/1.1\r\nHost: ");
     if (!put_host(&w, u, tls)) return 0;
-    put_str(&w, "\r\nUser-Agent: wmesh/0.1\r\nAccept: */*\r\n");
+    put_str(&w, "\r\nUser-Agent: " WMESH_USER_AGENT "\r\nAccept: */*\r\n");
     if (u->user && !put_credentials(&w, "Authorization", u)) return 0;
     if (proxy && proxy->user && !put_credentials(&w, "Proxy-Authorization", proxy)) return 0;
     put_str(&w, "\r\n");
@@ -637,7 +638,7 @@ size_t http_wire_connect_request(const char *host, int port, const struct wm_url
     if (!put_authority(&w, host, port, 0)) return 0;
     put_str(&w, " HTTP/1.1\r\nHost: ");
     if (!put_authority(&w, host, port, 0)) return 0;
-    put_str(&w, "\r\nUser-Agent: wmesh/0.1\r\n");
+    put_str(&w, "\r\nUser-Agent: " WMESH_USER_AGENT "\r\n");
     if (proxy && proxy->user && !put_credentials(&w, "Proxy-Authorization", proxy)) return 0;
     put_str(&w, "\r\n");
     if (w.len < outlen) out[w.len] = '\0';

@@ -75,7 +75,7 @@ enum http_wire_event http_wire_eof(struct http_response *r);
 
 /* Writes the GET request for u (http or https) into out, NUL-terminated: the request line with
  * u's path ("/" when empty; no fragment; spaces and non-ASCII bytes percent-encoded), Host
- * (with the port when it is not the scheme's default), User-Agent: wmesh/0.1, an Accept of any
+ * (with the port when it is not the scheme's default), User-Agent: wmesh/VERSION, an Accept of any
  * type, and Authorization: Basic when u has a user (its user and password are already decoded).
  * Returns the request's length; when that is outlen or more, out holds nothing usable and the
  * caller retries with a buffer of the length + 1. 0 when u cannot be requested: another

@@ -17,6 +17,7 @@
 #include "proxy.h"
 #include "resolver.h"
 #include "tls.h"
+#include "version.h"
 #include "ws_wire.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
@@ -233,7 +234,7 @@ static void start_upgrade(struct net_conn *c)
                             .port = c->port,
                             .tls = c->use_tls,
                             .path = c->ws_path,
-                            .user_agent = "wmesh"};
+                            .user_agent = WMESH_USER_AGENT};
     uint64_t seed = 0;
     if (getrandom(rq.nonce, sizeof rq.nonce, 0) != (ssize_t)sizeof rq.nonce ||
         getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) {

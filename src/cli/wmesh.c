@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "version.h"
 
 static const struct {
     const char *name;
@@ -28,7 +29,8 @@ static const struct {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: wmesh COMMAND [OPTIONS]   (wmesh COMMAND --help for its options)\n\n");
+    fprintf(stderr, "usage: wmesh COMMAND [OPTIONS]   (wmesh COMMAND --help for its options)\n"
+                    "       wmesh --version\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(stderr, "  %-6s %s\n", commands[i].name, commands[i].what);
 }
@@ -71,6 +73,10 @@ int main(int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage();
         return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("wmesh %s\n", WMESH_VERSION);
+        return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);

@@ -46,7 +46,12 @@ command -v groff >/dev/null || fail "groff not found (sh scripts/deps.sh --extra
 gzip -t "$MAN" || fail "the man page is not a valid gzip file"
 zcat "$MAN" | groff -man -Tutf8 -ww -z 2>"$T/groff.err" || fail "groff failed on the man page"
 [ ! -s "$T/groff.err" ] || fail "the man page renders with warnings: $(cat "$T/groff.err")"
-cmp -s <(zcat "$MAN") "$REPO/docs/wmesh.1" || fail "the installed man page differs from docs/wmesh.1"
+# The same page, the version in its .TH line.
+version=$(cat "$REPO/VERSION")
+grep -qx ".TH WMESH 1 [0-9-]* \"wmesh $version\" \"User Commands\"" <(zcat "$MAN") ||
+    fail "the installed man page's .TH line does not give version $version: $(zcat "$MAN" | grep '^\.TH')"
+cmp -s <(zcat "$MAN" | grep -v '^\.TH ') <(grep -v '^\.TH ' "$REPO/docs/wmesh.1") ||
+    fail "the installed man page differs from docs/wmesh.1"
 # Rendered as plain ASCII (no bold, no underline), \- becomes '-': options read as typed.
 zcat "$MAN" | groff -man -Tascii -P-c -P-b -P-u 2>/dev/null >"$T/man.txt"
 for section in NAME SYNOPSIS DESCRIPTION "CONFIGURATION FILE" METRICS "EXIT STATUS" FILES \
@@ -90,21 +95,7 @@ for want in Type=simple Restart=on-failure RestartSec=5 User=wmesh Group=wmesh \
     StateDirectory=wmesh/%i LimitNOFILE=65536; do
     grep -qx "$want" "$UNIT" || fail "the unit lacks $want"
 done
-if command -v systemd-analyze >/dev/null; then
-    # A copy whose ExecStart names the program as installed here (/usr/bin/wmesh may not exist).
-    mkdir -p "$T/verify"
-    sed "s|^ExecStart=/usr/bin/wmesh |ExecStart=$ROOT/usr/bin/wmesh |" "$UNIT" \
-        >"$T/verify/wmesh-peer@.service"
-    if systemd-analyze verify --man=no "$T/verify/wmesh-peer@.service" >"$T/verify.log" 2>&1 &&
-        [ ! -s "$T/verify.log" ]; then
-        note "systemd-analyze verify: no complaint"
-    elif grep -qiE 'failed to (connect|initialize)|not booted|no such file or directory.*bus' \
-        "$T/verify.log"; then
-        note "systemd-analyze verify skipped (needs a running systemd): $(head -n 1 "$T/verify.log")"
-    else
-        fail "systemd-analyze verify: $(cat "$T/verify.log")"
-    fi
-fi
+verify_unit "$UNIT" "$ROOT/usr/bin/wmesh"
 # The prefix is substituted, not assumed.
 make -C "$REPO" --no-print-directory install DESTDIR="$T/opt" PREFIX=/opt/wmesh \
     >"$T/install-opt.log" 2>&1 || fail "make install PREFIX=/opt/wmesh failed"

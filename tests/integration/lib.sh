@@ -37,6 +37,8 @@
 #                                  a squid HTTP proxy on a free loopback port, reachable from
 #                                  localhost only; proxy_url NAME [USER:PASSWORD] gives its URL;
 #                                  squid_missing says why it cannot start
+#   verify_unit UNIT PROGRAM       systemd-analyze verify of the unit file UNIT, its ExecStart's
+#                                  /usr/bin/wmesh replaced by PROGRAM; a note where it cannot run
 #   free_port, track PID, fail MSG (prints every log in $T, exits 1), note MSG, skip WHY (exit
 #   77: run.sh counts the test as skipped)
 
@@ -748,6 +750,29 @@ mesh_peer() {
 tree_of() {
     echo "$T/$1/tree"
 }
+
+# verify_unit UNIT PROGRAM: systemd-analyze verify of a copy of the unit file UNIT whose
+# ExecStart runs PROGRAM (the installed /usr/bin/wmesh may not exist here). Fails on any
+# complaint; notes why it did not run where systemd-analyze is missing or wants a running systemd.
+verify_unit() {
+    local copy
+    if ! command -v systemd-analyze >/dev/null; then
+        note "systemd-analyze verify skipped: systemd-analyze is not installed (package systemd)"
+        return 0
+    fi
+    mkdir -p "$T/verify"
+    copy=$T/verify/$(basename "$1")
+    sed "s|^ExecStart=/usr/bin/wmesh |ExecStart=$2 |" "$1" >"$copy"
+    if systemd-analyze verify --man=no "$copy" >"$T/verify.log" 2>&1 && [ ! -s "$T/verify.log" ]; then
+        note "systemd-analyze verify: no complaint"
+    elif grep -qiE 'failed to (connect|initialize)|not booted|no such file or directory.*bus' \
+        "$T/verify.log"; then
+        note "systemd-analyze verify skipped (needs a running systemd): $(head -n 1 "$T/verify.log")"
+    else
+        fail "systemd-analyze verify: $(cat "$T/verify.log")"
+    fi
+}
+
 
 # start_serve NAME DIR: serves DIR alone with "wmesh serve".
 start_serve() {

@@ -13,8 +13,9 @@
  *   stall     the right Content-Length, half of the body, then nothing, and no close either
  *   wrong     the right length, every byte of the body inverted
  *   slow      the file at 1 KiB/s
- * Prints nothing on success; logs one line per request on stderr:
- *   badhttpd: GET /data/a/b.txt mode=truncate status=200 bytes=512
+ * Prints nothing on success; logs one line per request on stderr, ending with the client's
+ * User-Agent ("-" when it sent none):
+ *   badhttpd: GET /data/a/b.txt mode=truncate status=200 bytes=512 agent=wmesh/0.9.0
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -212,18 +213,18 @@ static bool send_body(int fd, int ffd, off_t size, enum mode m, off_t *sent)
 }
 
 /* Answers one parsed request. False: close the connection. */
-static bool answer(int fd, const char *method, char *target, bool keep)
+static bool answer(int fd, const char *method, char *target, const char *agent, bool keep)
 {
     bool head = strcmp(method, "HEAD") == 0;
     if (!head && strcmp(method, "GET") != 0) {
-        logf_("%s %s status=405", method, target);
+        logf_("%s %s status=405 agent=%s", method, target, agent);
         send_status(fd, 405, "Method Not Allowed", false);
         return false;
     }
     char *q = strpbrk(target, "?#");
     if (q) *q = '\0';
     if (!url_decode(target)) {
-        logf_("%s %s status=400", method, target);
+        logf_("%s %s status=400 agent=%s", method, target, agent);
         return send_status(fd, 400, "Bad Request", keep) && keep;
     }
     const char *rel = target;
@@ -236,12 +237,13 @@ static bool answer(int fd, const char *method, char *target, bool keep)
     while (rel && *rel == '/')
         rel++;
     if (!rel || !safe_rel(rel)) {
-        logf_("%s %s status=404", method, target);
+        logf_("%s %s status=404 agent=%s", method, target, agent);
         return send_status(fd, 404, "Not Found", keep) && keep;
     }
     enum mode m = fault_for(rel);
     if (m == M_500 || m == M_404) {
-        logf_("%s %s mode=%s status=%s", method, target, mode_names[m], mode_names[m]);
+        logf_("%s %s mode=%s status=%s agent=%s", method, target, mode_names[m], mode_names[m],
+              agent);
         return m == M_500 ? send_status(fd, 500, "Internal Server Error", keep) && keep
                           : send_status(fd, 404, "Not Found", keep) && keep;
     }
@@ -249,7 +251,7 @@ static bool answer(int fd, const char *method, char *target, bool keep)
     struct stat st;
     if (ffd < 0 || fstat(ffd, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (ffd >= 0) close(ffd);
-        logf_("%s %s mode=%s status=404", method, target, mode_names[m]);
+        logf_("%s %s mode=%s status=404 agent=%s", method, target, mode_names[m], agent);
         return send_status(fd, 404, "Not Found", keep) && keep;
     }
     /* truncate and stall close (or hang) this connection: never promise to keep it. */
@@ -263,8 +265,8 @@ static bool answer(int fd, const char *method, char *target, bool keep)
     off_t sent = 0;
     if (ok && !head) ok = send_body(fd, ffd, st.st_size, m, &sent);
     close(ffd);
-    logf_("%s %s mode=%s status=200 bytes=%lld/%lld", method, target, mode_names[m],
-          (long long)sent, (long long)st.st_size);
+    logf_("%s %s mode=%s status=200 bytes=%lld/%lld agent=%s", method, target, mode_names[m],
+          (long long)sent, (long long)st.st_size, agent);
     return ok && keep;
 }
 
@@ -304,6 +306,24 @@ static bool header_says(const char *head, const char *name, const char *value)
     return false;
 }
 
+/* Copies the value of header name (first occurrence, spaces trimmed) into out; "-" if absent. */
+static void header_value(const char *head, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+    snprintf(out, outlen, "-");
+    for (const char *line = strstr(head, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
+        const char *h = line + 2;
+        if (strncasecmp(h, name, nl) != 0 || h[nl] != ':') continue;
+        const char *v = h + nl + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        const char *eol = strstr(v, "\r\n");
+        int n = eol ? (int)(eol - v) : (int)strlen(v);
+        if (n > 0) snprintf(out, outlen, "%.*s", n, v);
+        return;
+    }
+}
+
 static void *serve_conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
@@ -340,7 +360,9 @@ static void *serve_conn(void *arg)
         /* Request bodies are not expected: refuse them rather than misparse the stream. */
         if (header_says(head, "Content-Length", "") && !header_says(head, "Content-Length", " 0"))
             keep = false;
-        if (!answer(fd, method, target, keep)) break;
+        char agent[256];
+        header_value(head, "User-Agent", agent, sizeof agent);
+        if (!answer(fd, method, target, agent, keep)) break;
     }
     free(buf);
     close(fd);

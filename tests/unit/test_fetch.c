@@ -27,6 +27,7 @@
 #include "httpd.h"
 #include "loop.h"
 #include "test.h"
+#include "version.h"
 #include "tree.h"
 
 #define NFILES 10
@@ -895,7 +896,7 @@ static void test_sizes(struct canned *s, struct loop *l)
     pthread_mutex_lock(&s->lock);
     ASSERT_TRUE(strncmp(s->last_request, want, strlen(want)) == 0);
     ASSERT_TRUE(strstr(s->last_request, "\r\nAuthorization: Basic dXNlcjpwQHNz\r\n") != NULL);
-    ASSERT_TRUE(strstr(s->last_request, "\r\nUser-Agent: wmesh/0.1\r\n") != NULL);
+    ASSERT_TRUE(strstr(s->last_request, "\r\nUser-Agent: " WMESH_USER_AGENT "\r\n") != NULL);
     pthread_mutex_unlock(&s->lock);
     /* The same host without credentials, then with, again: each request carries its own. */
     GET_OK(f, l, s, "/ok", "hello");

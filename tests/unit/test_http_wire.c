@@ -7,6 +7,7 @@
 
 #include "http_wire.h"
 #include "test.h"
+#include "version.h"
 #include "url.h"
 
 #define BODY_MAX (64 * 1024)
@@ -442,12 +443,14 @@ static void requests(void)
     char out[1024];
     size_t len;
     request_for("http://example.org/a/b.txt", out, sizeof out, &len);
-    ASSERT_EQ_STR(out, "GET /a/b.txt HTTP/1.1\r\nHost: example.org\r\nUser-Agent: wmesh/0.1\r\n"
+    ASSERT_EQ_STR(out, "GET /a/b.txt HTTP/1.1\r\nHost: example.org\r\nUser-Agent: " WMESH_USER_AGENT
+                       "\r\n"
                        "Accept: */*\r\n\r\n");
     ASSERT_EQ_INT(len, strlen(out));
     request_for("http://127.0.0.1:8080", out, sizeof out, &len);
-    ASSERT_EQ_STR(out, "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wmesh/0.1\r\n"
-                       "Accept: */*\r\n\r\n");
+    ASSERT_EQ_STR(out,
+                  "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: " WMESH_USER_AGENT "\r\n"
+                  "Accept: */*\r\n\r\n");
     request_for("https://h:443/x?y=1#frag", out, sizeof out, &len);
     ASSERT_TRUE(starts_with(out, "GET /x?y=1 HTTP/1.1\r\nHost: h\r\n"));
     request_for("https://h:8443/x", out, sizeof out, &len);
@@ -476,7 +479,7 @@ static void requests(void)
     char small[16];
     request_for("http://example.org/a/b.txt", small, sizeof small, &len);
     ASSERT_EQ_INT(len, strlen("GET /a/b.txt HTTP/1.1\r\nHost: example.org\r\n"
-                              "User-Agent: wmesh/0.1\r\nAccept: */*\r\n\r\n"));
+                              "User-Agent: " WMESH_USER_AGENT "\r\nAccept: */*\r\n\r\n"));
     char *fit = malloc(len + 1);
     size_t again = 0;
     request_for("http://example.org/a/b.txt", fit, len + 1, &again);

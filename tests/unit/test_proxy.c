@@ -10,6 +10,7 @@
 #include "http_wire.h"
 #include "proxy.h"
 #include "test.h"
+#include "version.h"
 
 static const char *const all_vars[] = {
     "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ws_proxy",    "WS_PROXY",
@@ -411,7 +412,7 @@ static void test_requests(void)
     size_t len = http_wire_proxy_request(&u, &proxy, out, sizeof out);
     ASSERT_EQ_STR(out, "GET http://origin.example:8080/a%20b/c.txt HTTP/1.1\r\n"
                        "Host: origin.example:8080\r\n"
-                       "User-Agent: wmesh/0.1\r\nAccept: */*\r\n"
+                       "User-Agent: " WMESH_USER_AGENT "\r\nAccept: */*\r\n"
                        "Authorization: Basic bzpvcHc=\r\n"
                        "Proxy-Authorization: Basic YWxpY2U6czNjcjp0\r\n\r\n");
     ASSERT_EQ_INT(len, strlen(out));
@@ -419,7 +420,7 @@ static void test_requests(void)
     parse_url("http://[::1]/x", &u);
     http_wire_proxy_request(&u, &bare, out, sizeof out);
     ASSERT_EQ_STR(out, "GET http://[::1]/x HTTP/1.1\r\nHost: [::1]\r\n"
-                       "User-Agent: wmesh/0.1\r\nAccept: */*\r\n\r\n");
+                       "User-Agent: " WMESH_USER_AGENT "\r\nAccept: */*\r\n\r\n");
     /* Too small: the length needed, as for http_wire_request(). */
     char small[16];
     size_t need = http_wire_proxy_request(&u, &bare, small, sizeof small);
@@ -432,19 +433,21 @@ static void test_requests(void)
 
     len = http_wire_connect_request("origin.example", 443, &proxy, out, sizeof out);
     ASSERT_EQ_STR(out, "CONNECT origin.example:443 HTTP/1.1\r\nHost: origin.example:443\r\n"
-                       "User-Agent: wmesh/0.1\r\n"
+                       "User-Agent: " WMESH_USER_AGENT "\r\n"
                        "Proxy-Authorization: Basic YWxpY2U6czNjcjp0\r\n\r\n");
     ASSERT_EQ_INT(len, strlen(out));
     http_wire_connect_request("2001:db8::1", 8883, NULL, out, sizeof out);
     ASSERT_EQ_STR(out, "CONNECT [2001:db8::1]:8883 HTTP/1.1\r\nHost: [2001:db8::1]:8883\r\n"
-                       "User-Agent: wmesh/0.1\r\n\r\n");
+                       "User-Agent: " WMESH_USER_AGENT "\r\n\r\n");
     http_wire_connect_request("h", 80, &bare, out, sizeof out);
-    ASSERT_EQ_STR(out, "CONNECT h:80 HTTP/1.1\r\nHost: h:80\r\nUser-Agent: wmesh/0.1\r\n\r\n");
+    ASSERT_EQ_STR(out, "CONNECT h:80 HTTP/1.1\r\nHost: h:80\r\nUser-Agent: " WMESH_USER_AGENT
+                       "\r\n\r\n");
     need = http_wire_connect_request("h", 80, &bare, small, sizeof small);
     ASSERT_EQ_INT(need, strlen(out));
     ASSERT_EQ_INT(http_wire_connect_request("h", 80, &bare, out, need), need);
     ASSERT_EQ_INT(http_wire_connect_request("h", 80, &bare, out, need + 1), need);
-    ASSERT_EQ_STR(out, "CONNECT h:80 HTTP/1.1\r\nHost: h:80\r\nUser-Agent: wmesh/0.1\r\n\r\n");
+    ASSERT_EQ_STR(out, "CONNECT h:80 HTTP/1.1\r\nHost: h:80\r\nUser-Agent: " WMESH_USER_AGENT
+                       "\r\n\r\n");
     const char *bad_hosts[] = {"", "a b", "a\r\nX: y", "a/b", "a@b", "[::1]", "a#", NULL};
     for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++)
         ASSERT_EQ_INT(http_wire_connect_request(bad_hosts[i], 443, NULL, out, sizeof out), 0);
