@@ -710,10 +710,11 @@ static void cleanup(struct demo *d, bool ok)
 }
 
 static const struct option_spec demo_specs[] = {
-    {"files", OPT_NUMBER, false, "N", "300", "files to inject, split between AWZZ and BWAC"},
+    {"files", OPT_NUMBER, false, "N", "300", "files to inject, split between AWZZ and BWAC", 1,
+     100000},
     {"keep", OPT_FLAG, false, NULL, NULL,
-     "keep the temporary directory (kept anyway after a failure)"},
-    {NULL, 0, false, NULL, NULL, NULL},
+     "keep the temporary directory (kept anyway after a failure)", 0, 0},
+    {NULL, 0, false, NULL, NULL, NULL, 0, 0},
 };
 
 static bool parse_args(struct demo *d, int argc, char **argv, int *status)
@@ -726,10 +727,10 @@ static bool parse_args(struct demo *d, int argc, char **argv, int *status)
     if (!o) return false;
     size_t npos;
     options_positionals(o, &npos);
-    bool ok = !help && npos == 0 && options_number(o, "files", 300, &files) == WM_OK;
+    bool ok = !help && npos == 0 && options_number(o, "files", &files) == WM_OK;
     if (!help && npos > 0) fprintf(stderr, "demo: unexpected argument (see --help)\n");
-    if (ok && (files < 1 || files > 100000 || files != (double)(size_t)files)) {
-        fprintf(stderr, "demo: --files wants a whole number from 1 to 100000\n");
+    if (ok && files != (double)(size_t)files) {
+        fprintf(stderr, "wmesh demo: --files wants a whole number, not %g\n", files);
         ok = false;
     }
     d->nfiles = (size_t)files;

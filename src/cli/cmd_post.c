@@ -18,18 +18,15 @@
 #include "tree.h"
 
 static const struct option_spec specs[] = {
-    {"post-broker", OPT_STRING, false, "URL", NULL, "broker to announce on (required)"},
-    {"post-base-url", OPT_STRING, false, "URL", NULL, "where the tree is served (required)"},
-    {"dir", OPT_STRING, false, "DIR", NULL, "the tree the files are in (required)"},
-    {"post-format", OPT_STRING, false, "v03|array|wnm", "v03", "message format"},
-    {"integrity", OPT_STRING, false, "METHOD", "sha512", "checksum: sha512, sha256, md5, ..."},
-    {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level"},
-    {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange"},
-    {"timeout", OPT_NUMBER, false, "S", "30", "give up when the broker has not acknowledged"},
-    {"inline", OPT_NUMBER, false, "BYTES", "0",
-     "put files up to BYTES (at most 4096) inside their announcements (0: never)"},
+    {"post-broker", OPT_STRING, false, "URL", NULL, "broker to announce on (required)", 0, 0},
+    {"dir", OPT_STRING, false, "DIR", NULL, "the tree the files are in (required)", 0, 0},
+    CLI_POST_OPTIONS,
+    {"integrity", OPT_STRING, false, "METHOD", "sha512", "checksum: sha512, sha256, md5, ...", 0,
+     0},
+    {"timeout", OPT_NUMBER, false, "S", "30", "give up when the broker has not acknowledged", 0,
+     1e9},
     CLI_LINK_OPTIONS,
-    {NULL, 0, false, NULL, NULL, NULL},
+    {NULL, 0, false, NULL, NULL, NULL, 0, 0},
 };
 
 #define USAGE "wmesh post --post-broker URL --post-base-url URL --dir DIR [options] FILE..."
@@ -194,7 +191,7 @@ int cmd_post(int argc, char **argv)
     struct proxy_config proxies = {0};
     double timeout;
     if (!options_get(o, "post-broker") || !options_get(o, "post-base-url") ||
-        !options_get(o, "dir") || nfiles == 0 || options_number(o, "timeout", 30, &timeout)) {
+        !options_get(o, "dir") || nfiles == 0 || options_number(o, "timeout", &timeout)) {
         options_usage(USAGE, specs);
         goto done;
     }

@@ -11,8 +11,9 @@
 #include "options.h"
 
 static const struct option_spec specs[] = {
-    {"interval", OPT_NUMBER, false, "S", "1", "seconds between the two samples for rates"},
-    {NULL, 0, false, NULL, NULL, NULL},
+    {"interval", OPT_NUMBER, false, "S", "1", "seconds between the two samples for rates", 0.001,
+     60},
+    {NULL, 0, false, NULL, NULL, NULL, 0, 0},
 };
 
 #define USAGE "wmesh status [--interval S] URL   (URL: the peer's http://HOST:PORT)"
@@ -120,7 +121,7 @@ int cmd_status(int argc, char **argv)
     double interval;
     char *before = NULL, *now = NULL;
     int rc = 2;
-    if (n != 1 || options_number(o, "interval", 1, &interval) || interval <= 0 || interval > 60) {
+    if (n != 1 || options_number(o, "interval", &interval)) {
         options_usage(USAGE, specs);
         goto done;
     }

@@ -15,13 +15,13 @@
 #include "proxy.h"
 
 static const struct option_spec specs[] = {
-    {"broker", OPT_STRING, false, "URL", NULL, "broker to listen to (required)"},
-    {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level"},
-    {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange"},
-    {"subtopic", OPT_STRING, true, "S", "#", "subscribe to <exchange>/<prefix>/S"},
-    {"count", OPT_NUMBER, false, "N", "0", "exit after N announcements (0: never)"},
+    {"broker", OPT_STRING, false, "URL", NULL, "broker to listen to (required)", 0, 0},
+    {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level", 0, 0},
+    {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange", 0, 0},
+    {"subtopic", OPT_STRING, true, "S", "#", "subscribe to <exchange>/<prefix>/S", 0, 0},
+    {"count", OPT_NUMBER, false, "N", "0", "exit after N announcements (0: never)", 0, 1e18},
     CLI_LINK_OPTIONS,
-    {NULL, 0, false, NULL, NULL, NULL},
+    {NULL, 0, false, NULL, NULL, NULL, 0, 0},
 };
 
 #define USAGE "wmesh sub --broker URL [--subtopic S ...] [--count N]"
@@ -101,8 +101,7 @@ int cmd_sub(int argc, char **argv)
     double count;
     struct proxy_config proxies = {0};
     int rc = 2;
-    if (!options_get(o, "broker") || options_number(o, "count", 0, &count) || !subtopics ||
-        !topics) {
+    if (!options_get(o, "broker") || options_number(o, "count", &count) || !subtopics || !topics) {
         options_usage(USAGE, specs);
         goto done;
     }
