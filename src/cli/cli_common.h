@@ -70,6 +70,15 @@ int cli_credentials(const struct options *o, const char *cmd, struct credentials
 int cli_proxies(const struct options *o, const char *cmd, const struct credentials *creds,
                 struct proxy_config *out);
 
+struct loop;
+/* A new loop (*loop) and a link on it to the broker of mo, for command cmd whose option named
+ * the broker's URL. The caller frees both (even after a failure, as either may be set). Returns
+ * -1 after one line on stderr that names cmd, the option, its URL (without password) and what
+ * is wrong with it, or the system's reason when no loop can be made. */
+int cli_link_new(const char *cmd, const char *option, const struct mqtt_options *mo,
+                 const struct mqtt_callbacks *cb, void *arg, struct loop **loop,
+                 struct mqtt_link **link);
+
 /* Applies --verbose/-v, --quiet/-q and --log-format when the command has them. */
 int cli_set_logging(const struct options *o);
 

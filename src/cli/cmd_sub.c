@@ -119,13 +119,9 @@ int cmd_sub(int argc, char **argv)
     if (cli_link_options(o, "sub", &mo) != 0 || cli_proxies(o, "sub", NULL, &proxies) != 0)
         goto done;
     mo.proxies = &proxies;
-    s.loop = loop_new();
     struct mqtt_callbacks cb = {.on_message = on_message};
-    enum wm_err e = WM_ERR_NOMEM;
-    if (!s.loop || !(link = mqtt_link_new(s.loop, &mo, &cb, &s, &e))) {
-        fprintf(stderr, "wmesh sub: %s\n", wm_strerror(e));
-        goto done;
-    }
+    if (cli_link_new("sub", "broker", &mo, &cb, &s, &s.loop, &link) != 0) goto done;
+    enum wm_err e;
     if ((e = loop_on_signal(s.loop, SIGINT, on_signal, s.loop)) ||
         (e = loop_on_signal(s.loop, SIGTERM, on_signal, s.loop))) {
         fprintf(stderr, "wmesh sub: cannot watch signals: %s\n", wm_strerror(e));
