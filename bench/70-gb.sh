@@ -19,19 +19,7 @@ DUP_EVERY=20
 TOTAL=$((NODES * PER_NODE))
 UNIQUE=$((TOTAL - NODES * ((PER_NODE + DUP_EVERY - 1) / DUP_EVERY)))
 
-eval "lib_$(declare -f write_broker_config)"
-write_broker_config() {
-    lib_write_broker_config "$@"
-    cat >"$T/$1/acl" <<EOF2
-user owner
-topic readwrite origin/#
-topic readwrite xpublic/#
-
-user guest
-topic read origin/a/wis2/#
-topic read xpublic/#
-EOF2
-}
+broker_acl '*' owner:origin/# guest:origin/a/wis2/# xpublic/#
 
 # The nodes' broker: NODES listeners.
 start_broker nodes

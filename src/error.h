@@ -22,6 +22,18 @@ enum wm_err {
     WM_ERR_NOTSUP,   /* valid, but asks for an operation wmesh does not carry out */
 };
 
+/* How a constructor (foo_new, foo_open) that fails says why; its header says which it follows.
+ * - It returns the object, or NULL with errno set when its failures are the system's: out of
+ *   memory (ENOMEM), descriptors or a refused argument (EINVAL), as malloc and open do
+ *   (loop_new, tree_open, seen_new, gb_core_new).
+ * - When the caller must tell wmesh's own reasons apart (a malformed URL, a corrupt file), it
+ *   takes a last `enum wm_err *err` (may be NULL), set on every return (mqtt_link_new,
+ *   journal_open, catchup_log_open, outbox_new).
+ * - Only the wrappers of a third-party library whose reason is a text return an enum wm_err,
+ *   the object in *out and the text in a why buffer (tls_config_new, tls_new).
+ * Callers print what they got (strerror(errno), wm_strerror(*err), why), never a code of their
+ * own choosing. */
+
 /* Returns a static, human-readable description of err. */
 const char *wm_strerror(enum wm_err err);
 

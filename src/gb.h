@@ -29,7 +29,8 @@ struct gb_core_config {
     size_t max_centres;               /* centre-ids with metrics; 0: 4096 */
 };
 
-/* A new core; NULL when out of memory or the configuration is out of range. Caller owns it. */
+/* A new core, the caller's; NULL with errno set (EINVAL: the configuration is out of range,
+ * ENOMEM). */
 WM_WARN_UNUSED struct gb_core *gb_core_new(const struct gb_core_config *c);
 void gb_core_free(struct gb_core **core);
 

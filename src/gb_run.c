@@ -295,7 +295,8 @@ static enum wm_err start(struct gb *g)
                                 .leaf_only = c->leaf_only,
                                 .dedup_window_s = c->dedup_window_s,
                                 .dedup_capacity = c->dedup_capacity};
-    if (!(g->core = gb_core_new(&cc)) || !(g->loop = loop_new())) return WM_ERR_NOMEM;
+    if (!(g->core = gb_core_new(&cc)) || !(g->loop = loop_new()))
+        return errno == EINVAL ? WM_ERR_INVAL : errno == ENOMEM ? WM_ERR_NOMEM : WM_ERR_IO;
     struct mqtt_options po = {.protocol = c->mqtt_version,
                               .url = c->post_broker,
                               .client_id = c->client_id,

@@ -69,6 +69,30 @@ static bool valid_number(const char *text)
     return errno == 0 && end != text && *end == '\0' && isfinite(d);
 }
 
+static bool has_range(const struct option_spec *s)
+{
+    return s->min != 0 || s->max != 0;
+}
+
+/* A number within the range of s. */
+static bool valid_value(const struct option_spec *s, const char *text)
+{
+    if (!valid_number(text)) return false;
+    double d = strtod(text, NULL);
+    return !has_range(s) || (d >= s->min && d <= s->max);
+}
+
+/* What s wants, for messages: "a number from 1 to 64". */
+static void wanted(const struct option_spec *s, char *out, size_t outlen)
+{
+    if (!has_range(s))
+        snprintf(out, outlen, "a number");
+    else if (isinf(s->max))
+        snprintf(out, outlen, "a number of at least %.15g", s->min);
+    else
+        snprintf(out, outlen, "a number from %.15g to %.15g", s->min, s->max);
+}
+
 /* Handles argv[*i], an option; advances *i past its value. Returns non-zero on error. */
 static int parse_one(struct options *o, int argc, char **argv, int *i)
 {
@@ -77,7 +101,7 @@ static int parse_one(struct options *o, int argc, char **argv, int *i)
     size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
     const struct option_spec *s = find_spec(o->specs, arg, len);
     if (!s) {
-        fprintf(stderr, "%s: unknown option --%.*s (see --help)\n", argv[0], (int)len, arg);
+        fprintf(stderr, "wmesh %s: unknown option --%.*s (see --help)\n", argv[0], (int)len, arg);
         return -1;
     }
     const char *text = "1";
@@ -87,15 +111,17 @@ static int parse_one(struct options *o, int argc, char **argv, int *i)
         else if (*i + 1 < argc)
             text = argv[++*i];
         else {
-            fprintf(stderr, "%s: --%s needs a value\n", argv[0], s->name);
+            fprintf(stderr, "wmesh %s: --%s needs a value\n", argv[0], s->name);
             return -1;
         }
     } else if (eq) {
-        fprintf(stderr, "%s: --%s takes no value\n", argv[0], s->name);
+        fprintf(stderr, "wmesh %s: --%s takes no value\n", argv[0], s->name);
         return -1;
     }
-    if (s->kind == OPT_NUMBER && !valid_number(text)) {
-        fprintf(stderr, "%s: --%s wants a number, not \"%s\"\n", argv[0], s->name, text);
+    if (s->kind == OPT_NUMBER && !valid_value(s, text)) {
+        char want[96];
+        wanted(s, want, sizeof want);
+        fprintf(stderr, "wmesh %s: --%s wants %s, not %s\n", argv[0], s->name, want, text);
         return -1;
     }
     return push_value(o, s, text) == WM_OK ? 0 : -1;
@@ -156,10 +182,15 @@ static int config_line(struct options *o, const char *cmd, const char *path, int
         why = "a flag takes no value but true/yes/on/1";
     else if (s->kind != OPT_FLAG && !*value)
         why = "needs a value";
-    else if (s->kind == OPT_NUMBER && !valid_number(value))
-        why = "wants a number";
     if (why) {
-        fprintf(stderr, "%s: %s:%d: %s: %s\n", cmd, path, lineno, why, name);
+        fprintf(stderr, "wmesh %s: %s:%d: %s: %s\n", cmd, path, lineno, why, name);
+        return -1;
+    }
+    if (s->kind == OPT_NUMBER && !valid_value(s, value)) {
+        char want[96];
+        wanted(s, want, sizeof want);
+        fprintf(stderr, "wmesh %s: %s:%d: %s wants %s, not %s\n", cmd, path, lineno, name, want,
+                value);
         return -1;
     }
     return insert_file_value(o, s, s->kind == OPT_FLAG ? "1" : value, nfile) == WM_OK ? 0 : -1;
@@ -169,7 +200,7 @@ static int load_config(struct options *o, const char *cmd, const char *path)
 {
     FILE *f = fopen(path, "re");
     if (!f) {
-        fprintf(stderr, "%s: %s: %s\n", cmd, path, strerror(errno));
+        fprintf(stderr, "wmesh %s: %s: %s\n", cmd, path, strerror(errno));
         return -1;
     }
     char line[4096];
@@ -178,7 +209,7 @@ static int load_config(struct options *o, const char *cmd, const char *path)
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
-            fprintf(stderr, "%s: %s:%d: line too long\n", cmd, path, lineno);
+            fprintf(stderr, "wmesh %s: %s:%d: line too long\n", cmd, path, lineno);
             rc = -1;
         } else {
             rc = config_line(o, cmd, path, lineno, line, &nfile);
@@ -188,10 +219,25 @@ static int load_config(struct options *o, const char *cmd, const char *path)
     return rc;
 }
 
+/* A number default outside its range is a mistake in the table: said at once, on every run. */
+static int check_defaults(const struct option_spec *specs, const char *cmd)
+{
+    for (const struct option_spec *s = specs; s->name; s++) {
+        if (s->kind != OPT_NUMBER || !s->def || valid_value(s, s->def)) continue;
+        char want[96];
+        wanted(s, want, sizeof want);
+        fprintf(stderr, "wmesh %s: the default of --%s wants %s, not %s\n", cmd, s->name, want,
+                s->def);
+        return -1;
+    }
+    return 0;
+}
+
 struct options *options_parse(const char *usage, const struct option_spec *specs, int argc,
                               char **argv, bool *help)
 {
     *help = false;
+    if (check_defaults(specs, argv[0]) != 0) return NULL;
     struct options *o = calloc(1, sizeof *o);
     if (!o) return NULL;
     o->specs = specs;
@@ -272,14 +318,12 @@ bool options_flag(const struct options *o, const char *name)
     return v && strcmp(v, "1") == 0;
 }
 
-enum wm_err options_number(const struct options *o, const char *name, double def, double *out)
+enum wm_err options_number(const struct options *o, const char *name, double *out)
 {
     const char *v = options_get(o, name);
-    if (!v) {
-        *out = def;
-        return WM_OK;
-    }
-    if (!valid_number(v)) return WM_ERR_INVAL;
+    if (!v) return WM_ERR_NOTFOUND;
+    const struct option_spec *s = find_spec(o->specs, name, strlen(name));
+    if (!s || !valid_value(s, v)) return WM_ERR_INVAL;
     *out = strtod(v, NULL);
     return WM_OK;
 }

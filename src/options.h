@@ -17,18 +17,21 @@ struct option_spec {
     const char *metavar; /* e.g. "URL"; NULL for flags */
     const char *def;     /* default shown in --help and returned by options_get; may be NULL */
     const char *help;
+    /* OPT_NUMBER: the values allowed, bounds included (max INFINITY: no upper bound); both 0:
+     * any number. Values outside are refused with both bounds named, defaults included. */
+    double min, max;
 };
 
 struct options;
 
-/* Parses argv (argv[0] is the subcommand name) against specs (ended by a {NULL} entry).
- * When specs has a "config" option and it is given, that file is read too: one "name value"
- * per line ('#' comments, blank lines), the long options' names; its values come before the
- * command line's, so the command line overrides single values and replaces repeated ones.
- * Errors in it name the file and line.
- * Arguments that are not options are kept as positionals. On error returns NULL and prints a
- * one-line reason on stderr. "--help" prints the usage and sets *help. The caller owns the
- * result; argv and specs must outlive it. */
+/* Parses argv (argv[0] is the subcommand name, which error messages name as "wmesh NAME:") against
+ * specs (ended by a {NULL} entry). When specs has a "config" option and it is given, that file is
+ * read too: one "name value" per line ('#' comments, blank lines), the long options' names; its
+ * values come before the command line's, so the command line overrides single values and replaces
+ * repeated ones. Errors in it name the file and line. Arguments that are not options are kept as
+ * positionals. On error returns NULL and prints a one-line reason on stderr (a number default
+ * outside its range is one). "--help" prints the usage and sets *help. The caller owns the result;
+ * argv and specs must outlive it. */
 WM_WARN_UNUSED struct options *options_parse(const char *usage, const struct option_spec *specs,
                                              int argc, char **argv, bool *help);
 void options_free(struct options **o);
@@ -39,9 +42,11 @@ const char *options_get(const struct options *o, const char *name);
  * is new and the caller frees it with free(); the strings stay owned by argv and specs. */
 const char **options_get_all(const struct options *o, const char *name, size_t *n);
 bool options_flag(const struct options *o, const char *name);
-/* The value as a number (seconds, counts); def when absent. WM_ERR_INVAL if not a number. */
-WM_WARN_UNUSED enum wm_err options_number(const struct options *o, const char *name, double def,
-                                          double *out);
+/* The value of a number option (seconds, counts), else its default: options_parse has checked
+ * the values given against the spec's range, so the default in the spec is the only one. Returns
+ * WM_ERR_NOTFOUND when there is neither (*out untouched), WM_ERR_INVAL when the default is not a
+ * number within the range (a mistake in the spec). */
+WM_WARN_UNUSED enum wm_err options_number(const struct options *o, const char *name, double *out);
 /* The i-th value in order (the file's first), its option's name and origin; NULL past the end.
  * For options whose relative order matters, such as --accept and --reject. */
 const char *options_nth(const struct options *o, size_t i, const char **name, bool *from_file);

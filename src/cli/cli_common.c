@@ -1,6 +1,7 @@
 /* cli_common.c: helpers shared by the subcommands' argument handling. */
 #include "cli_common.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,9 +10,11 @@
 #include "codec.h"
 #include "credentials.h"
 #include "log.h"
+#include "loop.h"
 #include "options.h"
 #include "proxy.h"
 #include "tls.h"
+#include "url.h"
 
 const char *cli_none_to_null(const char *text)
 {
@@ -37,10 +40,7 @@ int cli_parse_format(const char *text, enum wm_format *out)
 int cli_parse_inline(struct options *o, const char *cmd, enum wm_format fmt, size_t *out)
 {
     double bytes = 0;
-    if (options_number(o, "inline", 0, &bytes) || bytes < 0 || bytes > WM_INLINE_MAX) {
-        fprintf(stderr, "wmesh %s: --inline is 0 to %d bytes\n", cmd, WM_INLINE_MAX);
-        return -1;
-    }
+    if (options_number(o, "inline", &bytes) != WM_OK) return -1; /* the spec's range holds */
     if (bytes > 0 && codec_inline_capacity(fmt) == 0) {
         fprintf(stderr,
                 "wmesh %s: --inline needs --post-format v03 or wnm: the array format "
@@ -151,4 +151,41 @@ int cli_link_options(const struct options *o, const char *cmd, struct mqtt_optio
     mo->certfile = tls.certfile;
     mo->keyfile = tls.keyfile;
     return 0;
+}
+
+/* Why mqtt_link_new refused url with WM_ERR_INVAL, which covers both of these. */
+static const char *url_trouble(const char *url)
+{
+    struct wm_url u = {0};
+    const char *why = NULL;
+    if (url_parse(url, &u) != WM_OK)
+        why = "not a URL such as mqtt://USER:PASS@HOST:PORT";
+    else if (!mqtt_url_scheme_ok(u.scheme))
+        why = "not an mqtt://, mqtts://, ws:// or wss:// URL";
+    url_clear(&u);
+    return why;
+}
+
+int cli_link_new(const char *cmd, const char *option, const struct mqtt_options *mo,
+                 const struct mqtt_callbacks *cb, void *arg, struct loop **loop,
+                 struct mqtt_link **link)
+{
+    if (!(*loop = loop_new())) {
+        fprintf(stderr, "wmesh %s: cannot make an event loop: %s\n", cmd, strerror(errno));
+        return -1;
+    }
+    enum wm_err e = WM_ERR_NOMEM;
+    if ((*link = mqtt_link_new(*loop, mo, cb, arg, &e))) return 0;
+    const char *why = e == WM_ERR_INVAL ? url_trouble(mo->url) : NULL;
+    char shown[256];
+    const char *at = strrchr(mo->url, '@'), *sep = strstr(mo->url, "://");
+    if (!why)
+        url_redact(mo->url, shown, sizeof shown);
+    else if (at) /* whatever it is, what comes before the '@' may be a password */
+        snprintf(shown, sizeof shown, "%.*s...%s", sep && sep < at ? (int)(sep - mo->url) + 3 : 0,
+                 mo->url, at);
+    else
+        snprintf(shown, sizeof shown, "%s", mo->url);
+    fprintf(stderr, "wmesh %s: --%s %s: %s\n", cmd, option, shown, why ? why : wm_strerror(e));
+    return -1;
 }

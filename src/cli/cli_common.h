@@ -3,6 +3,7 @@
 #define WMESH_CLI_COMMON_H
 
 #include "announce.h"
+#include "codec.h"
 #include "mqtt.h"
 
 struct options;
@@ -13,18 +14,32 @@ struct options;
 #define CLI_LINK_OPTIONS                                                                           \
     {"cacert", OPT_STRING, false, "FILE", NULL,                                                    \
      "CA certificates (PEM) that mqtts:// and https:// servers are checked against "               \
-     "(default: the system's)"},                                                                   \
+     "(default: the system's)", 0, 0},                                                             \
     {"cert", OPT_STRING, false, "FILE", NULL,                                                      \
-     "client certificate (PEM, its chain after it) for TLS servers that ask for one"},             \
+     "client certificate (PEM, its chain after it) for TLS servers that ask for one", 0, 0},       \
     {"key", OPT_STRING, false, "FILE", NULL,                                                       \
-     "private key (PEM, unencrypted) of --cert (default: in the --cert file)"},                    \
+     "private key (PEM, unencrypted) of --cert (default: in the --cert file)", 0, 0},              \
     {"mqtt-version", OPT_STRING, false, "5|3.1.1|auto", "auto",                                    \
-     "MQTT protocol of every broker link (auto: 5, and 3.1.1 when a broker refuses 5)"},           \
+     "MQTT protocol of every broker link (auto: 5, and 3.1.1 when a broker refuses 5)", 0, 0},     \
     {"proxy", OPT_STRING, false, "URL", NULL,                                                      \
      "HTTP proxy for every connection, overriding http_proxy, https_proxy, mqtt_proxy, ... "       \
-     "(none: no proxy)"},                                                                          \
+     "(none: no proxy)", 0, 0},                                                                    \
     {"no-proxy", OPT_STRING, false, "LIST", NULL,                                                  \
-     "hosts, domains and networks reached directly, overriding no_proxy"}
+     "hosts, domains and networks reached directly, overriding no_proxy", 0, 0}
+// clang-format on
+
+/* The option_spec entries of the commands that announce (peer, post): where and how. */
+// clang-format off
+#define CLI_POST_OPTIONS                                                                           \
+    {"post-base-url", OPT_STRING, false, "URL", NULL,                                              \
+     "baseUrl of the announcements: where the tree is served", 0, 0},                              \
+    {"post-format", OPT_STRING, false, "v03|array|wnm", "v03",                                     \
+     "format of the announcements", 0, 0},                                                         \
+    {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level", 0, 0},                    \
+    {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange", 0, 0}, \
+    {"inline", OPT_NUMBER, false, "BYTES", "0",                                                    \
+     "carry files up to BYTES (at most 4096) inside the announcements, so that the next peers "    \
+     "need no download (0: never)", 0, WM_INLINE_MAX}
 // clang-format on
 
 /* NULL for NULL or "none", else text. */
@@ -54,6 +69,15 @@ int cli_credentials(const struct options *o, const char *cmd, struct credentials
  * is wrong (never a password). */
 int cli_proxies(const struct options *o, const char *cmd, const struct credentials *creds,
                 struct proxy_config *out);
+
+struct loop;
+/* A new loop (*loop) and a link on it to the broker of mo, for command cmd whose option named
+ * the broker's URL. The caller frees both (even after a failure, as either may be set). Returns
+ * -1 after one line on stderr that names cmd, the option, its URL (without password) and what
+ * is wrong with it, or the system's reason when no loop can be made. */
+int cli_link_new(const char *cmd, const char *option, const struct mqtt_options *mo,
+                 const struct mqtt_callbacks *cb, void *arg, struct loop **loop,
+                 struct mqtt_link **link);
 
 /* Applies --verbose/-v, --quiet/-q and --log-format when the command has them. */
 int cli_set_logging(const struct options *o);

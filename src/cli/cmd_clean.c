@@ -11,10 +11,10 @@
 #include "retention.h"
 
 static const struct option_spec specs[] = {
-    {"dir", OPT_STRING, false, "DIR", NULL, "the tree (required)"},
+    {"dir", OPT_STRING, false, "DIR", NULL, "the tree (required)", 0, 0},
     {"retention", OPT_STRING, false, "DURATION", NULL,
-     "remove files older than this, e.g. 24h, 90m, 7d (required)"},
-    {NULL, 0, false, NULL, NULL, NULL},
+     "remove files older than this, e.g. 24h, 90m, 7d (required)", 0, 0},
+    {NULL, 0, false, NULL, NULL, NULL, 0, 0},
 };
 
 #define USAGE "wmesh clean --dir DIR --retention DURATION"

@@ -27,6 +27,7 @@
 #include "fetch.h"
 #include "mqtt_wire.h"
 #include "options.h"
+#include "prom_text.h"
 
 #define NODES 3
 #define ORIGINS 2           /* files are injected at the first ORIGINS nodes */
@@ -612,23 +613,6 @@ static size_t count_differences(const struct demo *d)
 /* ------------------------------------------------------------------------------------------ */
 /* The table */
 
-/* Sum of every series of the family name (all label sets) in a Prometheus text body. */
-static double metric_value(const char *body, const char *name)
-{
-    size_t len = strlen(name);
-    double sum = 0;
-    for (const char *line = body; *line;) {
-        if (strncmp(line, name, len) == 0 && (line[len] == ' ' || line[len] == '{')) {
-            const char *value = strchr(line + len, ' ');
-            if (value) sum += strtod(value, NULL);
-        }
-        const char *next = strchr(line, '\n');
-        if (!next) break;
-        line = next + 1;
-    }
-    return sum;
-}
-
 static void print_table(const struct demo *d)
 {
     printf("\n%-6s %12s %10s %11s %12s %11s\n", "peer", "files held", "downloads", "duplicates",
@@ -646,12 +630,12 @@ static void print_table(const struct demo *d)
             free(body);
             continue;
         }
-        double count = metric_value(body, "wmesh_lag_seconds_count");
-        double mean = count > 0 ? metric_value(body, "wmesh_lag_seconds_sum") / count : 0;
+        double count = prom_sum(body, "wmesh_lag_seconds_count", NULL, NULL);
+        double mean = count > 0 ? prom_sum(body, "wmesh_lag_seconds_sum", NULL, NULL) / count : 0;
         printf("%-6s %12s %10.0f %11.0f %12.1f %11.1f\n", nd->name, held,
-               metric_value(body, "wmesh_downloads_total"),
-               metric_value(body, "wmesh_duplicates_total"), mean * 1000,
-               metric_value(body, "wmesh_lag_max_seconds") * 1000);
+               prom_sum(body, "wmesh_downloads_total", NULL, NULL),
+               prom_sum(body, "wmesh_duplicates_total", NULL, NULL), mean * 1000,
+               prom_sum(body, "wmesh_lag_max_seconds", NULL, NULL) * 1000);
         free(body);
     }
     printf("\n");
@@ -710,10 +694,11 @@ static void cleanup(struct demo *d, bool ok)
 }
 
 static const struct option_spec demo_specs[] = {
-    {"files", OPT_NUMBER, false, "N", "300", "files to inject, split between AWZZ and BWAC"},
+    {"files", OPT_NUMBER, false, "N", "300", "files to inject, split between AWZZ and BWAC", 1,
+     100000},
     {"keep", OPT_FLAG, false, NULL, NULL,
-     "keep the temporary directory (kept anyway after a failure)"},
-    {NULL, 0, false, NULL, NULL, NULL},
+     "keep the temporary directory (kept anyway after a failure)", 0, 0},
+    {NULL, 0, false, NULL, NULL, NULL, 0, 0},
 };
 
 static bool parse_args(struct demo *d, int argc, char **argv, int *status)
@@ -726,10 +711,10 @@ static bool parse_args(struct demo *d, int argc, char **argv, int *status)
     if (!o) return false;
     size_t npos;
     options_positionals(o, &npos);
-    bool ok = !help && npos == 0 && options_number(o, "files", 300, &files) == WM_OK;
+    bool ok = !help && npos == 0 && options_number(o, "files", &files) == WM_OK;
     if (!help && npos > 0) fprintf(stderr, "demo: unexpected argument (see --help)\n");
-    if (ok && (files < 1 || files > 100000 || files != (double)(size_t)files)) {
-        fprintf(stderr, "demo: --files wants a whole number from 1 to 100000\n");
+    if (ok && files != (double)(size_t)files) {
+        fprintf(stderr, "wmesh demo: --files wants a whole number, not %g\n", files);
         ok = false;
     }
     d->nfiles = (size_t)files;

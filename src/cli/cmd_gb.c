@@ -13,41 +13,47 @@
 #include "proxy.h"
 
 static const struct option_spec specs[] = {
-    {"config", OPT_STRING, false, "FILE", NULL, "read options from FILE: one 'name value' a line"},
+    {"config", OPT_STRING, false, "FILE", NULL, "read options from FILE: one 'name value' a line",
+     0, 0},
     {"centre-id", OPT_STRING, false, "ID", NULL,
-     "this Global Broker's centre-id, the report_by label of its metrics (required)"},
+     "this Global Broker's centre-id, the report_by label of its metrics (required)", 0, 0},
     {"node", OPT_STRING, true, "ID[,ID...]=URL", NULL,
      "a WIS2 Node's broker and the centre-ids it publishes under: subscribes to "
-     "origin/a/wis2/ID/# for each, and drops messages of other centre-ids"},
+     "origin/a/wis2/ID/# for each, and drops messages of other centre-ids",
+     0, 0},
     {"nodes-file", OPT_STRING, false, "FILE", NULL,
-     "more nodes, one a line: ID[,ID...]=URL or ID[,ID...] URL ('#' comments)"},
+     "more nodes, one a line: ID[,ID...]=URL or ID[,ID...] URL ('#' comments)", 0, 0},
     {"peer-broker", OPT_STRING, true, "ID=URL", NULL,
      "another Global Broker or a Global Cache, centre-id ID: subscribes to origin/a/wis2/# and "
-     "cache/a/wis2/#, any centre"},
+     "cache/a/wis2/#, any centre",
+     0, 0},
     {"post-broker", OPT_STRING, false, "URL", NULL,
-     "the local broker messages are republished on (required)"},
+     "the local broker messages are republished on (required)", 0, 0},
     {"client-id", OPT_STRING, false, "ID", NULL,
-     "MQTT client id on the post broker (default: a random one)"},
-    {"http-listen", OPT_STRING, false, "HOST:PORT|none", "none", "serve /metrics here"},
+     "MQTT client id on the post broker (default: a random one)", 0, 0},
+    {"http-listen", OPT_STRING, false, "HOST:PORT|none", "none", "serve /metrics here", 0, 0},
     {"topic-table", OPT_STRING, false, "FILE", NULL,
      "earth-system-discipline paths of the WIS2 topic hierarchy, one a line, as the bundle's "
-     "earth-system-discipline.csv (default: built in)"},
+     "earth-system-discipline.csv (default: built in)",
+     0, 0},
     {"leaf-only", OPT_STRING, false, "yes|no", "yes",
-     "refuse topics that stop above a leaf of the topic hierarchy (the WMO tests want yes)"},
+     "refuse topics that stop above a leaf of the topic hierarchy (the WMO tests want yes)", 0, 0},
     {"dedup-window", OPT_NUMBER, false, "S", "900",
-     "how long a message id is remembered: later copies are dropped"},
+     "how long a message id is remembered: later copies are dropped", 1, 1e9},
     {"dedup-capacity", OPT_NUMBER, false, "N", "2000000",
-     "message ids remembered at most, 15 bytes each (the oldest go first)"},
+     "message ids remembered at most, 15 bytes each (the oldest go first)", 1, 1e9},
     {"max-pending", OPT_NUMBER, false, "N", "20000",
-     "republished messages not yet acknowledged by the post broker before reading pauses"},
+     "republished messages not yet acknowledged by the post broker before reading pauses", 2, 1e8},
     {"credentials", OPT_STRING, false, "FILE", NULL,
-     "passwords for URLs that lack one (default ~/.config/wmesh/credentials.conf if present)"},
+     "passwords for URLs that lack one (default ~/.config/wmesh/credentials.conf if present)", 0,
+     0},
     CLI_LINK_OPTIONS,
-    {"name", OPT_STRING, false, "NAME", NULL, "name shown in log lines"},
-    {"verbose", OPT_FLAG, false, NULL, NULL, "log debug messages too, each dropped message (-v)"},
-    {"quiet", OPT_FLAG, false, NULL, NULL, "log warnings and errors only (-q)"},
-    {"log-format", OPT_STRING, false, "text|json", "text", "format of log lines on stderr"},
-    {NULL, 0, false, NULL, NULL, NULL},
+    {"name", OPT_STRING, false, "NAME", NULL, "name shown in log lines", 0, 0},
+    {"verbose", OPT_FLAG, false, NULL, NULL, "log debug messages too, each dropped message (-v)", 0,
+     0},
+    {"quiet", OPT_FLAG, false, NULL, NULL, "log warnings and errors only (-q)", 0, 0},
+    {"log-format", OPT_STRING, false, "text|json", "text", "format of log lines on stderr", 0, 0},
+    {NULL, 0, false, NULL, NULL, NULL, 0, 0},
 };
 
 #define USAGE                                                                                      \
@@ -186,12 +192,11 @@ static int read_nodes_file(struct links *l, const struct credentials *cred, cons
 static int numbers(struct options *o, struct gb_config *c)
 {
     double window, capacity, pending;
-    if (options_number(o, "dedup-window", 900, &window) || window < 1 || window > 1e9 ||
-        options_number(o, "dedup-capacity", 2000000, &capacity) || capacity < 1 || capacity > 1e9 ||
-        options_number(o, "max-pending", 20000, &pending) || pending < 2 || pending > 1e8) {
-        fprintf(stderr, "wmesh gb: a numeric option is out of range (see --help)\n");
+    /* options_parse has checked them against the ranges in specs. */
+    if (options_number(o, "dedup-window", &window) ||
+        options_number(o, "dedup-capacity", &capacity) ||
+        options_number(o, "max-pending", &pending))
         return -1;
-    }
     c->dedup_window_s = (uint32_t)window;
     c->dedup_capacity = (size_t)capacity;
     c->max_pending = (size_t)pending;

@@ -15,15 +15,17 @@
 #include "options.h"
 
 static const struct option_spec specs[] = {
-    {"state-dir", OPT_STRING, false, "DIR", NULL, "the peer's state directory"},
+    {"state-dir", OPT_STRING, false, "DIR", NULL, "the peer's state directory", 0, 0},
     {"dir", OPT_STRING, false, "DIR", NULL,
-     "the peer's tree, when --state-dir is not given (DIR/.wmesh-state)"},
-    {"instance", OPT_NUMBER, false, "N", "0", "the peer's --instance, with --dir"},
+     "the peer's tree, when --state-dir is not given (DIR/.wmesh-state)", 0, 0},
+    {"instance", OPT_NUMBER, false, "N", "0", "the peer's --instance, with --dir", 0, 9999},
     {"resend", OPT_FLAG, false, NULL, NULL,
      "hand the entries back to the peer, which sends them again (at once if it runs, else when "
-     "it starts)"},
-    {"wait", OPT_NUMBER, false, "S", "10", "with --resend: how long to wait for a running peer"},
-    {NULL, 0, false, NULL, NULL, NULL},
+     "it starts)",
+     0, 0},
+    {"wait", OPT_NUMBER, false, "S", "10", "with --resend: how long to wait for a running peer", 0,
+     1e9},
+    {NULL, 0, false, NULL, NULL, NULL, 0, 0},
 };
 
 #define USAGE "wmesh outbox --state-dir DIR | --dir DIR [--instance N] [--resend]"
@@ -123,8 +125,7 @@ int cmd_outbox(int argc, char **argv)
     double instance, wait_s;
     char state[PATH_MAX];
     const char *dir = options_get(o, "dir");
-    if (options_number(o, "instance", 0, &instance) || instance < 0 ||
-        options_number(o, "wait", 10, &wait_s) || wait_s < 0 ||
+    if (options_number(o, "instance", &instance) || options_number(o, "wait", &wait_s) ||
         (!options_get(o, "state-dir") && !dir)) {
         options_usage(USAGE, specs);
         goto done;

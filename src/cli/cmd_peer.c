@@ -1,4 +1,5 @@
 /* cmd_peer.c: `wmesh peer`: options to a peer_config, then the daemon. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,88 +15,98 @@
 #include "retention.h"
 
 static const struct option_spec specs[] = {
-    {"config", OPT_STRING, false, "FILE", NULL, "read options from FILE: one 'name value' a line"},
-    {"dir", OPT_STRING, false, "DIR", NULL, "tree to fill and serve (required)"},
-    {"broker", OPT_STRING, true, "URL", NULL, "upstream broker, mqtt://USER:PASS@HOST:PORT"},
-    {"post-broker", OPT_STRING, false, "URL|none", NULL, "broker to announce on (required)"},
-    {"post-base-url", OPT_STRING, false, "URL", NULL, "baseUrl of this peer's announcements"},
-    {"http-listen", OPT_STRING, false, "HOST:PORT|none", "none", "embedded HTTP server"},
+    {"config", OPT_STRING, false, "FILE", NULL, "read options from FILE: one 'name value' a line",
+     0, 0},
+    {"dir", OPT_STRING, false, "DIR", NULL, "tree to fill and serve (required)", 0, 0},
+    {"broker", OPT_STRING, true, "URL", NULL, "upstream broker, mqtt://USER:PASS@HOST:PORT", 0, 0},
+    {"post-broker", OPT_STRING, false, "URL|none", NULL, "broker to announce on (required)", 0, 0},
+    {"http-listen", OPT_STRING, false, "HOST:PORT|none", "none", "embedded HTTP server", 0, 0},
     {"share", OPT_STRING, false, "GROUP", NULL,
-     "split the upstreams' announcements among the processes of GROUP (MQTT 5 $share)"},
+     "split the upstreams' announcements among the processes of GROUP (MQTT 5 $share)", 0, 0},
     {"instance", OPT_NUMBER, false, "N", "0",
-     "which of several processes on one tree this is (client id, default state dir)"},
-    {"client-id", OPT_STRING, false, "ID", NULL, "MQTT client id (default: from host and tree)"},
-    {"state-dir", OPT_STRING, false, "DIR", NULL, "where the peer keeps its state"},
-    {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level"},
-    {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange"},
-    {"subtopic", OPT_STRING, true, "S", "#", "subscribe to <exchange>/<prefix>/S"},
-    {"post-format", OPT_STRING, false, "v03|array|wnm", "v03", "format of re-announcements"},
+     "which of several processes on one tree this is (client id, default state dir)", 0, 9999},
+    {"client-id", OPT_STRING, false, "ID", NULL, "MQTT client id (default: from host and tree)", 0,
+     0},
+    {"state-dir", OPT_STRING, false, "DIR", NULL, "where the peer keeps its state", 0, 0},
+    CLI_POST_OPTIONS,
+    {"subtopic", OPT_STRING, true, "S", "#", "subscribe to <exchange>/<prefix>/S", 0, 0},
     {"centre-id", OPT_STRING, false, "ID", NULL,
      "act as the WIS2 Global Cache ID (e.g. xx-yyy-global-cache): WIS2 versions by data_id and "
-     "pubtime, cache false passed on, wmo_wis2_gc_* metrics"},
+     "pubtime, cache false passed on, wmo_wis2_gc_* metrics",
+     0, 0},
     {"post-exchange", OPT_STRING, false, "X", NULL,
-     "first topic level of re-announcements (default: --exchange)"},
+     "first topic level of re-announcements (default: --exchange)", 0, 0},
     {"post-topic-prefix", OPT_STRING, false, "P", NULL,
-     "topic levels after it in re-announcements (default: --topic-prefix)"},
+     "topic levels after it in re-announcements (default: --topic-prefix)", 0, 0},
     {"post-topic", OPT_STRING, false, "relpath|copy", NULL,
      "levels after <post-exchange>/<post-topic-prefix>: the relPath's directory, or a copy of "
      "the incoming topic's below <exchange>/<topic-prefix> (default: copy with --post-format "
-     "wnm, else relpath)"},
-    {"accept", OPT_STRING, true, "RE", NULL, "download URLs matching RE (first match wins)"},
-    {"reject", OPT_STRING, true, "RE", NULL, "refuse URLs matching RE (first match wins)"},
-    {"lag-warn", OPT_NUMBER, false, "S", "120", "warn about announcements older than S seconds"},
-    {"lag-drop", OPT_NUMBER, false, "S", "7200", "drop announcements older than S seconds"},
-    {"max-message", OPT_NUMBER, false, "BYTES", "8192", "largest announcement accepted"},
+     "wnm, else relpath)",
+     0, 0},
+    {"accept", OPT_STRING, true, "RE", NULL, "download URLs matching RE (first match wins)", 0, 0},
+    {"reject", OPT_STRING, true, "RE", NULL, "refuse URLs matching RE (first match wins)", 0, 0},
+    {"lag-warn", OPT_NUMBER, false, "S", "120", "warn about announcements older than S seconds", 0,
+     0},
+    {"lag-drop", OPT_NUMBER, false, "S", "7200", "drop announcements older than S seconds", 0, 0},
+    {"max-message", OPT_NUMBER, false, "BYTES", "8192", "largest announcement accepted", 64, 65536},
     {"max-downloads", OPT_NUMBER, false, "N", "256",
      "concurrent downloads (pipelined or waiting for a connection of their server), and "
-     "download connections in all"},
+     "download connections in all",
+     1, 100000},
     {"max-connections-per-host", OPT_NUMBER, false, "N", "4",
-     "download connections kept to each server (scheme, host and port)"},
+     "download connections kept to each server (scheme, host and port)", 1, 1000},
     {"pipeline", OPT_NUMBER, false, "N", "4",
-     "requests in flight per connection for files up to 256 KiB (1: no HTTP pipelining)"},
-    {"max-size", OPT_NUMBER, false, "BYTES", "0", "largest file downloaded (0: no limit)"},
-    {"inline", OPT_NUMBER, false, "BYTES", "0",
-     "carry files up to BYTES (at most 4096) inside re-announcements, so that the next peers "
-     "need no download (0: never)"},
-    {"connect-timeout", OPT_NUMBER, false, "S", "10", "download connection timeout"},
-    {"stall-timeout", OPT_NUMBER, false, "S", "30", "cut a download that moves no byte this long"},
+     "requests in flight per connection for files up to 256 KiB (1: no HTTP pipelining)", 1, 64},
+    {"max-size", OPT_NUMBER, false, "BYTES", "0", "largest file downloaded (0: no limit)", 0,
+     INFINITY},
+    {"connect-timeout", OPT_NUMBER, false, "S", "10", "download connection timeout", 0.001,
+     INFINITY},
+    {"stall-timeout", OPT_NUMBER, false, "S", "30", "cut a download that moves no byte this long",
+     1, INFINITY},
     {"retention", OPT_STRING, false, "DURATION", NULL,
-     "remove files older than this (e.g. 24h, 90m, 7d) and empty directories"},
+     "remove files older than this (e.g. 24h, 90m, 7d) and empty directories", 0, 0},
     {"durability", OPT_STRING, false, "power|process", "power",
      "power: sync journal and files to disk before acknowledging (survives power loss); "
-     "process: write them only (survives crashes and kills of the peer, faster)"},
-    {"retry-for", OPT_NUMBER, false, "S", "3600", "keep retrying a failed download this long"},
-    {"max-queue", OPT_NUMBER, false, "N", "1000", "announcements in hand before reading pauses"},
+     "process: write them only (survives crashes and kills of the peer, faster)",
+     0, 0},
+    {"retry-for", OPT_NUMBER, false, "S", "3600", "keep retrying a failed download this long", 0,
+     INFINITY},
+    {"max-queue", OPT_NUMBER, false, "N", "1000", "announcements in hand before reading pauses", 2,
+     1e9},
     {"outbox-max", OPT_NUMBER, false, "N", "10000",
-     "re-announcements not yet acknowledged by the post broker before reading pauses"},
+     "re-announcements not yet acknowledged by the post broker before reading pauses", 2, 1e9},
     {"outbox-max-bytes", OPT_NUMBER, false, "BYTES", "16777216",
-     "their bytes (topics and messages) before reading pauses"},
+     "their bytes (topics and messages) before reading pauses", 4096, 1e15},
     {"outbox-retries", OPT_NUMBER, false, "N", "3",
      "attempts after the post broker refused an announcement (1 s, 2 s, 4 s ... apart) before "
-     "it is set aside (wmesh outbox lists and re-sends those)"},
+     "it is set aside (wmesh outbox lists and re-sends those)",
+     0, 30},
     {"seen-capacity", OPT_NUMBER, false, "N", "100000",
-     "seen-cache entries, 15 bytes each (0: none)"},
-    {"seen-ttl", OPT_NUMBER, false, "S", "86400", "how long the seen-cache remembers a version"},
+     "seen-cache entries, 15 bytes each (0: none)", 0, 1e9},
+    {"seen-ttl", OPT_NUMBER, false, "S", "86400", "how long the seen-cache remembers a version", 1,
+     1e9},
     {"catchup", OPT_STRING, false, "yes|no|auto", "auto",
      "keep and serve a log of this peer's announcements, and fetch what it missed from its "
      "upstreams' logs (docs/CATCHUP.md); auto: yes, but no with --centre-id (WIS2 brokers "
-     "carry WIS2 topics only)"},
+     "carry WIS2 topics only)",
+     0, 0},
     {"catchup-id", OPT_STRING, false, "ID", NULL,
-     "this peer's name in catch-up ([A-Za-z0-9._-], at most 64; default: the client id)"},
+     "this peer's name in catch-up ([A-Za-z0-9._-], at most 64; default: the client id)", 0, 0},
     {"catchup-window", OPT_NUMBER, false, "S", "0",
-     "how far back a new upstream's log is read (0: --lag-drop, or 24 h without it)"},
+     "how far back a new upstream's log is read (0: --lag-drop, or 24 h without it)", 0, INFINITY},
     {"catchup-keep", OPT_STRING, false, "DURATION", NULL,
-     "how long the log keeps records (default: --retention, or 24h)"},
+     "how long the log keeps records (default: --retention, or 24h)", 0, 0},
     {"catchup-seq", OPT_STRING, false, "yes|no", "yes",
-     "put (peer, epoch, seq) in each re-announcement, so that subscribers see a gap at once"},
+     "put (peer, epoch, seq) in each re-announcement, so that subscribers see a gap at once", 0, 0},
     {"credentials", OPT_STRING, false, "FILE", NULL,
-     "passwords for URLs that lack one (default ~/.config/wmesh/credentials.conf if present)"},
+     "passwords for URLs that lack one (default ~/.config/wmesh/credentials.conf if present)", 0,
+     0},
     CLI_LINK_OPTIONS,
-    {"name", OPT_STRING, false, "NAME", NULL, "name shown in log lines"},
-    {"verbose", OPT_FLAG, false, NULL, NULL, "log debug messages too (-v)"},
-    {"quiet", OPT_FLAG, false, NULL, NULL, "log warnings and errors only (-q)"},
-    {"log-format", OPT_STRING, false, "text|json", "text", "format of log lines on stderr"},
-    {NULL, 0, false, NULL, NULL, NULL},
+    {"name", OPT_STRING, false, "NAME", NULL, "name shown in log lines", 0, 0},
+    {"verbose", OPT_FLAG, false, NULL, NULL, "log debug messages too (-v)", 0, 0},
+    {"quiet", OPT_FLAG, false, NULL, NULL, "log warnings and errors only (-q)", 0, 0},
+    {"log-format", OPT_STRING, false, "text|json", "text", "format of log lines on stderr", 0, 0},
+    {NULL, 0, false, NULL, NULL, NULL, 0, 0},
 };
 
 #define USAGE                                                                                      \
@@ -156,10 +167,7 @@ static int catchup_options(struct options *o, struct peer_config *c)
                 c->catchup_id);
         return -1;
     }
-    if (options_number(o, "catchup-window", 0, &c->catchup_window_s) || c->catchup_window_s < 0) {
-        fprintf(stderr, "wmesh peer: --catchup-window wants seconds (0: --lag-drop)\n");
-        return -1;
-    }
+    if (options_number(o, "catchup-window", &c->catchup_window_s)) return -1;
     const char *keep = options_get(o, "catchup-keep");
     if (keep && retention_parse_duration(keep, &c->catchup_keep_s) != WM_OK) {
         fprintf(stderr, "wmesh peer: --catchup-keep wants a duration such as 24h, not %s\n", keep);
@@ -169,36 +177,28 @@ static int catchup_options(struct options *o, struct peer_config *c)
     return 0;
 }
 
+/* The number options; options_parse has checked each against the range in specs. */
 static int numbers(struct options *o, struct peer_config *c)
 {
     double max_message, max_downloads, host_connections, pipeline, max_size, max_queue;
     double seen_capacity;
     double outbox_max, outbox_max_bytes, outbox_retries;
-    if (options_number(o, "outbox-max", 10000, &outbox_max) || outbox_max < 2 || outbox_max > 1e9 ||
-        options_number(o, "outbox-max-bytes", 16777216, &outbox_max_bytes) ||
-        outbox_max_bytes < 4096 || outbox_max_bytes > 1e15 ||
-        options_number(o, "outbox-retries", 3, &outbox_retries) || outbox_retries < 0 ||
-        outbox_retries > 30 || options_number(o, "lag-warn", 120, &c->lag_warn_s) ||
-        options_number(o, "lag-drop", 7200, &c->lag_drop_s) ||
-        options_number(o, "max-message", 8192, &max_message) ||
-        options_number(o, "max-downloads", 256, &max_downloads) || max_downloads > 100000 ||
-        options_number(o, "max-connections-per-host", 4, &host_connections) ||
-        host_connections < 1 || host_connections > 1000 ||
-        options_number(o, "pipeline", 4, &pipeline) || pipeline < 1 || pipeline > 64 ||
-        options_number(o, "max-size", 0, &max_size) ||
-        options_number(o, "retry-for", 3600, &c->retry_for_s) ||
-        options_number(o, "connect-timeout", 10, &c->connect_timeout_s) ||
-        options_number(o, "stall-timeout", 30, &c->stall_timeout_s) ||
-        c->connect_timeout_s < 0.001 || c->stall_timeout_s < 1 ||
-        options_number(o, "max-queue", 1000, &max_queue) ||
-        options_number(o, "seen-capacity", 100000, &seen_capacity) ||
-        options_number(o, "seen-ttl", 86400, &c->seen_ttl_s) || max_message < 64 ||
-        max_message > 65536 || max_downloads < 1 || max_size < 0 || c->retry_for_s < 0 ||
-        max_queue < 2 || seen_capacity < 0 || seen_capacity > 1e9 || c->seen_ttl_s < 1 ||
-        c->seen_ttl_s > 1e9) {
-        fprintf(stderr, "wmesh peer: a numeric option is out of range (see --help)\n");
+    if (options_number(o, "outbox-max", &outbox_max) ||
+        options_number(o, "outbox-max-bytes", &outbox_max_bytes) ||
+        options_number(o, "outbox-retries", &outbox_retries) ||
+        options_number(o, "lag-warn", &c->lag_warn_s) ||
+        options_number(o, "lag-drop", &c->lag_drop_s) ||
+        options_number(o, "max-message", &max_message) ||
+        options_number(o, "max-downloads", &max_downloads) ||
+        options_number(o, "max-connections-per-host", &host_connections) ||
+        options_number(o, "pipeline", &pipeline) || options_number(o, "max-size", &max_size) ||
+        options_number(o, "retry-for", &c->retry_for_s) ||
+        options_number(o, "connect-timeout", &c->connect_timeout_s) ||
+        options_number(o, "stall-timeout", &c->stall_timeout_s) ||
+        options_number(o, "max-queue", &max_queue) ||
+        options_number(o, "seen-capacity", &seen_capacity) ||
+        options_number(o, "seen-ttl", &c->seen_ttl_s))
         return -1;
-    }
     c->max_message = (size_t)max_message;
     c->max_downloads = (int)max_downloads;
     c->max_host_connections = (int)host_connections;
@@ -249,10 +249,7 @@ static int configure(struct options *o, struct peer_config *c)
     c->client_id = options_get(o, "client-id");
     c->share_group = options_get(o, "share");
     double instance = 0;
-    if (options_number(o, "instance", 0, &instance) || instance < 0 || instance > 9999) {
-        fprintf(stderr, "wmesh peer: --instance wants a number from 0 to 9999\n");
-        return -1;
-    }
+    if (options_number(o, "instance", &instance)) return -1;
     c->instance = (int)instance;
     if (c->share_group && (!*c->share_group || strpbrk(c->share_group, "/+#"))) {
         fprintf(stderr, "wmesh peer: --share wants a group name without '/', '+' or '#'\n");

@@ -4,11 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "cli_common.h"
+#include "announce_file.h"
 #include "codec.h"
 #include "log.h"
 #include "loop.h"
@@ -18,18 +17,15 @@
 #include "tree.h"
 
 static const struct option_spec specs[] = {
-    {"post-broker", OPT_STRING, false, "URL", NULL, "broker to announce on (required)"},
-    {"post-base-url", OPT_STRING, false, "URL", NULL, "where the tree is served (required)"},
-    {"dir", OPT_STRING, false, "DIR", NULL, "the tree the files are in (required)"},
-    {"post-format", OPT_STRING, false, "v03|array|wnm", "v03", "message format"},
-    {"integrity", OPT_STRING, false, "METHOD", "sha512", "checksum: sha512, sha256, md5, ..."},
-    {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level"},
-    {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange"},
-    {"timeout", OPT_NUMBER, false, "S", "30", "give up when the broker has not acknowledged"},
-    {"inline", OPT_NUMBER, false, "BYTES", "0",
-     "put files up to BYTES (at most 4096) inside their announcements (0: never)"},
+    {"post-broker", OPT_STRING, false, "URL", NULL, "broker to announce on (required)", 0, 0},
+    {"dir", OPT_STRING, false, "DIR", NULL, "the tree the files are in (required)", 0, 0},
+    CLI_POST_OPTIONS,
+    {"integrity", OPT_STRING, false, "METHOD", "sha512", "checksum: sha512, sha256, md5, ...", 0,
+     0},
+    {"timeout", OPT_NUMBER, false, "S", "30", "give up when the broker has not acknowledged", 0,
+     1e9},
     CLI_LINK_OPTIONS,
-    {NULL, 0, false, NULL, NULL, NULL},
+    {NULL, 0, false, NULL, NULL, NULL, 0, 0},
 };
 
 #define USAGE "wmesh post --post-broker URL --post-base-url URL --dir DIR [options] FILE..."
@@ -39,7 +35,6 @@ struct post {
     struct mqtt_link *link;
     size_t refused; /* announcements the broker refused */
     struct loop_timer timeout;
-    size_t inline_max; /* --inline, capped by what the format carries */
 };
 
 static void on_published(void *arg, struct mqtt_link *link, const struct mqtt_published *m)
@@ -64,111 +59,43 @@ static void on_timeout(void *arg)
     loop_stop(p->loop);
 }
 
-/* relPath of path inside root: the part after root, with '%' escaped because relPath is in URL
- * form. Returns -1 when path is not inside root. */
-static int relpath_of(const char *root, const char *path, char *out, size_t outlen)
+/* Announces one file: announce_file builds the message, this queues it. */
+static int post_file(struct post *p, struct tree *t, const char *root, const char *file,
+                     const struct announce_file_options *ao)
 {
-    size_t rlen = strlen(root);
-    if (strncmp(path, root, rlen) != 0 || path[rlen] != '/') return -1;
-    size_t j = 0;
-    for (const char *c = path + rlen + 1; *c; c++) {
-        if (j + 4 > outlen) return -1;
-        if (*c == '%') {
-            memcpy(out + j, "%25", 3);
-            j += 3;
-        } else {
-            out[j++] = *c;
-        }
-    }
-    out[j] = '\0';
-    return j ? 0 : -1;
-}
-
-/* With --inline: reads a small file into a's content and checksums those very bytes, so that the
- * two agree even if the file changes meanwhile. False when the file is (or grew) too big for
- * it, or cannot be read: the caller announces it without content. */
-static bool take_inline(struct post *p, struct tree *t, const char *clean, enum wm_sum method,
-                        struct announce *a)
-{
-    int fd = -1;
-    if (a->size > (int64_t)p->inline_max || tree_open_file(t, clean, &fd, NULL, NULL) != WM_OK)
-        return false;
-    unsigned char *bytes = malloc(p->inline_max + 1);
-    size_t len = 0;
-    ssize_t n = -1;
-    while (bytes && len <= p->inline_max &&
-           (n = read(fd, bytes + len, p->inline_max + 1 - len)) > 0)
-        len += (size_t)n;
-    close(fd);
-    /* n is 0 at the end of the file; else the file is bigger, unreadable, or no memory. */
-    const char *base = strrchr(clean, '/');
-    if (n != 0 ||
-        integrity_of_buffer(method, base ? base + 1 : clean, bytes, len, &a->sum) != WM_OK) {
-        free(bytes);
-        return false;
-    }
-    a->content = bytes;
-    a->content_len = len;
-    a->content_encoding = WM_CONTENT_UTF8; /* the encoders use base64 for other bytes */
-    a->size = (int64_t)len;
-    return true;
-}
-
-/* Builds, encodes and queues the announcement of one file. */
-static int post_file(struct post *p, struct options *o, struct tree *t, const char *root,
-                     const char *file, enum wm_format fmt, enum wm_sum method)
-{
-    char real[PATH_MAX], rel[PATH_MAX], clean[PATH_MAX], topic[1024];
-    if (!realpath(file, real) || relpath_of(root, real, rel, sizeof rel) != 0 ||
-        tree_clean_relpath(rel, clean, sizeof clean) != WM_OK) {
+    char real[PATH_MAX], rel[PATH_MAX], topic[1024];
+    enum wm_err e;
+    if (!realpath(file, real) || (e = announce_file_relpath(root, real, rel, sizeof rel))) {
         log_error("%s: not a file inside %s", file, root);
         return -1;
     }
-    struct announce *a = announce_new();
     char *text = NULL;
     size_t len;
-    enum wm_err e = WM_ERR_NOMEM;
-    const char *step = "stat";
-    struct stat st;
-    if (!a || stat(real, &st) != 0) goto done;
-    a->pubtime_ns = loop_wall_ns();
-    a->pubtime_digits = 6;
-    a->size = st.st_size;
-    a->base_url = strdup(options_get(o, "post-base-url"));
-    a->rel_path = strdup(rel);
-    if (!a->base_url || !a->rel_path) goto done;
-    step = "checksum";
-    /* From the bytes: the file may have changed since a checksum was cached. */
-    if (!(p->inline_max && take_inline(p, t, clean, method, a)) &&
-        (e = tree_lookup(t, clean, method, true, &a->sum, NULL)))
-        goto done;
-    step = "encode";
-    if ((e = codec_encode_within(a, fmt, WM_MESSAGE_MAX_DEFAULT, &text, &len))) goto done;
-    step = "topic";
-    if ((e = codec_topic(options_get(o, "exchange"), options_get(o, "topic-prefix"), rel, topic,
-                         sizeof topic)))
-        goto done;
-    step = "publish";
-    if ((e = mqtt_publish(p->link, topic, text, len, 0))) goto done;
-    log_info("posted %s", rel);
-done:
-    if (e != WM_OK) log_error("%s: %s: %s", file, step, wm_strerror(e));
+    const char *step = "publish";
+    if (!(e = announce_file(t, rel, ao, &text, &len, topic, sizeof topic, &step)))
+        e = mqtt_publish(p->link, topic, text, len, 0);
+    if (e == WM_OK)
+        log_info("posted %s", rel);
+    else
+        log_error("%s: %s: %s", file, step, wm_strerror(e));
     free(text);
-    announce_free(&a);
     return e == WM_OK ? 0 : -1;
 }
 
 static int post_all(struct post *p, struct options *o, const char *const *files, size_t nfiles)
 {
-    enum wm_format fmt;
-    enum wm_sum method = integrity_method_from_name(options_get(o, "integrity"));
-    if (cli_parse_format(options_get(o, "post-format"), &fmt) != 0) return 2;
-    if (!integrity_is_digest(method) && method != WM_SUM_MD5NAME) {
+    struct announce_file_options ao = {
+        .base_url = options_get(o, "post-base-url"),
+        .method = integrity_method_from_name(options_get(o, "integrity")),
+        .exchange = options_get(o, "exchange"),
+        .topic_prefix = options_get(o, "topic-prefix"),
+    };
+    if (cli_parse_format(options_get(o, "post-format"), &ao.format) != 0) return 2;
+    if (!integrity_is_digest(ao.method) && ao.method != WM_SUM_MD5NAME) {
         fprintf(stderr, "wmesh post: unknown --integrity %s\n", options_get(o, "integrity"));
         return 2;
     }
-    if (cli_parse_inline(o, "post", fmt, &p->inline_max) != 0) return 2;
-    if (p->inline_max > codec_inline_capacity(fmt)) p->inline_max = codec_inline_capacity(fmt);
+    if (cli_parse_inline(o, "post", ao.format, &ao.inline_max) != 0) return 2;
     char root[PATH_MAX];
     struct tree *t = realpath(options_get(o, "dir"), root) ? tree_attach(root) : NULL;
     if (!t) {
@@ -177,7 +104,7 @@ static int post_all(struct post *p, struct options *o, const char *const *files,
     }
     int failed = 0;
     for (size_t i = 0; i < nfiles; i++)
-        if (post_file(p, o, t, root, files[i], fmt, method) != 0) failed++;
+        if (post_file(p, t, root, files[i], &ao) != 0) failed++;
     tree_close(&t);
     return failed ? 1 : 0;
 }
@@ -194,7 +121,7 @@ int cmd_post(int argc, char **argv)
     struct proxy_config proxies = {0};
     double timeout;
     if (!options_get(o, "post-broker") || !options_get(o, "post-base-url") ||
-        !options_get(o, "dir") || nfiles == 0 || options_number(o, "timeout", 30, &timeout)) {
+        !options_get(o, "dir") || nfiles == 0 || options_number(o, "timeout", &timeout)) {
         options_usage(USAGE, specs);
         goto done;
     }
@@ -202,13 +129,9 @@ int cmd_post(int argc, char **argv)
     if (cli_link_options(o, "post", &mo) != 0 || cli_proxies(o, "post", NULL, &proxies) != 0)
         goto done;
     mo.proxies = &proxies;
-    p.loop = loop_new();
     struct mqtt_callbacks cb = {.on_published = on_published, .on_disconnect = on_disconnect};
-    enum wm_err e = WM_ERR_NOMEM;
-    if (!p.loop || !(p.link = mqtt_link_new(p.loop, &mo, &cb, &p, &e))) {
-        fprintf(stderr, "wmesh post: cannot use broker: %s\n", wm_strerror(e));
-        goto done;
-    }
+    if (cli_link_new("post", "post-broker", &mo, &cb, &p, &p.loop, &p.link) != 0) goto done;
+    enum wm_err e;
     rc = post_all(&p, o, files, nfiles);
     if (mqtt_pending(p.link) > 0) {
         loop_timer_start(p.loop, &p.timeout, (int64_t)(timeout * 1000), on_timeout, &p);

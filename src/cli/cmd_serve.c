@@ -12,10 +12,10 @@
 #include "tree.h"
 
 static const struct option_spec specs[] = {
-    {"dir", OPT_STRING, false, "DIR", NULL, "tree to serve (required)"},
-    {"http-listen", OPT_STRING, false, "HOST:PORT", NULL, "address to listen on (required)"},
-    {"url-prefix", OPT_STRING, false, "PATH", "/data", "URL path the tree is served under"},
-    {NULL, 0, false, NULL, NULL, NULL},
+    {"dir", OPT_STRING, false, "DIR", NULL, "tree to serve (required)", 0, 0},
+    {"http-listen", OPT_STRING, false, "HOST:PORT", NULL, "address to listen on (required)", 0, 0},
+    {"url-prefix", OPT_STRING, false, "PATH", "/data", "URL path the tree is served under", 0, 0},
+    {NULL, 0, false, NULL, NULL, NULL, 0, 0},
 };
 
 #define USAGE "wmesh serve --dir DIR --http-listen HOST:PORT"

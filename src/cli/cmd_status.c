@@ -9,32 +9,23 @@
 #include "cli.h"
 #include "fetch.h"
 #include "options.h"
+#include "prom_text.h"
 
 static const struct option_spec specs[] = {
-    {"interval", OPT_NUMBER, false, "S", "1", "seconds between the two samples for rates"},
-    {NULL, 0, false, NULL, NULL, NULL},
+    {"interval", OPT_NUMBER, false, "S", "1", "seconds between the two samples for rates", 0.001,
+     60},
+    {NULL, 0, false, NULL, NULL, NULL, 0, 0},
 };
 
 #define USAGE "wmesh status [--interval S] URL   (URL: the peer's http://HOST:PORT)"
 #define MAX_METRICS_BYTES (1 << 20)
 
-/* The value of the first sample named name whose labels contain label (NULL: any). */
+/* The value of the samples named name with the label pair label (NULL: any); NAN when none. */
 static double value_of(const char *text, const char *name, const char *label)
 {
-    size_t n = strlen(name);
-    for (const char *line = text; line && *line;
-         line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
-        if (strncmp(line, name, n) != 0 || (line[n] != ' ' && line[n] != '{')) continue;
-        const char *end = strchr(line, '\n');
-        const char *space = line[n] == '{' ? strstr(line, "} ") : line + n;
-        if (!space || (end && space > end)) continue;
-        if (label) {
-            const char *l = strstr(line, label);
-            if (!l || l > space) continue;
-        }
-        return strtod(space + (line[n] == '{' ? 2 : 1), NULL);
-    }
-    return NAN;
+    size_t n;
+    double v = prom_sum(text, name, label, &n);
+    return n ? v : NAN;
 }
 
 static char *sample(const char *url)
@@ -53,15 +44,14 @@ static char *sample(const char *url)
 static void print_brokers(const char *now)
 {
     printf("%-40s %-9s %12s\n", "upstream broker", "state", "received");
-    const char *key = "wmesh_broker_connected{broker=\"";
-    for (const char *p = strstr(now, key); p; p = strstr(p + 1, key)) {
-        const char *b = p + strlen(key), *e = strchr(b, '"');
-        if (!e) break;
+    struct prom_sample smp;
+    for (const char *p = now; prom_next(&p, &smp);) {
         char label[200], sel[260];
-        snprintf(label, sizeof label, "%.*s", (int)(e - b), b);
+        if (!prom_match(&smp, "wmesh_broker_connected", NULL) ||
+            !prom_label(&smp, "broker", label, sizeof label))
+            continue;
         snprintf(sel, sizeof sel, "broker=\"%s\"", label);
-        double up = strtod(strstr(e, "} ") ? strstr(e, "} ") + 2 : "0", NULL);
-        printf("%-40s %-9s %12.0f\n", label, up > 0 ? "connected" : "down",
+        printf("%-40s %-9s %12.0f\n", label, smp.value > 0 ? "connected" : "down",
                value_of(now, "wmesh_messages_received_total", sel));
     }
 }
@@ -87,13 +77,7 @@ static void print_counters(const char *before, const char *now, double seconds)
         double a = value_of(before, rows[i].metric, NULL), b = value_of(now, rows[i].metric, NULL);
         printf("%-24s %12.0f %10.1f\n", rows[i].title, b, (b - a) / seconds);
     }
-    double rejected = 0;
-    const char *key = "wmesh_rejected_total{";
-    for (const char *p = strstr(now, key); p; p = strstr(p + 1, key)) {
-        const char *v = strstr(p, "} ");
-        if (v) rejected += strtod(v + 2, NULL);
-    }
-    printf("%-24s %12.0f\n", "rejected", rejected);
+    printf("%-24s %12.0f\n", "rejected", prom_sum(now, "wmesh_rejected_total", NULL, NULL));
 }
 
 static void print_lag(const char *now)
@@ -120,7 +104,7 @@ int cmd_status(int argc, char **argv)
     double interval;
     char *before = NULL, *now = NULL;
     int rc = 2;
-    if (n != 1 || options_number(o, "interval", 1, &interval) || interval <= 0 || interval > 60) {
+    if (n != 1 || options_number(o, "interval", &interval)) {
         options_usage(USAGE, specs);
         goto done;
     }

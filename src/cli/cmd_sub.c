@@ -15,13 +15,13 @@
 #include "proxy.h"
 
 static const struct option_spec specs[] = {
-    {"broker", OPT_STRING, false, "URL", NULL, "broker to listen to (required)"},
-    {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level"},
-    {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange"},
-    {"subtopic", OPT_STRING, true, "S", "#", "subscribe to <exchange>/<prefix>/S"},
-    {"count", OPT_NUMBER, false, "N", "0", "exit after N announcements (0: never)"},
+    {"broker", OPT_STRING, false, "URL", NULL, "broker to listen to (required)", 0, 0},
+    {"exchange", OPT_STRING, false, "X", "xpublic", "first topic level", 0, 0},
+    {"topic-prefix", OPT_STRING, false, "P", "v03/post", "topic levels after the exchange", 0, 0},
+    {"subtopic", OPT_STRING, true, "S", "#", "subscribe to <exchange>/<prefix>/S", 0, 0},
+    {"count", OPT_NUMBER, false, "N", "0", "exit after N announcements (0: never)", 0, 1e18},
     CLI_LINK_OPTIONS,
-    {NULL, 0, false, NULL, NULL, NULL},
+    {NULL, 0, false, NULL, NULL, NULL, 0, 0},
 };
 
 #define USAGE "wmesh sub --broker URL [--subtopic S ...] [--count N]"
@@ -101,8 +101,7 @@ int cmd_sub(int argc, char **argv)
     double count;
     struct proxy_config proxies = {0};
     int rc = 2;
-    if (!options_get(o, "broker") || options_number(o, "count", 0, &count) || !subtopics ||
-        !topics) {
+    if (!options_get(o, "broker") || options_number(o, "count", &count) || !subtopics || !topics) {
         options_usage(USAGE, specs);
         goto done;
     }
@@ -120,13 +119,9 @@ int cmd_sub(int argc, char **argv)
     if (cli_link_options(o, "sub", &mo) != 0 || cli_proxies(o, "sub", NULL, &proxies) != 0)
         goto done;
     mo.proxies = &proxies;
-    s.loop = loop_new();
     struct mqtt_callbacks cb = {.on_message = on_message};
-    enum wm_err e = WM_ERR_NOMEM;
-    if (!s.loop || !(link = mqtt_link_new(s.loop, &mo, &cb, &s, &e))) {
-        fprintf(stderr, "wmesh sub: %s\n", wm_strerror(e));
-        goto done;
-    }
+    if (cli_link_new("sub", "broker", &mo, &cb, &s, &s.loop, &link) != 0) goto done;
+    enum wm_err e;
     if ((e = loop_on_signal(s.loop, SIGINT, on_signal, s.loop)) ||
         (e = loop_on_signal(s.loop, SIGTERM, on_signal, s.loop))) {
         fprintf(stderr, "wmesh sub: cannot watch signals: %s\n", wm_strerror(e));

@@ -20,21 +20,7 @@
 
 # The brokers of this test also carry WIS2 topics: the owner writes origin/# and cache/#, the
 # guest reads them (lib.sh's ACL has xpublic/# only).
-eval "lib_$(declare -f write_broker_config)"
-write_broker_config() {
-    lib_write_broker_config "$@"
-    cat >"$T/$1/acl" <<EOF
-user owner
-topic readwrite xpublic/#
-topic readwrite origin/#
-topic readwrite cache/#
-
-user guest
-topic read xpublic/#
-topic read origin/#
-topic read cache/#
-EOF
-}
+broker_acl '*' xpublic/# origin/# cache/#
 
 # start_wis2_observer NAME BROKER: as start_observer, for origin/#, cache/# and xpublic/#.
 start_wis2_observer() {

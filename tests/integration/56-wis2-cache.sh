@@ -13,21 +13,7 @@ WIS2=$(cd "$(dirname "$0")/../wis2" && pwd)
 "$PY" -c 'import jsonschema' 2>/dev/null ||
     skip "Debian's python3-jsonschema is not installed (sh scripts/deps.sh --extra)"
 
-eval "lib_$(declare -f write_broker_config)"
-write_broker_config() {
-    lib_write_broker_config "$@"
-    cat >"$T/$1/acl" <<ACL
-user owner
-topic readwrite xpublic/#
-topic readwrite origin/#
-topic readwrite cache/#
-
-user guest
-topic read xpublic/#
-topic read origin/#
-topic read cache/#
-ACL
-}
+broker_acl '*' xpublic/# origin/# cache/#
 
 GC_ID=xx-test-global-cache
 SYNOP=data/core/weather/surface-based-observations/synop

@@ -16,19 +16,7 @@
 . "$(dirname "$0")/lib.sh"
 
 # The brokers carry WIS2 topics: owner (a node, the GB) writes, guest (everyone) reads.
-eval "lib_$(declare -f write_broker_config)"
-write_broker_config() {
-    lib_write_broker_config "$@"
-    cat >"$T/$1/acl" <<EOF2
-user owner
-topic readwrite origin/#
-topic readwrite cache/#
-
-user guest
-topic read origin/a/wis2/#
-topic read cache/a/wis2/#
-EOF2
-}
+broker_acl '*' owner:origin/# owner:cache/# guest:origin/a/wis2/# guest:cache/a/wis2/#
 
 command -v python3 >/dev/null || skip "python3 not found"
 GB_ID=io-wis2dev-gb

@@ -233,19 +233,40 @@ for d in /usr/sbin /usr/local/sbin; do
     [ -n "$MOSQUITTO" ] || [ ! -x "$d/mosquitto" ] || MOSQUITTO=$d/mosquitto
 done
 
+# broker_acl NAME TOPIC...: the topics of broker NAME (or of every broker when NAME is '*'),
+# before it starts: the owner reads and writes each TOPIC, the guest reads it; "owner:TOPIC" and
+# "guest:TOPIC" give it to one of them only. Without it: xpublic/# for both.
+declare -gA BROKER_ACL=()
+broker_acl() {
+    local name=$1
+    shift
+    BROKER_ACL[$name]="$*"
+}
+
+# write_acl FILE TOPIC...: the ACL file of broker_acl's topics.
+write_acl() {
+    local file=$1 t
+    shift
+    {
+        echo "user owner"
+        for t in "$@"; do
+            case $t in guest:*) ;; *) echo "topic readwrite ${t#owner:}" ;; esac
+        done
+        printf '\nuser guest\n'
+        for t in "$@"; do
+            case $t in owner:*) ;; *) echo "topic read ${t#guest:}" ;; esac
+        done
+    } >"$file"
+}
+
 # Writes the configuration of broker $1 listening on port $2 into $T/$1/.
 write_broker_config() {
     local dir=$T/$1
     mkdir -p "$dir/db"
     mosquitto_passwd -b -c "$dir/passwd" owner ownerpw
     mosquitto_passwd -b "$dir/passwd" guest guestpw
-    cat >"$dir/acl" <<EOF
-user owner
-topic readwrite xpublic/#
-
-user guest
-topic read xpublic/#
-EOF
+    # shellcheck disable=SC2086 # one word per topic
+    write_acl "$dir/acl" ${BROKER_ACL[$1]:-${BROKER_ACL['*']:-xpublic/#}}
     cat >"$dir/mosquitto.conf" <<EOF
 listener $2 127.0.0.1
 allow_anonymous false
