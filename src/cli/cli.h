@@ -11,5 +11,6 @@ int cmd_status(int argc, char **argv);
 int cmd_clean(int argc, char **argv);
 int cmd_outbox(int argc, char **argv);
 int cmd_gb(int argc, char **argv);
+int cmd_broker_config(int argc, char **argv);
 
 #endif

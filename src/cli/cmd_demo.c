@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker_conf.h"
 #include "cli.h"
 #include "fetch.h"
 #include "mqtt_wire.h"
@@ -36,9 +37,9 @@
 #define POST_BATCH 50       /* files per `wmesh post` run */
 #define MAX_FILE_SIZE 65536
 #define METRICS_CAP (1024 * 1024)
-#define OWNER_USER "owner"
+#define OWNER_USER BROKER_CONF_OWNER
 #define OWNER_PASS "ownerpw"
-#define GUEST_USER "guest"
+#define GUEST_USER BROKER_CONF_GUEST
 #define GUEST_PASS "guestpw"
 #define SELF "/proc/self/exe" /* this very program, for the peers and `wmesh post` */
 
@@ -303,11 +304,19 @@ static bool broker_accepts(uint16_t port)
     return ok;
 }
 
+/* Writes what broker_conf renders for c (its ACL when acl) into path. */
+static bool write_conf(const char *path, const struct broker_conf *c, bool acl)
+{
+    FILE *f = fopen(path, "we");
+    if (!f) return false;
+    enum wm_err e = acl ? broker_conf_write_acl(c, f) : broker_conf_write(c, f);
+    return fclose(f) == 0 && e == WM_OK;
+}
+
 /* Writes the password file (owner publishes, guest reads), the ACL and mosquitto.conf. */
 static bool write_broker_config(const struct demo *d, const struct node *nd)
 {
     char passwd[PATH_MAX], acl[PATH_MAX], conf[PATH_MAX], db[PATH_MAX], log[PATH_MAX];
-    char text[4096];
     if (!bformat(passwd, sizeof passwd, "%s/passwd", nd->dir) ||
         !bformat(acl, sizeof acl, "%s/acl", nd->dir) ||
         !bformat(conf, sizeof conf, "%s/mosquitto.conf", nd->dir) ||
@@ -321,33 +330,21 @@ static bool write_broker_config(const struct demo *d, const struct node *nd)
     if (!run(d->mosquitto_passwd, owner, log, NULL) || !run(d->mosquitto_passwd, guest, log, NULL))
         return false;
 
-    if (!bformat(text, sizeof text,
-                 "user %s\ntopic readwrite xpublic/#\n\nuser %s\ntopic read xpublic/#\n",
-                 OWNER_USER, GUEST_USER) ||
-        !write_file(acl, text, strlen(text)))
-        return false;
-
     /* If started as root, mosquitto would switch to the user "mosquitto", who cannot read our
-     * files: ask it to stay who we are. */
+     * files: ask it to stay who we are. Its log goes to stderr, which spawn sends to a file. */
     const struct passwd *pw = getpwuid(geteuid());
-    if (!bformat(text, sizeof text,
-                 "listener %u 127.0.0.1\n"
-                 "allow_anonymous false\n"
-                 "password_file %s\n"
-                 "acl_file %s\n"
-                 "persistence true\n"
-                 "persistence_location %s\n"
-                 "max_queued_messages 1000000\n"
-                 "max_inflight_messages 1000\n"
-                 "message_size_limit 500000\n"
-                 "upgrade_outgoing_qos true\n"
-                 "log_dest stderr\n"
-                 "log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S\n"
-                 "%s%s\n",
-                 (unsigned)nd->mqtt_port, passwd, acl, db, pw ? "user " : "",
-                 pw ? pw->pw_name : ""))
-        return false;
-    return write_file(conf, text, strlen(text));
+    struct broker_conf c;
+    broker_conf_init(&c);
+    c.host = "127.0.0.1";
+    c.port = nd->mqtt_port;
+    c.password_file = passwd;
+    c.acl_file = acl;
+    c.persistence_dir = db;
+    c.log_file = "-";
+    c.run_as = pw ? pw->pw_name : NULL;
+    c.owner = OWNER_USER;
+    c.guest = GUEST_USER;
+    return write_conf(acl, &c, true) && write_conf(conf, &c, false);
 }
 
 /* Waits until check(port) holds while *pid lives, for START_DEADLINE_S at most. */

@@ -24,6 +24,7 @@ static const struct {
     {"clean", cmd_clean, "remove files older than a retention time from a tree"},
     {"outbox", cmd_outbox, "list a peer's set-aside announcements, or send them again"},
     {"gb", cmd_gb, "run a WIS2 Global Broker: check and relay notifications, once each"},
+    {"broker-config", cmd_broker_config, "print the mosquitto.conf (or ACL) of a peer's broker"},
     {"demo", cmd_demo, "run a three-peer mesh on this machine and check it"},
 };
 
@@ -32,7 +33,7 @@ static void usage(void)
     fprintf(stderr, "usage: wmesh COMMAND [OPTIONS]   (wmesh COMMAND --help for its options)\n"
                     "       wmesh --version\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(stderr, "  %-6s %s\n", commands[i].name, commands[i].what);
+        fprintf(stderr, "  %-13s %s\n", commands[i].name, commands[i].what);
 }
 
 /* random() draws the jitter of retries and reconnections: unseeded, every process drew the same

@@ -19,7 +19,7 @@ start_observer obs home
 add_ws_listener() {
     local port
     port=$(free_port)
-    printf '\nlistener %s 127.0.0.1\nprotocol websockets\n' "$port" >>"$T/$1/mosquitto.conf"
+    write_broker_config "$1" "$(broker_port "$1")" --websockets "$port" >/dev/null
     echo "$port"
 }
 up_ws=$(add_ws_listener up)

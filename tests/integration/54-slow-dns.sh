@@ -23,11 +23,7 @@ command -v python3 >/dev/null || fail "python3 is needed for the silent name ser
 
 # Both brokers impose a 10 s keep-alive on MQTT 5 clients (mosquitto's smallest max_keepalive):
 # the peer then pings every 7.5 s and a broker drops it after 15 s of silence.
-eval "lib_$(declare -f write_broker_config)"
-write_broker_config() {
-    lib_write_broker_config "$@"
-    echo "max_keepalive 10" >>"$T/$1/mosquitto.conf"
-}
+BROKER_OPTIONS=(--max-keepalive 10)
 
 now_ms() {
     date +%s%3N

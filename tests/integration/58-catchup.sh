@@ -96,8 +96,7 @@ stop_pid "$(cat "$T/C/pid")"
 stop_pid "$(cat "$T/bB/pid")"
 # C speaks MQTT 3.1.1: to an MQTT 5 client mosquitto 2.0 allows the client's receive maximum in
 # flight, not max_inflight_messages, and would hold every message for it.
-sed -i -e 's/^max_queued_messages .*/max_queued_messages 5/' \
-    -e 's/^max_inflight_messages .*/max_inflight_messages 5/' "$T/bB/mosquitto.conf"
+write_broker_config bB "$(broker_port bB)" --max-queued-messages 5 --max-inflight-messages 5
 "$MOSQUITTO" -c "$T/bB/mosquitto.conf" >>"$T/bB.log" 2>&1 &
 track "$!"
 echo "$!" >"$T/bB/pid"

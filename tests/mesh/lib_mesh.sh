@@ -143,10 +143,8 @@ net_down() {
 broker_start() {
     local i=$1 q=${2:-1000000} inflight=1000 conf=$T/b$1/mosquitto.conf
     [ "$q" -ge 1000 ] || inflight=$q
-    [ -f "$conf" ] || write_broker_config "b$i" 1883
-    sed -i -e "s/^listener .*/listener 1883 $(addr "$i")/" \
-        -e "s/^max_queued_messages .*/max_queued_messages $q/" \
-        -e "s/^max_inflight_messages .*/max_inflight_messages $inflight/" "$conf"
+    write_broker_config "b$i" 1883 --host "$(addr "$i")" --max-queued-messages "$q" \
+        --max-inflight-messages "$inflight" >/dev/null
     # ip itself, not in_ns: a function run with & is a subshell, and $! would not be mosquitto.
     ip netns exec "$(ns "$i")" "$MOSQUITTO" -c "$conf" >>"$T/b$i.log" 2>&1 &
     BROKER_PID[$i]=$!
