@@ -157,6 +157,34 @@ static void handshake(struct net_conn *c)
     }
 }
 
+/* ---- a request head out, its answer in (the proxy's CONNECT, the WebSocket upgrade) ---- */
+
+/* Sends what is left of c->head, then calls then, the reader of the answer; while the socket is
+ * full, on_event comes back here. The stage names the failure. */
+static void head_write(struct net_conn *c, void (*then)(struct net_conn *))
+{
+    while (c->head_sent < c->head_len) {
+        struct iovec iov = {c->head + c->head_sent, c->head_len - c->head_sent};
+        ssize_t n = raw_writev(c, &iov, 1);
+        if (n < 0 && errno == EAGAIN) {
+            unsigned want = c->write_wants_read ? LOOP_READ : LOOP_WRITE;
+            if (!watch(c, want)) fail(c, WM_ERR_IO, "cannot watch a socket");
+            return;
+        }
+        if (n < 0) {
+            char why[300];
+            snprintf(why, sizeof why, "%s %s: %s",
+                     c->stage == STAGE_PROXY ? "proxy" : "WebSocket upgrade:", c->addr,
+                     net_error(c, errno));
+            fail(c, WM_ERR_CONN, why);
+            return;
+        }
+        c->head_sent += (size_t)n;
+    }
+    c->head_len = 0;
+    then(c);
+}
+
 /* ---- the WebSocket upgrade ---- */
 
 static void upgrade_read(struct net_conn *c)
@@ -206,28 +234,6 @@ static void upgrade_read(struct net_conn *c)
     }
 }
 
-static void upgrade_write(struct net_conn *c)
-{
-    while (c->head_sent < c->head_len) {
-        struct iovec iov = {c->head + c->head_sent, c->head_len - c->head_sent};
-        ssize_t n = raw_writev(c, &iov, 1);
-        if (n < 0 && errno == EAGAIN) {
-            unsigned want = c->write_wants_read ? LOOP_READ : LOOP_WRITE;
-            if (!watch(c, want)) fail(c, WM_ERR_IO, "cannot watch a socket");
-            return;
-        }
-        if (n < 0) {
-            char why[300];
-            snprintf(why, sizeof why, "WebSocket upgrade: %s: %s", c->addr, net_error(c, errno));
-            fail(c, WM_ERR_CONN, why);
-            return;
-        }
-        c->head_sent += (size_t)n;
-    }
-    c->head_len = 0;
-    upgrade_read(c);
-}
-
 static void start_upgrade(struct net_conn *c)
 {
     struct ws_request rq = {.host = c->host,
@@ -255,7 +261,7 @@ static void start_upgrade(struct net_conn *c)
     c->head_len = n;
     c->head_sent = 0;
     c->stage = STAGE_UPGRADE;
-    upgrade_write(c);
+    head_write(c, upgrade_read);
 }
 
 /* TLS, if any, is up: the WebSocket upgrade next, if asked. */
@@ -334,28 +340,6 @@ static void proxy_read(struct net_conn *c)
     }
 }
 
-static void proxy_write(struct net_conn *c)
-{
-    while (c->head_sent < c->head_len) {
-        ssize_t n = send(c->fd, c->head + c->head_sent, c->head_len - c->head_sent, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (!watch(c, LOOP_WRITE)) fail(c, WM_ERR_IO, "cannot watch a socket");
-            return;
-        }
-        if (n < 0) {
-            char why[200];
-            snprintf(why, sizeof why, "proxy %s: %s", c->addr, strerror(errno));
-            fail(c, WM_ERR_CONN, why);
-            return;
-        }
-        c->head_sent += (size_t)n;
-    }
-    c->head_len = 0;
-    http_wire_begin_connect(&c->tunnel_answer);
-    proxy_read(c);
-}
-
 static void start_tunnel(struct net_conn *c)
 {
     if (!c->head && !(c->head = malloc(HEAD_MAX))) {
@@ -370,7 +354,8 @@ static void start_tunnel(struct net_conn *c)
     c->head_len = n;
     c->head_sent = 0;
     c->stage = STAGE_PROXY;
-    proxy_write(c);
+    http_wire_begin_connect(&c->tunnel_answer);
+    head_write(c, proxy_read);
 }
 
 /* ---- TCP ---- */
@@ -544,21 +529,18 @@ static void on_event(void *arg, int fd, unsigned events)
     case STAGE_CONNECTING:
         connect_done(c);
         return;
-    case STAGE_PROXY:
-        if (c->head_sent < c->head_len)
-            proxy_write(c);
-        else
-            proxy_read(c);
-        return;
     case STAGE_HANDSHAKE:
         handshake(c);
         return;
-    case STAGE_UPGRADE:
+    case STAGE_PROXY:
+    case STAGE_UPGRADE: {
+        void (*reader)(struct net_conn *) = c->stage == STAGE_PROXY ? proxy_read : upgrade_read;
         if (c->head_sent < c->head_len)
-            upgrade_write(c);
+            head_write(c, reader);
         else
-            upgrade_read(c);
+            reader(c);
         return;
+    }
     default:
         return;
     }
