@@ -107,7 +107,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lpthread
-# What each test includes beyond test.h (fake_broker.h, codec_test.h), from -MMD.
+# What each test includes beyond test.h (fake_broker.h, loopback.h, ...), from -MMD.
 -include $(UNIT_BIN:=.d)
 
 # Test helpers: tests/tools/<name>.c become programs, tests/tools/shim_<name>.c LD_PRELOAD shims.

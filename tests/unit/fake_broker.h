@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loopback.h"
+
 #include "mqtt_wire.h"
 #include "thread.h"
 
@@ -867,14 +869,9 @@ static inline struct fake_broker *fake_start(fake_script_fn script, void *arg)
     fb->fd = -1;
     fb->wake[0] = fb->wake[1] = -1;
     pthread_mutex_init(&fb->lock, NULL);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    fb->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fb->lfd < 0 || bind(fb->lfd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        listen(fb->lfd, 16) != 0 || getsockname(fb->lfd, (struct sockaddr *)&a, &alen) != 0 ||
-        pipe2(fb->wake, O_CLOEXEC) != 0)
-        goto fail;
-    snprintf(fb->url, sizeof fb->url, "mqtt://127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    unsigned port = 0;
+    if ((fb->lfd = listen_loopback(16, &port)) < 0 || pipe2(fb->wake, O_CLOEXEC) != 0) goto fail;
+    snprintf(fb->url, sizeof fb->url, "mqtt://127.0.0.1:%u", port);
     if (thread_start(&fb->thread, "fake-broker", fake_main, fb) != WM_OK) goto fail;
     return fb;
 fail:

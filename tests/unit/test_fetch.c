@@ -26,6 +26,7 @@
 #include "fetch.h"
 #include "httpd.h"
 #include "loop.h"
+#include "loopback.h"
 #include "test.h"
 #include "version.h"
 #include "tree.h"
@@ -523,21 +524,6 @@ static void *accept_loop(void *arg)
         }
         pthread_mutex_unlock(&s->lock);
     }
-}
-
-/* A socket listening on 127.0.0.1, port in *port; backlog as given. */
-static int listen_loopback(int backlog, unsigned *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, backlog) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    *port = ntohs(a.sin_port);
-    return fd;
 }
 
 static bool canned_start(struct canned *s)

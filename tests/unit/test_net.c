@@ -29,6 +29,7 @@
 #include "net.h"
 #include "proxy.h"
 #include "resolver.h"
+#include "loopback.h"
 #include "test.h"
 #include "tls.h"
 #include "ws_wire.h"
@@ -208,21 +209,6 @@ static void *serve(void *arg)
     s->script(s, fd);
     close(fd);
     return NULL;
-}
-
-/* A socket listening on 127.0.0.1, its port in *port. */
-static int listen_loopback(int backlog, unsigned *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, backlog) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    *port = ntohs(a.sin_port);
-    return fd;
 }
 
 /* A port on 127.0.0.1 nothing listens on. */
