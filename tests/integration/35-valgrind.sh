@@ -11,7 +11,7 @@
 if ! command -v valgrind >/dev/null; then
     skip "valgrind is not installed (sh scripts/deps.sh --extra installs it)"
 fi
-if nm "$WMESH" 2>/dev/null | grep -qE '__(asan|tsan)_init'; then
+if wmesh_sanitized; then
     skip "$WMESH is built with a sanitizer, which valgrind cannot run"
 fi
 

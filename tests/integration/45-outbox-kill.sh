@@ -11,6 +11,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_faults.sh"
 
+# Under a sanitizer 70 000: still past 65 536 pending, where acknowledgements once aliased.
+if [ -z "${N:-}" ] && wmesh_sanitized; then N=70000; fi
 N=${N:-100000}
 RATE=${RATE:-1500000} # bytes/s to the post broker: ~4 400 announcements of ~340 bytes a second
 require_peer_options --state-dir

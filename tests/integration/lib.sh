@@ -703,6 +703,11 @@ metrics_ready() {
     curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$(http_port "$1")/metrics" 2>/dev/null
 }
 
+# True when $WMESH is built with AddressSanitizer or ThreadSanitizer (make SANITIZER=...).
+wmesh_sanitized() {
+    nm "$WMESH" 2>/dev/null | grep -qE '__(asan|tsan)_init'
+}
+
 # Fails the test when the process recorded for NAME is gone.
 alive() {
     kill -0 "$(cat "$T/$1/pid")" 2>/dev/null || fail "$1 exited"
