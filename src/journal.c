@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "log.h"
 
 #define MAGIC "WMJOURNL"
@@ -175,33 +176,6 @@ static void idset_del(struct idset *s, uint64_t id)
         (void)idset_resize(s, s->bits - 1);
 }
 
-/* ---- a growable byte buffer ---- */
-
-struct buf {
-    unsigned char *data;
-    size_t len, cap;
-};
-
-static enum wm_err buf_reserve(struct buf *b, size_t more, size_t max)
-{
-    if (more > max || b->len > max - more) return WM_ERR_TOOBIG;
-    if (b->len + more <= b->cap) return WM_OK;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more)
-        cap *= 2;
-    unsigned char *p = realloc(b->data, cap);
-    if (!p) return WM_ERR_NOMEM;
-    b->data = p;
-    b->cap = cap;
-    return WM_OK;
-}
-
-static void buf_free(struct buf *b)
-{
-    free(b->data);
-    *b = (struct buf){0};
-}
-
 /* One piece of a record's payload. */
 struct part {
     const void *data;
@@ -215,7 +189,9 @@ static enum wm_err buf_record(struct buf *b, uint32_t type, uint64_t id, const s
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
         len += parts[i].len;
-    enum wm_err err = buf_reserve(b, REC_HEAD + len + REC_TAIL, max);
+    size_t size = REC_HEAD + len + REC_TAIL;
+    if (size > max || b->len > max - size) return WM_ERR_TOOBIG;
+    enum wm_err err = buf_reserve(b, size);
     if (err != WM_OK) return err;
     unsigned char *p = b->data + b->len;
     put32(p, type);
@@ -777,7 +753,7 @@ enum wm_err journal_batch_write(struct journal_batch *b)
  * is written again by the next sync (see journal_sync in journal.h). */
 static void unwind_batch(struct journal *j, struct journal_batch *b)
 {
-    if (buf_reserve(&b->data, j->pend.len, SIZE_MAX) == WM_OK) {
+    if (buf_reserve(&b->data, j->pend.len) == WM_OK) {
         if (j->pend.len) memcpy(b->data.data + b->data.len, j->pend.data, j->pend.len);
         b->data.len += j->pend.len;
         struct buf spare = j->pend;
@@ -895,7 +871,7 @@ static enum wm_err copy_live(struct journal *j, int out_fd, uint64_t *size)
     struct reader r;
     enum wm_err err = reader_init(&r, j->fd, HEADER_SIZE, j->synced_end);
     if (err != WM_OK) return err;
-    if ((err = buf_reserve(&out, COMPACT_FLUSH + REC_MAX, SIZE_MAX)) != WM_OK) goto out;
+    if ((err = buf_reserve(&out, COMPACT_FLUSH + REC_MAX)) != WM_OK) goto out;
     header_encode(out.data, j->next_id);
     out.len = HEADER_SIZE;
     uint64_t off = 0;
