@@ -36,15 +36,15 @@ enum wm_err buf_append_grow(struct buf *b, const void *p, size_t n)
     return WM_OK;
 }
 
-enum wm_err buf_printf(struct buf *b, const char *fmt, ...)
+enum wm_err buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
     if (!b || !fmt) return WM_ERR_INVAL;
     for (int pass = 0; pass < 2; pass++) {
         size_t room = b->cap - b->len;
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(room ? (char *)b->data + b->len : NULL, room, fmt, ap);
-        va_end(ap);
+        va_list aq;
+        va_copy(aq, ap);
+        int n = vsnprintf(room ? (char *)b->data + b->len : NULL, room, fmt, aq);
+        va_end(aq);
         if (n < 0) return WM_ERR_INVAL;
         if ((size_t)n < room) {
             b->len += (size_t)n;
@@ -55,6 +55,15 @@ enum wm_err buf_printf(struct buf *b, const char *fmt, ...)
         if (err != WM_OK) return err;
     }
     return WM_ERR_INVAL; /* the text changed length between two passes */
+}
+
+enum wm_err buf_printf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    enum wm_err err = buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return err;
 }
 
 void buf_consume(struct buf *b, size_t n)

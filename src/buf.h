@@ -2,6 +2,7 @@
 #ifndef WMESH_BUF_H
 #define WMESH_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -29,8 +30,8 @@ WM_WARN_UNUSED enum wm_err buf_append_grow(struct buf *b, const void *p, size_t 
 /* Appends n bytes of p. Errors as buf_reserve(); on error the buffer is unchanged. */
 WM_WARN_UNUSED static inline enum wm_err buf_append(struct buf *b, const void *p, size_t n)
 {
-    if (b && n && n <= b->cap - b->len) {
-        memcpy(b->data + b->len, p, n);
+    if (b && n <= b->cap - b->len) { /* the usual case, inline for encoders' many small runs */
+        if (n) memcpy(b->data + b->len, p, n);
         b->len += n;
         return WM_OK;
     }
@@ -41,6 +42,10 @@ WM_WARN_UNUSED static inline enum wm_err buf_append(struct buf *b, const void *p
  * buf_reserve(), or WM_ERR_INVAL for a format vsnprintf rejects; on error len is unchanged. */
 WM_WARN_UNUSED enum wm_err buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* buf_printf with a va_list, which it leaves for the caller to va_end. */
+WM_WARN_UNUSED enum wm_err buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* Drops the first n bytes (all of them when n >= len), moving the rest to the front. */
 void buf_consume(struct buf *b, size_t n);

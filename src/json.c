@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+
 /* Memory. Every value is a node; a string's bytes (NUL-terminated) follow its node. The parser
  * (and wm_json_copy) gives each array or object a single allocation, its block: the node, its
  * slots (element pointers, or members), its scalar children and its keys. Nested arrays and
@@ -811,33 +813,13 @@ struct wm_json *wm_json_copy(const struct wm_json *j)
 /* ---- output: compact text ---- */
 
 struct text {
-    char *data;
-    size_t len, cap;
-    bool failed; /* an allocation failed: the text is incomplete */
+    struct buf out;
+    bool failed; /* an append failed: the text is incomplete */
 };
 
 static void text_put(struct text *t, const char *s, size_t n)
 {
-    if (t->failed) return;
-    if (n > t->cap - t->len) {
-        size_t cap = t->cap ? t->cap : 512;
-        while (cap - t->len < n + 1) {
-            if (cap > SIZE_MAX / 2) {
-                t->failed = true;
-                return;
-            }
-            cap *= 2;
-        }
-        char *d = realloc(t->data, cap);
-        if (!d) {
-            t->failed = true;
-            return;
-        }
-        t->data = d;
-        t->cap = cap;
-    }
-    memcpy(t->data + t->len, s, n);
-    t->len += n;
+    if (!t->failed && buf_append(&t->out, s, n) != WM_OK) t->failed = true;
 }
 
 /* JSON string: quotes, backslashes and control characters escaped, everything else (UTF-8
@@ -963,11 +945,11 @@ enum wm_err wm_json_dump(const struct wm_json *j, char **out, size_t *len)
     put_value(&t, j);
     text_put(&t, "", 1); /* the terminating NUL, not counted */
     if (t.failed) {
-        free(t.data);
+        buf_free(&t.out);
         return WM_ERR_NOMEM;
     }
-    *out = t.data;
-    if (len) *len = t.len - 1;
+    *out = (char *)t.out.data;
+    if (len) *len = t.out.len - 1;
     return WM_OK;
 }
 

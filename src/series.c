@@ -133,36 +133,17 @@ uint64_t series_dropped(const struct series_table *t)
 /* ---- rendering ---- */
 
 struct text {
-    char **buf;
-    size_t *len, *cap;
-    bool failed;
+    struct buf *out;
+    bool failed; /* an append failed: the text is incomplete */
 };
 
 __attribute__((format(printf, 2, 3))) static void put(struct text *o, const char *fmt, ...)
 {
-    while (!o->failed) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = *o->cap - *o->len;
-        int n = vsnprintf(*o->buf ? *o->buf + *o->len : NULL, *o->buf ? room : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->failed = true;
-            return;
-        }
-        if (*o->buf && (size_t)n < room) {
-            *o->len += (size_t)n;
-            return;
-        }
-        size_t cap = *o->cap * 2 + (size_t)n + 256;
-        char *b = realloc(*o->buf, cap);
-        if (!b) {
-            o->failed = true;
-            return;
-        }
-        *o->buf = b;
-        *o->cap = cap;
-    }
+    if (o->failed) return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (buf_vprintf(o->out, fmt, ap) != WM_OK) o->failed = true;
+    va_end(ap);
 }
 
 /* Label values come from the network: escaped as the text format asks. */
@@ -194,9 +175,9 @@ static void render_series(struct text *o, const struct series *s)
         put(o, " %.17g\n", series_value(s));
 }
 
-bool series_render(const struct series_table *t, char **buf, size_t *len, size_t *cap)
+bool series_render(const struct series_table *t, struct buf *out)
 {
-    struct text o = {.buf = buf, .len = len, .cap = cap};
+    struct text o = {.out = out};
     if (!t) return true;
     size_t nf = atomic_load_explicit(&t->nfamilies, memory_order_acquire);
     size_t n = atomic_load_explicit(&t->count, memory_order_acquire);

@@ -15,10 +15,11 @@ static const struct series_family plain = {"wmesh_x", "No labels.", false, {NULL
 
 static char *render(const struct series_table *t)
 {
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    ASSERT_TRUE(series_render(t, &buf, &len, &cap));
-    return buf;
+    struct buf out = {0};
+    ASSERT_TRUE(series_render(t, &out));
+    char *text = buf_detach(&out, NULL);
+    buf_free(&out);
+    return text;
 }
 
 int main(void)
