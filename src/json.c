@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "text.h"
 
 /* Memory. Every value is a node; a string's bytes (NUL-terminated) follow its node. The parser
  * (and wm_json_copy) gives each array or object a single allocation, its block: the node, its
@@ -94,44 +95,6 @@ static void release(struct wm_json *j)
 }
 
 /* ---- UTF-8 ---- */
-
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
- * nothing above U+10FFFF), or 0 when there is none before end. */
-static size_t utf8_seq(const unsigned char *s, const unsigned char *end)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (c < 0x80) return 1;
-    if (c < 0xC2) return 0; /* a continuation byte, or an overlong two-byte form */
-    if (c < 0xE0) {
-        n = 2;
-    } else if (c < 0xF0) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0; /* overlong */
-        if (c == 0xED) hi = 0x9F; /* U+D800..U+DFFF */
-    } else if (c < 0xF5) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90; /* overlong */
-        if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - s) < n || s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    return n;
-}
-
-static bool utf8_valid(const char *text, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)text, *end = s + len;
-    while (s < end) {
-        size_t n = *s < 0x80 ? 1 : utf8_seq(s, end);
-        if (n == 0) return false;
-        s += n;
-    }
-    return true;
-}
 
 /* Writes code point cp (a scalar value, not a surrogate) as UTF-8; returns the byte count. */
 static size_t utf8_put(char *dst, uint32_t cp)
@@ -424,7 +387,7 @@ static const unsigned char *parse_string_slow(struct parser *p, const unsigned c
         if (s == p->end) return fail(p, s, WM_ERR_FORMAT, "unterminated string");
         if (*s == '"') break;
         if (*s >= 0x80) {
-            size_t n = utf8_seq(s, p->end);
+            size_t n = text_utf8_seq(s, p->end);
             if (n == 0) return fail(p, s, WM_ERR_FORMAT, "invalid UTF-8 in string");
             s += n;
             continue;
@@ -1017,7 +980,7 @@ struct wm_json *wm_json_string_new(const char *s, size_t len)
         errno = EINVAL;
         return NULL;
     }
-    if (!utf8_valid(s, len)) {
+    if (!text_utf8_valid(s, len, 0)) {
         errno = EILSEQ;
         return NULL;
     }
@@ -1081,7 +1044,7 @@ enum wm_err wm_json_object_set(struct wm_json *obj, const char *key, struct wm_j
         return WM_ERR_INVAL;
     }
     size_t len = strlen(key);
-    if (!utf8_valid(key, len)) {
+    if (!text_utf8_valid(key, len, 0)) {
         release(value);
         return WM_ERR_INVAL;
     }

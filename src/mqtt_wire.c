@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
+
 /* Packet types only a client sends; named here for the property table and for log lines. */
 #define PKT_CONNECT 1
 #define PKT_SUBSCRIBE 8
@@ -16,44 +18,12 @@
 
 /* ---- strings ---- */
 
-/* Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF) without
- * U+0000, which MQTT requires of every string (MQTT 5 1.5.4, 3.1.1 1.5.3). */
-static bool utf8_ok(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c >= 0x01 && c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp, min;
-        if ((c & 0xE0) == 0xC0) {
-            k = 1, cp = c & 0x1Fu, min = 0x80;
-        } else if ((c & 0xF0) == 0xE0) {
-            k = 2, cp = c & 0x0Fu, min = 0x800;
-        } else if ((c & 0xF8) == 0xF0) {
-            k = 3, cp = c & 0x07u, min = 0x10000;
-        } else {
-            return false; /* U+0000, a continuation byte, or 0xF8 and above */
-        }
-        if (n - i - 1 < k) return false;
-        for (size_t j = 1; j <= k; j++) {
-            unsigned char d = s[i + j];
-            if ((d & 0xC0) != 0x80) return false;
-            cp = cp << 6 | (d & 0x3Fu);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += k + 1;
-    }
-    return true;
-}
-
 /* A string we may send: fits its two-byte length and is valid MQTT UTF-8. */
 static bool string_ok(const char *s, size_t n)
 {
-    return n <= MAX_STRING && utf8_ok((const unsigned char *)s, n);
+    /* Well-formed UTF-8 without U+0000, which MQTT requires of every string (MQTT 5 1.5.4,
+     * 3.1.1 1.5.3). */
+    return n <= MAX_STRING && text_utf8_valid(s, n, TEXT_UTF8_NO_NUL);
 }
 
 bool mqtt_topic_filter_valid(const char *f, size_t n)
@@ -439,7 +409,8 @@ static bool take_bytes(struct parse *s, const unsigned char **v, size_t *n, cons
 static bool take_string(struct parse *s, const unsigned char **v, size_t *n, const char *what)
 {
     if (!take_bytes(s, v, n, what)) return false;
-    if (!utf8_ok(*v, *n)) return fail(s, "%s is not valid UTF-8 or contains U+0000", what);
+    if (!text_utf8_valid(*v, *n, TEXT_UTF8_NO_NUL))
+        return fail(s, "%s is not valid UTF-8 or contains U+0000", what);
     return true;
 }
 
