@@ -16,7 +16,7 @@
 
 #include "catchup_wire.h"
 #include "codec.h"
-#include "journal.h"
+#include "fdio.h"
 #include "json.h"
 #include "log.h"
 
@@ -87,7 +87,7 @@ static enum wm_err write_small(int dfd, const char *name, const char *text)
     int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return WM_ERR_IO;
     size_t len = strlen(text);
-    bool ok = journal_pwrite_all(fd, text, len, 0) == (ssize_t)len && fsync(fd) == 0;
+    bool ok = fdio_pwrite_all(fd, text, len, 0) == (ssize_t)len && fsync(fd) == 0;
     if (close(fd) != 0) ok = false;
     if (!ok || renameat(dfd, tmp, dfd, name) != 0 || fsync(dfd) != 0) {
         log_error("catchup: cannot write %s: %s", name, strerror(errno));
@@ -430,7 +430,7 @@ fail:
 static enum wm_err flush_locked(struct catchup_log *l)
 {
     if (l->pend.len == 0) return WM_OK;
-    if (journal_pwrite_all(l->wfd, l->pend.data, l->pend.len, l->pend_off) < 0 ||
+    if (fdio_pwrite_all(l->wfd, l->pend.data, l->pend.len, l->pend_off) < 0 ||
         (l->sync && fdatasync(l->wfd) != 0)) {
         log_error("catchup: cannot write the log: %s", strerror(errno));
         return WM_ERR_IO;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fdio.h"
 #include "log.h"
 
 #define MAGIC "WMJOURNL"
@@ -322,19 +323,6 @@ struct journal {
     bool failing; /* the last sync failed: its error was logged */
 };
 
-ssize_t journal_pwrite_all(int fd, const void *data, size_t len, uint64_t off)
-{
-    const unsigned char *p = data;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return -1;
-        done += (size_t)n;
-    }
-    return (ssize_t)done;
-}
-
 static void header_encode(unsigned char *h, uint64_t first_id)
 {
     memcpy(h, MAGIC, 8);
@@ -387,7 +375,7 @@ static enum wm_err init_file(struct journal *j)
 {
     unsigned char h[HEADER_SIZE];
     header_encode(h, 1);
-    if (ftruncate(j->fd, 0) != 0 || journal_pwrite_all(j->fd, h, sizeof h, 0) < 0 ||
+    if (ftruncate(j->fd, 0) != 0 || fdio_pwrite_all(j->fd, h, sizeof h, 0) < 0 ||
         fsync(j->fd) != 0 || fsync(j->dirfd) != 0)
         return io_fail("cannot initialise", j);
     j->synced_end = HEADER_SIZE;
@@ -741,7 +729,7 @@ enum wm_err journal_batch_write(struct journal_batch *b)
     if (!b) return WM_ERR_INVAL;
     b->failed = NULL;
     if (b->data.len) {
-        if (journal_pwrite_all(b->fd, b->data.data, b->data.len, b->offset) < 0)
+        if (fdio_pwrite_all(b->fd, b->data.data, b->data.len, b->offset) < 0)
             return batch_fail(b, "cannot write");
         if (b->fdatasync && fdatasync(b->fd) != 0) return batch_fail(b, "cannot sync");
     }
@@ -884,7 +872,7 @@ static enum wm_err copy_live(struct journal *j, int out_fd, uint64_t *size)
         out.len += rec.size;
         copied++;
         if (out.len < COMPACT_FLUSH) continue;
-        if (journal_pwrite_all(out_fd, out.data, out.len, off) < 0) goto io;
+        if (fdio_pwrite_all(out_fd, out.data, out.len, off) < 0) goto io;
         off += out.len;
         out.len = 0;
     }
@@ -894,7 +882,7 @@ static enum wm_err copy_live(struct journal *j, int out_fd, uint64_t *size)
         log_error("journal: %s: records changed under the journal, not compacting", j->path);
         goto out;
     }
-    if (journal_pwrite_all(out_fd, out.data, out.len, off) < 0) goto io;
+    if (fdio_pwrite_all(out_fd, out.data, out.len, off) < 0) goto io;
     *size = off + out.len;
     err = WM_OK;
     goto out;
