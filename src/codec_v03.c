@@ -114,22 +114,6 @@ static enum wm_err take_size(const struct wm_json *root, struct announce *a, cha
     return WM_OK;
 }
 
-static enum wm_err decode_base64_content(const char *s, size_t len, struct announce *a, char *why,
-                                         size_t whylen)
-{
-    size_t cap = len / 4 * 3 + 3;
-    a->content = malloc(cap + 1);
-    if (!a->content) return WM_ERR_NOMEM;
-    if (integrity_base64_decode(s, len, a->content, &cap) != WM_OK) {
-        codec_why(why, whylen, "bad base64 in content.value");
-        return WM_ERR_INVAL;
-    }
-    a->content[cap] = '\0';
-    a->content_len = cap;
-    a->content_encoding = WM_CONTENT_BASE64;
-    return WM_OK;
-}
-
 static enum wm_err take_content(const struct wm_json *root, struct announce *a, char *why,
                                 size_t whylen)
 {
@@ -149,17 +133,7 @@ static enum wm_err take_content(const struct wm_json *root, struct announce *a, 
         codec_why(why, whylen, "content.value must be a string without NUL characters");
         return WM_ERR_INVAL;
     }
-    if (strcasecmp(enc, "base64") == 0) return decode_base64_content(s, len, a, why, whylen);
-    if (strcasecmp(enc, "utf-8") != 0 && strcasecmp(enc, "utf8") != 0) {
-        codec_why(why, whylen, "content.encoding must be utf-8 or base64");
-        return WM_ERR_INVAL;
-    }
-    a->content = malloc(len + 1);
-    if (!a->content) return WM_ERR_NOMEM;
-    memcpy(a->content, s, len + 1);
-    a->content_len = len;
-    a->content_encoding = WM_CONTENT_UTF8;
-    return WM_OK;
+    return announce_set_content(a, enc, s, len, "content", why, whylen);
 }
 
 static enum wm_err take_extra(const struct wm_json *root, struct announce *a)
