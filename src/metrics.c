@@ -90,14 +90,7 @@ static void gauge(struct out *o, const char *name, const char *help, double v)
 /* Label values are broker labels we made ourselves, but escape them as the format asks. */
 static void emit_label(struct out *o, const char *s)
 {
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            emit(o, "\\%c", *s);
-        else if (*s == '\n')
-            emit(o, "\\n");
-        else
-            emit(o, "%c", *s);
-    }
+    if (!o->failed && series_escape_label(&o->text, s) != WM_OK) o->failed = true;
 }
 
 static void render_brokers(struct out *o, const struct metrics *m)

@@ -146,17 +146,19 @@ __attribute__((format(printf, 2, 3))) static void put(struct text *o, const char
     va_end(ap);
 }
 
-/* Label values come from the network: escaped as the text format asks. */
-static void put_value(struct text *o, const char *s)
+enum wm_err series_escape_label(struct buf *out, const char *s)
 {
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            put(o, "\\%c", *s);
-        else if (*s == '\n')
-            put(o, "\\n");
-        else
-            put(o, "%c", *s);
+    if (!out || !s) return WM_ERR_INVAL;
+    enum wm_err err = WM_OK;
+    const char *run = s;
+    for (; *s && err == WM_OK; s++) {
+        if (*s != '\\' && *s != '"' && *s != '\n') continue;
+        char esc[2] = {'\\', *s == '\n' ? 'n' : *s};
+        err = buf_append(out, run, (size_t)(s - run));
+        if (err == WM_OK) err = buf_append(out, esc, 2);
+        run = s + 1;
     }
+    return err == WM_OK ? buf_append(out, run, strlen(run)) : err;
 }
 
 static void render_series(struct text *o, const struct series *s)
@@ -165,7 +167,7 @@ static void render_series(struct text *o, const struct series *s)
     put(o, "%s", f->name);
     for (size_t i = 0; i < label_count(f); i++) {
         put(o, "%s%s=\"", i ? "," : "{", f->labels[i]);
-        put_value(o, s->values[i]);
+        if (!o->failed && series_escape_label(o->out, s->values[i]) != WM_OK) o->failed = true;
         put(o, "\"");
     }
     if (label_count(f)) put(o, "}");

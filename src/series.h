@@ -44,6 +44,10 @@ double series_value(const struct series *s);
 /* Series not made because the table was full. */
 uint64_t series_dropped(const struct series_table *t);
 
+/* Appends s to out as a Prometheus label value: backslash, double quote and newline escaped.
+ * Errors as buf_append(). */
+WM_WARN_UNUSED enum wm_err series_escape_label(struct buf *out, const char *s);
+
 /* Appends the Prometheus text of every series, grouped by family in the order the families
  * were first used, to out (NUL-terminated after out->len). False when out of memory or past
  * out's cap (out is still the caller's to free). Safe from any thread. */
