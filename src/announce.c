@@ -2,8 +2,10 @@
 #include "announce.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "json.h"
 
@@ -71,4 +73,30 @@ fail:
     announce_free(&c);
     errno = ENOMEM;
     return NULL;
+}
+
+enum wm_err announce_set_content(struct announce *a, const char *encoding, const char *value,
+                                 size_t len, const char *field, char *why, size_t whylen)
+{
+    if (!a || !encoding || (!value && len) || !field) return WM_ERR_INVAL;
+    bool b64 = strcasecmp(encoding, "base64") == 0;
+    if (!b64 && strcasecmp(encoding, "utf-8") != 0 && strcasecmp(encoding, "utf8") != 0) {
+        if (why && whylen) snprintf(why, whylen, "%s.encoding must be utf-8 or base64", field);
+        return WM_ERR_INVAL;
+    }
+    size_t cap = b64 ? len / 4 * 3 + 3 : len;
+    free(a->content);
+    a->content_len = 0;
+    a->content_encoding = WM_CONTENT_NONE;
+    if (!(a->content = malloc(cap + 1))) return WM_ERR_NOMEM;
+    if (!b64) {
+        if (len) memcpy(a->content, value, len);
+    } else if (integrity_base64_decode(value, len, a->content, &cap) != WM_OK) {
+        if (why && whylen) snprintf(why, whylen, "bad base64 in %s.value", field);
+        return WM_ERR_INVAL;
+    }
+    a->content[cap] = '\0';
+    a->content_len = cap;
+    a->content_encoding = b64 ? WM_CONTENT_BASE64 : WM_CONTENT_UTF8;
+    return WM_OK;
 }

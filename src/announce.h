@@ -49,5 +49,12 @@ WM_WARN_UNUSED struct announce *announce_new(void);
 void announce_free(struct announce **a);
 /* Deep copy; NULL on allocation failure. */
 WM_WARN_UNUSED struct announce *announce_clone(const struct announce *a);
+/* Sets a's inline content from the len bytes of value, text written in encoding ("utf-8",
+ * "utf8" or "base64", any case), with a spare NUL byte after the decoded bytes. field names the
+ * content object in the reason written to why (whylen bytes, may be NULL): WM_ERR_INVAL for
+ * another encoding or bad base64, WM_ERR_NOMEM. a owns what it gets, also on error. */
+WM_WARN_UNUSED enum wm_err announce_set_content(struct announce *a, const char *encoding,
+                                                const char *value, size_t len, const char *field,
+                                                char *why, size_t whylen);
 
 #endif

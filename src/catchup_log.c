@@ -16,7 +16,7 @@
 
 #include "catchup_wire.h"
 #include "codec.h"
-#include "journal.h"
+#include "fdio.h"
 #include "json.h"
 #include "log.h"
 
@@ -59,8 +59,8 @@ struct catchup_log {
     struct record *recs; /* in seq order */
     size_t nrecs, reccap;
     uint64_t total_bytes;
-    int wfd;              /* the last segment, open for writing; -1 until needed */
-    struct mqtt_buf pend; /* records not written yet, to go at pend_off of the last segment */
+    int wfd;         /* the last segment, open for writing; -1 until needed */
+    struct buf pend; /* records not written yet, to go at pend_off of the last segment */
     uint64_t pend_off;
     uint64_t next_seq, reserved;
 };
@@ -87,7 +87,7 @@ static enum wm_err write_small(int dfd, const char *name, const char *text)
     int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return WM_ERR_IO;
     size_t len = strlen(text);
-    bool ok = journal_pwrite_all(fd, text, len, 0) == (ssize_t)len && fsync(fd) == 0;
+    bool ok = fdio_pwrite_all(fd, text, len, 0) == (ssize_t)len && fsync(fd) == 0;
     if (close(fd) != 0) ok = false;
     if (!ok || renameat(dfd, tmp, dfd, name) != 0 || fsync(dfd) != 0) {
         log_error("catchup: cannot write %s: %s", name, strerror(errno));
@@ -213,7 +213,7 @@ static bool parse_line(const char *p, size_t len, uint64_t *seq, int64_t *time_m
  * record in order. Returns the bytes of good records; -1 on a read error, -2 out of memory. */
 static int64_t scan_segment(struct catchup_log *l, int fd, struct segment *s)
 {
-    struct mqtt_buf b = {0};
+    struct buf b = {0};
     uint64_t off = 0; /* file offset of b.data[0] */
     size_t first_rec = l->nrecs;
     int64_t good = 0;
@@ -239,10 +239,10 @@ static int64_t scan_segment(struct catchup_log *l, int fd, struct segment *s)
             pos += len;
             good = (int64_t)(off + pos);
         }
-        mqtt_buf_consume(&b, pos);
+        buf_consume(&b, pos);
         off += pos;
         if (eof || b.len > LINE_MAX_BYTES) break;
-        if (mqtt_buf_reserve(&b, SCAN_CHUNK) != WM_OK) {
+        if (buf_reserve(&b, SCAN_CHUNK) != WM_OK) {
             good = -2;
             break;
         }
@@ -256,7 +256,7 @@ static int64_t scan_segment(struct catchup_log *l, int fd, struct segment *s)
         b.len += (size_t)n;
     }
 done:
-    mqtt_buf_free(&b);
+    buf_free(&b);
     if (good < 0) l->nrecs = first_rec;
     return good;
 }
@@ -370,7 +370,7 @@ static void free_log(struct catchup_log *l)
 {
     if (l->wfd >= 0) close(l->wfd);
     if (l->dfd >= 0) close(l->dfd);
-    mqtt_buf_free(&l->pend);
+    buf_free(&l->pend);
     free(l->segs);
     free(l->recs);
     pthread_mutex_destroy(&l->mu);
@@ -430,7 +430,7 @@ fail:
 static enum wm_err flush_locked(struct catchup_log *l)
 {
     if (l->pend.len == 0) return WM_OK;
-    if (journal_pwrite_all(l->wfd, l->pend.data, l->pend.len, l->pend_off) < 0 ||
+    if (fdio_pwrite_all(l->wfd, l->pend.data, l->pend.len, l->pend_off) < 0 ||
         (l->sync && fdatasync(l->wfd) != 0)) {
         log_error("catchup: cannot write the log: %s", strerror(errno));
         return WM_ERR_IO;
@@ -570,7 +570,7 @@ enum wm_err catchup_log_append(struct catchup_log *l, uint64_t seq, const char *
     uint64_t last = l->nrecs ? l->recs[l->nrecs - 1].seq : 0;
     if (seq <= last)
         err = WM_ERR_INVAL;
-    else if (!grow_recs(l) || mqtt_buf_reserve(&l->pend, line_len) != WM_OK)
+    else if (!grow_recs(l) || buf_reserve(&l->pend, line_len) != WM_OK)
         err = WM_ERR_NOMEM;
     else if (l->nsegs == 0 || l->segs[l->nsegs - 1].bytes >= l->segment_bytes)
         err = new_segment(l, seq);
@@ -722,7 +722,7 @@ static const char *reader_get(struct catchup_log *l, struct reader *rd, const st
 }
 
 /* The record's topic, unescaped and NUL-terminated, into t. */
-static enum wm_err record_topic(const char *line, size_t len, struct mqtt_buf *t)
+static enum wm_err record_topic(const char *line, size_t len, struct buf *t)
 {
     const char *q = memmem(line, len, PREFIX_TOPIC, sizeof PREFIX_TOPIC - 1);
     if (!q) return WM_ERR_FORMAT;
@@ -739,7 +739,7 @@ static enum wm_err record_topic(const char *line, size_t len, struct mqtt_buf *t
     t->len = 0;
     if (!escaped) {
         size_t n = (size_t)(p - s - 1);
-        if (mqtt_buf_reserve(t, n + 1) != WM_OK) return WM_ERR_NOMEM;
+        if (buf_reserve(t, n + 1) != WM_OK) return WM_ERR_NOMEM;
         memcpy(t->data, s + 1, n);
         t->data[n] = '\0';
         return WM_OK;
@@ -749,7 +749,7 @@ static enum wm_err record_topic(const char *line, size_t len, struct mqtt_buf *t
     size_t n = 0;
     const char *text = err == WM_OK ? wm_json_string(j, &n) : NULL;
     if (err == WM_OK && !text) err = WM_ERR_FORMAT;
-    if (err == WM_OK && (err = mqtt_buf_reserve(t, n + 1)) == WM_OK) {
+    if (err == WM_OK && (err = buf_reserve(t, n + 1)) == WM_OK) {
         memcpy(t->data, text, n);
         t->data[n] = '\0';
     }
@@ -773,8 +773,8 @@ static size_t query_start(const struct catchup_log *l, const struct catchup_read
     return i;
 }
 
-static enum wm_err read_locked(struct catchup_log *l, const struct catchup_read *q,
-                               struct mqtt_buf *out, struct catchup_read_result *res)
+static enum wm_err read_locked(struct catchup_log *l, const struct catchup_read *q, struct buf *out,
+                               struct catchup_read_result *res)
 {
     enum wm_err err = flush_locked(l);
     if (err != WM_OK) return err;
@@ -784,7 +784,7 @@ static enum wm_err read_locked(struct catchup_log *l, const struct catchup_read 
     uint64_t until = q->until && q->until < res->last ? q->until : res->last;
     size_t i = query_start(l, q, until, &res->next);
     struct reader rd = {.fd = -1, .seg = SIZE_MAX};
-    struct mqtt_buf topic = {0};
+    struct buf topic = {0};
     size_t examined = 0, start_len = out->len;
     for (; i < l->nrecs && l->recs[i].seq <= until; i++) {
         if (res->count >= q->limit || out->len - start_len > q->max_bytes ||
@@ -803,7 +803,7 @@ static enum wm_err read_locked(struct catchup_log *l, const struct catchup_read 
             take = q->match(q->match_arg, (const char *)topic.data);
         }
         if (take) {
-            if ((err = mqtt_buf_reserve(out, r->len)) != WM_OK) break;
+            if ((err = buf_reserve(out, r->len)) != WM_OK) break;
             memcpy(out->data + out->len, line, r->len);
             out->len += r->len;
             res->count++;
@@ -814,12 +814,12 @@ static enum wm_err read_locked(struct catchup_log *l, const struct catchup_read 
     res->more = i < l->nrecs && l->recs[i].seq <= until;
     if (rd.fd >= 0) close(rd.fd);
     free(rd.buf);
-    mqtt_buf_free(&topic);
+    buf_free(&topic);
     return err;
 }
 
-enum wm_err catchup_log_read(struct catchup_log *l, const struct catchup_read *q,
-                             struct mqtt_buf *out, struct catchup_read_result *res)
+enum wm_err catchup_log_read(struct catchup_log *l, const struct catchup_read *q, struct buf *out,
+                             struct catchup_read_result *res)
 {
     if (!l || !q || !out || !res || q->limit == 0) return WM_ERR_INVAL;
     memset(res, 0, sizeof *res);

@@ -94,6 +94,6 @@ struct catchup_read_result {
  * for a bad query, WM_ERR_NOTFOUND for check_gone, WM_ERR_IO when a segment cannot be read or
  * the buffered records written, WM_ERR_NOMEM. out may hold part of the answer on failure. */
 WM_WARN_UNUSED enum wm_err catchup_log_read(struct catchup_log *l, const struct catchup_read *q,
-                                            struct mqtt_buf *out, struct catchup_read_result *res);
+                                            struct buf *out, struct catchup_read_result *res);
 
 #endif

@@ -225,10 +225,10 @@ static bool match_topics(void *arg, const char *topic)
 }
 
 /* Appends the trailer line to b. */
-static enum wm_err put_trailer(struct mqtt_buf *b, const char *epoch,
+static enum wm_err put_trailer(struct buf *b, const char *epoch,
                                const struct catchup_read_result *res)
 {
-    enum wm_err err = mqtt_buf_reserve(b, TRAILER_MAX);
+    enum wm_err err = buf_reserve(b, TRAILER_MAX);
     if (err != WM_OK) return err;
     int n = snprintf((char *)b->data + b->len, TRAILER_MAX,
                      "{\"end\":true,\"epoch\":\"%s\",\"next\":%" PRIu64 ",\"last\":%" PRIu64
@@ -272,7 +272,7 @@ static void reply_log(struct catchup_serve *s, const char *query, size_t query_l
         .max_bytes = CATCHUP_BODY_MAX,
     };
     struct catchup_read_result res = {.next = q->after};
-    struct mqtt_buf body = {0};
+    struct buf body = {0};
     enum wm_err err = WM_OK;
     /* For the log, until 0 means "the last": a query up to 0 asks for nothing. */
     if (q->has_until && q->until == 0)
@@ -292,7 +292,7 @@ static void reply_log(struct catchup_serve *s, const char *query, size_t query_l
         body.data = NULL;
         snprintf(r->extra, sizeof r->extra, "Cache-Control: public, max-age=5\r\n");
     }
-    mqtt_buf_free(&body);
+    buf_free(&body);
 out:
     free(q);
 }

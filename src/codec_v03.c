@@ -7,6 +7,7 @@
 #include "codec_internal.h"
 #include "integrity.h"
 #include "json.h"
+#include "text.h"
 
 /* Fields this codec interprets; everything else travels in announce->extra. */
 static const char *const v03_keys[] = {
@@ -113,22 +114,6 @@ static enum wm_err take_size(const struct wm_json *root, struct announce *a, cha
     return WM_OK;
 }
 
-static enum wm_err decode_base64_content(const char *s, size_t len, struct announce *a, char *why,
-                                         size_t whylen)
-{
-    size_t cap = len / 4 * 3 + 3;
-    a->content = malloc(cap + 1);
-    if (!a->content) return WM_ERR_NOMEM;
-    if (integrity_base64_decode(s, len, a->content, &cap) != WM_OK) {
-        codec_why(why, whylen, "bad base64 in content.value");
-        return WM_ERR_INVAL;
-    }
-    a->content[cap] = '\0';
-    a->content_len = cap;
-    a->content_encoding = WM_CONTENT_BASE64;
-    return WM_OK;
-}
-
 static enum wm_err take_content(const struct wm_json *root, struct announce *a, char *why,
                                 size_t whylen)
 {
@@ -148,17 +133,7 @@ static enum wm_err take_content(const struct wm_json *root, struct announce *a, 
         codec_why(why, whylen, "content.value must be a string without NUL characters");
         return WM_ERR_INVAL;
     }
-    if (strcasecmp(enc, "base64") == 0) return decode_base64_content(s, len, a, why, whylen);
-    if (strcasecmp(enc, "utf-8") != 0 && strcasecmp(enc, "utf8") != 0) {
-        codec_why(why, whylen, "content.encoding must be utf-8 or base64");
-        return WM_ERR_INVAL;
-    }
-    a->content = malloc(len + 1);
-    if (!a->content) return WM_ERR_NOMEM;
-    memcpy(a->content, s, len + 1);
-    a->content_len = len;
-    a->content_encoding = WM_CONTENT_UTF8;
-    return WM_OK;
+    return announce_set_content(a, enc, s, len, "content", why, whylen);
 }
 
 static enum wm_err take_extra(const struct wm_json *root, struct announce *a)
@@ -192,38 +167,6 @@ enum wm_err codec_v03_decode(const struct wm_json *root, struct announce *a, cha
 
 /* ---- encoding ---- */
 
-/* Well-formed UTF-8 as RFC 3629 defines it (no overlong forms, no surrogates, at most
- * U+10FFFF) and no NUL, which a JSON string would carry as the refused \u0000. */
-static bool utf8_text(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        if (c == 0) return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        /* n continuation bytes follow a lead byte; 0xc0, 0xc1 and 0xf5.. never appear. */
-        size_t n = c >= 0xc2 && c <= 0xdf   ? 1
-                   : c >= 0xe0 && c <= 0xef ? 2
-                   : c >= 0xf0 && c <= 0xf4 ? 3
-                                            : 0;
-        if (n == 0) return false;
-        uint32_t cp = c & (0x7f >> (n + 1));
-        if (len - i - 1 < n) return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 static enum wm_err set_content_value(struct wm_json *c, const unsigned char *bytes, size_t len,
                                      bool as_utf8)
 {
@@ -248,7 +191,9 @@ static enum wm_err put_content(struct wm_json *root, const struct announce *a)
     if (!a->content && a->content_len) return WM_ERR_INVAL;
     const unsigned char *bytes = a->content ? a->content : (const unsigned char *)"";
     /* Inline content goes back as it came; text that is not UTF-8 can only travel as base64. */
-    bool as_utf8 = a->content_encoding == WM_CONTENT_UTF8 && utf8_text(bytes, a->content_len);
+    /* Without NUL, which a JSON string would carry as the refused \u0000. */
+    bool as_utf8 = a->content_encoding == WM_CONTENT_UTF8 &&
+                   text_utf8_valid(bytes, a->content_len, TEXT_UTF8_NO_NUL);
     struct wm_json *c = wm_json_object_new();
     if (!c) return WM_ERR_NOMEM;
     enum wm_err err = codec_set_string(c, "encoding", as_utf8 ? "utf-8" : "base64");

@@ -175,30 +175,6 @@ static enum wm_err take_integrity(const struct wm_json *props, struct announce *
     return WM_OK;
 }
 
-/* Decodes the text of content.value into a->content as enc says. */
-static enum wm_err decode_content(const char *enc, const char *s, size_t len, struct announce *a,
-                                  char *why, size_t whylen)
-{
-    bool b64 = strcasecmp(enc, "base64") == 0;
-    if (!b64 && strcasecmp(enc, "utf-8") != 0 && strcasecmp(enc, "utf8") != 0) {
-        codec_why(why, whylen, "properties.content.encoding must be utf-8 or base64");
-        return WM_ERR_INVAL;
-    }
-    size_t cap = b64 ? len / 4 * 3 + 3 : len;
-    a->content = malloc(cap + 1);
-    if (!a->content) return WM_ERR_NOMEM;
-    if (!b64) {
-        memcpy(a->content, s, len);
-    } else if (integrity_base64_decode(s, len, a->content, &cap) != WM_OK) {
-        codec_why(why, whylen, "bad base64 in properties.content.value");
-        return WM_ERR_INVAL;
-    }
-    a->content[cap] = '\0';
-    a->content_len = cap;
-    a->content_encoding = b64 ? WM_CONTENT_BASE64 : WM_CONTENT_UTF8;
-    return WM_OK;
-}
-
 /* Fills a's content from a content object {encoding, value, size}. */
 static enum wm_err content_from(const struct wm_json *c, struct announce *a, char *why,
                                 size_t whylen)
@@ -227,7 +203,7 @@ static enum wm_err content_from(const struct wm_json *c, struct announce *a, cha
         codec_why(why, whylen, "properties.content.size must be a non-negative integer");
         return WM_ERR_INVAL;
     }
-    err = decode_content(enc, s, len, a, why, whylen);
+    err = announce_set_content(a, enc, s, len, "properties.content", why, whylen);
     if (err == WM_OK && (uint64_t)size != a->content_len) {
         codec_why(why, whylen, "properties.content.size %lld but the value decodes to %zu bytes",
                   (long long)size, a->content_len);

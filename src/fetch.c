@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "fetch_hosts.h"
+#include "list.h"
 #include "http_wire.h"
 #include "loop.h"
 #include "net.h"
@@ -173,22 +174,13 @@ static int64_t stall_ms(const struct fetcher *f)
 
 static void idle_push(struct conn *c)
 {
-    struct host *h = c->h;
-    c->idle_prev = NULL;
-    c->idle_next = h->idle;
-    if (h->idle) h->idle->idle_prev = c;
-    h->idle = c;
+    DLIST_PUSH(c->h->idle, c, idle_next, idle_prev);
     c->f->nidle++;
 }
 
 static void idle_remove(struct conn *c)
 {
-    if (c->idle_prev)
-        c->idle_prev->idle_next = c->idle_next;
-    else
-        c->h->idle = c->idle_next;
-    if (c->idle_next) c->idle_next->idle_prev = c->idle_prev;
-    c->idle_next = c->idle_prev = NULL;
+    DLIST_REMOVE(c->h->idle, c, idle_next, idle_prev);
     c->f->nidle--;
 }
 
@@ -219,11 +211,7 @@ static void conn_close(struct conn *c)
     close_socket(c);
     if (c->state == CONN_IDLE) idle_remove(c);
     if (c->flush_queued) f->nflush--;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        f->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    DLIST_REMOVE(f->conns, c, next, prev);
     c->h->nconns--;
     f->nconns--;
     free(c->carry);
@@ -364,11 +352,7 @@ static void end_transfer(struct transfer *t, enum wm_err err, long status, const
         memcpy(text, t->why, sizeof text);
         why = text;
     }
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        f->active_list = t->next;
-    if (t->next) t->next->prev = t->prev;
+    DLIST_REMOVE(f->active_list, t, next, prev);
     f->active--;
     if (t->h) t->h->refs--;
     recycle(f, t);
@@ -450,9 +434,7 @@ static void open_conn(struct transfer *t)
     c->t = t;
     c->state = CONN_CONNECTING;
     t->c = c;
-    c->next = f->conns;
-    if (f->conns) f->conns->prev = c;
-    f->conns = c;
+    DLIST_PUSH(f->conns, c, next, prev);
     c->h->nconns++;
     f->nconns++;
 }
@@ -975,13 +957,7 @@ static void wait_ring_remove(struct fetcher *f, struct host *h)
 static void queue_push(struct fetcher *f, struct transfer *t)
 {
     struct host *h = t->h;
-    t->q_next = NULL;
-    t->q_prev = h->queue_tail;
-    if (h->queue_tail)
-        h->queue_tail->q_next = t;
-    else
-        h->queue_head = t;
-    h->queue_tail = t;
+    DLIST_APPEND(h->queue_head, h->queue_tail, t, q_next, q_prev);
     if (!h->wait_next) wait_ring_add(f, h);
 }
 
@@ -990,31 +966,14 @@ static void queue_push(struct fetcher *f, struct transfer *t)
 static void queue_insert_after(struct fetcher *f, struct transfer *prev, struct transfer *t)
 {
     struct host *h = t->h;
-    t->q_prev = prev;
-    t->q_next = prev ? prev->q_next : h->queue_head;
-    if (t->q_next)
-        t->q_next->q_prev = t;
-    else
-        h->queue_tail = t;
-    if (prev)
-        prev->q_next = t;
-    else
-        h->queue_head = t;
+    DLIST_INSERT_AFTER(h->queue_head, h->queue_tail, prev, t, q_next, q_prev);
     if (!h->wait_next) wait_ring_add(f, h);
 }
 
 static void queue_remove(struct fetcher *f, struct transfer *t)
 {
     struct host *h = t->h;
-    if (t->q_prev)
-        t->q_prev->q_next = t->q_next;
-    else
-        h->queue_head = t->q_next;
-    if (t->q_next)
-        t->q_next->q_prev = t->q_prev;
-    else
-        h->queue_tail = t->q_prev;
-    t->q_next = t->q_prev = NULL;
+    DLIST_REMOVE_TAILED(h->queue_head, h->queue_tail, t, q_next, q_prev);
     if (!h->queue_head) wait_ring_remove(f, h);
 }
 
@@ -1255,10 +1214,7 @@ enum wm_err fetch_start(struct fetcher *f, const char *url, int64_t size_hint, f
     t->done = done;
     t->arg = arg;
     t->size_hint = size_hint;
-    t->next = f->active_list;
-    t->prev = NULL;
-    if (f->active_list) f->active_list->prev = t;
-    f->active_list = t;
+    DLIST_PUSH(f->active_list, t, next, prev);
     f->active++;
     char why[300];
     enum wm_err e = prepare(t, url, why, sizeof why);

@@ -5,13 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "fetch.h"
 #include "loop.h"
 
 struct buffer {
     struct loop *loop;
-    char *data;
-    size_t len, size, cap;
+    struct buf body; /* with room for a NUL byte past cap */
+    size_t cap;
     bool overflow;
     enum wm_err err;
     long status;
@@ -20,23 +21,11 @@ struct buffer {
 static int buffer_data(void *arg, const void *data, size_t len)
 {
     struct buffer *b = arg;
-    if (len > b->cap - b->len) {
+    if (len > b->cap - b->body.len) {
         b->overflow = true;
         return -1;
     }
-    if (b->len + len + 1 > b->size) {
-        size_t size = b->size ? b->size : 4096;
-        while (size < b->len + len + 1)
-            size *= 2;
-        char *grown = realloc(b->data, size);
-        if (!grown) return -1;
-        b->data = grown;
-        b->size = size;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-    return 0;
+    return buf_append(&b->body, data, len) == WM_OK ? 0 : -1;
 }
 
 static void buffer_done(void *arg, enum wm_err err, long status, const char *why)
@@ -52,7 +41,7 @@ enum wm_err fetch_get_buffer(const char *url, size_t cap, char **body, size_t *l
                              long *http_status)
 {
     if (!url || !body) return WM_ERR_INVAL;
-    struct buffer b = {.cap = cap, .err = WM_ERR_NOMEM};
+    struct buffer b = {.body.max = cap < SIZE_MAX ? cap + 1 : cap, .cap = cap, .err = WM_ERR_NOMEM};
     struct fetch_options o = {.connect_timeout_ms = 5000, .low_speed_time_s = 10};
     if (cap < INT64_MAX) o.max_size = (int64_t)cap;
     struct fetcher *f = NULL;
@@ -69,15 +58,9 @@ done:
     /* A final status other than 200 is an answer, as it always was here: the caller looks. */
     if (b.err == WM_ERR_PROTOCOL && b.status >= 200 && b.status != 200) {
         b.err = WM_OK;
-        b.len = 0;
-        if (b.data) b.data[0] = '\0';
+        b.body.len = 0;
     }
-    if (b.err != WM_OK) {
-        free(b.data);
-        return b.err;
-    }
-    if (!b.data && !(b.data = calloc(1, 1))) return WM_ERR_NOMEM;
-    *body = b.data;
-    if (len) *len = b.len;
-    return WM_OK;
+    if (b.err == WM_OK && !(*body = buf_detach(&b.body, len))) b.err = WM_ERR_NOMEM;
+    buf_free(&b.body);
+    return b.err;
 }

@@ -147,54 +147,43 @@ static void publish_stats(void *arg)
     loop_timer_start(g->loop, &g->stats_timer, STATS_MS, publish_stats, g);
 }
 
-static void stat_line(char **buf, size_t *len, size_t *cap, const char *name, const char *help,
-                      bool counter, uint64_t v)
+static void stat_line(struct buf *b, const char *name, const char *help, bool counter, uint64_t v)
 {
-    char line[512];
-    int n = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name,
-                     counter ? "counter" : "gauge", name, (unsigned long long)v);
-    if (n < 0 || (size_t)n >= sizeof line) return;
-    if (*len + (size_t)n + 1 > *cap) {
-        size_t ncap = (*len + (size_t)n + 1) * 2;
-        char *grown = realloc(*buf, ncap);
-        if (!grown) return;
-        *buf = grown;
-        *cap = ncap;
-    }
-    memcpy(*buf + *len, line, (size_t)n + 1);
-    *len += (size_t)n;
+    /* A line that does not fit is left out, as the series' own are when memory runs short. */
+    if (buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name,
+                   counter ? "counter" : "gauge", name, (unsigned long long)v) != WM_OK)
+        return;
 }
 
 static char *metrics_page(void *arg, size_t *len, const char **content_type)
 {
     struct gb *g = arg;
-    char *buf = NULL;
-    size_t used = 0, cap = 0;
+    struct buf page = {0};
     *content_type = "text/plain; version=0.0.4; charset=utf-8";
-    if (!series_render(gb_core_series(g->core), &buf, &used, &cap)) {
-        free(buf);
+    if (!series_render(gb_core_series(g->core), &page)) {
+        buf_free(&page);
         return NULL;
     }
     struct gb_stats *s = &g->stats;
-    stat_line(&buf, &used, &cap, "wmesh_gb_unauthorised_total",
+    stat_line(&page, "wmesh_gb_unauthorised_total",
               "Messages dropped: a node's message under another centre-id.", true,
               atomic_load(&s->unauthorised));
-    stat_line(&buf, &used, &cap, "wmesh_gb_duplicates_total",
+    stat_line(&page, "wmesh_gb_duplicates_total",
               "Messages dropped: their id was published within the window.", true,
               atomic_load(&s->duplicates));
-    stat_line(&buf, &used, &cap, "wmesh_gb_refused_total", "Messages the local broker refused.",
-              true, atomic_load(&s->refused));
-    stat_line(&buf, &used, &cap, "wmesh_gb_dedup_entries", "Message ids remembered.", false,
+    stat_line(&page, "wmesh_gb_refused_total", "Messages the local broker refused.", true,
+              atomic_load(&s->refused));
+    stat_line(&page, "wmesh_gb_dedup_entries", "Message ids remembered.", false,
               atomic_load(&s->dedup_entries));
-    stat_line(&buf, &used, &cap, "wmesh_gb_dedup_evictions_total",
+    stat_line(&page, "wmesh_gb_dedup_evictions_total",
               "Message ids forgotten before their window ended (set full).", true,
               atomic_load(&s->dedup_evictions));
-    stat_line(&buf, &used, &cap, "wmesh_gb_pending",
+    stat_line(&page, "wmesh_gb_pending",
               "Republished messages not yet acknowledged by the local broker.", false,
               atomic_load(&s->pending));
-    if (!buf && !(buf = calloc(1, 1))) return NULL;
-    *len = used;
-    return buf;
+    char *text = buf_detach(&page, len);
+    buf_free(&page);
+    return text;
 }
 
 static void on_signal(void *arg)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "integrity.h"
+#include "list.h"
 #include "log.h"
 #include "syncer.h"
 
@@ -76,14 +77,7 @@ static bool wants_round(const struct hasher_task *t)
 
 static void unlink_task(struct hasher *h, struct hasher_task *t)
 {
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        h->head = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    else
-        h->tail = t->prev;
+    DLIST_REMOVE_TAILED(h->head, h->tail, t, next, prev);
 }
 
 static void finish_task(struct hasher_task *t)
@@ -172,12 +166,7 @@ struct hasher_task *hasher_task_new(struct hasher *h, int fd, struct integrity_c
     t->fd = fd;
     t->ctx = ctx;
     t->hashed = t->end = from;
-    t->prev = h->tail;
-    if (h->tail)
-        h->tail->next = t;
-    else
-        h->head = t;
-    h->tail = t;
+    DLIST_APPEND(h->head, h->tail, t, next, prev);
     return t;
 }
 

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "integrity.h"
+#include "text.h"
 #include "version.h"
 
 enum state {
@@ -101,13 +102,6 @@ static const unsigned char tchar[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* `a-o */
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, /* p-z {|}~ DEL; the rest: 0 */
 };
-
-static int hex_value(char c)
-{
-    if (is_digit(c)) return c - '0';
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
-    return -1;
-}
 
 static bool token_is(const char *s, size_t n, const char *word)
 {
@@ -339,7 +333,7 @@ static bool parse_chunk_size(const char *s, size_t n, int64_t *size)
 {
     size_t i = 0;
     int64_t v = 0;
-    for (int d; i < n && (d = hex_value(s[i])) >= 0; i++) {
+    for (int d; i < n && (d = text_hex_digit(s[i])) >= 0; i++) {
         if (v > (INT64_MAX >> 4)) return false;
         v = v << 4 | d;
     }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "httpd_request.h"
+#include "list.h"
 #include "log.h"
 #include "loop.h"
 #include "thread.h"
@@ -686,11 +687,7 @@ static void conn_free(struct conn *c)
     close(c->fd);
     response_clear(c);
     free(c->in);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        h->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    DLIST_REMOVE(h->conns, c, next, prev);
     free(c);
     h->nconns--;
     if (!h->accepting && h->accept_resume_ms == 0 && !h->stopping) resume_accepting(h);
@@ -763,9 +760,7 @@ static void conn_new(struct httpd *h, int fd)
         return;
     }
     c->watching = LOOP_READ;
-    c->next = h->conns;
-    if (h->conns) h->conns->prev = c;
-    h->conns = c;
+    DLIST_PUSH(h->conns, c, next, prev);
     h->nconns++;
 }
 

@@ -21,6 +21,8 @@
 #include <openssl/sha.h>
 #include <sys/random.h>
 
+#include "text.h"
+
 #if !defined(OPENSSL_NO_DEPRECATED_3_0) && !defined(OPENSSL_NO_MD5)
 #define DIRECT_DIGESTS 1
 #else
@@ -503,14 +505,6 @@ enum wm_err integrity_hex_encode(const unsigned char *in, size_t len, char *out,
     return WM_OK;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 enum wm_err integrity_hex_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen)
 {
     if (!in || !outlen || (!out && *outlen)) return WM_ERR_INVAL;
@@ -518,7 +512,7 @@ enum wm_err integrity_hex_decode(const char *in, size_t inlen, unsigned char *ou
     int hi = -1; /* pending high nibble */
     for (size_t i = 0; i < inlen; i++) {
         if (is_space(in[i])) continue;
-        int v = hex_value(in[i]);
+        int v = text_hex_digit(in[i]);
         if (v < 0) return WM_ERR_INVAL;
         if (hi < 0) {
             hi = v;
@@ -575,7 +569,7 @@ static enum wm_err parse_opaque(const char *text, struct wm_checksum *out, const
 static bool all_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (hex_value(s[i]) < 0) return false;
+        if (text_hex_digit(s[i]) < 0) return false;
     return true;
 }
 

@@ -13,6 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
+#include "byteorder.h"
+#include "fdio.h"
 #include "log.h"
 
 #define MAGIC "WMJOURNL"
@@ -60,8 +63,7 @@ static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t len)
 {
     crc = ~crc;
     for (; len >= 8; len -= 8, p += 8) {
-        uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                             (uint32_t)p[3] << 24);
+        uint32_t lo = crc ^ le32_read(p);
         crc = crc_table[7][lo & 0xffu] ^ crc_table[6][(lo >> 8) & 0xffu] ^
               crc_table[5][(lo >> 16) & 0xffu] ^ crc_table[4][lo >> 24] ^ crc_table[3][p[4]] ^
               crc_table[2][p[5]] ^ crc_table[1][p[6]] ^ crc_table[0][p[7]];
@@ -69,36 +71,6 @@ static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t len)
     while (len--)
         crc = crc_table[0][(crc ^ *p++) & 0xffu] ^ (crc >> 8);
     return ~crc;
-}
-
-/* ---- little-endian fields ---- */
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
 }
 
 /* ---- the live set: open addressing over ids, linear probing, 0 marks an empty slot ---- */
@@ -175,33 +147,6 @@ static void idset_del(struct idset *s, uint64_t id)
         (void)idset_resize(s, s->bits - 1);
 }
 
-/* ---- a growable byte buffer ---- */
-
-struct buf {
-    unsigned char *data;
-    size_t len, cap;
-};
-
-static enum wm_err buf_reserve(struct buf *b, size_t more, size_t max)
-{
-    if (more > max || b->len > max - more) return WM_ERR_TOOBIG;
-    if (b->len + more <= b->cap) return WM_OK;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more)
-        cap *= 2;
-    unsigned char *p = realloc(b->data, cap);
-    if (!p) return WM_ERR_NOMEM;
-    b->data = p;
-    b->cap = cap;
-    return WM_OK;
-}
-
-static void buf_free(struct buf *b)
-{
-    free(b->data);
-    *b = (struct buf){0};
-}
-
 /* One piece of a record's payload. */
 struct part {
     const void *data;
@@ -215,18 +160,20 @@ static enum wm_err buf_record(struct buf *b, uint32_t type, uint64_t id, const s
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
         len += parts[i].len;
-    enum wm_err err = buf_reserve(b, REC_HEAD + len + REC_TAIL, max);
+    size_t size = REC_HEAD + len + REC_TAIL;
+    if (size > max || b->len > max - size) return WM_ERR_TOOBIG;
+    enum wm_err err = buf_reserve(b, size);
     if (err != WM_OK) return err;
     unsigned char *p = b->data + b->len;
-    put32(p, type);
-    put32(p + 4, (uint32_t)len);
-    put64(p + 8, id);
+    le32_write(p, type);
+    le32_write(p + 4, (uint32_t)len);
+    le64_write(p + 8, id);
     size_t at = REC_HEAD;
     for (size_t i = 0; i < n; i++) {
         if (parts[i].len) memcpy(p + at, parts[i].data, parts[i].len);
         at += parts[i].len;
     }
-    put32(p + REC_HEAD + len, crc32_update(0, p, REC_HEAD + len));
+    le32_write(p + REC_HEAD + len, crc32_update(0, p, REC_HEAD + len));
     b->len += REC_HEAD + len + REC_TAIL;
     return WM_OK;
 }
@@ -295,16 +242,17 @@ static enum rd reader_next(struct reader *r, struct record *rec)
         return r->len == r->pos ? RD_END : RD_BAD;
     }
     const unsigned char *p = r->buf + r->pos;
-    rec->type = get32(p);
-    rec->len = get32(p + 4);
-    rec->id = get64(p + 8);
+    rec->type = le32_read(p);
+    rec->len = le32_read(p + 4);
+    rec->id = le64_read(p + 8);
     if (rec->type != REC_ADD && rec->type != REC_DONE) return RD_BAD;
     if (rec->len > JOURNAL_RECORD_MAX || (rec->type == REC_DONE && rec->len != 0)) return RD_BAD;
     if (rec->id == 0) return RD_BAD;
     rec->size = REC_HEAD + rec->len + REC_TAIL;
     if (!reader_fill(r, rec->size, &io_error)) return io_error ? RD_IO : RD_BAD;
     p = r->buf + r->pos; /* the fill may have moved the bytes */
-    if (crc32_update(0, p, REC_HEAD + rec->len) != get32(p + REC_HEAD + rec->len)) return RD_BAD;
+    if (crc32_update(0, p, REC_HEAD + rec->len) != le32_read(p + REC_HEAD + rec->len))
+        return RD_BAD;
     rec->raw = p;
     rec->payload = p + REC_HEAD;
     r->pos += rec->size;
@@ -346,32 +294,19 @@ struct journal {
     bool failing; /* the last sync failed: its error was logged */
 };
 
-ssize_t journal_pwrite_all(int fd, const void *data, size_t len, uint64_t off)
-{
-    const unsigned char *p = data;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return -1;
-        done += (size_t)n;
-    }
-    return (ssize_t)done;
-}
-
 static void header_encode(unsigned char *h, uint64_t first_id)
 {
     memcpy(h, MAGIC, 8);
-    put32(h + 8, VERSION);
-    put64(h + 12, first_id);
-    put32(h + 20, crc32_update(0, h, 20));
+    le32_write(h + 8, VERSION);
+    le64_write(h + 12, first_id);
+    le32_write(h + 20, crc32_update(0, h, 20));
 }
 
 static enum wm_err header_decode(const unsigned char *h, uint64_t *first_id)
 {
-    if (memcmp(h, MAGIC, 8) != 0 || get32(h + 8) != VERSION) return WM_ERR_FORMAT;
-    if (crc32_update(0, h, 20) != get32(h + 20)) return WM_ERR_FORMAT;
-    *first_id = get64(h + 12);
+    if (memcmp(h, MAGIC, 8) != 0 || le32_read(h + 8) != VERSION) return WM_ERR_FORMAT;
+    if (crc32_update(0, h, 20) != le32_read(h + 20)) return WM_ERR_FORMAT;
+    *first_id = le64_read(h + 12);
     return *first_id ? WM_OK : WM_ERR_FORMAT;
 }
 
@@ -411,7 +346,7 @@ static enum wm_err init_file(struct journal *j)
 {
     unsigned char h[HEADER_SIZE];
     header_encode(h, 1);
-    if (ftruncate(j->fd, 0) != 0 || journal_pwrite_all(j->fd, h, sizeof h, 0) < 0 ||
+    if (ftruncate(j->fd, 0) != 0 || fdio_pwrite_all(j->fd, h, sizeof h, 0) < 0 ||
         fsync(j->fd) != 0 || fsync(j->dirfd) != 0)
         return io_fail("cannot initialise", j);
     j->synced_end = HEADER_SIZE;
@@ -595,24 +530,13 @@ enum wm_err journal_entry_read(const void *record, size_t len, struct journal_en
     if (len == 0) return WM_ERR_FORMAT;
     e->version = r[0];
     if (r[0] != JOURNAL_ENTRY_VERSION || len < JOURNAL_ENTRY_HEAD) return WM_ERR_FORMAT;
-    size_t tlen = (size_t)r[2] | (size_t)r[3] << 8;
+    size_t tlen = le16_read(r + 2);
     if (tlen > len - JOURNAL_ENTRY_HEAD) return WM_ERR_FORMAT;
     e->topic = tlen ? (const char *)r + JOURNAL_ENTRY_HEAD : NULL;
     e->topic_len = tlen;
     e->payload = r + JOURNAL_ENTRY_HEAD + tlen;
     e->len = len - JOURNAL_ENTRY_HEAD - tlen;
     return WM_OK;
-}
-
-static void put16(unsigned char *p, size_t v)
-{
-    p[0] = (unsigned char)(v & 0xffu);
-    p[1] = (unsigned char)(v >> 8);
-}
-
-static size_t get16(const unsigned char *p)
-{
-    return (size_t)p[0] | (size_t)p[1] << 8;
 }
 
 #define OUTBOX_HEAD 13u /* bytes before the checksum's */
@@ -636,16 +560,14 @@ enum wm_err journal_add_outbox(struct journal *j, const struct journal_outbox *o
     head[0] = JOURNAL_OUTBOX_VERSION;
     head[1] = (unsigned char)((o->key ? JOURNAL_OUTBOX_HAS_FILE : 0) |
                               (origin ? JOURNAL_OUTBOX_HAS_ORIGIN : 0));
-    put16(head + 2, o->key_len);
-    put16(head + 4, o->topic_len);
-    uint32_t mlen = (uint32_t)o->len;
-    for (int i = 0; i < 4; i++)
-        head[6 + i] = (unsigned char)(mlen >> (8 * i));
+    le16_write(head + 2, (uint16_t)o->key_len);
+    le16_write(head + 4, (uint16_t)o->topic_len);
+    le32_write(head + 6, (uint32_t)o->len);
     head[10] = (unsigned char)(o->key ? o->sum.method : 0);
     head[11] = (unsigned char)(o->key ? o->sum.cod_method : 0);
     head[12] = (unsigned char)sumlen;
     unsigned char ohead[2];
-    put16(ohead, otlen);
+    le16_write(ohead, (uint16_t)otlen);
     struct part parts[] = {{head, sizeof head},
                            {o->sum.value, sumlen},
                            {o->key, o->key_len},
@@ -672,8 +594,8 @@ enum wm_err journal_outbox_read(const void *record, size_t len, struct journal_o
     const unsigned char *r = record;
     *o = (struct journal_outbox){0};
     if (len < OUTBOX_HEAD || r[0] != JOURNAL_OUTBOX_VERSION) return WM_ERR_FORMAT;
-    size_t key_len = get16(r + 2), topic_len = get16(r + 4), sumlen = r[12];
-    size_t mlen = (size_t)r[6] | (size_t)r[7] << 8 | (size_t)r[8] << 16 | (size_t)r[9] << 24;
+    size_t key_len = le16_read(r + 2), topic_len = le16_read(r + 4), sumlen = r[12];
+    size_t mlen = le32_read(r + 6);
     bool file = r[1] & JOURNAL_OUTBOX_HAS_FILE;
     if (sumlen > WM_SUM_MAX_LEN || (!file && (sumlen || key_len)) || topic_len == 0)
         return WM_ERR_FORMAT;
@@ -698,9 +620,9 @@ enum wm_err journal_outbox_read(const void *record, size_t len, struct journal_o
     c += topic_len + mlen;
     left -= sumlen + key_len + topic_len + mlen;
     if (!(r[1] & JOURNAL_OUTBOX_HAS_ORIGIN)) return left == 0 ? WM_OK : WM_ERR_FORMAT;
-    if (left < 2 || get16(c) > left - 2) return WM_ERR_FORMAT;
+    if (left < 2 || le16_read(c) > left - 2) return WM_ERR_FORMAT;
     o->origin.version = JOURNAL_ENTRY_VERSION;
-    o->origin.topic_len = get16(c);
+    o->origin.topic_len = le16_read(c);
     o->origin.topic = o->origin.topic_len ? (const char *)c + 2 : NULL;
     o->origin.payload = c + 2 + o->origin.topic_len;
     o->origin.len = left - 2 - o->origin.topic_len;
@@ -765,7 +687,7 @@ enum wm_err journal_batch_write(struct journal_batch *b)
     if (!b) return WM_ERR_INVAL;
     b->failed = NULL;
     if (b->data.len) {
-        if (journal_pwrite_all(b->fd, b->data.data, b->data.len, b->offset) < 0)
+        if (fdio_pwrite_all(b->fd, b->data.data, b->data.len, b->offset) < 0)
             return batch_fail(b, "cannot write");
         if (b->fdatasync && fdatasync(b->fd) != 0) return batch_fail(b, "cannot sync");
     }
@@ -777,7 +699,7 @@ enum wm_err journal_batch_write(struct journal_batch *b)
  * is written again by the next sync (see journal_sync in journal.h). */
 static void unwind_batch(struct journal *j, struct journal_batch *b)
 {
-    if (buf_reserve(&b->data, j->pend.len, SIZE_MAX) == WM_OK) {
+    if (buf_reserve(&b->data, j->pend.len) == WM_OK) {
         if (j->pend.len) memcpy(b->data.data + b->data.len, j->pend.data, j->pend.len);
         b->data.len += j->pend.len;
         struct buf spare = j->pend;
@@ -895,7 +817,7 @@ static enum wm_err copy_live(struct journal *j, int out_fd, uint64_t *size)
     struct reader r;
     enum wm_err err = reader_init(&r, j->fd, HEADER_SIZE, j->synced_end);
     if (err != WM_OK) return err;
-    if ((err = buf_reserve(&out, COMPACT_FLUSH + REC_MAX, SIZE_MAX)) != WM_OK) goto out;
+    if ((err = buf_reserve(&out, COMPACT_FLUSH + REC_MAX)) != WM_OK) goto out;
     header_encode(out.data, j->next_id);
     out.len = HEADER_SIZE;
     uint64_t off = 0;
@@ -908,7 +830,7 @@ static enum wm_err copy_live(struct journal *j, int out_fd, uint64_t *size)
         out.len += rec.size;
         copied++;
         if (out.len < COMPACT_FLUSH) continue;
-        if (journal_pwrite_all(out_fd, out.data, out.len, off) < 0) goto io;
+        if (fdio_pwrite_all(out_fd, out.data, out.len, off) < 0) goto io;
         off += out.len;
         out.len = 0;
     }
@@ -918,7 +840,7 @@ static enum wm_err copy_live(struct journal *j, int out_fd, uint64_t *size)
         log_error("journal: %s: records changed under the journal, not compacting", j->path);
         goto out;
     }
-    if (journal_pwrite_all(out_fd, out.data, out.len, off) < 0) goto io;
+    if (fdio_pwrite_all(out_fd, out.data, out.len, off) < 0) goto io;
     *size = off + out.len;
     err = WM_OK;
     goto out;

@@ -38,10 +38,6 @@
 
 struct journal;
 
-/* Writes all len bytes at offset off, going on after short writes and EINTR (also used by the
- * catch-up log). Returns len, or -1 with errno set. */
-ssize_t journal_pwrite_all(int fd, const void *data, size_t len, uint64_t off);
-
 /* Opens the journal at path, creating the file (mode 0600) when absent; its directory must
  * exist. Scans the file once to learn the live ids (payloads are not kept in memory) and
  * truncates a torn tail. Takes an exclusive lock: a second open of the same file, by this or

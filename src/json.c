@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "text.h"
+
 /* Memory. Every value is a node; a string's bytes (NUL-terminated) follow its node. The parser
  * (and wm_json_copy) gives each array or object a single allocation, its block: the node, its
  * slots (element pointers, or members), its scalar children and its keys. Nested arrays and
@@ -92,44 +95,6 @@ static void release(struct wm_json *j)
 }
 
 /* ---- UTF-8 ---- */
-
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
- * nothing above U+10FFFF), or 0 when there is none before end. */
-static size_t utf8_seq(const unsigned char *s, const unsigned char *end)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (c < 0x80) return 1;
-    if (c < 0xC2) return 0; /* a continuation byte, or an overlong two-byte form */
-    if (c < 0xE0) {
-        n = 2;
-    } else if (c < 0xF0) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0; /* overlong */
-        if (c == 0xED) hi = 0x9F; /* U+D800..U+DFFF */
-    } else if (c < 0xF5) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90; /* overlong */
-        if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - s) < n || s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    return n;
-}
-
-static bool utf8_valid(const char *text, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)text, *end = s + len;
-    while (s < end) {
-        size_t n = *s < 0x80 ? 1 : utf8_seq(s, end);
-        if (n == 0) return false;
-        s += n;
-    }
-    return true;
-}
 
 /* Writes code point cp (a scalar value, not a surrogate) as UTF-8; returns the byte count. */
 static size_t utf8_put(char *dst, uint32_t cp)
@@ -422,7 +387,7 @@ static const unsigned char *parse_string_slow(struct parser *p, const unsigned c
         if (s == p->end) return fail(p, s, WM_ERR_FORMAT, "unterminated string");
         if (*s == '"') break;
         if (*s >= 0x80) {
-            size_t n = utf8_seq(s, p->end);
+            size_t n = text_utf8_seq(s, p->end);
             if (n == 0) return fail(p, s, WM_ERR_FORMAT, "invalid UTF-8 in string");
             s += n;
             continue;
@@ -811,33 +776,13 @@ struct wm_json *wm_json_copy(const struct wm_json *j)
 /* ---- output: compact text ---- */
 
 struct text {
-    char *data;
-    size_t len, cap;
-    bool failed; /* an allocation failed: the text is incomplete */
+    struct buf out;
+    bool failed; /* an append failed: the text is incomplete */
 };
 
 static void text_put(struct text *t, const char *s, size_t n)
 {
-    if (t->failed) return;
-    if (n > t->cap - t->len) {
-        size_t cap = t->cap ? t->cap : 512;
-        while (cap - t->len < n + 1) {
-            if (cap > SIZE_MAX / 2) {
-                t->failed = true;
-                return;
-            }
-            cap *= 2;
-        }
-        char *d = realloc(t->data, cap);
-        if (!d) {
-            t->failed = true;
-            return;
-        }
-        t->data = d;
-        t->cap = cap;
-    }
-    memcpy(t->data + t->len, s, n);
-    t->len += n;
+    if (!t->failed && buf_append(&t->out, s, n) != WM_OK) t->failed = true;
 }
 
 /* JSON string: quotes, backslashes and control characters escaped, everything else (UTF-8
@@ -963,11 +908,11 @@ enum wm_err wm_json_dump(const struct wm_json *j, char **out, size_t *len)
     put_value(&t, j);
     text_put(&t, "", 1); /* the terminating NUL, not counted */
     if (t.failed) {
-        free(t.data);
+        buf_free(&t.out);
         return WM_ERR_NOMEM;
     }
-    *out = t.data;
-    if (len) *len = t.len - 1;
+    *out = (char *)t.out.data;
+    if (len) *len = t.out.len - 1;
     return WM_OK;
 }
 
@@ -1035,7 +980,7 @@ struct wm_json *wm_json_string_new(const char *s, size_t len)
         errno = EINVAL;
         return NULL;
     }
-    if (!utf8_valid(s, len)) {
+    if (!text_utf8_valid(s, len, 0)) {
         errno = EILSEQ;
         return NULL;
     }
@@ -1099,7 +1044,7 @@ enum wm_err wm_json_object_set(struct wm_json *obj, const char *key, struct wm_j
         return WM_ERR_INVAL;
     }
     size_t len = strlen(key);
-    if (!utf8_valid(key, len)) {
+    if (!text_utf8_valid(key, len, 0)) {
         release(value);
         return WM_ERR_INVAL;
     }

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdio.h"
+
 /* A record never exceeds this, newline included, so that it always fits in the batch. */
 #define LINE_MAX_LEN 4096
 
@@ -127,22 +129,10 @@ static void escape_controls(char *s, size_t cap)
     s[j] = '\0';
 }
 
-/* Writes it all, resuming after a signal or a short write; a failing stderr loses the lines. */
-static void write_all(const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(STDERR_FILENO, p, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return;
-        p += w;
-        len -= (size_t)w;
-    }
-}
-
 static void flush_locked(void)
 {
     if (batch_len == 0) return;
-    write_all(batch, batch_len);
+    (void)fdio_write_all(STDERR_FILENO, batch, batch_len); /* a failing stderr loses lines */
     batch_len = 0;
 }
 
@@ -173,7 +163,7 @@ static void emit(enum wm_log_level level, const char *line, size_t len)
     pthread_mutex_lock(&batch_lock);
     if (batch_len + len > sizeof batch) flush_locked();
     if (!hold && batch_len == 0) {
-        write_all(line, len);
+        (void)fdio_write_all(STDERR_FILENO, line, len);
     } else {
         memcpy(batch + batch_len, line, len);
         batch_len += len;

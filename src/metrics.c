@@ -58,36 +58,17 @@ const char *metrics_reject_name(enum wm_reject r)
 }
 
 struct out {
-    char *buf;
-    size_t len, cap;
-    int failed;
+    struct buf text;
+    bool failed; /* an append failed: the page is incomplete */
 };
 
 __attribute__((format(printf, 2, 3))) static void emit(struct out *o, const char *fmt, ...)
 {
     if (o->failed) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->failed = 1;
-            return;
-        }
-        if ((size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t cap = o->cap * 2 + (size_t)n;
-        char *b = realloc(o->buf, cap);
-        if (!b) {
-            o->failed = 1;
-            return;
-        }
-        o->buf = b;
-        o->cap = cap;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    if (buf_vprintf(&o->text, fmt, ap) != WM_OK) o->failed = true;
+    va_end(ap);
 }
 
 static uint64_t get(const atomic_uint_fast64_t *v)
@@ -109,14 +90,7 @@ static void gauge(struct out *o, const char *name, const char *help, double v)
 /* Label values are broker labels we made ourselves, but escape them as the format asks. */
 static void emit_label(struct out *o, const char *s)
 {
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            emit(o, "\\%c", *s);
-        else if (*s == '\n')
-            emit(o, "\\n");
-        else
-            emit(o, "%c", *s);
-    }
+    if (!o->failed && series_escape_label(&o->text, s) != WM_OK) o->failed = true;
 }
 
 static void render_brokers(struct out *o, const struct metrics *m)
@@ -161,9 +135,8 @@ static void render_histogram(struct out *o, const char *name, const char *help,
 
 char *metrics_render(const struct metrics *m, size_t *len)
 {
-    struct out o = {.cap = 4096};
-    o.buf = malloc(o.cap);
-    if (!o.buf) return NULL;
+    struct out o = {0};
+    if (buf_reserve(&o.text, 4096) != WM_OK) return NULL;
     render_brokers(&o, m);
     counter(&o, "wmesh_downloads_total", "Files downloaded, verified and stored.",
             get(&m->downloads));
@@ -239,11 +212,8 @@ char *metrics_render(const struct metrics *m, size_t *len)
                      "Time from the arrival of an announcement of a file this peer lacks to its "
                      "re-announcement: the download, check and store, this peer's part of a hop.",
                      "Longest relay since start.", &m->relay);
-    if (!o.failed && !series_render(m->series, &o.buf, &o.len, &o.cap)) o.failed = 1;
-    if (o.failed) {
-        free(o.buf);
-        return NULL;
-    }
-    if (len) *len = o.len;
-    return o.buf;
+    if (!o.failed && !series_render(m->series, &o.text)) o.failed = true;
+    char *page = o.failed ? NULL : buf_detach(&o.text, len);
+    buf_free(&o.text);
+    return page;
 }

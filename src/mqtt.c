@@ -33,6 +33,8 @@
 #define READ_BUDGET (256 * 1024)      /* bytes read per readiness event before others run */
 #define KEEP_BUFFER (256 * 1024)      /* an empty buffer larger than this is given back */
 #define MAX_PACKET (16 * 1024 * 1024) /* largest packet accepted from a broker */
+/* The input buffer's cap: a packet being read, one read budget and its chunk fit with room. */
+#define IN_MAX (4 * (size_t)MAX_PACKET)
 #define SEND_BUDGET (256 * 1024) /* bytes of queued publishes put in the write buffer per turn */
 #define CONNECT_TIMEOUT_MS 30000 /* TCP, TLS and CONNACK together */
 
@@ -89,12 +91,12 @@ struct mqtt_link {
     struct resolver *resolver;
     const struct proxy_config *proxies;
     struct net_conn *net;
-    int fd;                /* net's socket once connected; -1 before */
-    unsigned watched;      /* events asked of the loop for fd */
-    struct mqtt_buf in;    /* bytes read, not yet handled */
-    struct mqtt_buf out;   /* bytes to write */
-    struct mqtt_buf probe; /* mqtt_publish's trial encoding of a topic */
-    char *topic;           /* NUL-terminated copy of the topic of the message being delivered */
+    int fd;           /* net's socket once connected; -1 before */
+    unsigned watched; /* events asked of the loop for fd */
+    struct buf in;    /* bytes read, not yet handled */
+    struct buf out;   /* bytes to write */
+    struct buf probe; /* mqtt_publish's trial encoding of a topic */
+    char *topic;      /* NUL-terminated copy of the topic of the message being delivered */
     size_t topic_cap;
     /* Publishes: [head, unsent) sent and awaiting PUBACK, [unsent, tail] not yet sent. */
     struct outmsg *head, *tail, *unsent;
@@ -224,11 +226,11 @@ static bool write_out(struct mqtt_link *l)
             connection_lost(l, why, false);
             return false;
         }
-        mqtt_buf_consume(&l->out, (size_t)n);
+        buf_consume(&l->out, (size_t)n);
         l->written += (uint64_t)n;
         l->last_write_ms = loop_now_ms(l->loop);
     }
-    if (l->out.len == 0 && l->out.cap > KEEP_BUFFER) mqtt_buf_free(&l->out);
+    if (l->out.len == 0 && l->out.cap > KEEP_BUFFER) buf_free(&l->out);
     return true;
 }
 
@@ -307,13 +309,13 @@ static void send_publishes(struct mqtt_link *l)
         size_t before = l->out.len;
         enum wm_err e = mqtt_wire_publish(&l->out, l->version, &pub);
         if (e != WM_OK) {
-            /* mqtt_publish checked topic and size, so only memory can be short: retried at
-             * the next turn. */
+            /* mqtt_publish checked topic and size, so only memory (or the output buffer's cap)
+             * can be short: retried at the next turn. */
             if (fresh_id) {
                 pid_mark(l, m->packet_id, false);
                 m->packet_id = 0;
             }
-            if (e != WM_ERR_NOMEM)
+            if (e != WM_ERR_NOMEM && e != WM_ERR_TOOBIG)
                 log_error("broker %s: cannot encode a message on %s: %s", l->label, m->topic,
                           wm_strerror(e));
             return;
@@ -777,8 +779,8 @@ static void handle_input(struct mqtt_link *l)
         if (!handle_packet(l, &p)) return;
         off += used;
     }
-    if (l->fd >= 0) mqtt_buf_consume(&l->in, off);
-    if (l->in.len == 0 && l->in.cap > KEEP_BUFFER) mqtt_buf_free(&l->in); /* a burst is over */
+    if (l->fd >= 0) buf_consume(&l->in, off);
+    if (l->in.len == 0 && l->in.cap > KEEP_BUFFER) buf_free(&l->in); /* a burst is over */
 }
 
 /* Reads what the socket has (up to a budget, so other sockets are served too). False when the
@@ -787,7 +789,7 @@ static bool read_in(struct mqtt_link *l)
 {
     size_t budget = READ_BUDGET;
     while (budget > 0) {
-        if (mqtt_buf_reserve(&l->in, READ_CHUNK) != WM_OK) {
+        if (buf_reserve(&l->in, READ_CHUNK) != WM_OK) {
             drop_connection(l, "out of memory");
             return false;
         }
@@ -934,6 +936,7 @@ struct mqtt_link *mqtt_link_new(struct loop *loop, const struct mqtt_options *o,
     l->arg = arg;
     l->proxies = o->proxies;
     l->fd = -1;
+    l->in.max = IN_MAX;
     l->keepalive_wanted_s = o->keepalive_s > 0 && o->keepalive_s <= 65535 ? o->keepalive_s : 30;
     l->keepalive_s = l->keepalive_wanted_s;
     l->clean = o->client_id ? o->clean_session : true;
@@ -981,9 +984,9 @@ void mqtt_link_free(struct mqtt_link **lp)
         free(m);
     }
     resolver_free(&l->resolver);
-    mqtt_buf_free(&l->in);
-    mqtt_buf_free(&l->out);
-    mqtt_buf_free(&l->probe);
+    buf_free(&l->in);
+    buf_free(&l->out);
+    buf_free(&l->probe);
     free(l->topic);
     for (size_t i = 0; i < l->nsubs; i++)
         free(l->subs[i]);

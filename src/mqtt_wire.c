@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
+
 /* Packet types only a client sends; named here for the property table and for log lines. */
 #define PKT_CONNECT 1
 #define PKT_SUBSCRIBE 8
@@ -13,86 +15,15 @@
 #define PKT_PINGREQ 12
 
 #define MAX_STRING 65535u /* a two-byte length prefix */
-#define BUF_MIN 256
-
-/* ---- growable buffer ---- */
-
-enum wm_err mqtt_buf_reserve(struct mqtt_buf *b, size_t more)
-{
-    if (!b) return WM_ERR_INVAL;
-    if (b->cap - b->len >= more) return WM_OK;
-    if (more > SIZE_MAX - b->len) return WM_ERR_NOMEM;
-    size_t need = b->len + more;
-    size_t cap = b->cap <= SIZE_MAX / 2 ? b->cap * 2 : SIZE_MAX;
-    if (cap < BUF_MIN) cap = BUF_MIN;
-    if (cap < need) cap = need;
-    unsigned char *data = realloc(b->data, cap);
-    if (!data) return WM_ERR_NOMEM;
-    b->data = data;
-    b->cap = cap;
-    return WM_OK;
-}
-
-void mqtt_buf_consume(struct mqtt_buf *b, size_t n)
-{
-    if (!b) return;
-    if (n >= b->len) {
-        b->len = 0;
-        return;
-    }
-    memmove(b->data, b->data + n, b->len - n);
-    b->len -= n;
-}
-
-void mqtt_buf_free(struct mqtt_buf *b)
-{
-    if (!b) return;
-    free(b->data);
-    b->data = NULL;
-    b->len = 0;
-    b->cap = 0;
-}
 
 /* ---- strings ---- */
-
-/* Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF) without
- * U+0000, which MQTT requires of every string (MQTT 5 1.5.4, 3.1.1 1.5.3). */
-static bool utf8_ok(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c >= 0x01 && c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp, min;
-        if ((c & 0xE0) == 0xC0) {
-            k = 1, cp = c & 0x1Fu, min = 0x80;
-        } else if ((c & 0xF0) == 0xE0) {
-            k = 2, cp = c & 0x0Fu, min = 0x800;
-        } else if ((c & 0xF8) == 0xF0) {
-            k = 3, cp = c & 0x07u, min = 0x10000;
-        } else {
-            return false; /* U+0000, a continuation byte, or 0xF8 and above */
-        }
-        if (n - i - 1 < k) return false;
-        for (size_t j = 1; j <= k; j++) {
-            unsigned char d = s[i + j];
-            if ((d & 0xC0) != 0x80) return false;
-            cp = cp << 6 | (d & 0x3Fu);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += k + 1;
-    }
-    return true;
-}
 
 /* A string we may send: fits its two-byte length and is valid MQTT UTF-8. */
 static bool string_ok(const char *s, size_t n)
 {
-    return n <= MAX_STRING && utf8_ok((const unsigned char *)s, n);
+    /* Well-formed UTF-8 without U+0000, which MQTT requires of every string (MQTT 5 1.5.4,
+     * 3.1.1 1.5.3). */
+    return n <= MAX_STRING && text_utf8_valid(s, n, TEXT_UTF8_NO_NUL);
 }
 
 bool mqtt_topic_filter_valid(const char *f, size_t n)
@@ -178,10 +109,10 @@ static unsigned char *put_bytes(unsigned char *w, const void *s, size_t n)
 
 /* Reserves room for a packet of fixed-header byte `first` and `rem` remaining bytes, writes the
  * fixed header and returns where the rest goes; NULL when memory runs out. */
-static unsigned char *begin(struct mqtt_buf *b, unsigned first, size_t rem, size_t *total)
+static unsigned char *begin(struct buf *b, unsigned first, size_t rem, size_t *total)
 {
     *total = 1 + varint_size(rem) + rem;
-    if (mqtt_buf_reserve(b, *total) != WM_OK) return NULL;
+    if (buf_reserve(b, *total) != WM_OK) return NULL;
     unsigned char *w = b->data + b->len;
     w = put_u8(w, first);
     return put_varint(w, rem);
@@ -192,7 +123,7 @@ static bool version_ok(int version)
     return version == MQTT_LEVEL_311 || version == MQTT_LEVEL_5;
 }
 
-enum wm_err mqtt_wire_connect(struct mqtt_buf *b, const struct mqtt_connect *c)
+enum wm_err mqtt_wire_connect(struct buf *b, const struct mqtt_connect *c)
 {
     if (!b || !c || !c->client_id || !version_ok(c->version)) return WM_ERR_INVAL;
     size_t id_len = strlen(c->client_id);
@@ -237,7 +168,7 @@ enum wm_err mqtt_wire_connect(struct mqtt_buf *b, const struct mqtt_connect *c)
     return WM_OK;
 }
 
-enum wm_err mqtt_wire_publish(struct mqtt_buf *b, int version, const struct mqtt_publish *p)
+enum wm_err mqtt_wire_publish(struct buf *b, int version, const struct mqtt_publish *p)
 {
     if (!b || !p || !p->topic || !version_ok(version)) return WM_ERR_INVAL;
     if (p->qos != 0 && p->qos != 1) return WM_ERR_INVAL;
@@ -270,7 +201,7 @@ enum wm_err mqtt_wire_publish(struct mqtt_buf *b, int version, const struct mqtt
     return WM_OK;
 }
 
-enum wm_err mqtt_wire_puback(struct mqtt_buf *b, uint16_t packet_id)
+enum wm_err mqtt_wire_puback(struct buf *b, uint16_t packet_id)
 {
     if (!b || packet_id == 0) return WM_ERR_INVAL;
     size_t total;
@@ -281,7 +212,7 @@ enum wm_err mqtt_wire_puback(struct mqtt_buf *b, uint16_t packet_id)
     return WM_OK;
 }
 
-enum wm_err mqtt_wire_subscribe(struct mqtt_buf *b, int version, uint16_t packet_id,
+enum wm_err mqtt_wire_subscribe(struct buf *b, int version, uint16_t packet_id,
                                 const char *const *filters, size_t n, int qos)
 {
     if (!b || !version_ok(version) || packet_id == 0 || !filters || n == 0) return WM_ERR_INVAL;
@@ -309,22 +240,22 @@ enum wm_err mqtt_wire_subscribe(struct mqtt_buf *b, int version, uint16_t packet
     return WM_OK;
 }
 
-static enum wm_err empty_packet(struct mqtt_buf *b, unsigned first)
+static enum wm_err empty_packet(struct buf *b, unsigned first)
 {
     if (!b) return WM_ERR_INVAL;
-    if (mqtt_buf_reserve(b, 2) != WM_OK) return WM_ERR_NOMEM;
+    if (buf_reserve(b, 2) != WM_OK) return WM_ERR_NOMEM;
     b->data[b->len] = (unsigned char)first;
     b->data[b->len + 1] = 0;
     b->len += 2;
     return WM_OK;
 }
 
-enum wm_err mqtt_wire_pingreq(struct mqtt_buf *b)
+enum wm_err mqtt_wire_pingreq(struct buf *b)
 {
     return empty_packet(b, PKT_PINGREQ << 4);
 }
 
-enum wm_err mqtt_wire_disconnect(struct mqtt_buf *b, int version)
+enum wm_err mqtt_wire_disconnect(struct buf *b, int version)
 {
     if (!version_ok(version)) return WM_ERR_INVAL;
     /* MQTT 5 allows the reason code and properties to be left out when the reason is 0. */
@@ -478,7 +409,8 @@ static bool take_bytes(struct parse *s, const unsigned char **v, size_t *n, cons
 static bool take_string(struct parse *s, const unsigned char **v, size_t *n, const char *what)
 {
     if (!take_bytes(s, v, n, what)) return false;
-    if (!utf8_ok(*v, *n)) return fail(s, "%s is not valid UTF-8 or contains U+0000", what);
+    if (!text_utf8_valid(*v, *n, TEXT_UTF8_NO_NUL))
+        return fail(s, "%s is not valid UTF-8 or contains U+0000", what);
     return true;
 }
 

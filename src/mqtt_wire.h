@@ -8,24 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "error.h"
 
 #define MQTT_LEVEL_311 4 /* protocol level byte of MQTT 3.1.1 */
 #define MQTT_LEVEL_5 5
 #define MQTT_MAX_REMAINING 268435455u /* the largest remaining length a packet can state */
 
-/* A growable byte buffer. The owner zero-initialises it and releases it with mqtt_buf_free(). */
-struct mqtt_buf {
-    unsigned char *data;
-    size_t len; /* bytes held, from data[0] */
-    size_t cap;
-};
-
-/* Makes room for `more` bytes after len; WM_ERR_NOMEM on failure (the buffer is unchanged). */
-WM_WARN_UNUSED enum wm_err mqtt_buf_reserve(struct mqtt_buf *b, size_t more);
-/* Drops the first n bytes (n <= len), moving the rest to the front. */
-void mqtt_buf_consume(struct mqtt_buf *b, size_t n);
-void mqtt_buf_free(struct mqtt_buf *b);
+/* The encoders append to a struct buf (buf.h). */
 
 /* ---- encoding: each appends one whole packet to b, or leaves b unchanged on error ---- */
 
@@ -42,7 +32,7 @@ struct mqtt_connect {
 };
 /* WM_ERR_INVAL for a bad version, an empty client id without clean_start, or a string over
  * 65535 bytes. */
-WM_WARN_UNUSED enum wm_err mqtt_wire_connect(struct mqtt_buf *b, const struct mqtt_connect *c);
+WM_WARN_UNUSED enum wm_err mqtt_wire_connect(struct buf *b, const struct mqtt_connect *c);
 
 struct mqtt_publish {
     const char *topic; /* NUL-terminated, non-empty, no '+' or '#' */
@@ -56,18 +46,18 @@ struct mqtt_publish {
 };
 /* WM_ERR_INVAL for a bad topic, qos or packet id; WM_ERR_TOOBIG when the packet would exceed
  * MQTT_MAX_REMAINING. */
-WM_WARN_UNUSED enum wm_err mqtt_wire_publish(struct mqtt_buf *b, int version,
+WM_WARN_UNUSED enum wm_err mqtt_wire_publish(struct buf *b, int version,
                                              const struct mqtt_publish *p);
 /* PUBACK with success (3.1.1: 2 bytes of packet id; 5: the same, reason code 0 implied). */
-WM_WARN_UNUSED enum wm_err mqtt_wire_puback(struct mqtt_buf *b, uint16_t packet_id);
+WM_WARN_UNUSED enum wm_err mqtt_wire_puback(struct buf *b, uint16_t packet_id);
 /* One SUBSCRIBE for n filters at the given maximum qos (MQTT 5 subscription options: no local
  * off, retain as published off, send retained always). WM_ERR_INVAL when n is 0 or a filter is
  * empty or over 65535 bytes. */
-WM_WARN_UNUSED enum wm_err mqtt_wire_subscribe(struct mqtt_buf *b, int version, uint16_t packet_id,
+WM_WARN_UNUSED enum wm_err mqtt_wire_subscribe(struct buf *b, int version, uint16_t packet_id,
                                                const char *const *filters, size_t n, int qos);
-WM_WARN_UNUSED enum wm_err mqtt_wire_pingreq(struct mqtt_buf *b);
+WM_WARN_UNUSED enum wm_err mqtt_wire_pingreq(struct buf *b);
 /* Normal disconnection (MQTT 5: reason 0, no properties). */
-WM_WARN_UNUSED enum wm_err mqtt_wire_disconnect(struct mqtt_buf *b, int version);
+WM_WARN_UNUSED enum wm_err mqtt_wire_disconnect(struct buf *b, int version);
 
 /* ---- topic filters ---- */
 

@@ -74,9 +74,9 @@ struct net_conn {
     struct ws_handshake ws_hs;
     struct ws_decoder ws_in;
     struct ws_keys ws_keys;
-    struct mqtt_buf ws_out;   /* frames (and control frames) not yet written */
-    struct mqtt_buf ws_early; /* bytes that came with the upgrade's answer, not yet read */
-    bool ws_ended;            /* a close frame came, or the stream broke */
+    struct buf ws_out;   /* frames (and control frames) not yet written */
+    struct buf ws_early; /* bytes that came with the upgrade's answer, not yet read */
+    bool ws_ended;       /* a close frame came, or the stream broke */
     char ws_why[WS_WHY_LEN + 32];
 };
 
@@ -214,7 +214,7 @@ static void upgrade_read(struct net_conn *c)
         case WS_HS_DONE:
             /* Frames may have come with the answer: net_read hands them out first. */
             if (c->head_len > used) {
-                if (mqtt_buf_reserve(&c->ws_early, c->head_len - used) != WM_OK) {
+                if (buf_reserve(&c->ws_early, c->head_len - used) != WM_OK) {
                     fail(c, WM_ERR_NOMEM, "out of memory");
                     return;
                 }
@@ -599,8 +599,8 @@ void net_close(struct net_conn **cp)
     close_socket(c);
     free(c->host);
     free(c->ws_path);
-    mqtt_buf_free(&c->ws_out);
-    mqtt_buf_free(&c->ws_early);
+    buf_free(&c->ws_out);
+    buf_free(&c->ws_early);
     free(c->head);
     free(c);
     *cp = NULL;
@@ -729,7 +729,7 @@ bool net_flush(struct net_conn *c)
         struct iovec iov = {c->ws_out.data, c->ws_out.len};
         ssize_t n = raw_writev(c, &iov, 1);
         if (n < 0) return false;
-        mqtt_buf_consume(&c->ws_out, (size_t)n);
+        buf_consume(&c->ws_out, (size_t)n);
     }
     return true;
 }
@@ -799,7 +799,7 @@ ssize_t net_read(struct net_conn *c, void *buf, size_t n)
         if (c->ws_early.len > 0) {
             got = (ssize_t)(c->ws_early.len < n ? c->ws_early.len : n);
             memcpy(buf, c->ws_early.data, (size_t)got);
-            mqtt_buf_consume(&c->ws_early, (size_t)got);
+            buf_consume(&c->ws_early, (size_t)got);
         } else if ((got = raw_read(c, buf, n)) <= 0) {
             return got;
         }

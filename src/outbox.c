@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "deadletter.h"
+#include "list.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -113,11 +114,7 @@ static bool set_aside(struct outbox *o, uint64_t id, const char *topic, const ch
 
 static void retry_free(struct outbox *o, struct retry *r)
 {
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        o->waiting = r->next;
-    if (r->next) r->next->prev = r->prev;
+    DLIST_REMOVE(o->waiting, r, next, prev);
     free(r->why);
     free(r);
 }
@@ -203,9 +200,7 @@ static void refused(struct outbox *o, const struct mqtt_published *p)
     memcpy(r->topic, p->topic, tlen + 1);
     r->message = r->topic + tlen + 1;
     if (p->len) memcpy(r->message, p->payload, p->len);
-    r->next = o->waiting;
-    if (r->next) r->next->prev = r;
-    o->waiting = r;
+    DLIST_PUSH(o->waiting, r, next, prev);
     if (!loop_timer_active(&o->timer) || o->timer_due_ms > r->due_ms) arm(o);
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "catchup_log.h"
 #include "catchup_serve.h"
 #include "catchup_wire.h"
@@ -60,8 +61,7 @@ struct source {
     int64_t not_before_ms;    /* after a failed fetch, or a 404 */
     int failures;
     bool fetching;
-    char *body; /* the response in progress */
-    size_t len, cap;
+    struct buf body; /* the response in progress, at most RESPONSE_MAX */
 };
 
 struct peer_catchup {
@@ -103,33 +103,15 @@ static void make_peer_id(const char *from, char *out)
     if (n == 0) snprintf(out, CATCHUP_ID_MAX + 1, "wmesh");
 }
 
-/* Appends text to the string *s of length *len; false when out of memory. */
-static bool append(char **s, size_t *len, size_t *cap, const char *text, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        size_t c = *cap ? *cap * 2 : 256;
-        while (c < *len + n + 1)
-            c *= 2;
-        char *b = realloc(*s, c);
-        if (!b) return false;
-        *s = b;
-        *cap = c;
-    }
-    memcpy(*s + *len, text, n);
-    *len += n;
-    (*s)[*len] = '\0';
-    return true;
-}
-
 /* An MQTT filter as a query parameter value: every byte but unreserved ones and '/' escaped. */
-static bool append_filter(char **s, size_t *len, size_t *cap, const char *filter)
+static bool append_filter(struct buf *b, const char *filter)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *c = (const unsigned char *)filter; *c; c++) {
         char esc[3] = {'%', hex[*c >> 4], hex[*c & 15]};
         bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
                      (*c >= '0' && *c <= '9') || strchr("-._~/", *c);
-        if (!append(s, len, cap, plain ? (const char *)c : esc, plain ? 1 : 3)) return false;
+        if (buf_append(b, plain ? (const char *)c : esc, plain ? 1 : 3) != WM_OK) return false;
     }
     return true;
 }
@@ -276,6 +258,7 @@ static struct source *add_source(struct peer_catchup *cu, size_t up, const char 
 {
     struct source *s = calloc(1, sizeof *s);
     if (!s) return NULL;
+    s->body.max = RESPONSE_MAX;
     s->cu = cu;
     s->up = up;
     memcpy(s->peer, peer, len);
@@ -423,9 +406,7 @@ static void fetch_ended(struct source *s)
 {
     struct peer_catchup *cu = s->cu;
     s->fetching = false;
-    free(s->body);
-    s->body = NULL;
-    s->len = s->cap = 0;
+    buf_free(&s->body);
     cu->fetching--;
     loop_timer_start(cu->p->loop, &cu->tick, 0, tick, cu); /* the next page, or another source */
 }
@@ -444,8 +425,7 @@ static void fetch_failed(struct source *s, const char *why)
 static int on_body(void *arg, const void *data, size_t len)
 {
     struct source *s = arg;
-    if (s->len + len > RESPONSE_MAX) return 1;
-    return append(&s->body, &s->len, &s->cap, data, len) ? 0 : 1;
+    return buf_append(&s->body, data, len) == WM_OK ? 0 : 1;
 }
 
 /* Admits one record; false when the peer could not take it (it is fetched again later). */
@@ -507,13 +487,14 @@ static void take_page(struct source *s)
     uint64_t next = 0, last_taken = 0;
     bool more = false, trailer = false, stopped = false;
     size_t off = 0, records = 0;
-    while (off < s->len && !stopped) {
-        char *nl = memchr(s->body + off, '\n', s->len - off);
+    const char *body = (const char *)s->body.data;
+    while (off < s->body.len && !stopped) {
+        const char *nl = memchr(body + off, '\n', s->body.len - off);
         if (!nl) break; /* a cut line: asked again */
-        size_t n = (size_t)(nl - (s->body + off));
+        size_t n = (size_t)(nl - (body + off));
         struct wm_json *line = NULL;
         char why[120];
-        if (n > 0 && wm_json_parse(s->body + off, n, &line, why, sizeof why) == WM_OK) {
+        if (n > 0 && wm_json_parse(body + off, n, &line, why, sizeof why) == WM_OK) {
             int64_t seq = 0;
             if (wm_json_object_get(line, "end")) {
                 take_trailer(s, line, &next, &more);
@@ -589,28 +570,23 @@ static bool want_fetch(const struct source *s, int64_t now)
 static char *request_url(const struct source *s)
 {
     const struct peer_catchup *cu = s->cu;
-    char *u = NULL;
-    size_t len = 0, cap = 0;
-    char part[160];
-    bool ok = append(&u, &len, &cap, s->url, strlen(s->url));
-    if (ok && s->url[strlen(s->url) - 1] != '/') ok = append(&u, &len, &cap, "/", 1);
-    if (s->since_ns > 0 && !s->more) {
-        char when[40];
-        if (codec_pubtime_format(s->since_ns, 3, true, when, sizeof when) != WM_OK)
-            return free(u), NULL;
-        snprintf(part, sizeof part, "log?since=%s&limit=%d", when, PAGE_LIMIT);
-    } else {
-        snprintf(part, sizeof part, "log?epoch=%s&after=%" PRIu64 "&limit=%d", s->epoch,
-                 s->seqs.done, PAGE_LIMIT);
-    }
-    ok = ok && append(&u, &len, &cap, part, strlen(part));
+    struct buf u = {0};
+    char when[40];
+    size_t ulen = strlen(s->url);
+    bool ok = buf_printf(&u, "%s%s", s->url, ulen && s->url[ulen - 1] == '/' ? "" : "/") == WM_OK;
+    if (s->since_ns > 0 && !s->more)
+        ok = ok && codec_pubtime_format(s->since_ns, 3, true, when, sizeof when) == WM_OK &&
+             buf_printf(&u, "log?since=%s&limit=%d", when, PAGE_LIMIT) == WM_OK;
+    else
+        ok = ok && buf_printf(&u, "log?epoch=%s&after=%" PRIu64 "&limit=%d", s->epoch, s->seqs.done,
+                              PAGE_LIMIT) == WM_OK;
     for (size_t i = 0; ok && i < cu->nfilters; i++)
-        ok = append(&u, &len, &cap, "&topic=", 7) && append_filter(&u, &len, &cap, cu->filters[i]);
+        ok = buf_append(&u, "&topic=", 7) == WM_OK && append_filter(&u, cu->filters[i]);
     if (!ok) {
-        free(u);
+        buf_free(&u);
         return NULL;
     }
-    return u;
+    return buf_detach(&u, NULL);
 }
 
 static void start_fetch(struct source *s)
@@ -763,7 +739,7 @@ void peer_catchup_stop(struct peer *p)
         struct source *s = cu->sources;
         cu->sources = s->next;
         free(s->url);
-        free(s->body);
+        buf_free(&s->body);
         free(s);
     }
     catchup_serve_free(&cu->served);

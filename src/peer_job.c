@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "fdio.h"
 #include "journal.h"
 #include "fetch.h"
 #include "hasher.h"
@@ -401,19 +402,6 @@ static enum wm_err commit_and_announce(struct job *j, const struct wm_checksum *
     return WM_OK;
 }
 
-static enum wm_err write_all(int fd, const void *data, size_t len)
-{
-    const char *c = data;
-    while (len > 0) {
-        ssize_t n = write(fd, c, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return WM_ERR_IO;
-        c += n;
-        len -= (size_t)n;
-    }
-    return WM_OK;
-}
-
 /* ---- retries ---- */
 
 static void retry_now(void *arg)
@@ -522,7 +510,7 @@ static void store_inline(struct job *j)
     e = tree_spares_take(p->spares, p->tree, &j->tmp);
     if (e == WM_OK) {
         j->has_tmp = true;
-        e = write_all(j->tmp.fd, a->content, a->content_len);
+        e = fdio_write_all(j->tmp.fd, a->content, a->content_len) < 0 ? WM_ERR_IO : WM_OK;
     }
     if (e != WM_OK) {
         discard_tmp(j);
@@ -569,7 +557,7 @@ static int on_data(void *arg, const void *data, size_t len)
 {
     struct job *j = arg;
     if (!j->behind) maybe_hash_behind(j);
-    if (write_all(j->tmp.fd, data, len) != WM_OK) {
+    if (fdio_write_all(j->tmp.fd, data, len) < 0) {
         j->write_errno = errno;
         return -1;
     }

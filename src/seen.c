@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "byteorder.h"
 #include "log.h"
 
 #define MAGIC "WMSEEN\r\n"
@@ -70,31 +71,6 @@ static uint64_t fmix(uint64_t k)
     return k;
 }
 
-static uint64_t load64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void store64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t load32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void store32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 static void hasher_init(struct hasher *hs, uint64_t seed)
 {
     *hs = (struct hasher){.h = seed};
@@ -117,12 +93,12 @@ static void hasher_update(struct hasher *hs, const void *data, size_t len)
         hs->tail[hs->ntail++] = *p++;
         len--;
         if (hs->ntail == 8) {
-            hash_word(hs, load64(hs->tail));
+            hash_word(hs, le64_read(hs->tail));
             hs->ntail = 0;
         }
     }
     for (; len >= 8; p += 8, len -= 8)
-        hash_word(hs, load64(p));
+        hash_word(hs, le64_read(p));
     memcpy(hs->tail, p, len);
     hs->ntail = len;
 }
@@ -131,7 +107,7 @@ static uint64_t hasher_final(struct hasher *hs)
 {
     if (hs->ntail) {
         memset(hs->tail + hs->ntail, 0, 8 - hs->ntail);
-        uint64_t k = load64(hs->tail) * C1;
+        uint64_t k = le64_read(hs->tail) * C1;
         hs->h ^= rotl(k, 31) * C2;
     }
     return fmix(hs->h ^ hs->total);
@@ -439,10 +415,10 @@ static ssize_t read_full(int fd, void *data, size_t len)
 static void header_encode(unsigned char *h, uint64_t count, uint64_t base)
 {
     memcpy(h, MAGIC, 8);
-    store32(h + 8, VERSION);
-    store32(h + 12, ENTRY_SIZE);
-    store64(h + 16, count);
-    store64(h + 24, base);
+    le32_write(h + 8, VERSION);
+    le32_write(h + 12, ENTRY_SIZE);
+    le64_write(h + 16, count);
+    le64_write(h + 24, base);
     memset(h + 32, 0, 8);
 }
 
@@ -481,8 +457,8 @@ static bool write_entries(const struct seen *s, int fd)
     for (size_t k = 0, i = 0; k < s->nslots; k++, i = (i + step) % s->nslots) {
         const struct slot *e = &s->slot[i];
         if (e->expiry == 0) continue;
-        store64(buf + n * ENTRY_SIZE, slot_key(e));
-        store32(buf + n * ENTRY_SIZE + 8, e->expiry);
+        le64_write(buf + n * ENTRY_SIZE, slot_key(e));
+        le32_write(buf + n * ENTRY_SIZE + 8, e->expiry);
         if (++n < IO_ENTRIES) continue;
         hasher_update(&hs, buf, n * ENTRY_SIZE);
         if (!write_full(fd, buf, n * ENTRY_SIZE)) return false;
@@ -490,7 +466,7 @@ static bool write_entries(const struct seen *s, int fd)
     }
     hasher_update(&hs, buf, n * ENTRY_SIZE);
     if (!write_full(fd, buf, n * ENTRY_SIZE)) return false;
-    store64(h + 32, hasher_final(&hs));
+    le64_write(h + 32, hasher_final(&hs));
     return pwrite(fd, h, HEADER_SIZE, 0) == (ssize_t)HEADER_SIZE;
 }
 
@@ -569,10 +545,10 @@ static enum wm_err read_header(int fd, struct hasher *hs, uint64_t *count, uint6
     ssize_t n = read_full(fd, h, HEADER_SIZE);
     if (n < 0) return WM_ERR_IO;
     if (n != (ssize_t)HEADER_SIZE || memcmp(h, MAGIC, 8) != 0) return WM_ERR_FORMAT;
-    if (load32(h + 8) != VERSION || load32(h + 12) != ENTRY_SIZE) return WM_ERR_FORMAT;
-    *count = load64(h + 16);
-    *base = load64(h + 24);
-    *sum = load64(h + 32);
+    if (le32_read(h + 8) != VERSION || le32_read(h + 12) != ENTRY_SIZE) return WM_ERR_FORMAT;
+    *count = le64_read(h + 16);
+    *base = le64_read(h + 24);
+    *sum = le64_read(h + 32);
     uint64_t body = (uint64_t)st.st_size - HEADER_SIZE;
     if (*count > body / ENTRY_SIZE || *count * ENTRY_SIZE != body) return WM_ERR_FORMAT;
     hasher_init(hs, HASH_SEED);
@@ -594,9 +570,9 @@ static enum wm_err read_entries(struct seen *s, int fd, uint64_t count, uint64_t
         hasher_update(hs, buf, (size_t)n);
         for (size_t i = 0; i < want; i++) {
             const unsigned char *p = buf + i * ENTRY_SIZE;
-            uint32_t rel = load32(p + 8);
+            uint32_t rel = le32_read(p + 8);
             if (rel == 0) return WM_ERR_FORMAT;
-            put_loaded(s, load64(p), file_base + rel, now_s);
+            put_loaded(s, le64_read(p), file_base + rel, now_s);
         }
         count -= want;
     }

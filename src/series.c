@@ -133,49 +133,32 @@ uint64_t series_dropped(const struct series_table *t)
 /* ---- rendering ---- */
 
 struct text {
-    char **buf;
-    size_t *len, *cap;
-    bool failed;
+    struct buf *out;
+    bool failed; /* an append failed: the text is incomplete */
 };
 
 __attribute__((format(printf, 2, 3))) static void put(struct text *o, const char *fmt, ...)
 {
-    while (!o->failed) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = *o->cap - *o->len;
-        int n = vsnprintf(*o->buf ? *o->buf + *o->len : NULL, *o->buf ? room : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->failed = true;
-            return;
-        }
-        if (*o->buf && (size_t)n < room) {
-            *o->len += (size_t)n;
-            return;
-        }
-        size_t cap = *o->cap * 2 + (size_t)n + 256;
-        char *b = realloc(*o->buf, cap);
-        if (!b) {
-            o->failed = true;
-            return;
-        }
-        *o->buf = b;
-        *o->cap = cap;
-    }
+    if (o->failed) return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (buf_vprintf(o->out, fmt, ap) != WM_OK) o->failed = true;
+    va_end(ap);
 }
 
-/* Label values come from the network: escaped as the text format asks. */
-static void put_value(struct text *o, const char *s)
+enum wm_err series_escape_label(struct buf *out, const char *s)
 {
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            put(o, "\\%c", *s);
-        else if (*s == '\n')
-            put(o, "\\n");
-        else
-            put(o, "%c", *s);
+    if (!out || !s) return WM_ERR_INVAL;
+    enum wm_err err = WM_OK;
+    const char *run = s;
+    for (; *s && err == WM_OK; s++) {
+        if (*s != '\\' && *s != '"' && *s != '\n') continue;
+        char esc[2] = {'\\', *s == '\n' ? 'n' : *s};
+        err = buf_append(out, run, (size_t)(s - run));
+        if (err == WM_OK) err = buf_append(out, esc, 2);
+        run = s + 1;
     }
+    return err == WM_OK ? buf_append(out, run, strlen(run)) : err;
 }
 
 static void render_series(struct text *o, const struct series *s)
@@ -184,7 +167,7 @@ static void render_series(struct text *o, const struct series *s)
     put(o, "%s", f->name);
     for (size_t i = 0; i < label_count(f); i++) {
         put(o, "%s%s=\"", i ? "," : "{", f->labels[i]);
-        put_value(o, s->values[i]);
+        if (!o->failed && series_escape_label(o->out, s->values[i]) != WM_OK) o->failed = true;
         put(o, "\"");
     }
     if (label_count(f)) put(o, "}");
@@ -194,9 +177,9 @@ static void render_series(struct text *o, const struct series *s)
         put(o, " %.17g\n", series_value(s));
 }
 
-bool series_render(const struct series_table *t, char **buf, size_t *len, size_t *cap)
+bool series_render(const struct series_table *t, struct buf *out)
 {
-    struct text o = {.buf = buf, .len = len, .cap = cap};
+    struct text o = {.out = out};
     if (!t) return true;
     size_t nf = atomic_load_explicit(&t->nfamilies, memory_order_acquire);
     size_t n = atomic_load_explicit(&t->count, memory_order_acquire);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "error.h"
 
 #define SERIES_LABELS_MAX 3
@@ -43,9 +44,13 @@ double series_value(const struct series *s);
 /* Series not made because the table was full. */
 uint64_t series_dropped(const struct series_table *t);
 
+/* Appends s to out as a Prometheus label value: backslash, double quote and newline escaped.
+ * Errors as buf_append(). */
+WM_WARN_UNUSED enum wm_err series_escape_label(struct buf *out, const char *s);
+
 /* Appends the Prometheus text of every series, grouped by family in the order the families
- * were first used, to *buf (capacity *cap, *len used; grown with realloc). False when out of
- * memory (*buf is still the caller's to free). Safe from any thread. */
-bool series_render(const struct series_table *t, char **buf, size_t *len, size_t *cap);
+ * were first used, to out (NUL-terminated after out->len). False when out of memory or past
+ * out's cap (out is still the caller's to free). Safe from any thread. */
+bool series_render(const struct series_table *t, struct buf *out);
 
 #endif

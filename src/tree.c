@@ -31,6 +31,7 @@
 
 #include "codec.h"
 #include "log.h"
+#include "text.h"
 
 /* Room for {"method": "sha3-512", "value": <88 base64 characters>} or an opaque value of
  * WM_SUM_MAX_LEN bytes escaped as JSON, with plenty to spare. */
@@ -107,14 +108,6 @@ static void close_keep_errno(int fd)
 
 /* ---- relPath cleaning ---- */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* Reads one component from *p, up to a literal '/' or the end, percent-decoding it into comp
  * (NAME_MAX + 1 bytes). Decoding comes before every check so that an encoded "..", NUL or
  * control character is judged by what it will be on disk. */
@@ -124,8 +117,8 @@ static enum wm_err next_component(const char **p, char *comp, size_t *len)
     size_t n = 0;
     while (*s && *s != '/') {
         unsigned char c = (unsigned char)*s++;
-        int hi = c == '%' ? hex_value(s[0]) : -1;
-        int lo = hi >= 0 ? hex_value(s[1]) : -1;
+        int hi = c == '%' ? text_hex_digit(s[0]) : -1;
+        int lo = hi >= 0 ? text_hex_digit(s[1]) : -1;
         if (lo >= 0) {
             c = (unsigned char)(hi * 16 + lo);
             s += 2;

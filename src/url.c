@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "text.h"
+
 static char *dup_range(const char *s, size_t n)
 {
     char *d = malloc(n + 1);
@@ -15,14 +17,6 @@ static char *dup_range(const char *s, size_t n)
     memcpy(d, s, n);
     d[n] = '\0';
     return d;
-}
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 /* Percent-decodes n bytes of s into a new string; refuses encoded NUL. */
@@ -33,8 +27,8 @@ static char *decode_range(const char *s, size_t n)
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-            (lo = hexval(s[i + 2])) >= 0 && (hi | lo)) {
+        if (s[i] == '%' && i + 2 < n && (hi = text_hex_digit(s[i + 1])) >= 0 &&
+            (lo = text_hex_digit(s[i + 2])) >= 0 && (hi | lo)) {
             d[j++] = (char)(hi * 16 + lo);
             i += 2;
         } else {
@@ -55,7 +49,7 @@ bool url_decode(const char *s, size_t n, bool plus_space, char *out, size_t *out
             continue;
         }
         if (n - i < 3) return false;
-        int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+        int hi = text_hex_digit(s[i + 1]), lo = text_hex_digit(s[i + 2]);
         if (hi < 0 || lo < 0 || (hi | lo) == 0) return false;
         out[j++] = (char)(hi * 16 + lo);
         i += 2;

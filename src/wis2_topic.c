@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+
 #define PATH_MAX_LEN 512 /* bytes of one earth-system-discipline path in a loaded file */
 
 struct wis2_topics {
@@ -108,7 +110,8 @@ struct wis2_topics *wis2_topics_load(const char *path, enum wm_err *err, char *w
     struct wis2_topics *t = calloc(1, sizeof *t);
     FILE *f = fopen(path, "r");
     char *line = NULL;
-    size_t cap = 0, used = 0, have = 0, lineno = 0;
+    size_t cap = 0, have = 0, lineno = 0;
+    struct buf text = {0}; /* the paths, each followed by NUL */
     if (!t) goto fail;
     if (!f) {
         *err = WM_ERR_IO;
@@ -129,12 +132,7 @@ struct wis2_topics *wis2_topics_load(const char *path, enum wm_err *err, char *w
                      (int)(len > 80 ? 80 : len), line);
             goto fail;
         }
-        char *grown = realloc(t->text, used + len + 1);
-        if (!grown) goto fail;
-        t->text = grown;
-        memcpy(t->text + used, line, len);
-        t->text[used + len] = '\0';
-        used += len + 1;
+        if (buf_append(&text, line, len) != WM_OK || buf_append(&text, "", 1) != WM_OK) goto fail;
         have++;
     }
     if (ferror(f)) {
@@ -147,6 +145,8 @@ struct wis2_topics *wis2_topics_load(const char *path, enum wm_err *err, char *w
         snprintf(why, whylen, "%s: no topic path in it", path);
         goto fail;
     }
+    t->text = (char *)text.data;
+    text.data = NULL; /* t owns it */
     if (!(t->paths = malloc(have * sizeof *t->paths))) goto fail;
     for (size_t off = 0; t->n < have; off += strlen(t->text + off) + 1)
         t->paths[t->n++] = t->text + off;
@@ -157,6 +157,7 @@ struct wis2_topics *wis2_topics_load(const char *path, enum wm_err *err, char *w
     why[0] = '\0';
     return t;
 fail:
+    buf_free(&text);
     free(line);
     if (f) fclose(f);
     wis2_topics_free(&t);

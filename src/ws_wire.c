@@ -371,14 +371,14 @@ void ws_wire_mask(unsigned char *p, size_t n, uint32_t key, uint64_t offset)
     if (p) mask_copy(p, p, n, key, offset);
 }
 
-static enum wm_err append_frame(struct mqtt_buf *out, unsigned opcode, const void *data, size_t n,
+static enum wm_err append_frame(struct buf *out, unsigned opcode, const void *data, size_t n,
                                 uint32_t key)
 {
     if (!out || (!data && n)) return WM_ERR_INVAL;
     if (n > SIZE_MAX - WS_MAX_FRAME_HEADER) return WM_ERR_TOOBIG;
     unsigned char head[WS_MAX_FRAME_HEADER];
     size_t hn = ws_wire_header(head, opcode, n, key);
-    if (mqtt_buf_reserve(out, hn + n) != WM_OK) return WM_ERR_NOMEM;
+    if (buf_reserve(out, hn + n) != WM_OK) return WM_ERR_NOMEM;
     unsigned char *w = out->data + out->len;
     memcpy(w, head, hn);
     if (n) mask_copy(w + hn, data, n, key, 0);
@@ -386,19 +386,19 @@ static enum wm_err append_frame(struct mqtt_buf *out, unsigned opcode, const voi
     return WM_OK;
 }
 
-enum wm_err ws_wire_binary(struct mqtt_buf *out, const void *data, size_t n, uint32_t key)
+enum wm_err ws_wire_binary(struct buf *out, const void *data, size_t n, uint32_t key)
 {
     return append_frame(out, WS_OP_BINARY, data, n, key);
 }
 
-enum wm_err ws_wire_wrap(struct mqtt_buf *b, size_t from, uint32_t key)
+enum wm_err ws_wire_wrap(struct buf *b, size_t from, uint32_t key)
 {
     if (!b || from > b->len) return WM_ERR_INVAL;
     size_t n = b->len - from;
     if (n == 0) return WM_OK;
     unsigned char head[WS_MAX_FRAME_HEADER];
     size_t hn = ws_wire_header(head, WS_OP_BINARY, n, key);
-    if (mqtt_buf_reserve(b, hn) != WM_OK) return WM_ERR_NOMEM;
+    if (buf_reserve(b, hn) != WM_OK) return WM_ERR_NOMEM;
     unsigned char *p = b->data + from;
     memmove(p + hn, p, n);
     memcpy(p, head, hn);
@@ -407,7 +407,7 @@ enum wm_err ws_wire_wrap(struct mqtt_buf *b, size_t from, uint32_t key)
     return WM_OK;
 }
 
-enum wm_err ws_wire_control(struct mqtt_buf *out, unsigned opcode, const void *data, size_t n,
+enum wm_err ws_wire_control(struct buf *out, unsigned opcode, const void *data, size_t n,
                             uint32_t key)
 {
     if (opcode != WS_OP_PING && opcode != WS_OP_PONG) return WM_ERR_INVAL;
@@ -423,7 +423,7 @@ static bool close_code_ok(unsigned code)
            (code >= 3000 && code <= 4999);
 }
 
-enum wm_err ws_wire_close(struct mqtt_buf *out, unsigned code, const char *reason, uint32_t key)
+enum wm_err ws_wire_close(struct buf *out, unsigned code, const char *reason, uint32_t key)
 {
     size_t rn = reason ? strlen(reason) : 0;
     if (code == 0 && rn) return WM_ERR_INVAL; /* a reason goes after a code or not at all */

@@ -111,19 +111,19 @@ uint32_t ws_wire_next_key(struct ws_keys *k);
 
 /* One final binary frame of the n bytes at data (which must not lie inside out's storage, which
  * may move). */
-WM_WARN_UNUSED enum wm_err ws_wire_binary(struct mqtt_buf *out, const void *data, size_t n,
+WM_WARN_UNUSED enum wm_err ws_wire_binary(struct buf *out, const void *data, size_t n,
                                           uint32_t key);
 /* Turns b->data[from..len) into one final binary frame in place: the bytes move up by the
  * header's size and are masked. What mqtt.c needs: note b->len, append a packet, wrap it.
  * Nothing to wrap (from == len) appends nothing; from > len is WM_ERR_INVAL. */
-WM_WARN_UNUSED enum wm_err ws_wire_wrap(struct mqtt_buf *b, size_t from, uint32_t key);
+WM_WARN_UNUSED enum wm_err ws_wire_wrap(struct buf *b, size_t from, uint32_t key);
 /* A ping or a pong (opcode WS_OP_PING or WS_OP_PONG) of up to WS_MAX_CONTROL bytes, else
  * WM_ERR_TOOBIG. Answer a ping with a pong of the same payload. */
-WM_WARN_UNUSED enum wm_err ws_wire_control(struct mqtt_buf *out, unsigned opcode, const void *data,
+WM_WARN_UNUSED enum wm_err ws_wire_control(struct buf *out, unsigned opcode, const void *data,
                                            size_t n, uint32_t key);
 /* A close frame: code (0 for none, then no reason either; else 1000-1003, 1007-1014 or
  * 3000-4999, else WM_ERR_INVAL) and reason (NULL or up to 123 bytes, else WM_ERR_TOOBIG). */
-WM_WARN_UNUSED enum wm_err ws_wire_close(struct mqtt_buf *out, unsigned code, const char *reason,
+WM_WARN_UNUSED enum wm_err ws_wire_close(struct buf *out, unsigned code, const char *reason,
                                          uint32_t key);
 
 /* The lower level, for a caller that frames in its own way: writes the header of a final frame

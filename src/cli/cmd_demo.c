@@ -269,7 +269,7 @@ static uint16_t free_port(void)
  * broker is up and accepts them, which proves the password file too. */
 static bool broker_accepts(uint16_t port)
 {
-    struct mqtt_buf pkt = {0};
+    struct buf pkt = {0};
     struct mqtt_connect c = {.version = MQTT_LEVEL_311,
                              .client_id = "wmesh-demo-probe",
                              .clean_start = true,
@@ -278,7 +278,7 @@ static bool broker_accepts(uint16_t port)
                              .password = OWNER_PASS};
     if (mqtt_wire_connect(&pkt, &c) != WM_OK ||
         mqtt_wire_disconnect(&pkt, MQTT_LEVEL_311) != WM_OK) {
-        mqtt_buf_free(&pkt);
+        buf_free(&pkt);
         return false;
     }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -300,7 +300,7 @@ static bool broker_accepts(uint16_t port)
              p.type == MQTT_CONNACK && p.reason == 0;
         close(fd);
     }
-    mqtt_buf_free(&pkt);
+    buf_free(&pkt);
     return ok;
 }
 

@@ -80,7 +80,7 @@ static char *cstring(const unsigned char *s, size_t n)
 static void reencode(const struct mqtt_packet *pk, const unsigned char *pkt, size_t used,
                      int version)
 {
-    struct mqtt_buf b = {0};
+    struct buf b = {0};
     if (pk->type == MQTT_PUBACK) {
         check(mqtt_wire_puback(&b, pk->packet_id) == WM_OK);
         if (version == MQTT_LEVEL_311 && header_size(pkt) == 2)
@@ -108,7 +108,7 @@ static void reencode(const struct mqtt_packet *pk, const unsigned char *pkt, siz
             check(b.len == used && memcmp(b.data, pkt, used) == 0);
         free(topic);
     }
-    mqtt_buf_free(&b);
+    buf_free(&b);
 }
 
 struct result {
@@ -148,7 +148,7 @@ static size_t whole(const unsigned char *data, size_t size, int version, struct 
 static void pieces(const unsigned char *data, size_t size, int version, const struct result *res,
                    size_t nres)
 {
-    struct mqtt_buf b = {0};
+    struct buf b = {0};
     uint32_t rnd = (uint32_t)size * 2654435761u + (uint32_t)version;
     size_t fed = 0, i = 0;
     bool done = false;
@@ -157,7 +157,7 @@ static void pieces(const unsigned char *data, size_t size, int version, const st
         rnd = rnd * 1103515245u + 12345u;
         if (piece > size - fed) piece = size - fed;
         if (piece) {
-            check(mqtt_buf_reserve(&b, piece) == WM_OK);
+            check(buf_reserve(&b, piece) == WM_OK);
             memcpy(b.data + b.len, data + fed, piece);
             b.len += piece;
             fed += piece;
@@ -173,11 +173,11 @@ static void pieces(const unsigned char *data, size_t size, int version, const st
                 done = true;
                 break;
             }
-            mqtt_buf_consume(&b, used);
+            buf_consume(&b, used);
         }
     }
     check(i == nres);
-    mqtt_buf_free(&b);
+    buf_free(&b);
 }
 
 /* Takes fields from the input, in turn. */
@@ -226,7 +226,7 @@ static bool skip_string(const unsigned char **p, const unsigned char *end)
 }
 
 /* A whole packet in b: its remaining length matches; returns where the rest starts. */
-static const unsigned char *after_header(const struct mqtt_buf *b, unsigned first)
+static const unsigned char *after_header(const struct buf *b, unsigned first)
 {
     check(b->len >= 2 && b->data[0] == first);
     size_t size, rem = read_varint(b->data + 1, &size);
@@ -246,7 +246,7 @@ static void encoders(const unsigned char *data, size_t size)
     char *client = take_string(&f, false);
     char *user = take_string(&f, true);
     char *pass = take_string(&f, true);
-    struct mqtt_buf b = {0};
+    struct buf b = {0};
 
     /* PUBLISH: what is accepted parses back. */
     struct mqtt_publish p = {.topic = topic,
@@ -333,7 +333,7 @@ static void encoders(const unsigned char *data, size_t size)
         check(q == end);
     }
 
-    mqtt_buf_free(&b);
+    buf_free(&b);
     free(topic);
     free(ctype);
     free(client);

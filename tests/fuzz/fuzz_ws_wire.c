@@ -106,9 +106,9 @@ static void encode(const uint8_t *data, size_t size)
     uint32_t key = 0;
     for (size_t i = 0; i < 4 && i < size; i++)
         key = key << 8 | data[i];
-    struct mqtt_buf a = {0}, b = {0};
+    struct buf a = {0}, b = {0};
     check(ws_wire_binary(&a, data, size, key) == WM_OK);
-    check(mqtt_buf_reserve(&b, size + 1) == WM_OK);
+    check(buf_reserve(&b, size + 1) == WM_OK);
     b.data[0] = '#';
     if (size) memcpy(b.data + 1, data, size);
     b.len = size + 1;
@@ -118,8 +118,8 @@ static void encode(const uint8_t *data, size_t size)
     if (size) check(memcmp(a.data, b.data + 1, a.len) == 0);
     ws_wire_mask(a.data + hn, size, key, 0);
     check(size == 0 || memcmp(a.data + hn, data, size) == 0);
-    mqtt_buf_free(&a);
-    mqtt_buf_free(&b);
+    buf_free(&a);
+    buf_free(&b);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

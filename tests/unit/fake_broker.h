@@ -97,10 +97,10 @@ struct fake_broker {
     int lfd;     /* listening on 127.0.0.1, port 0 */
     int wake[2]; /* fake_stop writes a byte here: every wait of the script then returns */
     /* Only the script's thread touches these while it runs (then the test, after the join). */
-    int fd;             /* the current connection, -1 between connections */
-    int conns;          /* connections accepted */
-    int level;          /* of the current connection's CONNECT: the layout of what is sent */
-    struct mqtt_buf in; /* bytes read from the client, not yet decoded */
+    int fd;        /* the current connection, -1 between connections */
+    int conns;     /* connections accepted */
+    int level;     /* of the current connection's CONNECT: the layout of what is sent */
+    struct buf in; /* bytes read from the client, not yet decoded */
     /* Publishes received on this connection and not yet acknowledged, by packet id: what a
      * broker counts against the Receive Maximum it announced. */
     unsigned char unacked[65536 / 8];
@@ -399,7 +399,7 @@ enum fake_read { FAKE_READ_PACKET, FAKE_READ_CLOSED, FAKE_READ_NOTHING };
 
 /* The length of the fixed header at the start of in, 0 while incomplete; sets *rem. False when
  * the remaining length is malformed. */
-static inline bool fake_header(const struct mqtt_buf *in, size_t *head, size_t *rem)
+static inline bool fake_header(const struct buf *in, size_t *head, size_t *rem)
 {
     *head = *rem = 0;
     for (size_t i = 1; i < 5 && i < in->len; i++) {
@@ -421,7 +421,7 @@ static inline bool fake_take(struct fake_broker *fb, size_t head, size_t rem, st
         return fake_fail(fb, "waiting for %s: a malformed %s", what,
                          fake_type_name((int)(first >> 4)));
     p->size = head + rem;
-    mqtt_buf_consume(&fb->in, head + rem);
+    buf_consume(&fb->in, head + rem);
     if (fb->maximum_packet_size && p->size > fb->maximum_packet_size) fb->oversize++;
     if (p->type == FAKE_CONNECT) fb->level = p->level;
     uint16_t id = p->packet_id;
@@ -459,7 +459,7 @@ static inline enum fake_read fake_read(struct fake_broker *fb, struct fake_packe
         enum fake_wait w = fake_wait_fd(fb, fb->fd, timeout_ms);
         if (w == FAKE_STOPPED) fake_fail(fb, "stopped while waiting for %s", what);
         if (w != FAKE_READY) return FAKE_READ_NOTHING;
-        if (mqtt_buf_reserve(&fb->in, 4096) != WM_OK) {
+        if (buf_reserve(&fb->in, 4096) != WM_OK) {
             fake_fail(fb, "out of memory");
             return FAKE_READ_NOTHING;
         }
@@ -922,7 +922,7 @@ static inline void fake_free(struct fake_broker **fbp)
     fake_stop(fb);
     close(fb->wake[0]);
     close(fb->wake[1]);
-    mqtt_buf_free(&fb->in);
+    buf_free(&fb->in);
     pthread_mutex_destroy(&fb->lock);
     free(fb);
     *fbp = NULL;

@@ -194,7 +194,7 @@ static void test_torn_tail(void)
 }
 
 /* Reads with q and checks the count and trailer fields. */
-static struct mqtt_buf out;
+static struct buf out;
 static struct catchup_read_result rr;
 
 static enum wm_err read_q(struct catchup_log *l, struct catchup_read *q)
@@ -595,7 +595,7 @@ int main(void)
     test_segments_and_reads();
     test_query_parse();
     test_serve();
-    mqtt_buf_free(&out);
+    buf_free(&out);
     nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return TEST_REPORT();
 }

@@ -95,9 +95,9 @@ int main(void)
     ASSERT_EQ_INT(n.unauthorised, 1);
     ASSERT_EQ_INT(n.published, 1);
 
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    ASSERT_TRUE(series_render(gb_core_series(core), &text, &len, &cap));
+    struct buf page = {0};
+    ASSERT_TRUE(series_render(gb_core_series(core), &page));
+    char *text = buf_detach(&page, NULL);
     ASSERT_TRUE(text && strstr(text, "wmo_wis2_gb_messages_received_total{centre_id=\""
                                      "io-wis2dev-12-test\",report_by=\"io-wis2dev-gb\"} 8\n"));
     free(text);

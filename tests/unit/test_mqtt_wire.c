@@ -18,7 +18,7 @@ struct bytes {
 
 #define M 'M', 'Q', 'T', 'T'
 
-static struct mqtt_buf out;
+static struct buf out;
 
 static void hexdump(const char *label, const unsigned char *p, size_t n)
 {
@@ -140,32 +140,33 @@ static bool same_text(const char *s, size_t n, const char *want)
 
 static void test_buf(void)
 {
-    struct mqtt_buf b = {0};
-    ASSERT_EQ_INT(mqtt_buf_reserve(&b, 1), WM_OK);
+    struct buf b = {0};
+    ASSERT_EQ_INT(buf_reserve(&b, 1), WM_OK);
     ASSERT_EQ_INT(b.cap, 256);
     ASSERT_EQ_INT(b.len, 0);
     memcpy(b.data, "abcdef", 6);
     b.len = 6;
-    ASSERT_EQ_INT(mqtt_buf_reserve(&b, 250), WM_OK);
+    ASSERT_EQ_INT(buf_reserve(&b, 250), WM_OK);
     ASSERT_EQ_INT(b.cap, 256);
-    ASSERT_EQ_INT(mqtt_buf_reserve(&b, 251), WM_OK);
+    ASSERT_EQ_INT(buf_reserve(&b, 251), WM_OK);
     ASSERT_EQ_INT(b.cap, 512); /* doubled */
-    ASSERT_EQ_INT(mqtt_buf_reserve(&b, 5000), WM_OK);
+    ASSERT_EQ_INT(buf_reserve(&b, 5000), WM_OK);
     ASSERT_EQ_INT(b.cap, 5006); /* more than double: just what is needed */
     ASSERT_EQ_MEM(b.data, "abcdef", 6);
-    mqtt_buf_consume(&b, 2);
+    buf_consume(&b, 2);
     ASSERT_EQ_INT(b.len, 4);
     ASSERT_EQ_MEM(b.data, "cdef", 4);
-    mqtt_buf_consume(&b, 4);
+    buf_consume(&b, 4);
     ASSERT_EQ_INT(b.len, 0);
-    /* A request whose total would wrap around fails and leaves the buffer as it was. */
+    /* A request past the cap (or whose total would wrap around) fails and leaves the buffer as it
+     * was. */
     unsigned char *data = b.data;
     b.len = 10;
-    ASSERT_EQ_INT(mqtt_buf_reserve(&b, SIZE_MAX - 5), WM_ERR_NOMEM);
+    ASSERT_EQ_INT(buf_reserve(&b, SIZE_MAX - 5), WM_ERR_TOOBIG);
     ASSERT_TRUE(b.data == data && b.len == 10 && b.cap == 5006);
-    mqtt_buf_free(&b);
+    buf_free(&b);
     ASSERT_TRUE(b.data == NULL && b.len == 0 && b.cap == 0);
-    mqtt_buf_free(&b); /* twice is harmless */
+    buf_free(&b); /* twice is harmless */
 }
 
 /* ---- encoding ---- */
@@ -839,24 +840,24 @@ static void test_round_trip(void)
         ASSERT_EQ_INT(pk.packet_id, 65535);
         ASSERT_TRUE(same_text(pk.topic, pk.topic_len, "wis2/a/b"));
         ASSERT_TRUE(pk.payload_len == 3 && memcmp(pk.payload, "\0\1\2", 3) == 0);
-        mqtt_buf_consume(&out, used);
+        buf_consume(&out, used);
 
         err = mqtt_wire_parse(out.data, out.len, v, 1000, &pk, &used, why, sizeof why);
         ASSERT_EQ_INT(err, WM_OK);
         ASSERT_TRUE(pk.type == MQTT_PUBLISH && pk.qos == 0 && !pk.retain && !pk.dup);
         ASSERT_TRUE(same_text(pk.topic, pk.topic_len, "x"));
         ASSERT_TRUE(pk.payload_len == 1 && pk.payload[0] == 'y');
-        mqtt_buf_consume(&out, used);
+        buf_consume(&out, used);
 
         err = mqtt_wire_parse(out.data, out.len, v, 1000, &pk, &used, why, sizeof why);
         ASSERT_EQ_INT(err, WM_OK);
         ASSERT_TRUE(pk.type == MQTT_PUBACK && pk.packet_id == 77 && used == 4);
-        mqtt_buf_consume(&out, used);
+        buf_consume(&out, used);
 
         err = mqtt_wire_parse(out.data, out.len, v, 1000, &pk, &used, why, sizeof why);
         ASSERT_EQ_INT(err, WM_OK);
         ASSERT_TRUE(pk.type == MQTT_DISCONNECT && used == 2);
-        mqtt_buf_consume(&out, used);
+        buf_consume(&out, used);
         ASSERT_EQ_INT(out.len, 0);
         ASSERT_EQ_INT(mqtt_wire_parse(out.data, out.len, v, 1000, &pk, &used, why, sizeof why),
                       WM_ERR_NOTFOUND);
@@ -949,7 +950,7 @@ int main(void)
     test_parse_contract();
     test_round_trip();
     test_texts();
-    mqtt_buf_free(&out);
+    buf_free(&out);
     free(held);
     return TEST_REPORT();
 }

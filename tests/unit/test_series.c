@@ -15,10 +15,11 @@ static const struct series_family plain = {"wmesh_x", "No labels.", false, {NULL
 
 static char *render(const struct series_table *t)
 {
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    ASSERT_TRUE(series_render(t, &buf, &len, &cap));
-    return buf;
+    struct buf out = {0};
+    ASSERT_TRUE(series_render(t, &out));
+    char *text = buf_detach(&out, NULL);
+    buf_free(&out);
+    return text;
 }
 
 int main(void)
@@ -68,5 +69,12 @@ int main(void)
     ASSERT_TRUE(ls != NULL && series_get(t, &downloaded, l1) == ls);
     series_table_free(&t);
     ASSERT_TRUE(t == NULL);
+    struct buf label = {0};
+    ASSERT_EQ_INT(series_escape_label(&label, ""), WM_OK);
+    ASSERT_EQ_INT(series_escape_label(&label, "plain"), WM_OK);
+    ASSERT_EQ_INT(series_escape_label(&label, "\"a\\b\n"), WM_OK);
+    ASSERT_EQ_INT(label.len, 5 + 8);
+    ASSERT_EQ_MEM(label.data, "plain\\\"a\\\\b\\n", 13);
+    buf_free(&label);
     return TEST_REPORT();
 }

@@ -333,7 +333,7 @@ static size_t unmask_frame(const unsigned char *f, size_t n, unsigned *opcode, u
 static void rfc_examples(void)
 {
     /* RFC 6455, 5.7: "Hello" masked with 37 fa 21 3d, as a ping here and as a pong. */
-    struct mqtt_buf b = {0};
+    struct buf b = {0};
     ASSERT_EQ_INT(ws_wire_control(&b, WS_OP_PING, "Hello", 5, 0x37fa213d), WM_OK);
     EXPECT_BYTES(b.data, b.len,
                  B(0x89, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58));
@@ -345,7 +345,7 @@ static void rfc_examples(void)
     ASSERT_EQ_INT(ws_wire_binary(&b, "Hello", 5, 0x37fa213d), WM_OK);
     EXPECT_BYTES(b.data, b.len,
                  B(0x82, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58));
-    mqtt_buf_free(&b);
+    buf_free(&b);
 }
 
 static void lengths(void)
@@ -361,7 +361,7 @@ static void lengths(void)
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         size_t n = sizes[s];
         uint32_t key = ws_wire_next_key(&keys);
-        struct mqtt_buf b = {0};
+        struct buf b = {0};
         ASSERT_EQ_INT(ws_wire_binary(&b, data, n, key), WM_OK);
         ASSERT_EQ_INT(b.len, header[s] + n);
         unsigned op = 99;
@@ -370,16 +370,16 @@ static void lengths(void)
         ASSERT_TRUE(n == 0 || memcmp(back, data, n) == 0);
 
         /* The same frame made in place after bytes already queued. */
-        struct mqtt_buf w = {0};
-        ASSERT_EQ_INT(mqtt_buf_reserve(&w, 3 + n), WM_OK);
+        struct buf w = {0};
+        ASSERT_EQ_INT(buf_reserve(&w, 3 + n), WM_OK);
         memcpy(w.data, "abc", 3);
         if (n) memcpy(w.data + 3, data, n);
         w.len = 3 + n;
         ASSERT_EQ_INT(ws_wire_wrap(&w, 3, key), WM_OK);
         ASSERT_EQ_INT(w.len, n ? b.len + 3 : 3); /* nothing to wrap, nothing added */
         if (n) ASSERT_TRUE(memcmp(w.data, "abc", 3) == 0 && memcmp(w.data + 3, b.data, b.len) == 0);
-        mqtt_buf_free(&w);
-        mqtt_buf_free(&b);
+        buf_free(&w);
+        buf_free(&b);
     }
     unsigned char head[WS_MAX_FRAME_HEADER];
     ASSERT_EQ_INT(ws_wire_header(head, WS_OP_BINARY, 125, 0x01020304), 6);
@@ -416,7 +416,7 @@ static void lengths(void)
 
 static void control_frames(void)
 {
-    struct mqtt_buf b = {0};
+    struct buf b = {0};
     unsigned char back[WS_MAX_CONTROL];
     unsigned op = 0;
     ASSERT_EQ_INT(ws_wire_close(&b, WS_CLOSE_NORMAL, "bye", 0x11223344), WM_OK);
@@ -446,7 +446,7 @@ static void control_frames(void)
     ASSERT_EQ_INT(ws_wire_control(&b, WS_OP_BINARY, reason, 1, 1), WM_ERR_INVAL);
     ASSERT_EQ_INT(ws_wire_binary(&b, NULL, 1, 1), WM_ERR_INVAL);
     ASSERT_EQ_INT(ws_wire_wrap(&b, b.len + 1, 1), WM_ERR_INVAL);
-    mqtt_buf_free(&b);
+    buf_free(&b);
 
     /* Keys: the same seed, the same keys; successive keys differ. */
     struct ws_keys a = {7}, c = {7};
