@@ -7,14 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 
 N=${N:-60}
-chain_of_three_but_c() {
-    local b
-    for b in bA bB bC; do
-        start_broker "$b"
-    done
-    mesh_peer A bA
-    mesh_peer B bB bA
-}
 
 # start_c CLIENT_ID [OPTION...]: C reads bB, keeping its state directory across restarts.
 start_c() {
@@ -51,7 +43,7 @@ held_within() {
     same_files "$(tree_of A)" "$T/C/tree" "$2" || fail "$3: C's copies differ from A's"
 }
 
-chain_of_three_but_c
+chain_of_three --no-c
 
 # --- B's log and its endpoints ------------------------------------------------------------------
 post_batch early "$N"

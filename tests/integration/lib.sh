@@ -1015,8 +1015,8 @@ peer_with_files() {
     wait_until 30 all_present "$(tree_of P)" "$T/list" || fail "P did not get the files"
 }
 
-# chain_of_three: brokers bA bB bC and peers A (origin, subscribed to nobody), B (bA -> bB) and
-# C (bB -> bC).
+# chain_of_three [--no-c]: brokers bA bB bC and peers A (origin, subscribed to nobody), B
+# (bA -> bB) and C (bB -> bC); with --no-c, C is left for the test to start.
 chain_of_three() {
     local b
     for b in bA bB bC; do
@@ -1024,7 +1024,7 @@ chain_of_three() {
     done
     mesh_peer A bA
     mesh_peer B bB bA
-    mesh_peer C bC bB
+    [ "${1:-}" = --no-c ] || mesh_peer C bC bB
 }
 
 # start_posting LIST BATCH PAUSE: posts LIST at A in batches of BATCH relPaths, PAUSE seconds
