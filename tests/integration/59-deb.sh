@@ -33,7 +33,17 @@ fresh() {
         [ ! "$REPO/$f" -nt "$DEB" ] || return 1
     done < <(git -C "$REPO" ls-files -z -co --exclude-standard)
 }
-parent_before=$(ls -A "$REPO/..")
+# What dpkg-buildpackage writes beside the source tree by default: wmesh_<version>_* and
+# wmesh-dbgsym_<version>_*. Only those count: the parent may be a shared directory (/tmp)
+# where other programs come and go.
+package_files() {
+    local f
+    for f in "$REPO"/../wmesh_* "$REPO"/../wmesh-dbgsym_*; do
+        [ -e "$f" ] && echo "${f##*/}"
+    done
+    return 0
+}
+parent_before=$(package_files)
 if fresh; then
     note "reusing $(basename "$DEB"), newer than every source file"
 else
@@ -46,8 +56,8 @@ else
     note "make deb: $(basename "$DEB") in $((SECONDS - start)) s"
 fi
 [ -f "$DEB" ] || fail "no $DEB"
-[ "$(ls -A "$REPO/..")" = "$parent_before" ] ||
-    fail "make deb left files in $(cd "$REPO/.." && pwd): $(diff <(echo "$parent_before") <(ls -A "$REPO/.."))"
+[ "$(package_files)" = "$parent_before" ] ||
+    fail "make deb left files in $(cd "$REPO/.." && pwd): $(diff <(echo "$parent_before") <(package_files))"
 
 ROOT=$T/root
 dpkg-deb -x "$DEB" "$ROOT" || fail "dpkg-deb -x failed"
