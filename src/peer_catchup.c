@@ -594,10 +594,8 @@ static void start_fetch(struct source *s)
     struct peer_catchup *cu = s->cu;
     char *url = request_url(s);
     if (!url) return;
-    if (s->urgent && !s->more && catchup_seqs_missing(&s->seqs))
-        peer_count(&cu->p->metrics.catchup_gaps, 1);
-    else if (!s->more && s->since_ns == 0)
-        peer_count(&cu->p->metrics.catchup_gaps, 1);
+    /* A first page after done (not a next page, not a window) is a gap found. */
+    if (!s->more && s->since_ns == 0) peer_count(&cu->p->metrics.catchup_gaps, 1);
     log_debug("catch-up: GET %s", url);
     s->fetching = true;
     cu->fetching++;
