@@ -3,7 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "codec_internal.h"
+#include "codec_formats.h"
+#include "codec_util.h"
 #include "integrity.h"
 #include "json.h"
 

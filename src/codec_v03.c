@@ -4,7 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "codec_internal.h"
+#include "codec_formats.h"
+#include "codec_util.h"
 #include "integrity.h"
 #include "json.h"
 #include "text.h"

@@ -6,7 +6,8 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include "codec_internal.h"
+#include "codec_formats.h"
+#include "codec_util.h"
 #include "integrity.h"
 #include "json.h"
 #include "url.h"
