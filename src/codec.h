@@ -1,8 +1,8 @@
 /* codec.h: announcements to and from their wire formats (array, v03, WIS2), topics and pubTime.
  * Layering, each file calling only those before it: codec_time.c (pubTime, RFC 3339), then
  * codec_util.c (helpers the formats share, codec_util.h), then the formats codec_array.c,
- * codec_v03.c and codec_wnm.c (codec_formats.h), then codec.c (sniffing and dispatch, topics, the
- * xattr checksum form); nothing calls back into codec.c. */
+ * codec_v03.c and codec_wnm.c (codec_formats.h), then codec.c (sniffing and dispatch, the xattr
+ * checksum form); nothing calls back into codec.c. Topics (codec_topic.c) stand apart. */
 #ifndef WMESH_CODEC_H
 #define WMESH_CODEC_H
 
