@@ -1,8 +1,7 @@
-/* codec.c: format sniffing and dispatch to the per-format codecs, the xattr checksum form. */
+/* codec.c: format sniffing and dispatch to the per-format codecs. */
 #include "codec.h"
 
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,56 +171,5 @@ enum wm_err codec_encode(const struct announce *a, enum wm_format fmt, char **ou
     if (err == WM_OK && outlen) *outlen = n;
 done:
     wm_json_free(&root);
-    return err;
-}
-
-/* ---- the xattr form of a checksum ---- */
-
-enum wm_err codec_sum_to_json(const struct wm_checksum *sum, char *out, size_t outlen)
-{
-    if (!sum || !out || outlen == 0) return WM_ERR_INVAL;
-    char value[2 * WM_SUM_MAX_LEN + 8];
-    enum wm_err err = integrity_value_format(sum, value, sizeof value);
-    if (err != WM_OK) return err;
-    if (integrity_is_digest(sum->method)) {
-        /* A method name and base64 never need escaping: no JSON object built per stored file. */
-        int n = snprintf(out, outlen, "{\"method\":\"%s\",\"value\":\"%s\"}",
-                         integrity_method_name(sum->method), value);
-        return n < 0 || (size_t)n >= outlen ? WM_ERR_TOOBIG : WM_OK;
-    }
-    struct wm_json *obj = wm_json_object_new();
-    char *text = NULL;
-    size_t n = 0;
-    if (!obj) return WM_ERR_NOMEM;
-    err = codec_set_string(obj, "method", integrity_method_name(sum->method));
-    if (err == WM_OK) err = codec_set_string(obj, "value", value);
-    if (err == WM_OK) err = wm_json_dump(obj, &text, &n);
-    if (err == WM_OK && n >= outlen) err = WM_ERR_TOOBIG;
-    if (err == WM_OK) memcpy(out, text, n + 1);
-    free(text);
-    wm_json_free(&obj);
-    return err;
-}
-
-enum wm_err codec_sum_from_json(const char *text, size_t len, struct wm_checksum *out)
-{
-    if (!text || !out) return WM_ERR_INVAL;
-    if (len > CODEC_MAX_FIELD) return WM_ERR_TOOBIG;
-    struct wm_json *obj = NULL;
-    enum wm_err err = wm_json_parse(text, len, &obj, NULL, 0);
-    if (err != WM_OK) return err == WM_ERR_NOMEM ? err : WM_ERR_INVAL;
-    const char *method = NULL, *value = NULL;
-    err = codec_check_string(wm_json_object_get(obj, "method"), "method", &method, NULL, NULL, 0);
-    if (err == WM_OK) {
-        /* random and arbitrary values may be empty strings: only require a string here. */
-        size_t vlen = 0;
-        value = wm_json_string(wm_json_object_get(obj, "value"), &vlen);
-        if (!value || strlen(value) != vlen) err = WM_ERR_INVAL;
-    }
-    if (err == WM_OK) {
-        enum wm_sum m = integrity_method_from_name(method);
-        err = m == WM_SUM_NONE ? WM_ERR_METHOD : integrity_value_parse(m, value, out);
-    }
-    wm_json_free(&obj);
     return err;
 }
