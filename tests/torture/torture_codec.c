@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "failalloc.h"
 #include "integrity.h"
+#include "text.h"
 #include "json.h"
 #include "test.h"
 #include "tree.h"
@@ -219,8 +220,8 @@ static void make_v03(char *out, size_t outlen, enum wm_sum method, bool base64)
     char value[200], content[512];
     if (integrity_of_buffer(method, NULL, CONTENT, strlen(CONTENT), &sum) != WM_OK ||
         integrity_value_format(&sum, value, sizeof value) != WM_OK ||
-        integrity_base64_encode((const unsigned char *)CONTENT, strlen(CONTENT), content,
-                                sizeof content) != WM_OK) {
+        text_base64_encode((const unsigned char *)CONTENT, strlen(CONTENT), content,
+                           sizeof content) != WM_OK) {
         TEST_FAIL_AT("cannot make the test message");
         return;
     }
