@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "json.h"
+#include "text.h"
 
 struct announce *announce_new(void)
 {
@@ -91,7 +92,7 @@ enum wm_err announce_set_content(struct announce *a, const char *encoding, const
     if (!(a->content = malloc(cap + 1))) return WM_ERR_NOMEM;
     if (!b64) {
         if (len) memcpy(a->content, value, len);
-    } else if (integrity_base64_decode(value, len, a->content, &cap) != WM_OK) {
+    } else if (text_base64_decode(value, len, a->content, &cap) != WM_OK) {
         if (why && whylen) snprintf(why, whylen, "bad base64 in %s.value", field);
         return WM_ERR_INVAL;
     }

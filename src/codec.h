@@ -1,4 +1,8 @@
-/* codec.h: announcements to and from their wire formats (array, v03, WIS2), topics and pubTime. */
+/* codec.h: announcements to and from their wire formats (array, v03, WIS2), topics and pubTime.
+ * Layering, each file calling only those before it: codec_time.c (pubTime, RFC 3339), then
+ * codec_util.c (helpers the formats share, codec_util.h), then the formats codec_array.c,
+ * codec_v03.c and codec_wnm.c (codec_formats.h), then codec.c (sniffing and dispatch); nothing
+ * calls back into codec.c. Topics (codec_topic.c) stand apart. */
 #ifndef WMESH_CODEC_H
 #define WMESH_CODEC_H
 
@@ -118,11 +122,5 @@ WM_WARN_UNUSED enum wm_err codec_rfc3339_parse(const char *text, int64_t *ns, in
                                                int *offset_min);
 /* Formats ns as "YYYY-MM-DDTHH:MM:SS[.fraction]Z" with `digits` fraction digits (0..9). */
 WM_WARN_UNUSED enum wm_err codec_rfc3339_format(int64_t ns, int digits, char *out, size_t outlen);
-
-/* The xattr form of a stored file's checksum: {"method": "sha512", "value": "<base64>"}. */
-WM_WARN_UNUSED enum wm_err codec_sum_to_json(const struct wm_checksum *sum, char *out,
-                                             size_t outlen);
-WM_WARN_UNUSED enum wm_err codec_sum_from_json(const char *text, size_t len,
-                                               struct wm_checksum *out);
 
 #endif

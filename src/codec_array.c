@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "codec_internal.h"
+#include "codec_formats.h"
+#include "codec_util.h"
 #include "integrity.h"
 #include "json.h"
+#include "text.h"
 
 #define ARRAY_LEN 4
 #define SUM_TEXT_MAX (2 * WM_SUM_MAX_LEN + 8) /* "<letter>,<hex of the longest digest>" */
@@ -93,7 +95,7 @@ static enum wm_err format_sum(const struct wm_checksum *sum, char *out, size_t o
         return integrity_value_format(sum, value, room);
     default:
         if (sum->len != integrity_digest_len(sum->method)) return WM_ERR_INVAL;
-        return integrity_hex_encode(sum->value, sum->len, value, room);
+        return text_hex_encode(sum->value, sum->len, value, room);
     }
 }
 

@@ -4,7 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "codec_internal.h"
+#include "codec_formats.h"
+#include "codec_util.h"
 #include "integrity.h"
 #include "json.h"
 #include "text.h"
@@ -179,7 +180,7 @@ static enum wm_err set_content_value(struct wm_json *c, const unsigned char *byt
     size_t cap = (len + 2) / 3 * 4 + 1;
     char *text = malloc(cap);
     if (!text) return WM_ERR_NOMEM;
-    enum wm_err err = integrity_base64_encode(bytes, len, text, cap);
+    enum wm_err err = text_base64_encode(bytes, len, text, cap);
     if (err == WM_OK) err = codec_set_string(c, "value", text);
     free(text);
     return err;

@@ -6,9 +6,11 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include "codec_internal.h"
+#include "codec_formats.h"
+#include "codec_util.h"
 #include "integrity.h"
 #include "json.h"
+#include "text.h"
 #include "url.h"
 
 /* Decoding maps:  properties.data_id -> rel_path; the canonical or update link's href ->
@@ -360,7 +362,7 @@ static enum wm_err put_integrity(struct wm_json *props, const struct announce *a
     if (!full && orig && (a->sum.method == WM_SUM_COD || a->sum.len == 0)) return WM_OK;
     if (!full) return WM_ERR_METHOD;
     char value[SUM_TEXT_MAX];
-    enum wm_err err = integrity_base64_encode(a->sum.value, a->sum.len, value, sizeof value);
+    enum wm_err err = text_base64_encode(a->sum.value, a->sum.len, value, sizeof value);
     if (err != WM_OK) return err;
     return codec_set_sum(props, "integrity", a->sum.method, value);
 }
@@ -394,7 +396,7 @@ static enum wm_err content_value(const struct announce *a, const char **enc, str
     *enc = "base64";
     if (len > WNM_CONTENT_MAX / 4 * 3) return WM_OK; /* its base64 would not fit */
     char text[WNM_CONTENT_MAX + 8];
-    enum wm_err err = integrity_base64_encode(bytes, len, text, sizeof text);
+    enum wm_err err = text_base64_encode(bytes, len, text, sizeof text);
     if (err != WM_OK) return err;
     size_t tlen = strlen(text);
     if (tlen >= WNM_CONTENT_MAX) return WM_OK;

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "integrity.h"
 #include "text.h"
 #include "version.h"
 
@@ -567,8 +566,7 @@ size_t http_wire_basic(const char *user, const char *password, char *out, size_t
     if (!user || !out) return 0;
     int n = snprintf(plain, sizeof plain, "%s:%s", user, password ? password : "");
     if (n < 0 || (size_t)n >= sizeof plain) return 0;
-    if (integrity_base64_encode((const unsigned char *)plain, (size_t)n, coded, sizeof coded) !=
-        WM_OK)
+    if (text_base64_encode((const unsigned char *)plain, (size_t)n, coded, sizeof coded) != WM_OK)
         return 0;
     n = snprintf(out, outlen, "Basic %s", coded);
     return n < 0 || (size_t)n >= outlen ? 0 : (size_t)n;

@@ -1,4 +1,4 @@
-/* integrity.h: checksum methods, streaming digests (OpenSSL) and their text encodings. */
+/* integrity.h: checksum methods, streaming digests (OpenSSL) and checksum values as text. */
 #ifndef WMESH_INTEGRITY_H
 #define WMESH_INTEGRITY_H
 
@@ -77,19 +77,6 @@ WM_WARN_UNUSED enum wm_err integrity_of_fd(enum wm_sum method, const char *name,
 #define INTEGRITY_SHA1_LEN 20
 WM_WARN_UNUSED enum wm_err integrity_sha1(const void *data, size_t len,
                                           unsigned char out[INTEGRITY_SHA1_LEN]);
-
-/* Text forms. Encoders write a NUL-terminated string into out (outlen bytes) and return
- * WM_ERR_TOOBIG when it does not fit. */
-WM_WARN_UNUSED enum wm_err integrity_base64_encode(const unsigned char *in, size_t len, char *out,
-                                                   size_t outlen);
-/* Decodes standard base64; whitespace is skipped; padding optional. *outlen is the capacity on
- * entry and the decoded length on return. */
-WM_WARN_UNUSED enum wm_err integrity_base64_decode(const char *in, size_t inlen, unsigned char *out,
-                                                   size_t *outlen);
-WM_WARN_UNUSED enum wm_err integrity_hex_encode(const unsigned char *in, size_t len, char *out,
-                                                size_t outlen);
-WM_WARN_UNUSED enum wm_err integrity_hex_decode(const char *in, size_t inlen, unsigned char *out,
-                                                size_t *outlen);
 
 /* Parses the value of a v03 integrity object for method: base64 (whitespace stripped), or hex
  * when its length is exactly twice the digest length. Opaque methods keep the text. */

@@ -225,28 +225,6 @@ static bool journal_record(struct peer *p, const struct announce *a,
     return true;
 }
 
-enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out, size_t outlen)
-{
-    const struct peer_config *c = p->cfg;
-    const char *exchange = c->post_exchange ? c->post_exchange : c->exchange;
-    const char *prefix = c->post_topic_prefix ? c->post_topic_prefix : c->topic_prefix;
-    if (c->post_topic_copy && a->topic) {
-        enum wm_err e =
-            codec_topic_copy(c->exchange, c->topic_prefix, a->topic, exchange, prefix, out, outlen);
-        if (e == WM_OK) return WM_OK;
-        /* Say it once: a broker that rewrites topics would make it happen to every message. */
-        if (!p->warned_topic)
-            log_warn("--post-topic copy: the topic %s is not under %s/%s or cannot be published "
-                     "(%s): announcing %s on its relPath's topic (logged once)",
-                     a->topic, c->exchange, c->topic_prefix, wm_strerror(e), a->rel_path);
-        else
-            log_debug("topic %s not copied (%s): announcing %s on its relPath's topic", a->topic,
-                      wm_strerror(e), a->rel_path);
-        p->warned_topic = true;
-    }
-    return codec_topic(exchange, prefix, a->rel_path, out, outlen);
-}
-
 /* Journals a (when it is not yet) and makes its job, in the in-flight table under key. False
  * when it could not: *taken then says what peer_admit returns. */
 static bool new_job(struct peer *p, struct announce **a, uint64_t jid, const char *key,

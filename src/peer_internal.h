@@ -202,9 +202,6 @@ WM_WARN_UNUSED enum wm_err peer_decode(const struct journal_entry *m, struct ann
                                        char *why, size_t whylen);
 /* Re-evaluates whether upstream brokers are read (jobs in hand, outbox room). */
 void peer_backpressure(struct peer *p);
-/* The topic to re-announce a on (--post-exchange, --post-topic-prefix, --post-topic). */
-WM_WARN_UNUSED enum wm_err peer_post_topic(struct peer *p, const struct announce *a, char *out,
-                                           size_t outlen);
 
 /* peer_job.c */
 WM_WARN_UNUSED struct job *job_new(struct peer *p, const char *key, struct announce *a,

@@ -199,6 +199,29 @@ static void rehash(struct job *j, struct wm_checksum *sum)
     close(fd);
 }
 
+/* The topic to re-announce a on (--post-exchange, --post-topic-prefix, --post-topic). */
+static enum wm_err post_topic(struct peer *p, const struct announce *a, char *out, size_t outlen)
+{
+    const struct peer_config *c = p->cfg;
+    const char *exchange = c->post_exchange ? c->post_exchange : c->exchange;
+    const char *prefix = c->post_topic_prefix ? c->post_topic_prefix : c->topic_prefix;
+    if (c->post_topic_copy && a->topic) {
+        enum wm_err e =
+            codec_topic_copy(c->exchange, c->topic_prefix, a->topic, exchange, prefix, out, outlen);
+        if (e == WM_OK) return WM_OK;
+        /* Say it once: a broker that rewrites topics would make it happen to every message. */
+        if (!p->warned_topic)
+            log_warn("--post-topic copy: the topic %s is not under %s/%s or cannot be published "
+                     "(%s): announcing %s on its relPath's topic (logged once)",
+                     a->topic, c->exchange, c->topic_prefix, wm_strerror(e), a->rel_path);
+        else
+            log_debug("topic %s not copied (%s): announcing %s on its relPath's topic", a->topic,
+                      wm_strerror(e), a->rel_path);
+        p->warned_topic = true;
+    }
+    return codec_topic(exchange, prefix, a->rel_path, out, outlen);
+}
+
 /* The announcement of what was stored, in the post format, and its topic. */
 static enum wm_err make_announcement(struct job *j, const struct wm_checksum *stored, uint64_t seq,
                                      char **text, size_t *len, char *topic, size_t topiclen)
@@ -206,7 +229,7 @@ static enum wm_err make_announcement(struct job *j, const struct wm_checksum *st
     struct peer *p = j->peer;
     if (j->passthrough) {
         enum wm_err e = codec_wnm_passthrough(j->a, text, len);
-        return e == WM_OK ? peer_post_topic(p, j->a, topic, topiclen) : e;
+        return e == WM_OK ? post_topic(p, j->a, topic, topiclen) : e;
     }
     struct announce *out = announce_clone(j->a);
     enum wm_err e = WM_ERR_NOMEM;
@@ -236,7 +259,7 @@ static enum wm_err make_announcement(struct job *j, const struct wm_checksum *st
     if (out->base_url) {
         bool attached = attach_inline(j, out);
         if ((e = encode_announcement(j, out, attached, text, len)) == WM_OK)
-            e = peer_post_topic(p, out, topic, topiclen);
+            e = post_topic(p, out, topic, topiclen);
     }
     announce_free(&out);
     return e;

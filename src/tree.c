@@ -29,13 +29,15 @@
 #endif
 #endif
 
-#include "codec.h"
+#include "json.h"
 #include "log.h"
 #include "text.h"
 
 /* Room for {"method": "sha3-512", "value": <88 base64 characters>} or an opaque value of
  * WM_SUM_MAX_LEN bytes escaped as JSON, with plenty to spare. */
 #define SUM_TEXT_MAX 512
+/* Longest xattr text tree_sum_parse reads: far more than any it writes. */
+#define SUM_JSON_MAX 4096
 /* Leftovers in the temporary directory are ours, so they are shallow; the cap only stops a
  * planted deep hierarchy from exhausting descriptors. */
 #define EMPTY_MAX_DEPTH 16
@@ -483,10 +485,65 @@ static bool worth_caching(enum wm_sum method, int64_t size)
     return !integrity_is_digest(method) || size > WM_TREE_SUM_CACHE_MIN;
 }
 
+/* Sets obj[key] to the string text: WM_ERR_INVAL when text is not UTF-8. */
+static enum wm_err set_text(struct wm_json *obj, const char *key, const char *text)
+{
+    struct wm_json *s = wm_json_string_new(text, strlen(text));
+    if (!s) return errno == ENOMEM ? WM_ERR_NOMEM : WM_ERR_INVAL;
+    return wm_json_object_set(obj, key, s);
+}
+
+enum wm_err tree_sum_format(const struct wm_checksum *sum, char *out, size_t outlen)
+{
+    if (!sum || !out || outlen == 0) return WM_ERR_INVAL;
+    char value[2 * WM_SUM_MAX_LEN + 8];
+    enum wm_err err = integrity_value_format(sum, value, sizeof value);
+    if (err != WM_OK) return err;
+    const char *method = integrity_method_name(sum->method);
+    if (integrity_is_digest(sum->method)) {
+        /* A method name and base64 never need escaping: no JSON object built per stored file. */
+        int n = snprintf(out, outlen, "{\"method\":\"%s\",\"value\":\"%s\"}", method, value);
+        return n < 0 || (size_t)n >= outlen ? WM_ERR_TOOBIG : WM_OK;
+    }
+    struct wm_json *obj = wm_json_object_new();
+    char *text = NULL;
+    size_t n = 0;
+    if (!obj) return WM_ERR_NOMEM;
+    err = set_text(obj, "method", method);
+    if (err == WM_OK) err = set_text(obj, "value", value);
+    if (err == WM_OK) err = wm_json_dump(obj, &text, &n);
+    if (err == WM_OK && n >= outlen) err = WM_ERR_TOOBIG;
+    if (err == WM_OK) memcpy(out, text, n + 1);
+    free(text);
+    wm_json_free(&obj);
+    return err;
+}
+
+enum wm_err tree_sum_parse(const char *text, size_t len, struct wm_checksum *out)
+{
+    if (!text || !out) return WM_ERR_INVAL;
+    if (len > SUM_JSON_MAX) return WM_ERR_TOOBIG;
+    struct wm_json *obj = NULL;
+    enum wm_err err = wm_json_parse(text, len, &obj, NULL, 0);
+    if (err != WM_OK) return err == WM_ERR_NOMEM ? err : WM_ERR_INVAL;
+    size_t mlen = 0, vlen = 0;
+    const char *method = wm_json_string(wm_json_object_get(obj, "method"), &mlen);
+    const char *value = wm_json_string(wm_json_object_get(obj, "value"), &vlen);
+    /* random and arbitrary values may be empty strings: only the method may not be. */
+    if (!method || mlen == 0 || strlen(method) != mlen || !value || strlen(value) != vlen) {
+        err = WM_ERR_INVAL;
+    } else {
+        enum wm_sum m = integrity_method_from_name(method);
+        err = m == WM_SUM_NONE ? WM_ERR_METHOD : integrity_value_parse(m, value, out);
+    }
+    wm_json_free(&obj);
+    return err;
+}
+
 static enum wm_err store_sum(int fd, const struct wm_checksum *sum)
 {
     char text[SUM_TEXT_MAX];
-    enum wm_err err = codec_sum_to_json(sum, text, sizeof text);
+    enum wm_err err = tree_sum_format(sum, text, sizeof text);
     if (err != WM_OK) return err;
     if (fsetxattr(fd, WM_XATTR_SUM, text, strlen(text), 0) == 0) return WM_OK;
     if (errno == ENOTSUP) {
@@ -509,7 +566,7 @@ static enum wm_err load_sum(int fd, struct wm_checksum *out)
     text[n] = '\0';
     /* Never trust what is on disk: unparsable text is the same as none. */
     struct wm_checksum sum;
-    if (codec_sum_from_json(text, (size_t)n, &sum) != WM_OK) return WM_ERR_NOSUM;
+    if (tree_sum_parse(text, (size_t)n, &sum) != WM_OK) return WM_ERR_NOSUM;
     *out = sum;
     return WM_OK;
 }

@@ -21,6 +21,16 @@
  * costing a block allocation per file stored. */
 #define WM_TREE_SUM_CACHE_MIN 4096
 
+/* The xattr form of a file's checksum, {"method":"sha512","value":"<base64>"}, the value as
+ * integrity_value_format writes it (escaped as JSON for opaque values), NUL-terminated into out
+ * (outlen bytes). WM_ERR_TOOBIG when it does not fit, WM_ERR_INVAL when an opaque value is not
+ * UTF-8, WM_ERR_NOMEM. */
+WM_WARN_UNUSED enum wm_err tree_sum_format(const struct wm_checksum *sum, char *out, size_t outlen);
+/* Reads the xattr form back (len bytes of text, at most 4096; the value base64 or hex) into
+ * *out. Errors: WM_ERR_INVAL not such an object or a bad value, WM_ERR_METHOD an unknown
+ * method, WM_ERR_TOOBIG too long, WM_ERR_NOMEM. */
+WM_WARN_UNUSED enum wm_err tree_sum_parse(const char *text, size_t len, struct wm_checksum *out);
+
 struct tree;
 
 /* Opens (creating if needed) the tree at dir and empties its temporary directory.

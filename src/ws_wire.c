@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "integrity.h"
+#include "text.h"
 
 /* The GUID every server appends to the key before hashing (RFC 6455, 1.3; its example key
  * and accept value in the unit test pin it down). */
@@ -83,7 +84,7 @@ static bool basic_credentials(const struct ws_request *rq, char *out, size_t out
     char plain[MAX_CREDENTIALS + 1];
     int n = snprintf(plain, sizeof plain, "%s:%s", rq->user, rq->password ? rq->password : "");
     if (n < 0 || (size_t)n >= sizeof plain) return false;
-    return integrity_base64_encode((const unsigned char *)plain, (size_t)n, out, outlen) == WM_OK;
+    return text_base64_encode((const unsigned char *)plain, (size_t)n, out, outlen) == WM_OK;
 }
 
 size_t ws_wire_request(struct ws_handshake *h, const struct ws_request *rq, char *out,
@@ -98,8 +99,7 @@ size_t ws_wire_request(struct ws_handshake *h, const struct ws_request *rq, char
     if (rq->user_agent && !agent_ok(rq->user_agent)) return 0;
     char auth[(MAX_CREDENTIALS + 2) / 3 * 4 + 1];
     if (rq->user && !basic_credentials(rq, auth, sizeof auth)) return 0;
-    if (integrity_base64_encode(rq->nonce, sizeof rq->nonce, h->key, sizeof h->key) != WM_OK)
-        return 0;
+    if (text_base64_encode(rq->nonce, sizeof rq->nonce, h->key, sizeof h->key) != WM_OK) return 0;
 
     struct text t = {out, outlen, 0};
     bool v6 = strchr(rq->host, ':') != NULL;
@@ -129,7 +129,7 @@ enum wm_err ws_wire_accept(const char *key, char *out, size_t outlen)
     unsigned char digest[INTEGRITY_SHA1_LEN];
     enum wm_err err = integrity_sha1(joined, n + sizeof WS_GUID - 1, digest);
     if (err != WM_OK) return err;
-    return integrity_base64_encode(digest, sizeof digest, out, outlen);
+    return text_base64_encode(digest, sizeof digest, out, outlen);
 }
 
 /* ---- opening handshake: the response ---- */

@@ -17,8 +17,10 @@
 #include "codec.h"
 #include "failalloc.h"
 #include "integrity.h"
+#include "text.h"
 #include "json.h"
 #include "test.h"
+#include "tree.h"
 #include "url.h"
 
 #define CONTENT "bytes \"quoted\", accented \303\240, a tab\t and a newline\n"
@@ -117,13 +119,13 @@ static enum wm_err op_json(void)
     return e;
 }
 
-static enum wm_err op_sum_json(void)
+static enum wm_err op_sum_xattr(void)
 {
     struct wm_checksum sum = {.method = WM_SUM_ARBITRARY, .len = 5};
     memcpy(sum.value, "a\"b\\c", 5);
     char text[256];
-    enum wm_err e = codec_sum_to_json(&sum, text, sizeof text);
-    if (e == WM_OK) e = codec_sum_from_json(text, strlen(text), &sum);
+    enum wm_err e = tree_sum_format(&sum, text, sizeof text);
+    if (e == WM_OK) e = tree_sum_parse(text, strlen(text), &sum);
     out_len = e == WM_OK ? strlen(text) + sum.len : 0;
     return e;
 }
@@ -218,8 +220,8 @@ static void make_v03(char *out, size_t outlen, enum wm_sum method, bool base64)
     char value[200], content[512];
     if (integrity_of_buffer(method, NULL, CONTENT, strlen(CONTENT), &sum) != WM_OK ||
         integrity_value_format(&sum, value, sizeof value) != WM_OK ||
-        integrity_base64_encode((const unsigned char *)CONTENT, strlen(CONTENT), content,
-                                sizeof content) != WM_OK) {
+        text_base64_encode((const unsigned char *)CONTENT, strlen(CONTENT), content,
+                           sizeof content) != WM_OK) {
         TEST_FAIL_AT("cannot make the test message");
         return;
     }
@@ -265,7 +267,7 @@ int main(void)
     if (array) torture_message("array", array);
     free(wnm);
     free(array);
-    torture("checksum to JSON and back", op_sum_json);
+    torture("checksum to its xattr form and back", op_sum_xattr);
     torture("URL join, resolve, parse", op_urls);
     return TEST_REPORT();
 }

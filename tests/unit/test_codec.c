@@ -1,4 +1,4 @@
-/* test_codec.c: array and v03 codecs, pubTime, topics and the xattr checksum form. */
+/* test_codec.c: array and v03 codecs, pubTime and topics. */
 #include <stdlib.h>
 
 #include "announce.h"
@@ -718,39 +718,6 @@ static void test_topic_copy(void)
     ASSERT_EQ_INT(codec_topic_copy("origin", "a", t, "cache", "a", NULL, 10), WM_ERR_INVAL);
 }
 
-static void test_sum_json(void)
-{
-    struct wm_checksum s, back;
-    char text[256];
-    ASSERT_EQ_INT(integrity_of_buffer(WM_SUM_SHA512, NULL, "abc", 3, &s), WM_OK);
-    ASSERT_EQ_INT(codec_sum_to_json(&s, text, sizeof text), WM_OK);
-    ASSERT_EQ_STR(text, "{\"method\":\"sha512\",\"value\":\"" SHA512_ABC_B64 "\"}");
-    ASSERT_EQ_INT(codec_sum_from_json(text, strlen(text), &back), WM_OK);
-    ASSERT_TRUE(integrity_equal(&s, &back));
-    ASSERT_EQ_INT(codec_sum_to_json(&s, text, 50), WM_ERR_TOOBIG);
-    const char *hex = "{\"method\": \"md5\", \"value\": \"" MD5_EMPTY_HEX "\"}";
-    ASSERT_EQ_INT(codec_sum_from_json(hex, strlen(hex), &back), WM_OK);
-    ASSERT_EQ_INT(back.method, WM_SUM_MD5);
-    struct wm_checksum tag = {.method = WM_SUM_ARBITRARY, .len = 4, .value = "a\"b\\"};
-    ASSERT_EQ_INT(codec_sum_to_json(&tag, text, sizeof text), WM_OK);
-    ASSERT_EQ_STR(text, "{\"method\":\"arbitrary\",\"value\":\"a\\\"b\\\\\"}");
-    ASSERT_EQ_INT(codec_sum_from_json(text, strlen(text), &back), WM_OK);
-    ASSERT_TRUE(integrity_equal(&tag, &back));
-    static const char *const bad[] = {"",
-                                      "{",
-                                      "[]",
-                                      "{\"method\":\"md5\"}",
-                                      "{\"method\":\"x\",\"value\":\"\"}",
-                                      "{\"method\":\"md5\",\"value\":\"abc\"}",
-                                      "{\"method\":1,\"value\":\"abc\"}"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (codec_sum_from_json(bad[i], strlen(bad[i]), &back) == WM_OK)
-            TEST_FAIL_AT("sum json \"%s\" was accepted", bad[i]);
-        else
-            test_passed++;
-    }
-}
-
 int main(void)
 {
     test_seed_example();
@@ -767,6 +734,5 @@ int main(void)
     test_clone();
     test_topic();
     test_topic_copy();
-    test_sum_json();
     return TEST_REPORT();
 }

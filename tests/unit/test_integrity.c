@@ -1,8 +1,9 @@
-/* test_integrity.c: checksum methods, digests against known vectors, base64 and hex. */
+/* test_integrity.c: checksum methods, digests against known vectors, checksum values as text. */
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "integrity.h"
+#include "text.h"
 #include "test.h"
 
 #define MD5_EMPTY_HEX "d41d8cd98f00b204e9800998ecf8427e"
@@ -20,7 +21,7 @@
 static const char *hex_of(const struct wm_checksum *sum)
 {
     static char text[2 * WM_SUM_MAX_LEN + 1];
-    if (integrity_hex_encode(sum->value, sum->len, text, sizeof text) != WM_OK) return "(error)";
+    if (text_hex_encode(sum->value, sum->len, text, sizeof text) != WM_OK) return "(error)";
     return text;
 }
 
@@ -67,7 +68,7 @@ static void test_vectors(void)
     ASSERT_EQ_INT(integrity_of_buffer(WM_SUM_MD5, NULL, "", 0, &s), WM_OK);
     ASSERT_EQ_INT(s.method, WM_SUM_MD5);
     ASSERT_EQ_STR(hex_of(&s), MD5_EMPTY_HEX);
-    ASSERT_EQ_INT(integrity_base64_encode(s.value, s.len, b64, sizeof b64), WM_OK);
+    ASSERT_EQ_INT(text_base64_encode(s.value, s.len, b64, sizeof b64), WM_OK);
     ASSERT_EQ_STR(b64, MD5_EMPTY_B64);
     ASSERT_EQ_INT(integrity_value_format(&s, b64, sizeof b64), WM_OK);
     ASSERT_EQ_STR(b64, MD5_EMPTY_B64);
@@ -97,78 +98,6 @@ static void test_md5name(void)
     ASSERT_EQ_INT(byname.len, 16);
     ASSERT_EQ_MEM(byname.value, direct.value, 16);
     ASSERT_EQ_INT(integrity_of_buffer(WM_SUM_MD5NAME, NULL, "", 0, &byname), WM_ERR_METHOD);
-}
-
-static void test_base64(void)
-{
-    unsigned char out[64];
-    size_t n = sizeof out;
-    const char *wrapped = "1B2M2Y8A\nsgTpgAmY\r\n 7PhCfg==\n";
-    ASSERT_EQ_INT(integrity_base64_decode(wrapped, strlen(wrapped), out, &n), WM_OK);
-    ASSERT_EQ_INT(n, 16);
-    struct wm_checksum s = {.method = WM_SUM_MD5, .len = n};
-    memcpy(s.value, out, n);
-    ASSERT_EQ_STR(hex_of(&s), MD5_EMPTY_HEX);
-
-    n = sizeof out; /* padding is optional */
-    ASSERT_EQ_INT(integrity_base64_decode("1B2M2Y8AsgTpgAmY7PhCfg", 22, out, &n), WM_OK);
-    ASSERT_EQ_INT(n, 16);
-    n = sizeof out;
-    ASSERT_EQ_INT(integrity_base64_decode("", 0, out, &n), WM_OK);
-    ASSERT_EQ_INT(n, 0);
-
-    static const char *const bad[] = {"1B2M2Y8AsgTpgAmY7PhC!g==",
-                                      "1B2M==2Y",
-                                      "A",
-                                      "AB=C",
-                                      "=AAA",
-                                      "AAAA=",
-                                      "AB===",
-                                      "1B2M-Y8A",
-                                      "ab\001c"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        n = sizeof out;
-        enum wm_err err = integrity_base64_decode(bad[i], strlen(bad[i]), out, &n);
-        if (err == WM_OK)
-            TEST_FAIL_AT("base64 \"%s\" was accepted", bad[i]);
-        else
-            test_passed++;
-    }
-    n = 3; /* capacity too small */
-    ASSERT_EQ_INT(integrity_base64_decode(MD5_EMPTY_B64, 24, out, &n), WM_ERR_TOOBIG);
-    char small[16];
-    ASSERT_EQ_INT(integrity_base64_encode((const unsigned char *)"abcdef", 6, small, 8),
-                  WM_ERR_TOOBIG);
-    ASSERT_EQ_INT(integrity_base64_encode((const unsigned char *)"abcde", 5, small, 9), WM_OK);
-    ASSERT_EQ_STR(small, "YWJjZGU=");
-}
-
-static void test_base64_hex_round_trip(void)
-{
-    unsigned char in[70], back[70];
-    char text[200];
-    fill_pattern(in, sizeof in);
-    int bad = 0;
-    for (size_t len = 0; len <= sizeof in; len++) {
-        size_t n = sizeof back;
-        if (integrity_base64_encode(in, len, text, sizeof text) != WM_OK ||
-            integrity_base64_decode(text, strlen(text), back, &n) != WM_OK || n != len ||
-            memcmp(in, back, len) != 0)
-            bad++;
-        n = sizeof back;
-        if (integrity_hex_encode(in, len, text, sizeof text) != WM_OK ||
-            integrity_hex_decode(text, strlen(text), back, &n) != WM_OK || n != len ||
-            memcmp(in, back, len) != 0)
-            bad++;
-    }
-    ASSERT_EQ_INT(bad, 0);
-    size_t n = sizeof back;
-    ASSERT_EQ_INT(integrity_hex_decode("abc", 3, back, &n), WM_ERR_INVAL);
-    n = sizeof back;
-    ASSERT_EQ_INT(integrity_hex_decode("zz", 2, back, &n), WM_ERR_INVAL);
-    n = sizeof back;
-    ASSERT_EQ_INT(integrity_hex_decode("D41D", 4, back, &n), WM_OK);
-    ASSERT_EQ_INT(back[0], 0xd4);
 }
 
 static void test_value_parse(void)
@@ -320,8 +249,6 @@ int main(void)
     test_method_names();
     test_vectors();
     test_md5name();
-    test_base64();
-    test_base64_hex_round_trip();
     test_value_parse();
     test_streaming();
     test_fd();

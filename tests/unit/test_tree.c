@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"
 #include "test.h"
 #include "tree.h"
 #include "tree_spares.h"
@@ -626,11 +625,48 @@ static void test_lookup_and_open_refusals(struct tree *t)
     ASSERT_EQ_INT(tree_lookup(t, "fifo", WM_SUM_MD5, false, &got, NULL), WM_ERR_NOTFOUND);
 }
 
+#define MD5_EMPTY_HEX "d41d8cd98f00b204e9800998ecf8427e"
+#define SHA512_ABC_B64                                                                             \
+    "3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1EI2Q86A4qmslPpUyknw=="
+
+static void test_sum_xattr_form(void)
+{
+    struct wm_checksum s, back;
+    char text[256];
+    ASSERT_EQ_INT(integrity_of_buffer(WM_SUM_SHA512, NULL, "abc", 3, &s), WM_OK);
+    ASSERT_EQ_INT(tree_sum_format(&s, text, sizeof text), WM_OK);
+    ASSERT_EQ_STR(text, "{\"method\":\"sha512\",\"value\":\"" SHA512_ABC_B64 "\"}");
+    ASSERT_EQ_INT(tree_sum_parse(text, strlen(text), &back), WM_OK);
+    ASSERT_TRUE(integrity_equal(&s, &back));
+    ASSERT_EQ_INT(tree_sum_format(&s, text, 50), WM_ERR_TOOBIG);
+    const char *hex = "{\"method\": \"md5\", \"value\": \"" MD5_EMPTY_HEX "\"}";
+    ASSERT_EQ_INT(tree_sum_parse(hex, strlen(hex), &back), WM_OK);
+    ASSERT_EQ_INT(back.method, WM_SUM_MD5);
+    struct wm_checksum tag = {.method = WM_SUM_ARBITRARY, .len = 4, .value = "a\"b\\"};
+    ASSERT_EQ_INT(tree_sum_format(&tag, text, sizeof text), WM_OK);
+    ASSERT_EQ_STR(text, "{\"method\":\"arbitrary\",\"value\":\"a\\\"b\\\\\"}");
+    ASSERT_EQ_INT(tree_sum_parse(text, strlen(text), &back), WM_OK);
+    ASSERT_TRUE(integrity_equal(&tag, &back));
+    static const char *const bad[] = {"",
+                                      "{",
+                                      "[]",
+                                      "{\"method\":\"md5\"}",
+                                      "{\"method\":\"x\",\"value\":\"\"}",
+                                      "{\"method\":\"md5\",\"value\":\"abc\"}",
+                                      "{\"method\":1,\"value\":\"abc\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (tree_sum_parse(bad[i], strlen(bad[i]), &back) == WM_OK)
+            TEST_FAIL_AT("sum json \"%s\" was accepted", bad[i]);
+        else
+            test_passed++;
+    }
+}
+
 /* The xattr form of sum written on path by hand, as another tool (or a crash) could leave. */
 static void write_xattr(const char *path, const struct wm_checksum *sum)
 {
     char text[512];
-    ASSERT_EQ_INT(codec_sum_to_json(sum, text, sizeof text), WM_OK);
+    ASSERT_EQ_INT(tree_sum_format(sum, text, sizeof text), WM_OK);
     ASSERT_EQ_INT(lsetxattr(path, WM_XATTR_SUM, text, strlen(text), 0), 0);
 }
 
@@ -1289,6 +1325,7 @@ int main(void)
     mkdir(outside, 0755);
 
     test_clean_table();
+    test_sum_xattr_form();
     test_clean_lengths();
     test_open_empties_tmpdir();
     struct tree *t = tree_open(root);

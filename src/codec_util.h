@@ -1,6 +1,7 @@
-/* codec_internal.h: helpers shared by codec.c and the per-format codecs; not for other modules. */
-#ifndef WMESH_CODEC_INTERNAL_H
-#define WMESH_CODEC_INTERNAL_H
+/* codec_util.h: helpers (codec_util.c) that the per-format codecs share; for the codec files only.
+ */
+#ifndef WMESH_CODEC_UTIL_H
+#define WMESH_CODEC_UTIL_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,17 +43,5 @@ WM_WARN_UNUSED enum wm_err codec_copy_members(const struct wm_json *src, struct 
                                               const char *const *skip);
 /* True when key is one of the NULL-terminated list. */
 bool codec_key_in(const char *key, const char *const *list);
-
-/* Fill a (fresh from announce_new) from a parsed message; why explains failures. */
-WM_WARN_UNUSED enum wm_err codec_array_decode(const struct wm_json *root, struct announce *a,
-                                              char *why, size_t whylen);
-WM_WARN_UNUSED enum wm_err codec_v03_decode(const struct wm_json *root, struct announce *a,
-                                            char *why, size_t whylen);
-WM_WARN_UNUSED enum wm_err codec_wnm_decode(const struct wm_json *root, struct announce *a,
-                                            char *why, size_t whylen);
-/* Build the JSON of a; *out is a new reference the caller frees. */
-WM_WARN_UNUSED enum wm_err codec_array_encode(const struct announce *a, struct wm_json **out);
-WM_WARN_UNUSED enum wm_err codec_v03_encode(const struct announce *a, struct wm_json **out);
-WM_WARN_UNUSED enum wm_err codec_wnm_encode(const struct announce *a, struct wm_json **out);
 
 #endif
