@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "hash.h"
 #include "json.h"
 #include "seen.h"
 #include "series.h"
@@ -139,18 +140,13 @@ struct gb_centre *gb_core_centre(struct gb_core *core, const char *id, size_t le
  * seeded: FNV-1a, then MurmurHash3's finaliser. */
 static uint64_t id_key(const struct gb_core *core, const char *id, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ULL ^ core->seed;
+    uint64_t h = HASH_FNV1A_INIT ^ core->seed;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)id[i];
         if (ch >= 'A' && ch <= 'Z') ch = (unsigned char)(ch - 'A' + 'a');
-        h = (h ^ ch) * 0x100000001b3ULL;
+        h = hash_fnv1a_byte(h, ch);
     }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
+    return hash_mix64(h);
 }
 
 static bool authorised(const struct gb_source *src, const char *centre, size_t len)

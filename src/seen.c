@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "byteorder.h"
+#include "hash.h"
 #include "log.h"
 
 #define MAGIC "WMSEEN\r\n"
@@ -61,16 +62,6 @@ static uint64_t rotl(uint64_t x, int r)
     return (x << r) | (x >> (64 - r));
 }
 
-static uint64_t fmix(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdull;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ull;
-    k ^= k >> 33;
-    return k;
-}
-
 static void hasher_init(struct hasher *hs, uint64_t seed)
 {
     *hs = (struct hasher){.h = seed};
@@ -110,7 +101,7 @@ static uint64_t hasher_final(struct hasher *hs)
         uint64_t k = le64_read(hs->tail) * C1;
         hs->h ^= rotl(k, 31) * C2;
     }
-    return fmix(hs->h ^ hs->total);
+    return hash_mix64(hs->h ^ hs->total);
 }
 
 uint64_t seen_key(const char *clean_rel, const struct wm_checksum *sum)
@@ -139,7 +130,7 @@ static size_t buckets(const struct seen *s, uint64_t key, struct slot *b[2])
 {
     /* Keys from seen_key are hashes already; mixing again keeps tests' sequential keys and
      * any other caller's from clustering. Each half, multiplied, maps onto [0, nbuckets). */
-    uint64_t m = fmix(key), nb = s->nbuckets;
+    uint64_t m = hash_mix64(key), nb = s->nbuckets;
     size_t b0 = (size_t)(((m >> 32) * nb) >> 32), b1 = (size_t)(((m & 0xffffffffu) * nb) >> 32);
     if (b1 == b0) b1 = (b0 + 1) % s->nbuckets;
     b[0] = s->slot + b0 * SEEN_BUCKET;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 struct entry {
     char *key;
     void *value;
@@ -20,9 +22,9 @@ struct strmap {
 
 static uint64_t fnv1a(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = HASH_FNV1A_INIT;
     for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+        h = hash_fnv1a_byte(h, (unsigned char)*s);
     return h;
 }
 

@@ -29,6 +29,7 @@
 #endif
 #endif
 
+#include "hash.h"
 #include "json.h"
 #include "log.h"
 #include "text.h"
@@ -328,12 +329,7 @@ static enum wm_err make_dirs(int dirfd, char *dir, int *out)
 /* FNV-1a: paths are short and the cache small; this only spares most string comparisons. */
 static uint64_t hash_path(const char *s, size_t n)
 {
-    uint64_t h = 14695981039346656037u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211u;
-    }
-    return h;
+    return hash_fnv1a(HASH_FNV1A_INIT, s, n);
 }
 
 /* No system call: the vDSO answers, and a tick or so of imprecision does not matter here. */
