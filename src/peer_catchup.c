@@ -47,7 +47,7 @@ struct source {
     size_t up; /* its broker: index in peer->up */
     char peer[CATCHUP_ID_MAX + 1];
     char epoch[CATCHUP_EPOCH_MAX + 1]; /* "" until known */
-    char *url;                         /* its catch-up URL, from its status; NULL before one */
+    char url[CATCHUP_URL_MAX + 1];     /* its catch-up URL, from its status; "" before one */
     /* The host of the baseUrl its announcements carry: a status's URL is used only on that host
      * or the broker's, so that a forged status cannot aim subscribers at a third party. */
     char base_host[CATCHUP_HOST_MAX];
@@ -338,11 +338,8 @@ static void take_status(struct peer_catchup *cu, struct source *s, const struct 
                         bool retained)
 {
     int64_t now = loop_now_ms(cu->p->loop);
-    if (!s->url || strcmp(s->url, st->url) != 0) {
-        char *u = strdup(st->url);
-        if (!u) return;
-        free(s->url);
-        s->url = u;
+    if (strcmp(s->url, st->url) != 0) {
+        memcpy(s->url, st->url, sizeof s->url);
         s->not_before_ms = 0;
         if (!url_trusted(s))
             log_warn("catch-up: the status of %s names %s, on neither its broker's host nor its "
@@ -562,7 +559,7 @@ static void on_fetched(void *arg, enum wm_err err, long status, const char *why)
 
 static bool want_fetch(const struct source *s, int64_t now)
 {
-    if (s->fetching || !s->url || now < s->not_before_ms || !url_trusted(s)) return false;
+    if (s->fetching || !s->url[0] || now < s->not_before_ms || !url_trusted(s)) return false;
     if (s->urgent || s->since_ns > 0 || s->more) return true;
     return s->gap_ms && now - s->gap_ms >= s->grace_ms && catchup_seqs_missing(&s->seqs);
 }
@@ -736,7 +733,6 @@ void peer_catchup_stop(struct peer *p)
     while (cu->sources) {
         struct source *s = cu->sources;
         cu->sources = s->next;
-        free(s->url);
         buf_free(&s->body);
         free(s);
     }
