@@ -5,8 +5,8 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
+#include "http_syntax.h"
 #include "text.h"
 #include "version.h"
 
@@ -76,47 +76,14 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* Whether s holds neither a CR nor a NUL, which could make another parser on the path see other
- * fields than we do. Checked where we interpret: in the fields we ignore, they count as spaces
- * (RFC 9110, 5.5 allows either). */
-static bool clean(const char *s, size_t n)
-{
-    return n == 0 || (!memchr(s, '\r', n) && !memchr(s, '\0', n));
-}
-
-/* The characters of a token (RFC 9110, 5.6.2): letters, digits and !#$%&'*+-.^_`|~. A table:
- * every byte of every field name goes through it. */
-static const unsigned char tchar[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* controls */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* controls */
-    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0, /*  !"#$%&'()*+,-./ */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, /* 0-9 :;<=>? */
-    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* @A-O */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, /* P-Z [\]^_ */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* `a-o */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, /* p-z {|}~ DEL; the rest: 0 */
-};
-
-static bool token_is(const char *s, size_t n, const char *word)
-{
-    return strlen(word) == n && strncasecmp(s, word, n) == 0;
-}
-
-/* "HTTP/1.x NNN[ reason]"; a missing reason is accepted with or without its space. */
+/* "HTTP/1.x NNN[ reason]" with NNN from 100 up: a 1xx, or the final response. */
 static int status_line(struct http_response *r, const char *s, size_t n)
 {
-    if (!clean(s, n)) return fail(r, "control character in the response head");
-    if (n < 12 || memcmp(s, "HTTP/1.", 7) != 0 || !is_digit(s[7]) || s[8] != ' ' ||
-        !is_digit(s[9]) || !is_digit(s[10]) || !is_digit(s[11]) || (n > 12 && s[12] != ' '))
+    int minor = 0;
+    if (!http_has_no_cr_nul(s, n)) return fail(r, "control character in the response head");
+    if (!http_status_line(s, n, &minor, &r->status) || r->status < 100)
         return fail(r, "malformed status line");
-    r->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
-    if (r->status < 100) return fail(r, "malformed status line");
-    r->minor = s[7] - '0';
+    r->minor = minor;
     r->fields = 0;
     r->codings = 0;
     r->length = -1;
@@ -124,24 +91,16 @@ static int status_line(struct http_response *r, const char *s, size_t n)
     return CONTINUE;
 }
 
-/* Calls fn on each element of a comma-separated list, without its surrounding whitespace;
- * stops at the first false. Empty elements are skipped (RFC 9110, 5.6.1), or refused. */
+/* Calls fn on each element of a comma-separated list; stops at the first false. Empty elements
+ * are skipped (RFC 9110, 5.6.1), or refused. */
 static bool each_element(struct http_response *r, const char *v, size_t n, bool allow_empty,
                          bool (*fn)(struct http_response *, const char *, size_t))
 {
-    size_t i = 0;
-    while (i <= n) {
-        size_t start = i;
-        while (i < n && v[i] != ',')
-            i++;
-        size_t end = i;
-        while (start < end && is_ows(v[start]))
-            start++;
-        while (end > start && is_ows(v[end - 1]))
-            end--;
-        if (end == start && !allow_empty) return false;
-        if (end > start && !fn(r, v + start, end - start)) return false;
-        i++;
+    size_t pos = 0, len = 0;
+    const char *elem = NULL;
+    while (http_list_next(v, n, &pos, &elem, &len)) {
+        if (len == 0 && !allow_empty) return false;
+        if (len > 0 && !fn(r, elem, len)) return false;
     }
     return true;
 }
@@ -168,23 +127,16 @@ static bool coding_element(struct http_response *r, const char *s, size_t n)
     const char *semi = memchr(s, ';', n); /* a coding's parameters */
     if (semi) {
         n = (size_t)(semi - s);
-        while (n > 0 && is_ows(s[n - 1]))
+        while (n > 0 && http_is_ows(s[n - 1]))
             n--;
     }
-    if (token_is(s, n, "chunked")) {
+    if (http_token_eq(s, n, "chunked")) {
         if (r->fields & F_CHUNKED) return false; /* applied twice: RFC 9112, 7 forbids it */
         r->fields |= F_CHUNKED;
-    } else if (!token_is(s, n, "identity")) {
+    } else if (!http_token_eq(s, n, "identity")) {
         r->fields |= F_OTHER;
     }
     r->codings++;
-    return true;
-}
-
-static bool connection_element(struct http_response *r, const char *s, size_t n)
-{
-    if (token_is(s, n, "close")) r->fields |= F_CLOSE;
-    if (token_is(s, n, "keep-alive")) r->fields |= F_KEEP_ALIVE;
     return true;
 }
 
@@ -240,15 +192,31 @@ static enum field field_of(const char *name, size_t n)
 {
     switch (n) {
     case 14:
-        return token_is(name, n, "content-length") ? FIELD_LENGTH : FIELD_OTHER;
+        return http_token_eq(name, n, "content-length") ? FIELD_LENGTH : FIELD_OTHER;
     case 17:
-        return token_is(name, n, "transfer-encoding") ? FIELD_CODING : FIELD_OTHER;
+        return http_token_eq(name, n, "transfer-encoding") ? FIELD_CODING : FIELD_OTHER;
     case 10:
-        return token_is(name, n, "connection") ? FIELD_CONNECTION : FIELD_OTHER;
+        return http_token_eq(name, n, "connection") ? FIELD_CONNECTION : FIELD_OTHER;
     case 8:
-        return token_is(name, n, "location") ? FIELD_LOCATION : FIELD_OTHER;
+        return http_token_eq(name, n, "location") ? FIELD_LOCATION : FIELD_OTHER;
     default:
         return FIELD_OTHER;
+    }
+}
+
+/* A head line that http_field_split() did not take for a field of its own. */
+static int not_a_field(struct http_response *r, enum http_field_result got)
+{
+    switch (got) {
+    case HTTP_FIELD_FOLDED:
+        /* obs-fold: harmless after a field we ignore, ambiguous after one we interpret. */
+        if (!(r->fields & F_FOLDABLE)) return fail(r, "folded header field");
+        return CONTINUE;
+    case HTTP_FIELD_BAD_NAME:
+        return fail(r, "malformed header field name");
+    case HTTP_FIELD_MALFORMED:
+    default:
+        return fail(r, "malformed header field");
     }
 }
 
@@ -256,30 +224,20 @@ static int field_line(struct http_response *r, const char *s, size_t n, const ch
                       size_t *dlen)
 {
     if (n == 0) return end_of_head(r);
-    if (is_ows(s[0])) {
-        /* obs-fold: harmless after a field we ignore, ambiguous after one we interpret. */
-        if (!(r->fields & F_FOLDABLE)) return fail(r, "folded header field");
-        return CONTINUE;
-    }
-    const char *colon = memchr(s, ':', n);
-    if (!colon || colon == s) return fail(r, "malformed header field");
-    size_t nl = (size_t)(colon - s);
-    /* Checked in every field: "Content-Length :" must not pass for another field. */
-    for (size_t i = 0; i < nl; i++)
-        if (!tchar[(unsigned char)s[i]]) return fail(r, "malformed header field name");
-    enum field kind = field_of(s, nl);
+    struct http_field f;
+    enum http_field_result got = http_field_split(s, n, &f);
+    if (got != HTTP_FIELD_OK) return not_a_field(r, got);
+    enum field kind = field_of(f.name, f.name_len);
     r->fields &= ~F_FOLDABLE;
     if (kind == FIELD_OTHER) {
         r->fields |= F_FOLDABLE;
         return CONTINUE;
     }
-    const char *v = colon + 1;
-    size_t vl = n - nl - 1;
-    while (vl > 0 && is_ows(v[0]))
-        v++, vl--;
-    while (vl > 0 && is_ows(v[vl - 1]))
-        vl--;
-    if (!clean(v, vl)) return fail(r, "control character in the response head");
+    const char *v = f.value;
+    size_t vl = f.value_len;
+    /* A CR or NUL is refused where we interpret: in the fields we ignore, they count as spaces
+     * (RFC 9110, 5.5 allows either). */
+    if (!http_has_no_cr_nul(v, vl)) return fail(r, "control character in the response head");
     switch (kind) {
     case FIELD_LENGTH:
         if (vl == 0 || (memchr(v, ',', vl) ? !each_element(r, v, vl, false, length_element)
@@ -290,7 +248,8 @@ static int field_line(struct http_response *r, const char *s, size_t n, const ch
         if (!each_element(r, v, vl, true, coding_element)) return fail(r, "chunked applied twice");
         return CONTINUE;
     case FIELD_CONNECTION:
-        each_element(r, v, vl, true, connection_element);
+        if (http_list_has(v, vl, "close")) r->fields |= F_CLOSE;
+        if (http_list_has(v, vl, "keep-alive")) r->fields |= F_KEEP_ALIVE;
         return CONTINUE;
     default:
         *data = v;
@@ -337,7 +296,7 @@ static bool parse_chunk_size(const char *s, size_t n, int64_t *size)
         v = v << 4 | d;
     }
     if (i == 0) return false;
-    while (i < n && is_ows(s[i]))
+    while (i < n && http_is_ows(s[i]))
         i++;
     if (i < n && s[i] != ';') return false;
     *size = v;
@@ -356,7 +315,7 @@ static int chunk_line(struct http_response *r, const char *s, size_t len, size_t
     case LINE_OK:
         break;
     }
-    if (!clean(s, n)) return fail(r, "control character in a chunk-size line");
+    if (!http_has_no_cr_nul(s, n)) return fail(r, "control character in a chunk-size line");
     if (!parse_chunk_size(s, n, &size)) return fail(r, "bad chunk size");
     *off += adv;
     r->left = size;
@@ -390,7 +349,8 @@ static int trailer_line(struct http_response *r, const char *s, size_t len, size
     }
     *off += adv;
     r->head_bytes += adv;
-    if (n > 0 && (is_ows(s[0]) || !memchr(s, ':', n))) return fail(r, "malformed trailer field");
+    if (n > 0 && (http_is_ows(s[0]) || !memchr(s, ':', n)))
+        return fail(r, "malformed trailer field");
     if (n == 0) r->state = ST_END;
     return CONTINUE;
 }

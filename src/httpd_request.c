@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http_syntax.h"
+
 /* Over this, a Content-Length is refused as malformed rather than risk any overflow. */
 #define CONTENT_LENGTH_MAX ((uint64_t)1 << 62)
 
@@ -56,25 +58,6 @@ static bool next_line(const char *buf, size_t end, size_t *pos, struct line *l)
     return true;
 }
 
-static bool is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static size_t token_len(const char *p, size_t len)
-{
-    size_t n = 0;
-    while (n < len && is_tchar((unsigned char)p[n]))
-        n++;
-    return n;
-}
-
-static bool same_word(const char *p, size_t len, const char *word)
-{
-    return len == strlen(word) && strncasecmp(p, word, len) == 0;
-}
-
 /* Finds the path and query of an origin-form ("/a/b?q") or absolute-form ("http://host/a/b?q")
  * target. Other forms ("*", "host:port") leave req->path NULL. */
 static void target_path(const char *t, size_t len, struct httpd_request *req)
@@ -109,7 +92,7 @@ static void target_path(const char *t, size_t len, struct httpd_request *req)
 /* "METHOD SP target SP HTTP/1.x"; exactly one space between the parts. */
 static bool parse_request_line(const struct line *l, struct httpd_request *req)
 {
-    size_t m = token_len(l->p, l->len);
+    size_t m = http_token_len(l->p, l->len);
     if (m == 0 || m >= l->len || l->p[m] != ' ') return false;
     if (m == 3 && memcmp(l->p, "GET", 3) == 0)
         req->method = HTTPD_METHOD_GET;
@@ -157,19 +140,16 @@ struct fields {
     uint64_t length;
 };
 
-/* The comma-separated options of a Connection header. */
+/* The comma-separated options of a Connection header. Only the leading token of each element
+ * is compared: an option with something after it ("close x") still counts. */
 static void parse_connection(const char *v, size_t len, struct fields *f)
 {
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t n = token_len(v + i, len - i);
-        if (same_word(v + i, n, "close")) f->close = true;
-        if (same_word(v + i, n, "keep-alive")) f->keep_alive = true;
-        i += n;
-        while (i < len && v[i] != ',')
-            i++;
+    size_t pos = 0, n = 0;
+    const char *elem = NULL;
+    while (http_list_next(v, len, &pos, &elem, &n)) {
+        size_t option = http_token_len(elem, n);
+        if (http_token_eq(elem, option, "close")) f->close = true;
+        if (http_token_eq(elem, option, "keep-alive")) f->keep_alive = true;
     }
 }
 
@@ -182,35 +162,30 @@ static bool field_value_ok(const char *v, size_t len)
     return true;
 }
 
-/* "name: value": no space before the colon, no folded continuation lines. */
+/* "name: value": no space before the colon, no folded continuation lines; whatever
+ * http_field_split() does not call a field is malformed here. */
 static bool parse_field(const struct line *l, struct fields *f)
 {
-    size_t n = token_len(l->p, l->len);
-    if (n == 0 || n == l->len || l->p[n] != ':') return false;
-    const char *v = l->p + n + 1;
-    size_t vlen = l->len - n - 1;
-    while (vlen > 0 && (*v == ' ' || *v == '\t')) {
-        v++;
-        vlen--;
-    }
-    while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-        vlen--;
+    struct http_field field;
+    if (http_field_split(l->p, l->len, &field) != HTTP_FIELD_OK) return false;
+    const char *name = field.name, *v = field.value;
+    size_t n = field.name_len, vlen = field.value_len;
     if (!field_value_ok(v, vlen)) return false;
-    if (same_word(l->p, n, "content-length")) {
+    if (http_token_eq(name, n, "content-length")) {
         uint64_t len = 0;
         if (!parse_length(v, vlen, &len)) return false;
         /* Two differing lengths: which one a proxy in front believed is anyone's guess. */
         if (f->has_length && len != f->length) return false;
         f->has_length = true;
         f->length = len;
-    } else if (same_word(l->p, n, "transfer-encoding")) {
+    } else if (http_token_eq(name, n, "transfer-encoding")) {
         f->chunked_or_other = true;
-    } else if (same_word(l->p, n, "connection")) {
+    } else if (http_token_eq(name, n, "connection")) {
         parse_connection(v, vlen, f);
-    } else if (same_word(l->p, n, "host")) {
+    } else if (http_token_eq(name, n, "host")) {
         f->hosts++;
-    } else if (same_word(l->p, n, "expect")) {
-        f->expect_continue = same_word(v, vlen, "100-continue");
+    } else if (http_token_eq(name, n, "expect")) {
+        f->expect_continue = http_token_eq(v, vlen, "100-continue");
     }
     return true;
 }

@@ -6,8 +6,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
+#include "http_syntax.h"
 #include "integrity.h"
 #include "text.h"
 
@@ -147,40 +147,10 @@ __attribute__((format(printf, 2, 3))) static enum ws_hs_result refuse(struct ws_
 
 #define CONTINUE (-1) /* internal: the line was fine, read the next */
 
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-/* The characters of a token (RFC 9110, 5.6.2). */
-static bool is_tchar(char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c)) return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool equals_nocase(const char *s, size_t n, const char *word)
-{
-    return strlen(word) == n && strncasecmp(s, word, n) == 0;
-}
-
-/* A CR or NUL inside a line could make something else on the path read other fields. */
-static bool clean(const char *s, size_t n)
-{
-    return n == 0 || (!memchr(s, '\r', n) && !memchr(s, '\0', n));
-}
-
 static int status_line(struct ws_handshake *h, const char *s, size_t n)
 {
-    if (n < 12 || memcmp(s, "HTTP/1.", 7) != 0 || !is_digit(s[7]) || s[8] != ' ' ||
-        !is_digit(s[9]) || !is_digit(s[10]) || !is_digit(s[11]) || (n > 12 && s[12] != ' '))
+    if (!http_status_line(s, n, NULL, &h->status))
         return refuse(h, "malformed status line from the WebSocket endpoint");
-    h->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
     if (h->status != 101) {
         /* The codes a person can act on get a hint; the rest speak for themselves. */
         const char *hint = h->status == 401 || h->status == 403  ? " (credentials refused)"
@@ -190,24 +160,6 @@ static int status_line(struct ws_handshake *h, const char *s, size_t n)
     }
     h->state = HS_FIELDS;
     return CONTINUE;
-}
-
-/* Whether the comma-separated list v holds the token word. */
-static bool list_has(const char *v, size_t n, const char *word)
-{
-    size_t i = 0;
-    while (i < n) {
-        size_t start = i;
-        while (i < n && v[i] != ',')
-            i++;
-        size_t end = i++;
-        while (start < end && is_ows(v[start]))
-            start++;
-        while (end > start && is_ows(v[end - 1]))
-            end--;
-        if (equals_nocase(v + start, end - start, word)) return true;
-    }
-    return false;
 }
 
 static int accept_field(struct ws_handshake *h, const char *v, size_t n)
@@ -222,39 +174,44 @@ static int accept_field(struct ws_handshake *h, const char *v, size_t n)
     return CONTINUE;
 }
 
-/* RFC 6455, 4.1, steps 2 to 6 of what a client checks, one field at a time. */
-static int field_line(struct ws_handshake *h, const char *s, size_t n)
+/* A line that http_field_split() did not take for a field of its own. */
+static int not_a_field(struct ws_handshake *h, enum http_field_result got)
 {
-    if (is_ows(s[0])) {
+    switch (got) {
+    case HTTP_FIELD_FOLDED:
         /* obs-fold: harmless after a field we ignore, ambiguous after one we check. */
         if (!(h->seen & LAST_IGNORED)) return refuse(h, "folded header field in the handshake");
         return CONTINUE;
+    case HTTP_FIELD_BAD_NAME:
+        return refuse(h, "malformed header field name in the handshake");
+    case HTTP_FIELD_MALFORMED:
+    default:
+        return refuse(h, "malformed header field in the handshake");
     }
-    const char *colon = memchr(s, ':', n);
-    if (!colon || colon == s) return refuse(h, "malformed header field in the handshake");
-    size_t nl = (size_t)(colon - s);
-    for (size_t i = 0; i < nl; i++)
-        if (!is_tchar(s[i])) return refuse(h, "malformed header field name in the handshake");
-    const char *v = colon + 1;
-    size_t vl = n - nl - 1;
-    while (vl > 0 && is_ows(v[0]))
-        v++, vl--;
-    while (vl > 0 && is_ows(v[vl - 1]))
-        vl--;
+}
+
+/* RFC 6455, 4.1, steps 2 to 6 of what a client checks, one field at a time. */
+static int field_line(struct ws_handshake *h, const char *s, size_t n)
+{
+    struct http_field f;
+    enum http_field_result got = http_field_split(s, n, &f);
+    if (got != HTTP_FIELD_OK) return not_a_field(h, got);
+    const char *name = f.name, *v = f.value;
+    size_t nl = f.name_len, vl = f.value_len;
     h->seen &= ~LAST_IGNORED;
-    if (equals_nocase(s, nl, "upgrade")) {
-        if (!equals_nocase(v, vl, "websocket")) return refuse(h, "Upgrade is not websocket");
+    if (http_token_eq(name, nl, "upgrade")) {
+        if (!http_token_eq(v, vl, "websocket")) return refuse(h, "Upgrade is not websocket");
         h->seen |= SEEN_UPGRADE;
-    } else if (equals_nocase(s, nl, "connection")) {
-        if (list_has(v, vl, "upgrade")) h->seen |= SEEN_CONNECTION;
-    } else if (equals_nocase(s, nl, "sec-websocket-accept")) {
+    } else if (http_token_eq(name, nl, "connection")) {
+        if (http_list_has(v, vl, "upgrade")) h->seen |= SEEN_CONNECTION;
+    } else if (http_token_eq(name, nl, "sec-websocket-accept")) {
         return accept_field(h, v, vl);
-    } else if (equals_nocase(s, nl, "sec-websocket-protocol")) {
+    } else if (http_token_eq(name, nl, "sec-websocket-protocol")) {
         if (h->seen & SEEN_PROTOCOL) return refuse(h, "repeated Sec-WebSocket-Protocol");
         if (vl != strlen(WS_SUBPROTOCOL) || memcmp(v, WS_SUBPROTOCOL, vl) != 0)
             return refuse(h, "server chose a subprotocol other than " WS_SUBPROTOCOL);
         h->seen |= SEEN_PROTOCOL;
-    } else if (equals_nocase(s, nl, "sec-websocket-extensions")) {
+    } else if (http_token_eq(name, nl, "sec-websocket-extensions")) {
         /* We offered none, so none can be in use (a compressed frame would be garbage). */
         if (vl > 0) return refuse(h, "server chose a WebSocket extension we did not offer");
     } else {
@@ -300,7 +257,9 @@ enum ws_hs_result ws_wire_handshake(struct ws_handshake *h, const char *buf, siz
         size_t n = (size_t)(lf - line);
         h->off += n + 1;
         if (n > 0 && line[n - 1] == '\r') n--;
-        if (!clean(line, n)) return refuse(h, "control character in the handshake response");
+        /* A CR or NUL inside a line could make something else on the path read other fields. */
+        if (!http_has_no_cr_nul(line, n))
+            return refuse(h, "control character in the handshake response");
         int r = h->state == HS_STATUS ? status_line(h, line, n)
                 : n == 0              ? end_of_head(h)
                                       : field_line(h, line, n);
