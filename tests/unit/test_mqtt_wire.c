@@ -3,30 +3,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "bytes.h"
 #include "mqtt_wire.h"
 #include "test.h"
-
-struct bytes {
-    const unsigned char *p;
-    size_t n;
-};
-
-/* A byte string written out in hex: B(0x20, 0x02, 0x00, 0x00). */
-#define B(...)                                                                                     \
-    ((struct bytes){(const unsigned char[]){__VA_ARGS__},                                          \
-                    sizeof((const unsigned char[]){__VA_ARGS__})})
 
 #define M 'M', 'Q', 'T', 'T'
 
 static struct buf out;
-
-static void hexdump(const char *label, const unsigned char *p, size_t n)
-{
-    fprintf(stderr, "  %s (%zu):", label, n);
-    for (size_t i = 0; i < n && i < 96; i++)
-        fprintf(stderr, " %02x", p[i]);
-    fprintf(stderr, n > 96 ? " ...\n" : "\n");
-}
 
 /* The encoder output must be exactly want; the buffer is emptied afterwards. */
 #define EXPECT_OUT(...) expect_out(__LINE__, B(__VA_ARGS__))

@@ -6,25 +6,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "bytes.h"
 #include "test.h"
 #include "ws_wire.h"
-
-struct bytes {
-    const unsigned char *p;
-    size_t n;
-};
-
-#define B(...)                                                                                     \
-    ((struct bytes){(const unsigned char[]){__VA_ARGS__},                                          \
-                    sizeof((const unsigned char[]){__VA_ARGS__})})
-
-static void hexdump(const char *label, const unsigned char *p, size_t n)
-{
-    fprintf(stderr, "  %s (%zu):", label, n);
-    for (size_t i = 0; i < n && i < 64; i++)
-        fprintf(stderr, " %02x", p[i]);
-    fprintf(stderr, n > 64 ? " ...\n" : "\n");
-}
 
 #define EXPECT_BYTES(got, n, want) expect_bytes(__LINE__, got, n, want)
 static void expect_bytes(int line, const unsigned char *got, size_t n, struct bytes want)
