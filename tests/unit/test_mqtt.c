@@ -1,9 +1,10 @@
 /* test_mqtt.c: the broker link (mqtt.c) against the scripted fake broker of fake_broker.h: the
  * fallback from MQTT 5 to 3.1.1, publishes resent with DUP after a drop, the broker's Receive
  * Maximum, keep-alive, malformed packets from the broker, delivery and acknowledgement of the
- * broker's messages, and (marked for issue 15) what happens today on refusals, a DISCONNECT
- * after a publish and a Maximum Packet Size. Each test runs the client's loop in this thread
- * until the script has ended and the client has seen what it must, or a deadline passes. */
+ * broker's messages, and refusals: a PUBACK reason, a DISCONNECT after a publish and the
+ * broker's Maximum Packet Size, each refusing only its own message. Each test runs the client's
+ * loop in this thread until the script has ended and the client has seen what it must, or a
+ * deadline passes. */
 #include <stdbool.h>
 #include <stdlib.h>
 
