@@ -11,6 +11,7 @@
 
 #include "announce.h"
 #include "codec.h"
+#include "fdio.h"
 #include "integrity.h"
 #include "loop.h"
 
@@ -74,12 +75,7 @@ static int write_file(const char *path, long long size, uint64_t seed, unsigned 
             memcpy(buf + i, &r, n - i < 8 ? n - i : 8);
         }
         integrity_update(ctx, buf, n);
-        for (size_t off = 0; off < n;) {
-            ssize_t w = write(fd, buf + off, n - off);
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) goto fail;
-            off += (size_t)w;
-        }
+        if (fdio_write_all(fd, buf, n) < 0) goto fail;
         done += (long long)n;
     }
     if (close(fd) != 0) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "byteorder.h"
+#include "fdio.h"
 #include "hash.h"
 #include "log.h"
 
@@ -375,19 +376,6 @@ static enum wm_err derive_paths(const char *path, char *tmp, char *dir)
     return WM_OK;
 }
 
-static bool write_full(int fd, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return false;
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 /* Reads up to len bytes; returns how many (fewer only at the end of the file), -1 on error. */
 static ssize_t read_full(int fd, void *data, size_t len)
 {
@@ -452,11 +440,11 @@ static bool write_entries(const struct seen *s, int fd)
         le32_write(buf + n * ENTRY_SIZE + 8, e->expiry);
         if (++n < IO_ENTRIES) continue;
         hasher_update(&hs, buf, n * ENTRY_SIZE);
-        if (!write_full(fd, buf, n * ENTRY_SIZE)) return false;
+        if (fdio_write_all(fd, buf, n * ENTRY_SIZE) < 0) return false;
         n = 0;
     }
     hasher_update(&hs, buf, n * ENTRY_SIZE);
-    if (!write_full(fd, buf, n * ENTRY_SIZE)) return false;
+    if (fdio_write_all(fd, buf, n * ENTRY_SIZE) < 0) return false;
     le64_write(h + 32, hasher_final(&hs));
     return pwrite(fd, h, HEADER_SIZE, 0) == (ssize_t)HEADER_SIZE;
 }

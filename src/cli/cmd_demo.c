@@ -25,6 +25,7 @@
 
 #include "broker_conf.h"
 #include "cli.h"
+#include "fdio.h"
 #include "fetch.h"
 #include "mqtt_wire.h"
 #include "options.h"
@@ -119,18 +120,8 @@ static bool write_file(const char *path, const void *data, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return false;
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            close(fd);
-            return false;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return close(fd) == 0;
+    bool written = fdio_write_all(fd, data, len) >= 0;
+    return close(fd) == 0 && written;
 }
 
 /* mkdir -p for the parents of path (path itself excluded). */
