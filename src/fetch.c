@@ -966,7 +966,7 @@ static void queue_push(struct fetcher *f, struct transfer *t)
 static void queue_insert_after(struct fetcher *f, struct transfer *prev, struct transfer *t)
 {
     struct host *h = t->h;
-    DLIST_INSERT_AFTER(h->queue_head, h->queue_tail, prev, t, q_next, q_prev);
+    DLIST_INSERT_AFTER_TAILED(h->queue_head, h->queue_tail, prev, t, q_next, q_prev);
     if (!h->wait_next) wait_ring_add(f, h);
 }
 

@@ -18,6 +18,18 @@
         (head) = (e);                                                                              \
     } while (0)
 
+/* Puts e right after `after`, an element of the list, or first when after is NULL. */
+#define DLIST_INSERT_AFTER(head, after, e, nx, pv)                                                 \
+    do {                                                                                           \
+        (e)->pv = (after);                                                                         \
+        (e)->nx = (after) ? (after)->nx : (head);                                                  \
+        if ((e)->nx) (e)->nx->pv = (e);                                                            \
+        if (after)                                                                                 \
+            (after)->nx = (e);                                                                     \
+        else                                                                                       \
+            (head) = (e);                                                                          \
+    } while (0)
+
 /* Takes e out of the list and clears its links. */
 #define DLIST_REMOVE(head, e, nx, pv)                                                              \
     do {                                                                                           \
@@ -32,7 +44,7 @@
 /* ---- lists that also keep their last element in tail ---- */
 
 /* Puts e right after `after`, an element of the list, or first when after is NULL. */
-#define DLIST_INSERT_AFTER(head, tail, after, e, nx, pv)                                           \
+#define DLIST_INSERT_AFTER_TAILED(head, tail, after, e, nx, pv)                                    \
     do {                                                                                           \
         (e)->pv = (after);                                                                         \
         (e)->nx = (after) ? (after)->nx : (head);                                                  \

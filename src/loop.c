@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "list.h"
 #include "log.h"
 
 struct watch {
@@ -162,26 +163,17 @@ void loop_timer_start(struct loop *l, struct loop_timer *t, int64_t delay_ms, lo
     t->arg = arg;
     t->start = ++l->timer_starts;
     t->active = true;
-    struct loop_timer **pos = &l->timers, *prev = NULL;
-    while (*pos && (*pos)->due_ms <= t->due_ms) {
-        prev = *pos;
-        pos = &(*pos)->next;
-    }
-    t->prev = prev;
-    t->next = *pos;
-    if (t->next) t->next->prev = t;
-    *pos = t;
+    /* After every timer due at the same time or earlier: equal times fire in start order. */
+    struct loop_timer *after = NULL;
+    for (struct loop_timer *n = l->timers; n && n->due_ms <= t->due_ms; n = n->next)
+        after = n;
+    DLIST_INSERT_AFTER(l->timers, after, t, next, prev);
 }
 
 void loop_timer_stop(struct loop *l, struct loop_timer *t)
 {
     if (!l || !t || !t->active) return;
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        l->timers = t->next;
-    if (t->next) t->next->prev = t->prev;
-    t->prev = t->next = NULL;
+    DLIST_REMOVE(l->timers, t, next, prev);
     t->active = false;
 }
 

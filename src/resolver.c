@@ -20,6 +20,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "list.h"
 #include "log.h"
 #include "loop.h"
 #include "thread.h"
@@ -243,9 +244,7 @@ static void answer_waiters(struct resolver_lookup *lk, const struct resolver_ans
 {
     struct resolver_query *q;
     while ((q = lk->waiters)) {
-        lk->waiters = q->next;
-        if (lk->waiters) lk->waiters->prev = NULL;
-        q->next = q->prev = NULL;
+        DLIST_REMOVE(lk->waiters, q, next, prev);
         q->lookup = NULL;
         struct resolver_answer mine = *a;
         set_port(&mine, q->port);
@@ -343,10 +342,7 @@ bool resolver_resolve(struct resolver *r, struct resolver_query *q, const char *
     q->port = port;
     q->fn = fn;
     q->arg = arg;
-    q->prev = NULL;
-    q->next = lk->waiters;
-    if (lk->waiters) lk->waiters->prev = q;
-    lk->waiters = q;
+    DLIST_PUSH(lk->waiters, q, next, prev);
     return false;
 }
 
@@ -354,12 +350,7 @@ void resolver_cancel(struct resolver *r, struct resolver_query *q)
 {
     (void)r;
     if (!q || !q->lookup) return;
-    if (q->prev)
-        q->prev->next = q->next;
-    else
-        q->lookup->waiters = q->next;
-    if (q->next) q->next->prev = q->prev;
-    q->next = q->prev = NULL;
+    DLIST_REMOVE(q->lookup->waiters, q, next, prev);
     q->lookup = NULL;
 }
 

@@ -45,20 +45,38 @@ int main(void)
     DLIST_REMOVE(head, e, next, prev); /* the last one */
     ASSERT_TRUE(head == NULL);
 
+    /* Insertion after an element, without a tail: an empty list, the head, the end, the middle. */
+    struct item *after = NULL;
+    DLIST_INSERT_AFTER(head, after, &a, next, prev);
+    ASSERT_EQ_STR(walk(head, NULL, 0), "a");
+    DLIST_INSERT_AFTER(head, after, &b, next, prev);
+    ASSERT_EQ_STR(walk(head, NULL, 0), "ba");
+    after = &a;
+    DLIST_INSERT_AFTER(head, after, &c, next, prev);
+    ASSERT_EQ_STR(walk(head, NULL, 0), "bac");
+    after = &b;
+    DLIST_INSERT_AFTER(head, after, &d, next, prev);
+    ASSERT_EQ_STR(walk(head, NULL, 0), "bdac");
+    for (struct item *i = head; (e = i);) {
+        i = i->next;
+        DLIST_REMOVE(head, e, next, prev);
+    }
+    ASSERT_TRUE(head == NULL && d.next == NULL && d.prev == NULL);
+
     struct item *qh = NULL, *qt = NULL;
     DLIST_APPEND(qh, qt, &a, q_next, q_prev);
     DLIST_APPEND(qh, qt, &b, q_next, q_prev);
     ASSERT_EQ_STR(walk(qh, qt, 1), "ab");
     struct item *none = NULL;
-    DLIST_INSERT_AFTER(qh, qt, none, &c, q_next, q_prev); /* at the head */
+    DLIST_INSERT_AFTER_TAILED(qh, qt, none, &c, q_next, q_prev); /* at the head */
     ASSERT_EQ_STR(walk(qh, qt, 1), "cab");
     e = &b;
-    DLIST_INSERT_AFTER(qh, qt, e, &d, q_next, q_prev); /* after the tail */
+    DLIST_INSERT_AFTER_TAILED(qh, qt, e, &d, q_next, q_prev); /* after the tail */
     ASSERT_EQ_STR(walk(qh, qt, 1), "cabd");
     e = &d;
     DLIST_REMOVE_TAILED(qh, qt, e, q_next, q_prev);
     e = &a;
-    DLIST_INSERT_AFTER(qh, qt, e, &d, q_next, q_prev); /* in the middle */
+    DLIST_INSERT_AFTER_TAILED(qh, qt, e, &d, q_next, q_prev); /* in the middle */
     ASSERT_EQ_STR(walk(qh, qt, 1), "cadb");
     e = &b;
     DLIST_REMOVE_TAILED(qh, qt, e, q_next, q_prev); /* the tail */
