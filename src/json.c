@@ -333,16 +333,8 @@ static int32_t hex4(const unsigned char *s, const unsigned char *end)
     if (end - s < 4) return -1;
     int32_t v = 0;
     for (int i = 0; i < 4; i++) {
-        unsigned char c = s[i];
-        int32_t d;
-        if (is_digit(c))
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            d = c - 'A' + 10;
-        else
-            return -1;
+        int d = text_hex_digit(s[i]);
+        if (d < 0) return -1;
         v = v * 16 + d;
     }
     return v;
