@@ -56,7 +56,10 @@ TEST_NAME=$(basename "$0" .sh)
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/wmesh-$TEST_NAME.XXXXXX")
 PIDS=""       # every process started here, in start order
-USED_PORTS="" # ports handed out by free_port, never handed out twice
+# The ports free_port handed out, one a line, never handed out twice: a file, as most callers
+# run it in a command substitution, whose variables are lost.
+USED_PORTS=$T/.ports
+: >"$USED_PORTS"
 
 # ---------------------------------------------------------------------------------------------
 # Processes and clean-up
@@ -215,9 +218,9 @@ free_port() {
     while [ "$tries" -lt 200 ]; do
         port=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 10000)))
         tries=$((tries + 1))
-        case " $USED_PORTS " in *" $port "*) continue ;; esac
+        grep -qxF "$port" "$USED_PORTS" && continue
         port_in_use "$port" && continue
-        USED_PORTS="$USED_PORTS $port"
+        echo "$port" >>"$USED_PORTS"
         echo "$port"
         return 0
     done
