@@ -128,9 +128,13 @@ $(BUILD)/tools/%.so: tests/tools/%.c
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
+# TESTS="30 34" runs some of the integration tests; TEST_JOBS=2 runs two at once
+# (tests/integration/README.md).
+TEST_JOBS ?= 1
+
 integration: $(PROG) $(TOOLS)
-	@WMESH=$(abspath $(PROG)) WMESH_TOOLS=$(abspath $(BUILD)/tools) \
-	    sh tests/integration/run.sh $(TESTS)
+	@WMESH=$(abspath $(PROG)) WMESH_TOOLS=$(abspath $(BUILD)/tools) TEST_JOBS=$(TEST_JOBS) \
+	    bash tests/integration/run.sh $(TESTS)
 
 _check: $(PROG) unit integration fuzz-smoke
 	@$(MAKE) --no-print-directory TORTURE=1 _torture TORTURE_SAMPLE=$(TORTURE_CHECK_SAMPLE)

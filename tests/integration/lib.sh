@@ -56,7 +56,10 @@ TEST_NAME=$(basename "$0" .sh)
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/wmesh-$TEST_NAME.XXXXXX")
 PIDS=""       # every process started here, in start order
-USED_PORTS="" # ports handed out by free_port, never handed out twice
+# The ports free_port handed out, one a line, never handed out twice: a file, as most callers
+# run it in a command substitution, whose variables are lost.
+USED_PORTS=$T/.ports
+: >"$USED_PORTS"
 
 # ---------------------------------------------------------------------------------------------
 # Processes and clean-up
@@ -208,16 +211,25 @@ port_in_use() {
 # Ports come from below the kernel's ephemeral range (ip_local_port_range), where no outgoing
 # connection takes one: a port handed out here could otherwise be taken, while its server
 # restarts, by some client's connection (the restarting peer's own among them).
+# TEST_PORT_SLOT=I/N (run.sh sets it for tests that run side by side) narrows that range to its
+# I-th of N shares: two tests running at once never draw the same port between pick and bind.
 free_port() {
-    local port tries=0 low=32768
+    local port tries=0 low=32768 base=10000 span slot=${TEST_PORT_SLOT:-1/1} i=0 n=0
     read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
     [ "$low" -gt 11024 ] || low=32768
+    if [[ $slot =~ ^([1-9][0-9]?)/([1-9][0-9]?)$ ]]; then
+        i=${BASH_REMATCH[1]}
+        n=${BASH_REMATCH[2]}
+    fi
+    ((i >= 1 && i <= n)) || fail "TEST_PORT_SLOT is '$slot', not I/N (1 <= I <= N < 100)"
+    span=$(((low - base) / n))
+    base=$((base + (i - 1) * span))
     while [ "$tries" -lt 200 ]; do
-        port=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 10000)))
+        port=$((base + (RANDOM * 32768 + RANDOM) % span))
         tries=$((tries + 1))
-        case " $USED_PORTS " in *" $port "*) continue ;; esac
+        grep -qxF "$port" "$USED_PORTS" && continue
         port_in_use "$port" && continue
-        USED_PORTS="$USED_PORTS $port"
+        echo "$port" >>"$USED_PORTS"
         echo "$port"
         return 0
     done
