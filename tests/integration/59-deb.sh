@@ -2,8 +2,8 @@
 # 59-deb.sh: `make deb` builds build/wmesh_VERSION_ARCH.deb (reused when newer than every source
 # file) and writes nothing into the repository's parent directory; extracted with dpkg-deb -x
 # into a temporary root (never installed on this system), the package holds the program, wmesh(1),
-# the systemd template unit, the examples and the copyright; its control file names VERSION and
-# libssl3; the unit passes systemd-analyze verify; the postinst, run in a private mount namespace
+# the systemd template unit, the examples, the copyright and the docs README points to
+# (OPERATIONS, PROTOCOL, CATCHUP); its control file names VERSION and libssl3; the unit passes systemd-analyze verify; the postinst, run in a private mount namespace
 # over copies of /etc and /var/lib, creates the user wmesh, /var/lib/wmesh and /etc/wmesh, and
 # runs again without harm, and the postrm purge removes /var/lib/wmesh; the extracted program
 # prints the version and runs examples/origin.conf (paths and broker overridden on the command
@@ -79,6 +79,11 @@ done
 for f in origin.conf relay.conf wis2-cache.conf credentials.conf mosquitto-peer.conf acl \
     wis2-broker.conf wis2-broker.acl; do
     [ -f "$EX/$f" ] || fail "the package has no example $f"
+done
+# The documents README sends operators to, compressed or not (dh_compress decides by size).
+for f in README.md OPERATIONS.md PROTOCOL.md CATCHUP.md; do
+    [ -f "$ROOT/usr/share/doc/wmesh/$f" ] || [ -f "$ROOT/usr/share/doc/wmesh/$f.gz" ] ||
+        fail "the package has no /usr/share/doc/wmesh/$f"
 done
 [ -x "$ROOT/usr/bin/wmesh" ] || fail "/usr/bin/wmesh is not executable"
 grep -qx 'ExecStart=/usr/bin/wmesh peer --config /etc/wmesh/%i.conf --name %i' "$UNIT" ||
