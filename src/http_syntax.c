@@ -91,6 +91,21 @@ enum http_field_result http_field_split(const char *line, size_t n, struct http_
     return HTTP_FIELD_OK;
 }
 
+const char *http_field_problem(enum http_field_result got)
+{
+    switch (got) {
+    case HTTP_FIELD_OK:
+        return NULL;
+    case HTTP_FIELD_FOLDED:
+        return "folded header field";
+    case HTTP_FIELD_BAD_NAME:
+        return "malformed header field name";
+    case HTTP_FIELD_MALFORMED:
+    default:
+        return "malformed header field";
+    }
+}
+
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';

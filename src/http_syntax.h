@@ -57,6 +57,11 @@ enum http_field_result {
  * on HTTP_FIELD_OK. Control characters in the value are the caller's to judge. */
 enum http_field_result http_field_split(const char *line, size_t n, struct http_field *out);
 
+/* What is wrong with a line of that result, for an error message: "folded header field",
+ * "malformed header field name" or "malformed header field"; NULL for HTTP_FIELD_OK. A static
+ * string. */
+const char *http_field_problem(enum http_field_result got);
+
 /* Whether s[0..n) is an HTTP/1.x status line: "HTTP/1.x NNN", then nothing, or a space and a
  * reason phrase of any bytes. On true, *minor gets x and *status NNN (0 to 999: which codes make
  * sense is the caller's call); either pointer may be NULL. On false neither is written. */

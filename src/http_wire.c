@@ -204,29 +204,15 @@ static enum field field_of(const char *name, size_t n)
     }
 }
 
-/* A head line that http_field_split() did not take for a field of its own. */
-static int not_a_field(struct http_response *r, enum http_field_result got)
-{
-    switch (got) {
-    case HTTP_FIELD_FOLDED:
-        /* obs-fold: harmless after a field we ignore, ambiguous after one we interpret. */
-        if (!(r->fields & F_FOLDABLE)) return fail(r, "folded header field");
-        return CONTINUE;
-    case HTTP_FIELD_BAD_NAME:
-        return fail(r, "malformed header field name");
-    case HTTP_FIELD_MALFORMED:
-    default:
-        return fail(r, "malformed header field");
-    }
-}
-
 static int field_line(struct http_response *r, const char *s, size_t n, const char **data,
                       size_t *dlen)
 {
     if (n == 0) return end_of_head(r);
     struct http_field f;
     enum http_field_result got = http_field_split(s, n, &f);
-    if (got != HTTP_FIELD_OK) return not_a_field(r, got);
+    /* obs-fold: harmless after a field we ignore, ambiguous after one we interpret. */
+    if (got == HTTP_FIELD_FOLDED && (r->fields & F_FOLDABLE)) return CONTINUE;
+    if (got != HTTP_FIELD_OK) return fail(r, http_field_problem(got));
     enum field kind = field_of(f.name, f.name_len);
     r->fields &= ~F_FOLDABLE;
     if (kind == FIELD_OTHER) {

@@ -174,28 +174,14 @@ static int accept_field(struct ws_handshake *h, const char *v, size_t n)
     return CONTINUE;
 }
 
-/* A line that http_field_split() did not take for a field of its own. */
-static int not_a_field(struct ws_handshake *h, enum http_field_result got)
-{
-    switch (got) {
-    case HTTP_FIELD_FOLDED:
-        /* obs-fold: harmless after a field we ignore, ambiguous after one we check. */
-        if (!(h->seen & LAST_IGNORED)) return refuse(h, "folded header field in the handshake");
-        return CONTINUE;
-    case HTTP_FIELD_BAD_NAME:
-        return refuse(h, "malformed header field name in the handshake");
-    case HTTP_FIELD_MALFORMED:
-    default:
-        return refuse(h, "malformed header field in the handshake");
-    }
-}
-
 /* RFC 6455, 4.1, steps 2 to 6 of what a client checks, one field at a time. */
 static int field_line(struct ws_handshake *h, const char *s, size_t n)
 {
     struct http_field f;
     enum http_field_result got = http_field_split(s, n, &f);
-    if (got != HTTP_FIELD_OK) return not_a_field(h, got);
+    /* obs-fold: harmless after a field we ignore, ambiguous after one we check. */
+    if (got == HTTP_FIELD_FOLDED && (h->seen & LAST_IGNORED)) return CONTINUE;
+    if (got != HTTP_FIELD_OK) return refuse(h, "%s in the handshake", http_field_problem(got));
     const char *name = f.name, *v = f.value;
     size_t nl = f.name_len, vl = f.value_len;
     h->seen &= ~LAST_IGNORED;

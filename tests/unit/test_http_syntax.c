@@ -173,6 +173,12 @@ static void test_field_split(void)
 
     /* Only n bytes are split: the colon after them does not count. */
     ASSERT_EQ_INT(http_field_split("Host: x", 4, &f), HTTP_FIELD_MALFORMED);
+
+    /* The words the parsers put in their errors, one per result. */
+    ASSERT_TRUE(http_field_problem(HTTP_FIELD_OK) == NULL);
+    ASSERT_EQ_STR(http_field_problem(HTTP_FIELD_FOLDED), "folded header field");
+    ASSERT_EQ_STR(http_field_problem(HTTP_FIELD_BAD_NAME), "malformed header field name");
+    ASSERT_EQ_STR(http_field_problem(HTTP_FIELD_MALFORMED), "malformed header field");
 }
 
 static void test_status_line(void)
